@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes, documented by `sortie help exit-codes`.
+const (
+	ExitOK         = 0 // success; for `deploy start` without --watch: accepted
+	ExitFailure    = 1 // an error, or a deployment that did not succeed
+	ExitUsage      = 2 // the command line was wrong
+	ExitInProgress = 3 // another deployment of this application is in flight
+)
+
+// ExitError carries the exit code a command wants. Its message has already
+// been printed when Silent is true.
+type ExitError struct {
+	Code   int
+	Err    error
+	Silent bool
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageError marks an error in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// exitCode is the one place that maps an error to an exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return ExitUsage
+	}
+	return ExitFailure
+}

@@ -1,0 +1,19 @@
+// Command sortie is the one binary of Sortie: the server, the agent and the
+// command-line verbs. It only builds the root command and exits with its code.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sortie-cd/sortie/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], cli.SystemStreams())
+	stop()
+	os.Exit(code)
+}
