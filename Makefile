@@ -1,0 +1,51 @@
+# Sortie's two commands for a fresh machine are `make demo` and `make test`.
+GO        ?= go
+BIN       := $(CURDIR)/bin
+LOCALKUBE := $(BIN)/localkube
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build test test-short kube-bin cluster-up cluster-down demo vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sortie ./cmd/sortie
+
+$(LOCALKUBE): $(shell find localkube cmd/localkube -name '*.go' 2>/dev/null) go.mod go.sum
+	$(GO) build -o $(LOCALKUBE) ./cmd/localkube
+
+# Builds the local Kubernetes control plane from the Go module proxy into
+# ~/.cache/sortie/kube/ the first time (several minutes); later runs reuse it.
+kube-bin: $(LOCALKUBE)
+	@$(LOCALKUBE) build >/dev/null
+
+# Every test, the real-cluster ones included.
+test: kube-bin vet
+	$(GO) test -timeout 30m -count=1 ./...
+
+# Only the tests that need no cluster.
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+cluster-up: $(LOCALKUBE)
+	@$(LOCALKUBE) up
+
+cluster-down: $(LOCALKUBE)
+	@$(LOCALKUBE) down
+
+demo: build cluster-up
+	@echo
+	@echo "A local Kubernetes cluster is running (simulated pods, real control plane)."
+	@echo "  kubectl:     $$($(LOCALKUBE) build)/kubectl --kubeconfig $$($(LOCALKUBE) up | cut -d= -f2) get nodes"
+	@echo "  validate:    $(BIN)/sortie validate -f ../shared/examples/canary-basic.yml"
+	@echo "  plan:        $(BIN)/sortie deploy plan -f ../shared/examples/canary-basic.yml"
+	@echo "  stop it:     make cluster-down"
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

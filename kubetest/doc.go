@@ -1,0 +1,8 @@
+// Package kubetest gives tests a real Kubernetes cluster: one local control
+// plane (package localkube) per test binary, started by Main from TestMain,
+// and a fresh namespace per test.
+//
+// It prints the components' logs when a test fails and leaves no process
+// behind, even when the test binary panics or times out (the components die
+// with it). It must only be imported from _test.go files.
+package kubetest
