@@ -18,8 +18,8 @@ import (
 // pki holds the files of a cluster's throwaway certificate authority.
 type pki struct {
 	CACert, ServingCert, ServingKey, SAKey, SAPub string
-	CAPEM                                        []byte
-	Token                                        string
+	CAPEM                                         []byte
+	Token                                         string
 }
 
 func writePKI(dir string) (pki, error) {
