@@ -151,10 +151,7 @@ func (e *engine) cancel(ev Cancel) error {
 		t := &e.s.Targets[i]
 		switch {
 		case t.Status == StatusQueued:
-			for j := range t.Steps {
-				e.endStep(&t.Steps[j], StatusCancelled, "")
-			}
-			e.endTarget(t, StatusCancelled, reason)
+			e.cancelTarget(t, reason)
 		case t.Status.Active() && t.Rollback == nil:
 			e.stopTarget(t, reason, true)
 		}

@@ -69,7 +69,7 @@ func (e *engine) expire() {
 			if r.Status.Active() && due(r.Deadline, e.now) {
 				e.retire(r.CommandID)
 				e.endStep(r, StatusFailed, fmt.Sprintf("not done within %s", e.s.Spec.timeout()))
-				e.endTarget(t, StatusFailed, t.Message+"; rollback did not finish within "+e.s.Spec.timeout().String())
+				e.endTarget(t, StatusFailed, t.failure()+"; rollback did not finish within "+e.s.Spec.timeout().String())
 			}
 			continue
 		}
@@ -183,7 +183,7 @@ func (e *engine) startTarget(t *TargetState) bool {
 		switch {
 		case dt == nil: // filtered out: satisfied
 		case dt.Rollback != nil || (dt.Status.Terminal() && dt.Status != StatusSucceeded):
-			e.endTarget(t, StatusCancelled, fmt.Sprintf("not started: dependency %s %s", d, outcome(dt)))
+			e.cancelTarget(t, fmt.Sprintf("not started: dependency %s %s", d, outcome(dt)))
 			return true
 		case dt.Status != StatusSucceeded:
 			return false
@@ -311,6 +311,19 @@ func (e *engine) endTarget(t *TargetState, status Status, msg string) {
 	t.Message = msg
 }
 
+// cancelTarget ends a target that has not started CANCELLED.
+func (e *engine) cancelTarget(t *TargetState, msg string) {
+	for i := range t.Steps {
+		e.endStep(&t.Steps[i], StatusCancelled, "")
+	}
+	e.endTarget(t, StatusCancelled, msg)
+}
+
+const rollingBack = "rolling back: "
+
+// failure is why a rolling-back target is rolling back.
+func (t *TargetState) failure() string { return strings.TrimPrefix(t.Message, rollingBack) }
+
 // failStep fails st and with it its target.
 func (e *engine) failStep(t *TargetState, st *StepState, msg string) {
 	e.retire(st.CommandID)
@@ -340,7 +353,7 @@ func (e *engine) stopTarget(t *TargetState, reason string, cancel bool) {
 		e.endTarget(t, StatusRolledBack, reason+" (nothing was deployed)")
 	default:
 		t.Status = StatusRunning
-		t.Message = "rolling back: " + reason
+		t.Message = rollingBack + reason
 		t.Rollback = &StepState{ID: GroupRollback, Kind: KindRollback, Group: GroupRollback, Index: -1, Status: StatusRunning, StartedAt: e.now}
 		e.emit(t, t.Rollback, Command{Kind: CmdRollback}, e.s.Spec.timeout())
 	}
@@ -367,10 +380,11 @@ func (e *engine) result(ev CommandResult) {
 	if st.Kind == KindRollback {
 		if ev.Success {
 			e.endStep(st, StatusSucceeded, ev.Message)
-			e.endTarget(t, StatusRolledBack, strings.TrimPrefix(t.Message, "rolling back: "))
+			e.endTarget(t, StatusRolledBack, t.failure())
+			t.RequestedWeight, t.AchievedWeight = 0, 0
 		} else {
 			e.endStep(st, StatusFailed, ev.Message)
-			e.endTarget(t, StatusFailed, strings.TrimPrefix(t.Message, "rolling back: ")+"; rollback failed: "+ev.Message)
+			e.endTarget(t, StatusFailed, t.failure()+"; rollback failed: "+ev.Message)
 		}
 		return
 	}

@@ -1,0 +1,286 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+)
+
+// The traces below walk every transition of DESIGN.md §3; each is compared
+// with testdata/<name>.golden (go test ./pipeline -update rewrites them).
+
+func TestTraceCanary(t *testing.T) {
+	// examples/canary-basic.yml
+	r := newTrace(t, spec(target("dev", canary(weight(25), pause(30*time.Second), weight(50), approval(), weight(100)))))
+	r.do(Start{By: ci})
+	r.ok("dev", "canary/0", 25)
+	r.after(10 * time.Second).do(Tick{}) // early: nothing happens
+	r.tick()
+	r.ok("dev", "canary/2", 50)
+	r.after(time.Hour).do(Approve{Target: "dev", By: alice})
+	r.ok("dev", "canary/4", 100)
+	r.ok("dev", "finalize")
+	r.check("canary", StatusSucceeded)
+}
+
+func TestTraceEnvironments(t *testing.T) {
+	// examples/environments.yml: a chain with gates, roles and an expiring approval.
+	careful := canary(weight(10), pause(2*time.Minute), weight(50), approval())
+	s := spec(
+		target("staging", straight).after(hook("smoke-tests")),
+		target("prod-east", careful, "staging").before(expiringApproval(4*time.Hour, "Release Manager"), notify("notify")),
+		target("prod-west", careful, "staging"),
+	)
+	s.Timeout = Duration(10 * time.Minute)
+	r := newTrace(t, s)
+	r.do(Start{By: ci})
+	r.ok("staging", "canary/0", 100)
+	r.ok("staging", "finalize")
+	r.after(time.Second).ok("staging", "afterDeployment/0")
+	r.refuse(Approve{Target: "staging", By: alice}, CodeConflict, "nothing in target staging is awaiting approval")
+	r.callback("staging", "afterDeployment/0", true, "smoke tests **passed**")
+	r.refuse(Approve{Target: "prod-east", Step: "beforeDeployment/0", By: alice}, CodeForbidden, "requires one of the roles Release Manager; alice holds deployer")
+	r.ok("prod-west", "canary/0", 10)
+	r.after(30*time.Second).do(Skip{Target: "prod-west", By: alice})
+	r.ok("prod-east", "beforeDeployment/1")
+	r.after(time.Minute).do(Approve{Target: "prod-east", Step: "beforeDeployment/0", By: bob})
+	r.ok("prod-west", "canary/2", 50)
+	r.ok("prod-east", "canary/0", 10)
+	r.refuse(Skip{Target: "prod-west", By: alice}, CodeConflict, "nothing in target prod-west is a running timed pause")
+	r.do(Approve{By: alice}) // the only approval pending in the pipeline
+	r.ok("prod-west", "finalize")
+	r.tick()
+	r.ok("prod-east", "canary/2", 48)
+	r.do(Approve{By: admin})
+	r.ok("prod-east", "finalize")
+	r.check("environments", StatusSucceeded)
+}
+
+func TestTraceFanInFailure(t *testing.T) {
+	// A failing target rolls back and cancels what depends on it,
+	// transitively, but not an independent branch.
+	r := newTrace(t, spec(
+		target("dev", straight),
+		target("staging", canary(weight(50)), "dev"),
+		target("infosec", straight, "dev"),
+		target("prod", straight, "staging", "infosec"),
+		target("prod-eu", straight, "prod"),
+		target("sandbox", canary(weight(20), pause(time.Minute))),
+	))
+	r.do(Start{By: ci})
+	r.ok("dev", "canary/0", 100)
+	r.ok("sandbox", "canary/0", 25)
+	r.ok("dev", "finalize")
+	r.fail("staging", "canary/0", "apply: Deployment web: spec.replicas: Invalid value: -1")
+	r.ok("infosec", "canary/0", 100)
+	r.ok("staging", "rollback")
+	r.ok("infosec", "finalize")
+	r.tick()
+	r.ok("sandbox", "finalize")
+	r.check("fan_in_failure", StatusFailed)
+}
+
+func TestTraceBlueGreen(t *testing.T) {
+	// examples/blue-green.yml
+	r := newTrace(t, spec(target("prod", blueGreen(
+		[]Step{approval(), analysis("", "")},
+		[]Step{pause(15 * time.Minute)},
+	))))
+	r.do(Start{By: ci})
+	r.ok("prod", "deployPreview")
+	r.ok("prod", "redirectTrafficAfter/1")
+	r.after(time.Minute).do(Approve{Target: "prod", By: alice})
+	r.ok("prod", "redirectActive")
+	r.do(Rollback{Target: "prod", By: alice, Reason: "errors in the logs"})
+	r.ok("prod", "rollback")
+	r.check("blue_green_rollback", StatusFailed)
+}
+
+func TestTraceBlueGreenSucceeds(t *testing.T) {
+	r := newTrace(t, spec(target("prod", blueGreen(
+		[]Step{approval(), analysis("", "")},
+		[]Step{pause(15 * time.Minute), hook("check-logs")},
+	))))
+	r.do(Start{By: ci})
+	r.ok("prod", "deployPreview")
+	r.do(Approve{Target: "prod", By: alice})
+	r.ok("prod", "redirectTrafficAfter/1")
+	r.ok("prod", "redirectActive")
+	r.ok("prod", "shutDownOldVersionAfter/1")
+	r.callback("prod", "shutDownOldVersionAfter/1", true, "logs clean")
+	r.tick()
+	r.ok("prod", "finalize")
+	r.check("blue_green", StatusSucceeded)
+}
+
+func TestTraceReadinessTimeoutAndFailedRollback(t *testing.T) {
+	r := newTrace(t, spec(target("prod", canary(weight(50)))))
+	r.do(Start{By: ci})
+	r.after(29 * time.Minute).do(Tick{})
+	r.tick() // 30 min: pods not Ready
+	r.do(CommandResult{CommandID: "p1/prod/canary/0", Success: true, AchievedWeight: 50}) // too late: ignored
+	r.fail("prod", "rollback", "agent prod-cluster: connection lost")
+	r.check("readiness_timeout", StatusFailed)
+}
+
+func TestTraceRollbackTimeout(t *testing.T) {
+	r := newTrace(t, spec(target("prod", canary(weight(50)))))
+	r.do(Start{By: ci})
+	r.fail("prod", "canary/0", "image pull failed")
+	r.tick()
+	r.check("rollback_timeout", StatusFailed)
+}
+
+func TestTraceApprovalExpires(t *testing.T) {
+	r := newTrace(t, spec(
+		target("staging", canary(weight(20), expiringApproval(time.Hour))),
+		target("prod", straight, "staging"),
+	))
+	r.do(Start{By: ci})
+	r.ok("staging", "canary/0", 20)
+	// Sent after the expiration, the approval finds the step already failed.
+	r.after(2*time.Hour).refuse(Approve{Target: "staging", By: alice}, CodeConflict, "nothing in target staging is awaiting approval")
+	r.do(Tick{})
+	r.ok("staging", "rollback")
+	r.check("approval_expired", StatusFailed)
+}
+
+func TestTraceBeforeGateFailsBeforeDeploying(t *testing.T) {
+	r := newTrace(t, spec(
+		target("prod", straight).before(hook("change-ticket"), pause(time.Minute)),
+		target("dr", straight, "prod"),
+	))
+	r.do(Start{By: ci})
+	r.fail("prod", "beforeDeployment/0", "HTTP 500 after 3 attempts")
+	r.check("before_gate_fails", StatusFailed)
+}
+
+func TestTraceAfterDeploymentFailure(t *testing.T) {
+	// afterDeployment failure: no rollback, the target FAILED, dependants
+	// CANCELLED.
+	r := newTrace(t, spec(
+		target("staging", straight).after(hook("integration-tests"), pause(time.Hour)),
+		target("prod", straight, "staging"),
+	))
+	r.do(Start{By: ci})
+	r.ok("staging", "canary/0", 100)
+	r.ok("staging", "finalize")
+	r.refuse(Rollback{Target: "staging", By: alice}, CodeConflict, "already promoted")
+	r.ok("staging", "afterDeployment/0")
+	r.callback("staging", "afterDeployment/0", false, "3 tests failed")
+	r.refuse(WebhookCallback{CommandID: "p1/staging/afterDeployment/0", Success: true, By: webhook}, CodeConflict, "has ended (it is FAILED)")
+	r.check("after_deployment_failure", StatusFailed)
+}
+
+func TestTraceWebhooks(t *testing.T) {
+	s := spec(target("prod", canary(weight(10), hook("fast"), hook("slow"), hook("silent"))))
+	s.Targets[0].Strategy.Canary.Steps[3].RunWebhook.CallbackTimeout = Duration(5 * time.Minute)
+	r := newTrace(t, s)
+	r.do(Start{By: ci})
+	r.ok("prod", "canary/0", 10)
+	// The callback overtakes the executor's report of the call.
+	r.callback("prod", "canary/1", true, "done")
+	r.do(CommandResult{CommandID: "p1/prod/canary/1", Success: true}) // stale: ignored
+	r.ok("prod", "canary/2")
+	r.refuse(WebhookCallback{CommandID: "p1/prod/nope", By: webhook}, CodeNotFound, `no webhook call "p1/prod/nope"`)
+	r.callback("prod", "canary/2", true, "")
+	r.ok("prod", "canary/3")
+	r.tick() // no callback within 5m
+	r.ok("prod", "rollback")
+	r.check("webhooks", StatusFailed)
+}
+
+func TestTraceAnalysis(t *testing.T) {
+	r := newTrace(t, spec(
+		target("auto", canary(weight(10), analysis("", ""), analysis("", ""))),
+		target("manual", canary(weight(10), analysis(ModeManual, ModeManual), analysis(ModeManual, ""))),
+	))
+	r.do(Start{By: ci})
+	r.ok("auto", "canary/0", 10)
+	r.ok("manual", "canary/0", 10)
+	r.ok("auto", "canary/1")
+	r.do(CommandResult{CommandID: r.command("manual", "canary/1").ID, Success: true, Message: "error-ratio 0.001"})
+	r.do(Approve{Target: "manual", By: alice})
+	r.fail("manual", "canary/2", "error-ratio 0.2 > 0.01")
+	r.do(Approve{Target: "manual", Step: "canary/2", By: alice})
+	r.fail("auto", "canary/2", "error-ratio 0.2 > 0.01")
+	r.ok("auto", "rollback")
+	r.ok("manual", "finalize")
+	r.check("analysis", StatusFailed)
+}
+
+func TestTraceAnalysisManualRollback(t *testing.T) {
+	r := newTrace(t, spec(target("prod", canary(weight(10), analysis(ModeManual, "")))))
+	r.do(Start{By: ci})
+	r.ok("prod", "canary/0", 10)
+	r.fail("prod", "canary/1", "p95 0.9s > 0.4s")
+	r.do(Rollback{Target: "prod", By: alice})
+	r.refuse(Rollback{Target: "prod", By: alice}, CodeConflict, "already rolling back")
+	r.ok("prod", "rollback")
+	r.check("analysis_manual_rollback", StatusFailed)
+}
+
+func TestTraceCancel(t *testing.T) {
+	r := newTrace(t, spec(
+		target("dev", canary(weight(50), pause(time.Hour))),
+		target("gated", straight).before(approval()),
+		target("staging", straight, "dev"),
+		target("finished", straight).after(pause(time.Hour)),
+	))
+	r.do(Start{By: ci})
+	r.ok("dev", "canary/0", 50)
+	r.ok("finished", "canary/0", 100)
+	r.ok("finished", "finalize")
+	r.do(Cancel{By: alice, Reason: "wrong image"})
+	r.refuse(Cancel{By: alice}, CodeConflict, "already being cancelled")
+	r.refuse(Approve{Target: "gated", By: alice}, CodeConflict, "nothing in target gated is awaiting approval")
+	r.ok("dev", "rollback")
+	r.refuse(Cancel{By: alice}, CodeConflict, "has ended (it is CANCELLED)")
+	r.check("cancel", StatusCancelled)
+}
+
+func TestTraceCancelQueued(t *testing.T) {
+	r := newTrace(t, spec(target("dev", straight)))
+	r.do(Cancel{By: ci, Reason: "replaced by pipeline p2"})
+	r.refuse(Start{By: ci}, CodeConflict, "has already started (it is CANCELLED)")
+	r.check("cancel_queued", StatusCancelled)
+}
+
+func TestTraceFirstDeployment(t *testing.T) {
+	// Straight to 100 %, gates still apply.
+	r := newTrace(t, spec(
+		target("prod", canary(weight(10), approval())).before(approval()).after(notify("chat")).first(),
+	))
+	r.do(Start{By: ci})
+	r.do(Approve{Target: "prod", By: alice})
+	r.ok("prod", "finalize")
+	r.ok("prod", "afterDeployment/0")
+	r.check("first_deployment", StatusSucceeded)
+}
+
+func TestTraceTargetFilters(t *testing.T) {
+	s := spec(
+		target("staging", straight),
+		target("prod", straight, "staging"),
+		target("other", straight),
+	)
+	s.TargetFilters = []string{"prod"}
+	r := newTrace(t, s)
+	r.do(Start{By: ci})
+	r.refuse(Rollback{Target: "staging", By: alice}, CodeNotFound, `has no target "staging"`)
+	r.ok("prod", "canary/0", 100)
+	r.ok("prod", "finalize")
+	r.check("target_filters", StatusSucceeded)
+}
+
+func TestTraceManualRollbackCancelsDependants(t *testing.T) {
+	r := newTrace(t, spec(
+		target("staging", canary(weight(30), pause(10*time.Minute))),
+		target("prod", straight, "staging"),
+	))
+	r.do(Start{By: ci})
+	r.ok("staging", "canary/0", 30)
+	r.after(time.Minute).do(Rollback{Target: "staging", By: alice, Reason: "latency"})
+	r.refuse(Skip{Target: "staging", By: alice}, CodeConflict, "nothing in target staging is a running timed pause")
+	r.ok("staging", "rollback")
+	r.check("manual_rollback", StatusFailed)
+}
