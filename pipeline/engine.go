@@ -238,6 +238,7 @@ func (e *engine) startStep(t *TargetState, st *StepState) {
 		t.Deployed = true
 		e.emit(t, st, Command{Kind: CmdDeployPreview}, timeout)
 	case KindRedirectActive:
+		t.RequestedWeight = 100
 		e.emit(t, st, Command{Kind: CmdRedirectActive}, timeout)
 	case KindFinalize:
 		t.RequestedWeight, t.Deployed = 100, true
@@ -422,7 +423,7 @@ func (e *engine) result(ev CommandResult) {
 		switch st.Kind {
 		case KindSetWeight:
 			t.AchievedWeight = ev.AchievedWeight
-		case KindFinalize:
+		case KindFinalize, KindRedirectActive:
 			t.AchievedWeight = 100
 		}
 		e.endStep(st, StatusSucceeded, ev.Message)

@@ -40,7 +40,7 @@ func TestTraceEnvironments(t *testing.T) {
 	r.callback("staging", "afterDeployment/0", true, "smoke tests **passed**")
 	r.refuse(Approve{Target: "prod-east", Step: "beforeDeployment/0", By: alice}, CodeForbidden, "requires one of the roles Release Manager; alice holds deployer")
 	r.ok("prod-west", "canary/0", 10)
-	r.after(30*time.Second).do(Skip{Target: "prod-west", By: alice})
+	r.after(30 * time.Second).do(Skip{Target: "prod-west", By: alice})
 	r.ok("prod-east", "beforeDeployment/1")
 	r.after(time.Minute).do(Approve{Target: "prod-east", Step: "beforeDeployment/0", By: bob})
 	r.ok("prod-west", "canary/2", 50)
@@ -116,7 +116,7 @@ func TestTraceReadinessTimeoutAndFailedRollback(t *testing.T) {
 	r := newTrace(t, spec(target("prod", canary(weight(50)))))
 	r.do(Start{By: ci})
 	r.after(29 * time.Minute).do(Tick{})
-	r.tick() // 30 min: pods not Ready
+	r.tick()                                                                              // 30 min: pods not Ready
 	r.do(CommandResult{CommandID: "p1/prod/canary/0", Success: true, AchievedWeight: 50}) // too late: ignored
 	r.fail("prod", "rollback", "agent prod-cluster: connection lost")
 	r.check("readiness_timeout", StatusFailed)
