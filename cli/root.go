@@ -48,6 +48,9 @@ CD-as-a-Service run unchanged.`),
 	root.AddCommand(
 		newVersionCmd(ios),
 		newExitCodesHelp(),
+		newValidateCmd(ios),
+		newDeployCmd(ios),
+		newTemplateCmd(ios),
 	)
 	return root
 }
