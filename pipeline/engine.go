@@ -177,7 +177,7 @@ func (e *engine) endPipeline() {
 // startTarget starts a QUEUED target whose dependencies all succeeded, or
 // cancels it when one of them will not.
 func (e *engine) startTarget(t *TargetState) bool {
-	ts := e.s.Spec.target(t.Name)
+	ts := e.s.Spec.Target(t.Name)
 	for _, d := range ts.DependsOn {
 		dt := e.s.Target(d)
 		switch {
@@ -275,7 +275,7 @@ func (e *engine) startStep(t *TargetState, st *StepState) {
 
 // emit issues c for step st of t; a positive timeout sets st's deadline.
 func (e *engine) emit(t *TargetState, st *StepState, c Command, timeout time.Duration) {
-	ts := e.s.Spec.target(t.Name)
+	ts := e.s.Spec.Target(t.Name)
 	c.ID = e.s.ID + "/" + t.Name + "/" + st.ID
 	c.Pipeline, c.Target, c.Step = e.s.ID, t.Name, st.ID
 	c.Account, c.Namespace = ts.Account, ts.Namespace

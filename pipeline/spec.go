@@ -177,7 +177,9 @@ func (s *Spec) runs(name string) bool {
 	return len(s.TargetFilters) == 0 || slices.Contains(s.TargetFilters, name)
 }
 
-func (s *Spec) target(name string) *TargetSpec {
+// Target returns the target named name, or nil. Adapters read what a
+// command leaves out (services, the strategy's kind) from it.
+func (s *Spec) Target(name string) *TargetSpec {
 	for i := range s.Targets {
 		if s.Targets[i].Name == name {
 			return &s.Targets[i]
@@ -322,7 +324,7 @@ func (s *Spec) cycle() []string {
 		}
 		mark[name] = visiting
 		stack = append(stack, name)
-		if t := s.target(name); t != nil {
+		if t := s.Target(name); t != nil {
 			for _, d := range t.DependsOn {
 				if c := visit(d); c != nil {
 					return c

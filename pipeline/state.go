@@ -260,7 +260,7 @@ func (s *State) clone() State {
 
 // specStep returns the spec item behind a step laid out from a list.
 func (s *State) specStep(target string, st *StepState) Step {
-	ts := s.Spec.target(target)
+	ts := s.Spec.Target(target)
 	var list []Step
 	switch st.Group {
 	case GroupBefore:
