@@ -11,6 +11,8 @@
 //     Deadlines due at now fire first, whatever the event. An action refused
 //     in the current state returns an *Error whose Code the API maps to an
 //     HTTP status (ErrorCode).
+//   - Changes lists the status changes between two states, for the event
+//     stream and the metrics.
 //   - Admit and PickNext decide, from the other pipelines of an application
 //     and tenant, whether a new pipeline starts, is queued (enqueueOne) or is
 //     refused, and which queued pipeline starts when the one in flight ends.
