@@ -90,8 +90,10 @@ func (e *engine) expire() {
 					what = "callback"
 				}
 				e.failStep(t, st, fmt.Sprintf("no webhook %s within %s", what, d))
+			case KindSetWeight, KindDeployPreview, KindFinalize:
+				e.failStep(t, st, fmt.Sprintf("pods not Ready within %s", d))
 			default:
-				e.failStep(t, st, fmt.Sprintf("not done within %s (pods not Ready?)", d))
+				e.failStep(t, st, fmt.Sprintf("no result within %s", d))
 			}
 		}
 	}
@@ -177,8 +179,8 @@ func (e *engine) endPipeline() {
 // startTarget starts a QUEUED target whose dependencies all succeeded, or
 // cancels it when one of them will not.
 func (e *engine) startTarget(t *TargetState) bool {
-	ts := e.s.Spec.Target(t.Name)
-	for _, d := range ts.DependsOn {
+	ready := true
+	for _, d := range e.s.Spec.Target(t.Name).DependsOn {
 		dt := e.s.Target(d)
 		switch {
 		case dt == nil: // filtered out: satisfied
@@ -186,12 +188,14 @@ func (e *engine) startTarget(t *TargetState) bool {
 			e.cancelTarget(t, fmt.Sprintf("not started: dependency %s %s", d, outcome(dt)))
 			return true
 		case dt.Status != StatusSucceeded:
-			return false
+			ready = false
 		}
 	}
-	t.Status = StatusRunning
-	t.StartedAt = e.now
-	return true
+	if ready {
+		t.Status = StatusRunning
+		t.StartedAt = e.now
+	}
+	return ready
 }
 
 func outcome(t *TargetState) string {

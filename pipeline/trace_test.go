@@ -284,3 +284,19 @@ func TestTraceManualRollbackCancelsDependants(t *testing.T) {
 	r.ok("staging", "rollback")
 	r.check("manual_rollback", StatusFailed)
 }
+
+func TestTraceFailedDependencyCancelsBeforeOthersFinish(t *testing.T) {
+	// prod waits for slow and fast; fast fails while slow still runs: prod
+	// is cancelled at once, not when slow ends.
+	r := newTrace(t, spec(
+		target("slow", canary(weight(10), pause(time.Hour))),
+		target("fast", straight).before(expiringApproval(time.Minute)),
+		target("prod", straight, "slow", "fast"),
+	))
+	r.do(Start{By: ci})
+	r.ok("slow", "canary/0", 10)
+	r.tick()
+	r.after(time.Hour).do(Tick{})
+	r.ok("slow", "finalize")
+	r.check("dependency_fails_early", StatusFailed)
+}
