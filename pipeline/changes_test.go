@@ -38,3 +38,33 @@ func TestChanges(t *testing.T) {
 		t.Errorf("no change expected, got %v", c)
 	}
 }
+
+// TestResumeAfterRestart: a state read back from storage carries its
+// deadlines and the commands to re-issue, so a pause ends at its original
+// deadline and nothing runs twice.
+func TestResumeAfterRestart(t *testing.T) {
+	sp := spec(target("a", canary(weight(10), pause(10*time.Minute))), target("b", canary(weight(20))))
+	s := drive(t, sp, []Event{Start{}, CommandResult{CommandID: "p1/a/canary/0", Success: true, AchievedWeight: 10}})
+	stored := roundTrip(t, s)
+	if want := t0.Add(time.Second + 10*time.Minute); !stored.Wake().Equal(want) {
+		t.Fatalf("wake after restart %v, want the original deadline %v", stored.Wake(), want)
+	}
+	if len(stored.Outstanding) != 1 || stored.Outstanding[0].ID != "p1/b/canary/0" {
+		t.Fatalf("outstanding after restart: %v", stored.Outstanding)
+	}
+	// Restarted 20 minutes later: the pause ended at its deadline, and the
+	// re-issued command's result is taken once.
+	next, cmds, _, err := Transition(stored, Tick{}, t0.Add(20*time.Minute))
+	if err != nil || next.Target("a").Step("canary/1").Status != StatusSucceeded || len(cmds) != 1 || cmds[0].Kind != CmdFinalize {
+		t.Fatalf("tick after restart: %v %v", cmds, err)
+	}
+	res := CommandResult{CommandID: "p1/b/canary/0", Success: true, AchievedWeight: 20}
+	once, c1, _, _ := Transition(next, res, t0.Add(20*time.Minute))
+	twice, c2, _, _ := Transition(once, res, t0.Add(20*time.Minute))
+	if len(c1) != 1 || len(c2) != 0 || !cmp.Equal(once, twice) {
+		t.Errorf("a repeated result was not harmless: %v then %v", c1, c2)
+	}
+	if _, _, _, err := Transition(stored, nil, t0); ErrorCode(err) != CodeInvalid {
+		t.Errorf("nil event: %v", err)
+	}
+}

@@ -300,3 +300,22 @@ func TestTraceFailedDependencyCancelsBeforeOthersFinish(t *testing.T) {
 	r.ok("slow", "finalize")
 	r.check("dependency_fails_early", StatusFailed)
 }
+
+func TestTraceExposeServicesAndRefusals(t *testing.T) {
+	expose := Step{ExposeServices: &ExposeServices{Params: []byte(`{"services":["web-preview"],"ttl":"30m"}`)}}
+	r := newTrace(t, spec(
+		target("dev", straight).before(notify("chat")),
+		target("prod", blueGreen([]Step{expose}, nil), "dev"),
+	))
+	r.do(Start{By: ci})
+	r.refuse(Rollback{Target: "prod", By: alice}, CodeConflict, "cannot roll back target prod: it has not started; cancel the pipeline instead")
+	r.refuse(WebhookCallback{CommandID: "p1/dev/beforeDeployment/0", Success: true, By: webhook}, CodeConflict, "does not take a callback (disableCallback)")
+	r.ok("dev", "beforeDeployment/0")
+	r.ok("dev", "canary/0", 100)
+	r.ok("dev", "finalize")
+	r.refuse(Rollback{Target: "dev", By: alice}, CodeConflict, "it has ended (it is SUCCEEDED); redeploy an earlier pipeline to go back")
+	r.ok("prod", "deployPreview")
+	r.tick() // exposeServices never answers
+	r.ok("prod", "rollback")
+	r.check("expose_services_timeout", StatusFailed)
+}
