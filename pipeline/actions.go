@@ -23,6 +23,9 @@ func (e *engine) findStep(action, target, step string, want func(*StepState) boo
 	if err := e.inFlight(action); err != nil {
 		return nil, nil, err
 	}
+	if step != "" && target == "" {
+		return nil, nil, errorf(CodeInvalid, "cannot %s: step %s needs a target", action, step)
+	}
 	if target != "" && e.s.Target(target) == nil {
 		return nil, nil, errorf(CodeNotFound, "cannot %s: pipeline %s has no target %q", action, e.s.ID, target)
 	}

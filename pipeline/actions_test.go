@@ -156,6 +156,7 @@ func TestApproveChoosesTheOnlyCandidate(t *testing.T) {
 	}{
 		{Approve{By: alice}, CodeConflict, "several steps are awaiting approval (a canary/1, b beforeDeployment/0, b beforeDeployment/1); name one"},
 		{Approve{Target: "b", By: alice}, CodeConflict, "several steps are awaiting approval (b beforeDeployment/0, b beforeDeployment/1)"},
+		{Approve{Step: "canary/1", By: alice}, CodeInvalid, "cannot approve: step canary/1 needs a target"},
 		{Approve{Target: "c", By: alice}, CodeNotFound, `pipeline p1 has no target "c"`},
 		{Approve{Target: "b", Step: "canary/7", By: alice}, CodeNotFound, `target b has no step "canary/7"`},
 		{Approve{Target: "b", Step: "canary/0", By: alice}, CodeConflict, "step canary/0 of target b is QUEUED, not awaiting approval"},
