@@ -26,6 +26,9 @@ type decoder struct {
 	nodes int
 	depth int
 	over  bool
+	// clean tells an afterDecode hook that its struct was read without
+	// errors, so that it does not pile conclusions onto a typo.
+	clean bool
 }
 
 // nodeDecoder is implemented by model types that read themselves.
@@ -329,6 +332,8 @@ func (d *decoder) decodeStruct(v reflect.Value, n, at *yaml.Node, path string) {
 		return
 	}
 	seen := make([]*yaml.Node, len(si.fields))
+	before := len(d.r.errs)
+	suggested := map[string]bool{}
 	for _, p := range d.pairs(n) {
 		k := p[0]
 		if k.Kind != yaml.ScalarNode {
@@ -338,6 +343,7 @@ func (d *decoder) decodeStruct(v reflect.Value, n, at *yaml.Node, path string) {
 		i, ok := si.byKey[k.Value]
 		if !ok {
 			d.errorf(k, CodeUnknownKey, "unknown key %q in %s%s", k.Value, orTop(path), didYouMean(k.Value, si.keys))
+			suggested[suggest(k.Value, si.keys)] = true
 			continue
 		}
 		f := si.fields[i]
@@ -358,11 +364,12 @@ func (d *decoder) decodeStruct(v reflect.Value, n, at *yaml.Node, path string) {
 		}
 	}
 	for i, f := range si.fields {
-		if f.required && seen[i] == nil {
+		if f.required && seen[i] == nil && !suggested[f.key] {
 			d.errorf(at, CodeMissingKey, "%s is missing the required key %q", orTop(path), f.key)
 		}
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(afterDecoderType) {
+		d.clean = len(d.r.errs) == before
 		v.Addr().Interface().(afterDecoder).afterDecode(d, n, path)
 	}
 }

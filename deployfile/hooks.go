@@ -151,6 +151,12 @@ func (s *Step) afterDecode(d *decoder, n *yaml.Node, path string) {
 }
 
 func (p *Pause) afterDecode(d *decoder, n *yaml.Node, path string) {
+	if !d.clean {
+		if p.Duration != nil {
+			p.Wait = time.Duration(*p.Duration) * p.Unit.Duration()
+		}
+		return
+	}
 	switch {
 	case p.Duration != nil && p.UntilApproved:
 		d.errorf(keyNode(n, "untilApproved"), CodePauseConflict, "%s has both duration and untilApproved: a pause waits either for a time or for an approval; make them two pauses", path)
@@ -220,6 +226,9 @@ func (c *Canary) afterDecode(d *decoder, n *yaml.Node, path string) {
 			continue
 		}
 		w := s.SetWeight
+		if w.Weight < 0 || w.Weight > 100 {
+			continue
+		}
 		if w.Weight < prev {
 			d.r.errorf(w.Pos, CodeWeightOrder, "setWeight %d is lower than the setWeight %d before it (line %d); canary weights may only grow", w.Weight, prev, prevLine)
 		}

@@ -1,0 +1,443 @@
+package deployfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// head is the start of a valid file; cases append to it. It is 10 lines
+// long, so the first appended line is line 11.
+const head = `version: v1
+kind: kubernetes
+application: app
+targets:
+  dev:
+    account: dev-cluster
+    namespace: app
+    strategy: s1
+manifests:
+  - inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+`
+
+const s1 = `strategies:
+  s1:
+    canary:
+      steps:
+        - setWeight: 100
+`
+
+// want is "line:col code: message fragment".
+type want struct {
+	line, col int
+	code      string
+	msg       string
+}
+
+func (w want) String() string { return fmt.Sprintf("%d:%d %s: ...%s...", w.line, w.col, w.code, w.msg) }
+
+func TestProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []want
+	}{
+		{"valid", head + s1, nil},
+		{"unknown key with suggestion", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause:
+            untilAproved: true
+`, []want{
+			{16, 13, CodeUnknownKey, `unknown key "untilAproved" in strategies.s1.canary.steps[0].pause; did you mean "untilApproved"?`},
+		}},
+		{"unknown top-level key", head + s1 + "webhook: []\n", []want{
+			{16, 1, CodeUnknownKey, `unknown key "webhook" in the top level; did you mean "webhooks"?`},
+		}},
+		{"wrong type", head + s1 + `trafficManagement:
+  - targets: dev
+    smi:
+      - rootServiceName: app
+`, []want{
+			{17, 14, CodeWrongType, `trafficManagement[0].targets must be a list, not "dev"`},
+		}},
+		{"wrong scalar type", strings.Replace(head, "account: dev-cluster", "account: [a, b]", 1) + s1, []want{
+			{6, 14, CodeWrongType, `targets.dev.account must be a string, not a list`},
+		}},
+		{"bool", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause:
+            untilApproved: yes
+`, []want{
+			{16, 28, CodeWrongType, `untilApproved must be true or false, not "yes"`},
+		}},
+		{"missing required keys", `version: v1
+kind: kubernetes
+targets:
+  dev:
+    namespace: app
+manifests: []
+`, []want{
+			{1, 1, CodeMissingKey, `the top level is missing the required key "application"`},
+			{4, 3, CodeMissingKey, `targets.dev is missing the required key "account"`},
+			{4, 3, CodeMissingKey, `targets.dev is missing the required key "strategy"`},
+		}},
+		{"dangling strategy", strings.Replace(head, "strategy: s1", "strategy: s2", 1) + s1, []want{
+			{8, 15, CodeUnknownRef, `strategy "s2" is not defined; did you mean "s1"?`},
+			{12, 3, CodeUnused, ``},
+		}},
+		{"dangling references", `version: v1
+kind: kubernetes
+application: app
+targets:
+  dev:
+    account: c
+    strategy: s1
+    constraints:
+      dependsOn: [staging]
+      afterDeployment:
+        - runWebhook:
+            name: smoke-test
+manifests:
+  - inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    targets: [dve]
+strategies:
+  s1:
+    canary:
+      steps:
+        - setWeight: 50
+        - analysis:
+            interval: 1
+            units: MINUTES
+            numberOfJudgmentRuns: 1
+            queries: [error-rate]
+analysis:
+  queries:
+    - name: error-ratio
+      queryTemplate: x
+webhooks:
+  - name: smoke-tests
+    method: POST
+    uriTemplate: https://x
+trafficManagement:
+  - targets: [prod]
+    smi:
+      - rootServiceName: app
+`, []want{
+			{9, 19, CodeUnknownRef, `dependsOn target "staging" is not defined (targets defined: "dev")`},
+			{12, 19, CodeUnknownRef, `webhook "smoke-test" is not defined; did you mean "smoke-tests"?`},
+			{15, 15, CodeUnknownRef, `manifests[0] target "dve" is not defined; did you mean "dev"?`},
+			{25, 23, CodeUnknownRef, `analysis query "error-rate" is not defined; did you mean "error-ratio"?`},
+			{35, 15, CodeUnknownRef, `trafficManagement[0] target "prod" is not defined`},
+			{28, 7, CodeUnused, `query "error-ratio" is never used`},
+			{31, 5, CodeUnused, `webhook "smoke-tests" is never run`},
+		}},
+		{"no metric provider", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - analysis:
+            interval: 1
+            units: minutes
+            numberOfJudgmentRuns: 1
+            queries: [q]
+analysis:
+  queries:
+    - name: q
+      queryTemplate: up
+`, []want{
+			{19, 23, CodeMissingKey, `query "q" has no metric provider`},
+		}},
+		{"cycle", `version: v1
+kind: kubernetes
+application: app
+targets:
+  a:
+    account: c
+    strategy: s1
+    constraints: {dependsOn: [c]}
+  b:
+    account: c
+    strategy: s1
+    constraints: {dependsOn: [a]}
+  c:
+    account: c
+    strategy: s1
+    constraints: {dependsOn: [b]}
+  d:
+    account: c
+    strategy: s1
+    constraints: {dependsOn: [d]}
+manifests: []
+` + s1, []want{
+			{12, 31, CodeCycle, `dependency cycle: "a" depends on "c" depends on "b" depends on "a"`},
+			{20, 31, CodeCycle, `target "d" depends on itself`},
+		}},
+		{"weights", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - setWeight: {weight: 50}
+        - setWeight: 120
+        - setWeight: 20
+        - setWeight:
+            weight: -1
+`, []want{
+			{16, 22, CodeWeightRange, `strategies.s1.canary.steps[1].setWeight is 120; a weight is a percentage from 0 to 100`},
+			{17, 11, CodeWeightOrder, `setWeight 20 is lower than the setWeight 50 before it (line 15)`},
+			{19, 21, CodeWeightRange, `is -1`},
+		}},
+		{"pause with duration and untilApproved", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause:
+            duration: 5
+            unit: Minutes
+            untilApproved: true
+`, []want{
+			{18, 13, CodePauseConflict, `has both duration and untilApproved`},
+		}},
+		{"preview equals active", strings.Replace(head, "strategy: s1", "strategy: bg", 1) + `strategies:
+  bg:
+    blueGreen:
+      activeService: web
+      previewService: web
+      redirectTrafficAfter:
+        - setWeight: 50
+`, []want{
+			{15, 23, CodeSameService, `previewService is the same Service as activeService ("web")`},
+			{17, 11, CodeInvalidValue, `cannot hold a setWeight step`},
+		}},
+		{"blue/green without activeService", strings.Replace(head, "strategy: s1", "strategy: bg", 1) + `strategies:
+  bg:
+    blueGreen:
+      shutdownOldVersionAfter:
+        - pause: {duration: 1, units: hours}
+`, []want{
+			{8, 15, CodeMissingKey, `has no activeService`},
+		}},
+		{"two spellings", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause: {duration: 1, unit: hours, units: hours}
+`, []want{
+			{15, 45, CodeDuplicate, `unit and units are two spellings of the same key`},
+		}},
+		{"bad unit", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause: {duration: 1, unit: minuts}
+`, []want{
+			{15, 38, CodeInvalidValue, `must be seconds, minutes or hours (any case), not "minuts"; did you mean "minutes"?`},
+		}},
+		{"step with two kinds", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - setWeight: 10
+          pause: {untilApproved: true}
+`, []want{
+			{16, 11, CodeInvalidValue, `has both setWeight and pause`},
+		}},
+		{"duplicate key", head + s1 + "application: other\n", []want{
+			{16, 1, CodeDuplicate, `application appears twice in the top level (first on line 3)`},
+		}},
+		{"enum", head + s1 + `deploymentConfig:
+  ifDeploymentInProgress:
+    strategy: enqueue
+`, []want{
+			{18, 15, CodeInvalidValue, `must be reject or enqueueOne, not "enqueue"; did you mean "enqueueOne"?`},
+		}},
+		{"inline manifest not a Kubernetes object", `version: v1
+kind: kubernetes
+application: app
+targets:
+  dev: {account: c, strategy: s1}
+manifests:
+  - inline: |
+      apiVersion: v1
+      kind: ConfigMap
+      metadata:
+        name: ok
+      ---
+      apiVersion: v1
+      metadata:
+        name: nokind
+` + s1, []want{
+			{13, 7, CodeManifest, `not a Kubernetes object: it has no kind`},
+		}},
+		{"templates", head + `context:
+  team: payments
+strategies:
+  s1:
+    canary:
+      steps:
+        - setWeight: 100
+  s2:
+    canary:
+      steps:
+        - runWebhook: {name: hook}
+webhooks:
+  - name: hook
+    method: post
+    uriTemplate: "https://x/{{ armory.applicationNam }}/{{context.team}}/{{ context.env }}"
+    headers:
+      - key: Authorization
+        value: "Bearer {{secrets.tok}} {{ nope }}"
+`, []want{
+			{25, 18, CodeTemplate, `uses {{context.env}}, but context key "env" is not defined`},
+			{25, 18, CodeTemplate, `{{armory.applicationNam}} is not a variable Sortie provides; did you mean "applicationName"?`},
+			{28, 16, CodeTemplate, `{{nope}} is not a variable`},
+			{18, 3, CodeUnused, `strategy "s2" is not used`},
+		}},
+		{"not YAML", "version: v1\nkind: [\n", []want{
+			{2, 1, CodeSyntax, `not valid YAML`},
+		}},
+		{"empty", "", []want{{0, 0, CodeMissingKey, `the file is empty`}}},
+		{"not a map", "- a\n- b\n", []want{{1, 1, CodeWrongType, `a deployment file is a map of keys`}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Parse("deploy.yml", []byte(tc.yaml))
+			var got []want
+			for _, p := range append(res.Errors, res.Warnings...) {
+				got = append(got, want{p.Line, p.Col, p.Code, p.Message})
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(got), len(tc.want), res.Errors.Error()+"\n"+res.Warnings.Error())
+			}
+			for i, w := range tc.want {
+				g := got[i]
+				if g.line != w.line || g.col != w.col || g.code != w.code || !strings.Contains(g.msg, w.msg) {
+					t.Errorf("problem %d:\n got %d:%d %s: %s\nwant %v", i, g.line, g.col, g.code, g.msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestProblemsFormat(t *testing.T) {
+	res := Parse("dir/deploy.yml", []byte(head+strings.Replace(s1, "setWeight: 100", "setWeight: 101", 1)))
+	want := `dir/deploy.yml:15:22: strategies.s1.canary.steps[0].setWeight is 101; a weight is a percentage from 0 to 100`
+	if got := res.Err().Error(); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestManifestFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("k8s/a/web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n")
+	write("k8s/b/svc.yml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n---\n# a comment only\n---\napiVersion: v1\nkind: ConfigMap\n")
+	write("k8s/notes.txt", "not read")
+	write("bad.yaml", "apiVersion: v1\nkind: [\n")
+	write("deploy.yml", head+`  - path: k8s
+  - path: bad.yaml
+  - path: k8s/b/svc.yml
+    targets: [dev]
+`+s1)
+	res := Load(filepath.Join(dir, "deploy.yml"), Options{WorkDir: dir})
+	var got []string
+	for _, p := range res.Errors {
+		rel, _ := filepath.Rel(dir, p.File)
+		got = append(got, fmt.Sprintf("%s:%d:%d %s", filepath.ToSlash(rel), p.Line, p.Col, p.Code))
+	}
+	want := []string{
+		"bad.yaml:2:1 " + CodeManifest,
+		"k8s/b/svc.yml:8:1 " + CodeManifest,
+		"k8s/b/svc.yml:8:1 " + CodeManifest,
+	}
+	if diff := cmp.Diff(want[:2], dedupe(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s\n%v", diff, res.Errors)
+	}
+	m := res.File.Manifests[1]
+	if len(m.Files) != 2 || len(m.Files[0].Objects) != 1 || *m.Files[0].Objects[0].Replicas != 3 || m.Files[0].Objects[0].Pos.Line != 1 {
+		t.Fatalf("directory entry read wrong: %+v", m.Files)
+	}
+	if o := m.Files[1].Objects; len(o) != 1 || o[0].Kind != "Service" || o[0].Replicas != nil {
+		t.Errorf("svc.yml objects: %+v", o)
+	}
+}
+
+func dedupe(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if len(out) == 0 || out[len(out)-1] != x {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func TestModel(t *testing.T) {
+	res := Parse("d.yml", []byte(`version: v1
+kind: kubernetes
+application: app
+targets:
+  prod-eu (blue-green):
+    account: c
+    strategy: bg
+  canary target:
+    account: c
+    strategy: c1
+manifests:
+  - inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    targets: ["prod-eu (blue-green)"]
+strategies:
+  bg:
+    blueGreen:
+      activeService: a
+      shutdownOldVersionAfter:
+        - pause: {duration: 2, UNIT: x}
+        - pause: {duration: 90, units: SECONDS}
+  c1:
+    canary:
+      steps:
+        - setWeight: 10
+        - setWeight: {weight: 20}
+        - pause:
+            untilApproved: true
+            requiresRoles: [Release Manager]
+            approvalExpiration: {duration: 4, unit: Hours}
+`))
+	if len(res.Errors) != 1 || res.Errors[0].Code != CodeUnknownKey || !strings.Contains(res.Errors[0].Message, `unknown key "UNIT"; did you mean "unit"?`) && !strings.Contains(res.Errors[0].Message, `did you mean "unit"?`) {
+		t.Fatalf("want one unknown-key error for UNIT, got %v", res.Errors)
+	}
+	f := res.File
+	if f.Targets[0].Name != "prod-eu (blue-green)" || f.Targets[1].Name != "canary target" {
+		t.Errorf("target names: %q, %q", f.Targets[0].Name, f.Targets[1].Name)
+	}
+	bg := f.Strategies.Get("bg").BlueGreen
+	if len(bg.ShutDownOldVersionAfter) != 2 || bg.ShutDownOldVersionAfter[1].Pause.Wait.Seconds() != 90 || bg.ShutDownOldVersionAfter[1].Pause.Unit != "SECONDS" {
+		t.Errorf("shutdownOldVersionAfter: %+v", bg.ShutDownOldVersionAfter[1].Pause)
+	}
+	steps := f.Strategies.Get("c1").Canary.Steps
+	if steps[0].SetWeight.Weight != 10 || steps[1].SetWeight.Weight != 20 {
+		t.Errorf("weights: %d %d", steps[0].SetWeight.Weight, steps[1].SetWeight.Weight)
+	}
+	p := steps[2].Pause
+	if !p.UntilApproved || p.RequiresRoles[0] != "Release Manager" || p.ApprovalExpiration.Value.Hours() != 4 || p.ApprovalExpiration.Pos.Line != 29 {
+		t.Errorf("pause: %+v", p)
+	}
+	if got := f.Manifests[0].Targets[0]; got.Name != "prod-eu (blue-green)" || got.Pos != (Pos{"d.yml", 13, 15}) {
+		t.Errorf("manifest target ref: %+v", got)
+	}
+}
