@@ -1,0 +1,142 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/sortie-cd/sortie/pipeline"
+)
+
+// Errors every implementation returns (wrapped) for the same conditions.
+var (
+	// ErrNotFound: no such row in this tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the row changed since it was read (optimistic
+	// concurrency), or a unique key is taken.
+	ErrConflict = errors.New("conflict")
+)
+
+// DefaultTenant always exists.
+const DefaultTenant = "main"
+
+// Pipeline is one stored pipeline.
+type Pipeline struct {
+	Tenant      string
+	ID          string
+	Application string
+	// Status mirrors State.Status, for queries.
+	Status    pipeline.Status
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Wake mirrors the engine's wake-up time (zero: none), so the server can
+	// arm its timers after a restart without reading every state.
+	Wake time.Time
+	// StartedBy names the principal who started it.
+	StartedBy string
+	// Version increases by one with every successful save; SavePipeline
+	// refuses a save based on an older version.
+	Version int64
+	// Deployed names the targets where this pipeline's version was put in
+	// place (finalize succeeded); DeployedBefore answers from it.
+	Deployed []string
+	State    pipeline.State
+	// Source is what was submitted: the deployment file and its manifests,
+	// kept for redeploys, diffs and the console.
+	Source Source
+}
+
+// Source is a deployment as submitted.
+type Source struct {
+	// File is the deployment file's text, and FileName its name.
+	FileName string `json:"fileName,omitempty"`
+	File     string `json:"file,omitempty"`
+	// Manifests maps each manifest's path (as the file names it; "inline/N"
+	// for inline ones) to its text.
+	Manifests map[string]string `json:"manifests,omitempty"`
+	// Context is the context the deployment was started with.
+	Context map[string]string `json:"context,omitempty"`
+	// Model is the parsed file as the CLI sent it, for the server's adapters
+	// (the executor renders manifests per target from it).
+	Model json.RawMessage `json:"model,omitempty"`
+}
+
+// Event is one entry of a pipeline's append-only log: a status change, an
+// action, a command result. Seq is assigned by the store, increasing per
+// pipeline from 1.
+type Event struct {
+	Tenant   string          `json:"-"`
+	Pipeline string          `json:"pipeline"`
+	Seq      int64           `json:"seq"`
+	At       time.Time       `json:"at"`
+	Type     string          `json:"type"`
+	Data     json.RawMessage `json:"data,omitempty"`
+}
+
+// Filter selects pipelines in ListPipelines. Zero fields select all.
+type Filter struct {
+	Application string
+	Statuses    []pipeline.Status
+	// CreatedAfter and CreatedBefore bound CreatedAt (exclusive).
+	CreatedAfter, CreatedBefore time.Time
+	// Limit caps the result (0: 100). Results are newest first.
+	Limit int
+}
+
+// Admit decides, inside the transaction that creates a pipeline, from the
+// other pipelines of its tenant and application, whether it may be created.
+// Returning an error aborts the creation.
+type Admit func(others []pipeline.Ref) error
+
+// Credential is a machine client credential. The secret is stored hashed.
+type Credential struct {
+	Tenant     string
+	ClientID   string
+	Name       string
+	SecretHash []byte
+	Roles      []string
+	CreatedAt  time.Time
+}
+
+// Store is the persistence contract.
+type Store interface {
+	// CreatePipeline stores a new pipeline with its first events. admit runs
+	// in the same transaction, serialised with every other creation for the
+	// same tenant and application, so two concurrent starts cannot both
+	// pass a one-in-flight rule. p.Version becomes 1.
+	CreatePipeline(ctx context.Context, p *Pipeline, admit Admit, events []Event) error
+	// SavePipeline writes p if its stored version is still p.Version, and
+	// appends events, atomically; on success p.Version is incremented and
+	// the events get their Seq. Otherwise it returns ErrConflict.
+	SavePipeline(ctx context.Context, p *Pipeline, events []Event) error
+	// GetPipeline returns one pipeline of tenant.
+	GetPipeline(ctx context.Context, tenant, id string) (*Pipeline, error)
+	// ListPipelines returns pipelines of tenant, newest first. Their Source is
+	// left empty.
+	ListPipelines(ctx context.Context, tenant string, f Filter) ([]*Pipeline, error)
+	// ApplicationRefs lists the pipelines of tenant and application that are
+	// not terminal, for admission and for starting a queued one.
+	ApplicationRefs(ctx context.Context, tenant, application string) ([]pipeline.Ref, error)
+	// ResumablePipelines returns every pipeline, of any tenant, that is not
+	// terminal: what the server resumes when it starts.
+	ResumablePipelines(ctx context.Context) ([]*Pipeline, error)
+	// DeployedBefore reports whether application was ever deployed to target
+	// in tenant: whether any pipeline's Deployed names that target.
+	DeployedBefore(ctx context.Context, tenant, application, target string) (bool, error)
+	// Events returns the events of a pipeline with Seq > after, in order.
+	Events(ctx context.Context, tenant, pipelineID string, after int64) ([]Event, error)
+
+	// Tenants.
+	CreateTenant(ctx context.Context, name string) error
+	ListTenants(ctx context.Context) ([]string, error)
+
+	// Credentials. GetCredential looks a client id up across tenants (the
+	// token endpoint does not know the tenant yet).
+	CreateCredential(ctx context.Context, c Credential) error
+	GetCredential(ctx context.Context, clientID string) (*Credential, error)
+	ListCredentials(ctx context.Context, tenant string) ([]Credential, error)
+	DeleteCredential(ctx context.Context, tenant, clientID string) error
+
+	Close() error
+}
