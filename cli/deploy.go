@@ -15,9 +15,16 @@ func newDeployCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Plan and run deployments of a deployment file. 'sortie deploy plan' works
 offline and shows what a deployment would do.`),
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrorf("deploy needs a subcommand, e.g. 'sortie deploy plan -f FILE'")
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var names []string
+			for _, c := range cmd.Commands() {
+				names = append(names, c.Name())
+			}
+			if len(args) > 0 {
+				return usageErrorf("unknown deploy subcommand %q (subcommands: %s)", args[0], strings.Join(names, ", "))
+			}
+			return usageErrorf("deploy needs a subcommand (%s), e.g. 'sortie deploy plan -f FILE'", strings.Join(names, ", "))
 		},
 	}
 	cmd.AddCommand(newDeployPlanCmd(ios))

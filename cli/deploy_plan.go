@@ -30,7 +30,7 @@ weight above 0. The first deployment of an application to a target goes
 straight to 100%.
 
 The file is validated first; an invalid file prints its errors and exits 1.`),
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return runDeployPlan(ios, opts) },
 	}
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "the deployment file")

@@ -29,7 +29,7 @@ func newTemplateCmd(ios IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "template",
 		Short: "Print a commented skeleton of a deployment file",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return usageErrorf("template needs a kind: 'sortie template kubernetes canary|bluegreen'")
 		},
@@ -100,10 +100,8 @@ func runTemplate(ios IOStreams, opts TemplateOptions) error {
 		case "":
 		default:
 			hint := ""
-			for _, c := range templateFeatures {
-				if strings.HasPrefix(c, strings.ToLower(f)) || strings.HasPrefix(strings.ToLower(f), c) {
-					hint = fmt.Sprintf("; did you mean %q?", c)
-				}
+			if c := deployfile.Suggest(f, templateFeatures); c != "" {
+				hint = fmt.Sprintf("; did you mean %q?", c)
 			}
 			return usageErrorf("unknown feature %q (features: %s)%s", f, strings.Join(templateFeatures, ", "), hint)
 		}

@@ -35,7 +35,7 @@ with a warning. A manifest path that exists nowhere is a warning, or an error
 with --require-manifests.
 
 Exits 0 when the file is valid and 1 when it is not.`),
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error { return runValidate(ios, opts) },
 	}
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "the deployment file")
@@ -78,6 +78,14 @@ func runValidate(ios IOStreams, opts ValidateOptions) error {
 	}
 	_, err = fmt.Fprintf(ios.Out, "%s is valid: %s\n", opts.File, summary(res.File))
 	return err
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
 }
 
 // loadDeployFile loads the file named by -f, resolving manifests from the

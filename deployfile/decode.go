@@ -191,12 +191,19 @@ func (d *decoder) pairs(n *yaml.Node) [][2]*yaml.Node {
 				}
 			}
 			for _, m := range maps {
-				if d.depth > maxDepth {
+				if d.depth > maxDepth || d.over {
 					break
 				}
 				d.depth++
-				merged = append(merged, d.pairs(m)...)
+				mp := d.pairs(m)
 				d.depth--
+				// Merged pairs count against the node budget: merges of
+				// merges grow exponentially.
+				if d.nodes += len(mp); d.nodes > maxNodes {
+					d.resolve(m) // reports once
+					break
+				}
+				merged = append(merged, mp...)
 			}
 			continue
 		}

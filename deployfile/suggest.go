@@ -5,12 +5,21 @@ import (
 	"strings"
 )
 
-// suggest returns the candidate closest to s when it is close enough to be
-// a likely typo, or "".
+// Suggest returns the candidate closest to s when it is close enough to be
+// a likely typo of it, or "".
+func Suggest(s string, candidates []string) string { return suggest(s, candidates) }
+
 func suggest(s string, candidates []string) string {
+	const maxLen = 64 // no one mistypes a longer name; spare the quadratic work
+	if len(s) > maxLen {
+		return ""
+	}
 	best, bestD := "", -1
 	ls := strings.ToLower(s)
 	for _, c := range candidates {
+		if len(c) > maxLen {
+			continue
+		}
 		d := levenshtein(ls, strings.ToLower(c))
 		if bestD < 0 || d < bestD {
 			best, bestD = c, d
