@@ -71,10 +71,14 @@ func (t *Template) decodeYAML(d *decoder, n, at *yaml.Node, path string) {
 		return
 	}
 	t.Text = n.Value
-	// Block scalars start on the line after their indicator.
-	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-		t.Pos.Line++
-		t.Pos.Col = 0
+	switch {
+	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 || strings.Contains(n.Value, "\n"):
+		t.shift = -1
+	case n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
+		t.shift = 1
+		if strings.ContainsAny(n.Value, "\\'\"") {
+			t.shift = -1 // escapes make columns differ from offsets
+		}
 	}
 }
 

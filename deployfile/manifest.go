@@ -85,6 +85,9 @@ func loadManifests(f *File, opts Options, r *report) {
 		}
 		if found == "" {
 			msg := fmt.Sprintf("%s does not exist (looked in %s and in the working directory %s)", what, dir, wd)
+			if absDir, err := filepath.Abs(dir); err == nil && absDir == wd {
+				msg = fmt.Sprintf("%s does not exist (looked in %s)", what, wd)
+			}
 			if opts.RequireManifests {
 				r.errorf(m.Pos, CodeManifestMissing, "%s", msg)
 			} else {

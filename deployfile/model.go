@@ -2,6 +2,7 @@ package deployfile
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -347,6 +348,21 @@ func (r *Ref) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &r.Name) 
 type Template struct {
 	Text string
 	Pos  Pos
+
+	// shift is how many columns the text starts after Pos (1 for a quoted
+	// string), or -1 when the text spans lines (a block scalar).
+	shift int
+}
+
+// posOf is the position of byte off of the text: exact on a one-line
+// scalar, the value's start otherwise.
+func (t Template) posOf(off int) Pos {
+	if t.shift < 0 || t.Pos.Line == 0 || strings.Contains(t.Text[:off], "\n") {
+		return t.Pos
+	}
+	p := t.Pos
+	p.Col += t.shift + len([]rune(t.Text[:off]))
+	return p
 }
 
 func (t Template) MarshalJSON() ([]byte, error) { return json.Marshal(t.Text) }

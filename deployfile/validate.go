@@ -204,7 +204,7 @@ func forEachStepList(f *File, fn func(where string, kind listKind, steps []*Step
 func checkTemplate(r *report, t Template, what string, calls []Context) {
 	vars, errs := ParseTemplate(t.Text)
 	for _, e := range errs {
-		r.errorf(t.Pos, CodeTemplate, "%s: %s", what, e.Message)
+		r.errorf(t.posOf(e.Offset), CodeTemplate, "%s: %s", what, e.Message)
 	}
 	for _, v := range vars {
 		if v.Namespace != NSContext {
@@ -212,7 +212,7 @@ func checkTemplate(r *report, t Template, what string, calls []Context) {
 		}
 		for _, ctx := range calls {
 			if _, ok := ctx[v.Name]; !ok {
-				r.errorf(t.Pos, CodeTemplate, "%s uses %s, but context key %q is not defined where it runs; add it to the top-level context or to the context of the step that runs it", what, v, v.Name)
+				r.errorf(t.posOf(v.Offset), CodeTemplate, "%s uses %s, but context key %q is not defined where it runs; add it to the top-level context or to the context of the step that runs it", what, v, v.Name)
 				break
 			}
 		}

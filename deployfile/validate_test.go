@@ -295,10 +295,20 @@ webhooks:
       - key: Authorization
         value: "Bearer {{secrets.tok}} {{ nope }}"
 `, []want{
-			{25, 18, CodeTemplate, `uses {{context.env}}, but context key "env" is not defined`},
-			{25, 18, CodeTemplate, `{{armory.applicationNam}} is not a variable Sortie provides; did you mean "applicationName"?`},
-			{28, 16, CodeTemplate, `{{nope}} is not a variable`},
+			{25, 29, CodeTemplate, `{{armory.applicationNam}} is not a variable Sortie provides; did you mean "applicationName"?`},
+			{25, 74, CodeTemplate, `uses {{context.env}}, but context key "env" is not defined`},
+			{28, 40, CodeTemplate, `{{nope}} is not a variable`},
 			{18, 3, CodeUnused, `strategy "s2" is not used`},
+		}},
+		{"template in a block", head + s1 + `analysis:
+  defaultMetricProviderName: prom
+  queries:
+    - name: q
+      queryTemplate: >-
+        sum(rate(x{version="{{armory.replicaSetName}}"}[{{ armory.promQLStepInterval }}]))
+`, []want{
+			{20, 22, CodeTemplate, `query "q": {{armory.promQLStepInterval}} is not a variable Sortie provides; did you mean "promQlStepInterval"?`},
+			{19, 7, CodeUnused, `query "q" is never used`},
 		}},
 		{"not YAML", "version: v1\nkind: [\n", []want{
 			{2, 1, CodeSyntax, `not valid YAML`},
