@@ -169,9 +169,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	); err != nil {
 		return nil, err
 	}
+	stages := filepath.Join(c.Dir, "kwok-stages.yaml")
+	if err := writeClusterStages(bin.StagesFile(), stages); err != nil {
+		return nil, err
+	}
 	if err := start(Kwok,
 		"--kubeconfig", kc,
-		"--config", bin.StagesFile(),
+		"--config", stages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
 		"--cidr", "10.0.0.1/24",

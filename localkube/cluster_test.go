@@ -2,6 +2,7 @@ package localkube_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/localkube"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -142,5 +144,49 @@ func TestNamespacesAreIsolated(t *testing.T) {
 	a, b := kubetest.Namespace(t), kubetest.Namespace(t)
 	if a == b {
 		t.Fatalf("two namespaces with the same name %q", a)
+	}
+}
+
+func TestFailLabelKeepsPodsFromReady(t *testing.T) {
+	client := kubetest.Client(t)
+	ns := kubetest.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d := deployment("broken", "nginx:does-not-exist", 2)
+	d.Spec.Template.Labels[localkube.FailLabel] = "ImagePullBackOff"
+	if _, err := client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lw := cache.NewListWatchFromClient(client.CoreV1().RESTClient(), "pods", ns, fields.Everything())
+	waiting := map[string]string{}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			return false, nil
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Ready {
+				return false, fmt.Errorf("pod %s became ready", p.Name)
+			}
+			if cs.State.Waiting != nil {
+				waiting[p.Name] = cs.State.Waiting.Reason
+			}
+		}
+		return len(waiting) == 2, nil
+	})
+	if err != nil {
+		t.Fatalf("pods did not report their failure: %v (seen %v)", err, waiting)
+	}
+	for pod, reason := range waiting {
+		if reason != "ImagePullBackOff" {
+			t.Errorf("pod %s waits with %q, want ImagePullBackOff", pod, reason)
+		}
+	}
+	got, err := client.AppsV1().Deployments(ns).Get(ctx, "broken", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ReadyReplicas != 0 {
+		t.Errorf("ready replicas = %d, want 0", got.Status.ReadyReplicas)
 	}
 }

@@ -1,0 +1,192 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// AnnotationPreviousTemplate, on the user's Deployment while Sortie replaces
+// its pod template, holds the template before (JSON), so a rollback can put
+// it back.
+const AnnotationPreviousTemplate = "sortie.dev/previous-template"
+
+func podReady(conds []corev1.PodCondition) bool {
+	for _, c := range conds {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// forEach applies the target's other objects, then runs fn for each of its
+// Deployments in parallel, and sums their progress.
+func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn func(context.Context, *workload) (Progress, error)) (Progress, error) {
+	ws, rest, err := split(t)
+	if err != nil {
+		return Progress{}, err
+	}
+	var total Progress
+	if applyRest {
+		if total.Applied, err = e.Apply(ctx, t.Namespace, rest); err != nil {
+			return total, err
+		}
+	}
+	results := make([]Progress, len(ws))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, w := range ws {
+		g.Go(func() (err error) {
+			results[i], err = fn(gctx, w)
+			return err
+		})
+	}
+	err = g.Wait()
+	total.AchievedWeight = 100
+	for i, r := range results {
+		total.NewPods += r.NewPods
+		total.OldPods += r.OldPods
+		total.Applied = append(total.Applied, r.Applied...)
+		if i == 0 || r.AchievedWeight < total.AchievedWeight {
+			total.AchievedWeight = r.AchievedWeight
+		}
+		if r.Message != "" {
+			total.Message = r.Message
+		}
+	}
+	return total, err
+}
+
+// SetWeight runs the new version beside the old one so that ceil(N·w/100)
+// of the N replicas the manifest asks for are new (the user's Deployment is
+// scaled down by as many), and returns once all of them are Ready. Where the
+// user's Deployment does not exist yet there is nothing to share traffic
+// with: it is created at full size. Where it already runs this version,
+// nothing changes.
+func (e *Executor) SetWeight(ctx context.Context, t *Target, weight int) (Progress, error) {
+	p, err := e.forEach(ctx, t, true, func(ctx context.Context, w *workload) (Progress, error) {
+		return e.setWeight(ctx, w, weight)
+	})
+	p.RequestedWeight = weight
+	return p, err
+}
+
+func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Progress, error) {
+	ns := w.t.Namespace
+	live, err := e.live(ctx, ns, w.name())
+	if err != nil {
+		return Progress{}, err
+	}
+	if live == nil || (live.Spec.Template.Labels[LabelVersion] == w.version && live.Annotations[AnnotationOriginalReplicas] == "") {
+		// First deployment, or this version already runs: straight to 100 %.
+		return e.promote(ctx, w, live)
+	}
+	n := w.replicas()
+	c := CanaryPods(n, weight)
+	if _, ok := live.Annotations[AnnotationOriginalReplicas]; !ok {
+		orig := int32(1)
+		if live.Spec.Replicas != nil {
+			orig = *live.Spec.Replicas
+		}
+		if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), map[string]*string{AnnotationOriginalReplicas: ptrTo(itoa(orig))}); err != nil {
+			return Progress{}, err
+		}
+	}
+	canary := w.desired(w.canaryName(), RoleCanary, c, w.t.Pipeline)
+	applied, err := e.Apply(ctx, ns, []*unstructured.Unstructured{canary})
+	if err != nil {
+		return Progress{}, err
+	}
+	// Grow the new version before shrinking the old one, so capacity never dips.
+	if _, err := e.waitRolledOut(ctx, ns, w.canaryName()); err != nil {
+		return Progress{}, err
+	}
+	if err := e.scale(ctx, ns, w.name(), n-c); err != nil {
+		return Progress{}, err
+	}
+	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
+		return Progress{}, err
+	}
+	return e.progress(ctx, w, applied)
+}
+
+// progress counts the Ready pods of the new version and of the old one
+// behind the user's Deployment's selector.
+func (e *Executor) progress(ctx context.Context, w *workload, applied []Applied) (Progress, error) {
+	newPods, oldPods, err := e.countReady(ctx, w.t.Namespace, w.manifest.Spec.Selector, w.version)
+	if err != nil {
+		return Progress{}, err
+	}
+	p := Progress{NewPods: newPods, OldPods: oldPods, Applied: applied}
+	if total := newPods + oldPods; total > 0 {
+		p.AchievedWeight = int((100*newPods + total/2) / total)
+	}
+	return p, nil
+}
+
+// Finalize makes the user's Deployment carry the new version at full size
+// and removes what the strategy created beside it (canary or preview), and,
+// for a blue/green, gives the Services their own selectors back.
+func (e *Executor) Finalize(ctx context.Context, t *Target) (Progress, error) {
+	return e.forEach(ctx, t, true, func(ctx context.Context, w *workload) (Progress, error) {
+		live, err := e.live(ctx, w.t.Namespace, w.name())
+		if err != nil {
+			return Progress{}, err
+		}
+		p, err := e.promote(ctx, w, live)
+		if err != nil {
+			return p, err
+		}
+		if err := e.deleteWorkload(ctx, w.t.Namespace, w.canaryName()); err != nil {
+			return p, err
+		}
+		if err := e.deleteWorkload(ctx, w.t.Namespace, w.previewName()); err != nil {
+			return p, err
+		}
+		if err := e.restoreServices(ctx, t); err != nil {
+			return p, err
+		}
+		return e.progress(ctx, w, p.Applied)
+	})
+}
+
+// promote applies the manifest to the user's Deployment at full size and
+// waits for the rollout. It remembers the template it replaces until the
+// rollout is done, so a rollback in between can restore it.
+func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deployment) (Progress, error) {
+	ns := w.t.Namespace
+	pipelineLabel := w.t.Pipeline
+	if live != nil && live.Spec.Template.Labels[LabelVersion] == w.version && live.Spec.Template.Labels[LabelPipeline] != "" {
+		// Same version: keep the pipeline that introduced it, so the pod
+		// template does not change and no pod restarts.
+		pipelineLabel = live.Spec.Template.Labels[LabelPipeline]
+	}
+	desired := w.desired(w.name(), "", w.replicas(), pipelineLabel)
+	if live == nil {
+		desired.SetAnnotations(withLabels(desired.GetAnnotations(), map[string]string{AnnotationCreatedBy: w.t.Pipeline}))
+	} else if _, saved := live.Annotations[AnnotationPreviousTemplate]; !saved && live.Spec.Template.Labels[LabelVersion] != w.version {
+		prev, err := json.Marshal(live.Spec.Template)
+		if err != nil {
+			return Progress{}, err
+		}
+		if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), map[string]*string{AnnotationPreviousTemplate: ptrTo(string(prev))}); err != nil {
+			return Progress{}, err
+		}
+	}
+	applied, err := e.Apply(ctx, ns, []*unstructured.Unstructured{desired})
+	if err != nil {
+		return Progress{}, err
+	}
+	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
+		return Progress{}, err
+	}
+	clear := map[string]*string{AnnotationPreviousTemplate: nil, AnnotationOriginalReplicas: nil}
+	if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), clear); err != nil {
+		return Progress{}, err
+	}
+	return Progress{AchievedWeight: 100, Applied: applied}, nil
+}

@@ -1,0 +1,17 @@
+// Package kube does Sortie's work inside one Kubernetes cluster, on
+// client-go: server-side apply of a target's manifests (field manager
+// "sortie", namespace forced to the target's, CRDs and Namespaces first),
+// canary by pod ratio, blue/green by Service selectors, promotion of the new
+// version into the user's own Deployment object, rollback, and readiness
+// watched (never polled) with the reason when pods do not become Ready.
+//
+// Every operation is idempotent and derives what it needs from the cluster
+// and its arguments, so a command repeated after a crash or reconnect does no
+// harm. What must survive between commands (the replica count before a
+// canary, a Service's selector before a redirect) is written on the objects
+// themselves as sortie.dev annotations.
+//
+// It must not decide what to do next (that is the engine's job), keep state
+// in memory between calls, or log object contents (Secrets may be among the
+// manifests).
+package kube

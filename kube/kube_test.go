@@ -1,0 +1,482 @@
+package kube_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/sortie-cd/sortie/kube"
+	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/localkube"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+func newExecutor(t *testing.T) *kube.Executor {
+	t.Helper()
+	e, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// manifests renders the sample application: a Deployment of the given
+// image and replicas, and a Service.
+func manifests(t *testing.T, image string, replicas int, extraPodLabels string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := kube.Decode(fmt.Appendf(nil, `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: %d
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web%s}
+    spec:
+      containers:
+      - name: web
+        image: %s
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+  namespace: somewhere-else
+data:
+  greeting: hello
+`, replicas, extraPodLabels, image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func target(ns, pipeline string, objs []*unstructured.Unstructured) *kube.Target {
+	return &kube.Target{Application: "web", Pipeline: pipeline, Target: "staging", Namespace: ns, Objects: objs}
+}
+
+// readyByImage counts Ready pods per image in ns.
+func readyByImage(t *testing.T, ns string) map[string]int {
+	t.Helper()
+	pods, err := kubetest.Client(t).CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				out[p.Spec.Containers[0].Image]++
+			}
+		}
+	}
+	return out
+}
+
+func deployments(t *testing.T, ns string) map[string]*appsv1.Deployment {
+	t.Helper()
+	list, err := kubetest.Client(t).AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*appsv1.Deployment{}
+	for i := range list.Items {
+		out[list.Items[i].Name] = &list.Items[i]
+	}
+	return out
+}
+
+// activeReplicaSets lists the ReplicaSets in ns that still want pods.
+func activeReplicaSets(t *testing.T, ns string) []string {
+	t.Helper()
+	list, err := kubetest.Client(t).AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, rs := range list.Items {
+		if rs.Spec.Replicas == nil || *rs.Spec.Replicas > 0 {
+			out = append(out, rs.Name)
+		}
+	}
+	return out
+}
+
+func deployV1(t *testing.T, e *kube.Executor, ns string) {
+	t.Helper()
+	p, err := e.Finalize(ctxFor(t), target(ns, "p1", manifests(t, "web:v1", 4, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.AchievedWeight != 100 || p.NewPods != 4 {
+		t.Fatalf("first deployment progress = %+v, want 4 new pods at 100%%", p)
+	}
+}
+
+func TestFirstDeploymentGoesStraightToFullSize(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	p, err := e.SetWeight(ctxFor(t), target(ns, "p1", manifests(t, "web:v1", 3, "")), 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.AchievedWeight != 100 || p.NewPods != 3 || p.OldPods != 0 {
+		t.Errorf("progress = %+v, want 3 new pods, achieved 100", p)
+	}
+	if got := readyByImage(t, ns); got["web:v1"] != 3 || len(got) != 1 {
+		t.Errorf("ready pods by image = %v", got)
+	}
+	d := deployments(t, ns)["web"]
+	for _, k := range []string{kube.LabelApplication, kube.LabelTarget, kube.LabelVersion, kube.LabelPipeline} {
+		if d.Spec.Template.Labels[k] == "" {
+			t.Errorf("pod template lacks label %s: %v", k, d.Spec.Template.Labels)
+		}
+	}
+	// The ConfigMap's namespace was forced to the target's.
+	if _, err := kubetest.Client(t).CoreV1().ConfigMaps(ns).Get(context.Background(), "web-config", metav1.GetOptions{}); err != nil {
+		t.Errorf("config map not applied into the target namespace: %v", err)
+	}
+}
+
+func TestCanaryPodCountsAndPromotion(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	deployV1(t, e, ns)
+	v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+	for _, step := range []struct {
+		weight, newPods, oldPods, achieved int
+	}{
+		{25, 1, 3, 25},
+		{50, 2, 2, 50},
+		{60, 3, 1, 75}, // ceil(4·60/100) = 3
+	} {
+		p, err := e.SetWeight(ctxFor(t), v2, step.weight)
+		if err != nil {
+			t.Fatalf("weight %d: %v", step.weight, err)
+		}
+		if int(p.NewPods) != step.newPods || int(p.OldPods) != step.oldPods || p.AchievedWeight != step.achieved || p.RequestedWeight != step.weight {
+			t.Errorf("weight %d: progress %+v, want new=%d old=%d achieved=%d", step.weight, p, step.newPods, step.oldPods, step.achieved)
+		}
+		got := readyByImage(t, ns)
+		if got["web:v2"] != step.newPods || got["web:v1"] != step.oldPods {
+			t.Errorf("weight %d: ready pods by image %v", step.weight, got)
+		}
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	ds := deployments(t, ns)
+	if len(ds) != 1 || ds["web"] == nil {
+		t.Fatalf("deployments after promotion: %v, want only the user's", keys(ds))
+	}
+	web := ds["web"]
+	if img := web.Spec.Template.Spec.Containers[0].Image; img != "web:v2" || *web.Spec.Replicas != 4 {
+		t.Errorf("user's deployment runs %s ×%d, want web:v2 ×4", img, *web.Spec.Replicas)
+	}
+	for _, a := range []string{kube.AnnotationOriginalReplicas, kube.AnnotationPreviousTemplate} {
+		if _, ok := web.Annotations[a]; ok {
+			t.Errorf("annotation %s left on the deployment", a)
+		}
+	}
+	if got := readyByImage(t, ns); got["web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods by image after promotion: %v", got)
+	}
+	if rs := activeReplicaSets(t, ns); len(rs) != 1 {
+		t.Errorf("replica sets still wanting pods: %v, want one", rs)
+	}
+	// Running the same file again changes nothing.
+	gen := web.Generation
+	if _, err := e.SetWeight(ctxFor(t), target(ns, "p3", manifests(t, "web:v2", 4, "")), 25); err != nil {
+		t.Fatal(err)
+	}
+	if again := deployments(t, ns)["web"]; again.Generation != gen || len(deployments(t, ns)) != 1 {
+		t.Errorf("a redeploy of the same version changed the deployment (generation %d → %d)", gen, again.Generation)
+	}
+}
+
+func TestCanaryRollbackRestoresTheDeployment(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	deployV1(t, e, ns)
+	before := deployments(t, ns)["web"]
+	v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+	if _, err := e.SetWeight(ctxFor(t), v2, 50); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Rollback(ctxFor(t), v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NewPods != 0 || p.OldPods != 4 {
+		t.Errorf("progress after rollback = %+v", p)
+	}
+	after := deployments(t, ns)
+	if len(after) != 1 {
+		t.Fatalf("deployments after rollback: %v", keys(after))
+	}
+	web := after["web"]
+	if *web.Spec.Replicas != *before.Spec.Replicas || web.Spec.Template.Spec.Containers[0].Image != "web:v1" {
+		t.Errorf("deployment after rollback: %s ×%d", web.Spec.Template.Spec.Containers[0].Image, *web.Spec.Replicas)
+	}
+	if len(web.Annotations[kube.AnnotationOriginalReplicas]) != 0 {
+		t.Errorf("annotation left after rollback")
+	}
+	if got := readyByImage(t, ns); got["web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods after rollback: %v", got)
+	}
+	// Rolling back twice is harmless.
+	if _, err := e.Rollback(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRollbackOfFirstDeploymentRemovesIt(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	tg := target(ns, "p1", manifests(t, "web:v1", 2, ""))
+	if _, err := e.SetWeight(ctxFor(t), tg, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Rollback(ctxFor(t), tg); err != nil {
+		t.Fatal(err)
+	}
+	if ds := deployments(t, ns); len(ds) != 0 {
+		t.Errorf("deployments left after rolling back a first deployment: %v", keys(ds))
+	}
+	if got := readyByImage(t, ns); len(got) != 0 {
+		t.Errorf("pods left: %v", got)
+	}
+}
+
+func TestNotReadyReportsTheReason(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	deployV1(t, e, ns)
+	bad := target(ns, "p2", manifests(t, "web:nope", 4, ", "+localkube.FailLabel+": ImagePullBackOff"))
+	// The deployment timeout, as the engine sets it, is a context deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := e.SetWeight(ctx, bad, 25)
+	var nre *kube.NotReadyError
+	if !errors.As(err, &nre) {
+		t.Fatalf("err = %v, want a NotReadyError", err)
+	}
+	if !strings.Contains(err.Error(), "ImagePullBackOff") || !strings.Contains(err.Error(), "web:nope") {
+		t.Errorf("error does not say why: %v", err)
+	}
+	if _, err := e.Rollback(ctxFor(t), bad); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyByImage(t, ns); got["web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods after rolling back the broken version: %v", got)
+	}
+	if ds := deployments(t, ns); len(ds) != 1 {
+		t.Errorf("deployments left: %v", keys(ds))
+	}
+}
+
+func blueGreen(t *testing.T, ns, pipeline, image string) *kube.Target {
+	objs := manifests(t, image, 3, "")
+	preview, err := kube.Decode([]byte(`
+apiVersion: v1
+kind: Service
+metadata: {name: web-preview}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := target(ns, pipeline, append(objs, preview...))
+	tg.ActiveService, tg.PreviewService = "web", "web-preview"
+	return tg
+}
+
+// servedImages returns the images of the Ready pods a Service selects.
+func servedImages(t *testing.T, ns, svc string) map[string]int {
+	t.Helper()
+	ctx := context.Background()
+	s, err := kubetest.Client(t).CoreV1().Services(ns).Get(ctx, svc, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.Spec.Selector})
+	pods, err := kubetest.Client(t).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image]++
+		}
+	}
+	return out
+}
+
+func TestBlueGreenRedirectAndPromote(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	if _, err := e.Finalize(ctxFor(t), blueGreen(t, ns, "p1", "web:v1")); err != nil {
+		t.Fatal(err)
+	}
+	v2 := blueGreen(t, ns, "p2", "web:v2")
+	if _, err := e.DeployPreview(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v1"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v during preview, want only web:v1", got)
+	}
+	if got := servedImages(t, ns, "web-preview"); got["web:v2"] != 3 || len(got) != 1 {
+		t.Errorf("preview serves %v, want only web:v2", got)
+	}
+	if _, err := e.RedirectActive(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v2"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v after redirect, want only web:v2", got)
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v2"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v after promotion", got)
+	}
+	svc, err := kubetest.Client(t).CoreV1().Services(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Spec.Selector) != 1 || svc.Spec.Selector["app"] != "web" {
+		t.Errorf("active selector after promotion = %v, want the user's own", svc.Spec.Selector)
+	}
+	if ds := deployments(t, ns); len(ds) != 1 || ds["web"].Spec.Template.Spec.Containers[0].Image != "web:v2" {
+		t.Errorf("deployments after promotion: %v", keys(ds))
+	}
+}
+
+func TestBlueGreenRollbackFlipsBack(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	if _, err := e.Finalize(ctxFor(t), blueGreen(t, ns, "p1", "web:v1")); err != nil {
+		t.Fatal(err)
+	}
+	v2 := blueGreen(t, ns, "p2", "web:v2")
+	if _, err := e.DeployPreview(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.RedirectActive(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Rollback(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v1"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v after rollback, want web:v1", got)
+	}
+	if ds := deployments(t, ns); len(ds) != 1 || ds["web"].Spec.Template.Spec.Containers[0].Image != "web:v1" {
+		t.Errorf("deployments after rollback: %v", keys(ds))
+	}
+	svc, err := kubetest.Client(t).CoreV1().Services(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := svc.Annotations[kube.AnnotationOriginalSelector]; ok || len(svc.Spec.Selector) != 1 {
+		t.Errorf("active service after rollback: selector %v annotations %v", svc.Spec.Selector, svc.Annotations)
+	}
+}
+
+func TestApplyCRDThenItsInstance(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	group := strings.ReplaceAll(ns, "-", "") + ".example.com"
+	objs, err := kube.Decode(fmt.Appendf(nil, `
+apiVersion: %[1]s/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 3}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.%[1]s}
+spec:
+  group: %[1]s
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+`, group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := e.Apply(ctxFor(t), ns, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 2 || applied[0].Kind != "CustomResourceDefinition" || applied[1].Kind != "Widget" || applied[1].Namespace != ns {
+		t.Errorf("applied = %v", applied)
+	}
+	t.Cleanup(func() {
+		_ = kubetest.Client(t).Discovery().RESTClient().Delete().AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets." + group).Do(context.Background()).Error()
+	})
+}
+
+func TestCanaryPods(t *testing.T) {
+	for _, c := range []struct {
+		n    int32
+		w    int
+		want int32
+	}{
+		{4, 25, 1}, {4, 50, 2}, {4, 60, 3}, {4, 100, 4}, {4, 0, 0}, {10, 1, 1}, {3, 33, 1}, {3, 34, 2}, {1, 1, 1}, {0, 50, 0},
+	} {
+		if got := kube.CanaryPods(c.n, c.w); got != c.want {
+			t.Errorf("CanaryPods(%d, %d) = %d, want %d", c.n, c.w, got, c.want)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

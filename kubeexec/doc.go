@@ -1,0 +1,11 @@
+// Package kubeexec executes the engine's cluster commands in process, on
+// client-go (package kube): the executor of `sortie dev` and of the tests,
+// and the code the agent runs on the far side of its connection. It renders
+// each target's manifests from the submitted deployment (the armory.* /
+// sortie.* variables and context), then maps each command to one kube
+// operation.
+//
+// Webhook and analysis commands are not cluster work; until their adapters
+// exist they fail with a clear "not supported yet" message, never a silent
+// pass.
+package kubeexec

@@ -1,0 +1,160 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sortie-cd/sortie/pipeline"
+)
+
+// worker executes the commands of one target of one pipeline. Cluster
+// commands run one at a time in emission order; a rollback supersedes
+// (cancels) whatever runs or waits. Gate commands (webhooks, analysis) run
+// concurrently, since a target's gates run in parallel.
+type worker struct {
+	r      *Runner
+	tenant string
+	pipe   *pipe
+
+	mu      sync.Mutex
+	queue   []queued
+	busy    bool
+	current context.CancelFunc
+	gates   map[string]context.CancelFunc
+	stopped bool
+}
+
+func gate(k pipeline.CommandKind) bool {
+	return k == pipeline.CmdCallWebhook || k == pipeline.CmdRunAnalysis
+}
+
+// dispatch hands a command to its target's worker. Runs under pp.mu.
+func (r *Runner) dispatch(pp *pipe, c pipeline.Command) {
+	w, ok := pp.workers[c.Target]
+	if !ok {
+		w = &worker{r: r, tenant: pp.p.Tenant, pipe: pp, gates: map[string]context.CancelFunc{}}
+		pp.workers[c.Target] = w
+	}
+	job := Job{Tenant: pp.p.Tenant, Command: c, Spec: &pp.p.State.Spec, Source: &pp.p.Source}
+	deadline := commandDeadline(pp.p.State, c.ID)
+	w.submit(job, deadline)
+}
+
+// commandDeadline is when the engine gives up on the command, less a margin
+// so that the executor's own, more precise failure (which pods are not
+// Ready and why) reaches the engine before its timeout does.
+func commandDeadline(s pipeline.State, id string) time.Time {
+	for _, t := range s.Targets {
+		steps := t.Steps
+		if t.Rollback != nil {
+			steps = append(steps[:len(steps):len(steps)], *t.Rollback)
+		}
+		for _, st := range steps {
+			if st.CommandID == id && !st.Deadline.IsZero() {
+				window := st.Deadline.Sub(st.StartedAt)
+				margin := min(window/20, 2*time.Second)
+				return st.Deadline.Add(-margin)
+			}
+		}
+	}
+	return time.Time{}
+}
+
+func (w *worker) submit(job Job, deadline time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	if gate(job.Command.Kind) {
+		ctx, cancel := w.ctx(deadline)
+		w.gates[job.Command.ID] = cancel
+		w.r.wg.Go(func() {
+			defer cancel()
+			w.run(ctx, job)
+			w.mu.Lock()
+			delete(w.gates, job.Command.ID)
+			w.mu.Unlock()
+		})
+		return
+	}
+	if job.Command.Kind == pipeline.CmdRollback {
+		w.queue = nil
+		if w.current != nil {
+			w.current()
+		}
+		for _, cancel := range w.gates {
+			cancel()
+		}
+	}
+	w.queue = append(w.queue, queued{job, deadline})
+	if !w.busy {
+		w.busy = true
+		w.r.wg.Go(w.loop)
+	}
+}
+
+type queued struct {
+	job      Job
+	deadline time.Time
+}
+
+func (w *worker) ctx(deadline time.Time) (context.Context, context.CancelFunc) {
+	if deadline.IsZero() {
+		return context.WithCancel(w.r.ctx)
+	}
+	return context.WithDeadline(w.r.ctx, deadline)
+}
+
+func (w *worker) loop() {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 || w.stopped {
+			w.busy = false
+			w.mu.Unlock()
+			return
+		}
+		next := w.queue[0]
+		w.queue = w.queue[1:]
+		ctx, cancel := w.ctx(next.deadline)
+		w.current = cancel
+		w.mu.Unlock()
+
+		w.run(ctx, next.job)
+		cancel()
+		w.mu.Lock()
+		w.current = nil
+		w.mu.Unlock()
+	}
+}
+
+func (w *worker) run(ctx context.Context, job Job) {
+	start := time.Now()
+	res := w.r.exec.Execute(ctx, job)
+	w.r.metrics.command(job.Command.Kind, res.Success, time.Since(start))
+	if w.r.ctx.Err() != nil {
+		return // shutting down: the pipeline resumes, and repeats the command, on the next start
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return // superseded by a rollback, or the pipeline ended
+	}
+	res.CommandID = job.Command.ID
+	if err := w.r.apply(w.r.ctx, w.tenant, job.Command.Pipeline, res); err != nil && !errors.Is(err, errEnded) {
+		w.r.log.Error("report command result", "pipeline", job.Command.Pipeline, "target", job.Command.Target, "command", job.Command.ID, "err", err)
+	}
+}
+
+func (w *worker) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.queue = nil
+	if w.current != nil {
+		w.current()
+	}
+	for _, cancel := range w.gates {
+		cancel()
+	}
+}
