@@ -1,0 +1,75 @@
+package api
+
+import (
+	"context"
+
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/store"
+)
+
+// Principal is the authenticated caller, as package auth verified it.
+type Principal = auth.Principal
+
+// Deployments is what the API needs of the deployment runner. Every call is
+// scoped to a tenant (the caller's); an id of another tenant must answer
+// store.ErrNotFound, exactly as an id that does not exist.
+type Deployments interface {
+	// Start validates and starts (or queues) a pipeline. Errors:
+	// deployfile.Problems for an invalid file (400, one entry per problem),
+	// a *pipeline.Error with CodeConflict when another deployment is in
+	// flight (409; its message names that pipeline, or return an *Error
+	// with Pipeline set), an *Error with Status 422 for a well-formed
+	// request that cannot run (an unknown account, say).
+	Start(ctx context.Context, p Principal, req StartRequest) (StartResult, error)
+	// Redeploy starts a new pipeline from pipelineID's stored source.
+	Redeploy(ctx context.Context, p Principal, pipelineID string, req RedeployRequest) (StartResult, error)
+	Get(ctx context.Context, tenant, id string) (*store.Pipeline, error)
+	List(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error)
+	// Act applies an action (pipeline.Approve, Skip, Rollback, Cancel,
+	// WebhookCallback) and returns the pipeline after it.
+	Act(ctx context.Context, p Principal, id string, ev pipeline.Event) (*store.Pipeline, error)
+	// Events returns the stored events of a pipeline with Seq > after.
+	Events(ctx context.Context, tenant, id string, after int64) ([]store.Event, error)
+	// Subscribe delivers every event of the tenant (all pipelines)
+	// appended from now on, until ctx ends. It may drop events for a slow
+	// reader (the API fills gaps in a pipeline's Seq from Events) and closes
+	// the channel when it cannot go on (the stream then ends, and the
+	// client reconnects with Last-Event-ID).
+	Subscribe(ctx context.Context, tenant string) <-chan store.Event
+}
+
+// StartRequest is the body of POST /api/v1/pipelines: a deployment file
+// and what it refers to, as the CLI sends them.
+type StartRequest struct {
+	// FileName is the deployment file's name, for positions in problems.
+	FileName string `json:"fileName"`
+	// File is the deployment file's text.
+	File string `json:"file"`
+	// Manifests maps each manifest path, relative to the deployment file's
+	// folder, to its text.
+	Manifests map[string]string `json:"manifests,omitempty"`
+	// Context adds to (and overrides) the file's context.
+	Context map[string]string `json:"context,omitempty"`
+	// Targets, when not empty, names the only targets that run
+	// (targetFilters).
+	Targets []string `json:"targets,omitempty"`
+	// Application overrides the file's application (the CLI's -n).
+	Application string `json:"application,omitempty"`
+}
+
+// StartResult answers a start or a redeploy.
+type StartResult struct {
+	PipelineID string          `json:"pipelineId"`
+	Status     pipeline.Status `json:"status"`
+	Warnings   []string        `json:"warnings,omitempty"`
+	// Queued is set when the pipeline waits for the one in flight
+	// (ifDeploymentInProgress: enqueueOne).
+	Queued bool `json:"queued"`
+}
+
+// RedeployRequest is the body of POST /api/v1/pipelines/{id}/redeploy.
+type RedeployRequest struct {
+	// Targets, when not empty, names the only targets that run.
+	Targets []string `json:"targets,omitempty"`
+}

@@ -1,0 +1,32 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sortie-cd/sortie/store"
+)
+
+// CreateCredential makes a credential of tenant, stores it and returns it
+// with its secret, which nothing keeps: show it once.
+func (s *Service) CreateCredential(ctx context.Context, tenant, name string, roles []string) (store.Credential, string, error) {
+	c, secret, err := NewCredential(tenant, name, roles, s.now())
+	if err != nil {
+		return store.Credential{}, "", err
+	}
+	if err := s.creds.CreateCredential(ctx, c); err != nil {
+		return store.Credential{}, "", fmt.Errorf("auth: store credential: %w", err)
+	}
+	return c, secret, nil
+}
+
+// ListCredentials returns tenant's credentials.
+func (s *Service) ListCredentials(ctx context.Context, tenant string) ([]store.Credential, error) {
+	return s.creds.ListCredentials(ctx, tenant)
+}
+
+// DeleteCredential deletes a credential of tenant. Tokens already issued to
+// it stay valid until they expire (at most the token lifetime).
+func (s *Service) DeleteCredential(ctx context.Context, tenant, clientID string) error {
+	return s.creds.DeleteCredential(ctx, tenant, clientID)
+}

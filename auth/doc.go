@@ -1,0 +1,29 @@
+// Package auth authenticates callers of Sortie's server: machine client
+// credentials exchanged for short-lived signed tokens, and the Principal
+// those tokens carry into every request.
+//
+// # What it provides
+//
+//   - Client secrets: NewCredential makes a random client id and secret and
+//     keeps only an argon2id hash of the secret; VerifySecret compares in
+//     constant time.
+//   - Signing keys: LoadKeys keeps Ed25519 keys in <data-dir>/keys, one
+//     PEM file per key named by its key id (kid). The newest key signs;
+//     every key in the set verifies, so adding a key rotates without
+//     logging anyone out.
+//   - Service: the OAuth 2.0 token endpoint (client-credentials grant, form
+//     or HTTP Basic client authentication), rate-limited per remote address
+//     and per client id; Issue and Verify of the JWTs (EdDSA; claims tenant,
+//     sub, name, roles, iss, aud, exp, iat, jti); and Middleware, which
+//     requires a bearer token and puts the Principal in the context.
+//   - Bootstrap gives a new server its first admin credential and writes it
+//     to <data-dir>/admin-credentials.json (mode 0600).
+//
+// # What it must not do
+//
+// Never log, return or store a client secret, a token or a private key in
+// clear (the one exception is the secret shown once to whoever created the
+// credential, and the bootstrap file). Never trust a token's header to pick
+// the algorithm: only EdDSA is accepted. It knows nothing of pipelines or
+// of the REST API's routes; package api decides which roles a route needs.
+package auth

@@ -1,0 +1,193 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/sortie-cd/sortie/store"
+)
+
+// TokenPath is where the server serves TokenHandler.
+const TokenPath = "/oauth/token"
+
+// maxTokenRequest bounds a token request's body.
+const maxTokenRequest = 16 << 10
+
+// tokenResponse is RFC 6749 §5.1's successful response.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// TokenHandler serves the OAuth 2.0 token endpoint (POST, form-encoded) for
+// the client-credentials grant. The client authenticates with client_id and
+// client_secret in the form or with HTTP Basic (RFC 6749 §2.3.1).
+//
+// Brute force meets three walls: every request counts against its remote
+// address (AddrLimit), every failed attempt against its client id
+// (ClientLimit), both answering 429 with Retry-After; and each attempt costs
+// an argon2id verification, unknown client ids included. The remote address
+// is the connection's: behind a proxy, have the proxy limit too.
+func (s *Service) TokenHandler() http.Handler {
+	return http.HandlerFunc(s.serveToken)
+}
+
+func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	now := s.now()
+
+	if wait, _ := s.addrs.reserve(remoteHost(r), now); wait > 0 {
+		tooMany(w, wait)
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "send the request as application/x-www-form-urlencoded")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
+		return
+	}
+	form := r.PostForm
+	if gt := form.Get("grant_type"); gt != "client_credentials" {
+		if gt == "" {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing; use client_credentials")
+		} else {
+			oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strconv.Quote(gt)+" is not supported; use client_credentials")
+		}
+		return
+	}
+	id, secret, basic, ok := clientAuth(r, form)
+	if !ok {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "authenticate the client with either HTTP Basic or client_id and client_secret in the form, not both")
+		return
+	}
+	if id == "" || secret == "" {
+		s.refuse(w, basic)
+		return
+	}
+
+	wait, giveBack := s.clients.reserve(id, now)
+	if wait > 0 {
+		s.log.Warn("token request refused: too many failed attempts", "client_id", id, "remote", remoteHost(r))
+		tooMany(w, wait)
+		return
+	}
+	c, err := s.creds.GetCredential(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		VerifySecret(dummyHash(), secret)
+		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
+		s.refuse(w, basic)
+		return
+	case err != nil:
+		giveBack()
+		s.serverError(w, "look up credential", err)
+		return
+	case !VerifySecret(c.SecretHash, secret):
+		s.log.Info("token request refused: wrong secret", "client_id", id, "remote", remoteHost(r))
+		s.refuse(w, basic)
+		return
+	}
+	giveBack()
+	tok, err := s.Issue(c)
+	if err != nil {
+		s.serverError(w, "issue token", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: tok.AccessToken,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(tok.ExpiresAt.Sub(now).Round(time.Second) / time.Second),
+	})
+}
+
+// clientAuth returns the client's id and secret, whether they came by HTTP
+// Basic, and false when the client used both methods (RFC 6749 §2.3).
+func clientAuth(r *http.Request, form url.Values) (id, secret string, basic, ok bool) {
+	bid, bsecret, basic := r.BasicAuth()
+	fid, fsecret := form.Get("client_id"), form.Get("client_secret")
+	if !basic {
+		return fid, fsecret, false, true
+	}
+	if fsecret != "" || (fid != "" && fid != bid) {
+		return "", "", true, false
+	}
+	// Basic credentials are form-encoded first (RFC 6749 §2.3.1).
+	if u, err := url.QueryUnescape(bid); err == nil {
+		bid = u
+	}
+	if u, err := url.QueryUnescape(bsecret); err == nil {
+		bsecret = u
+	}
+	return bid, bsecret, true, true
+}
+
+func (s *Service) refuse(w http.ResponseWriter, basic bool) {
+	if basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="sortie"`)
+	}
+	oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client id or wrong client secret")
+}
+
+func (s *Service) serverError(w http.ResponseWriter, what string, err error) {
+	id := rand.Text()
+	s.log.Error("token endpoint: "+what, "error_id", id, "err", err)
+	writeOAuthError(w, http.StatusInternalServerError, id, "server_error", "the server could not answer; try again later or report error id "+id)
+}
+
+func tooMany(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	oauthError(w, http.StatusTooManyRequests, "slow_down", "too many token requests; retry after "+w.Header().Get("Retry-After")+" s")
+}
+
+// oauthErrorBody has both RFC 6749 §5.2's fields, for OAuth clients, and
+// the API's error envelope, for everything else Sortie ships.
+type oauthErrorBody struct {
+	Error       string       `json:"error"`
+	Description string       `json:"error_description"`
+	ErrorID     string       `json:"error_id"`
+	Errors      []errorEntry `json:"errors"`
+}
+
+type errorEntry struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+}
+
+func oauthError(w http.ResponseWriter, status int, code, msg string) {
+	writeOAuthError(w, status, rand.Text(), code, msg)
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, id, code, msg string) {
+	writeJSON(w, status, oauthErrorBody{
+		Error: code, Description: msg, ErrorID: id,
+		Errors: []errorEntry{{Message: msg, Code: code}},
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// remoteHost is the address the connection comes from, without its port.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,203 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/sortie-cd/sortie/store"
+	"golang.org/x/time/rate"
+)
+
+// DefaultTTL is how long a token lives unless Options.TTL says otherwise.
+const DefaultTTL = 15 * time.Minute
+
+// DefaultAudience is the aud claim of Sortie's tokens.
+const DefaultAudience = "sortie"
+
+// CredentialStore is what Service needs of the store: store.Store has it.
+type CredentialStore interface {
+	CreateCredential(ctx context.Context, c store.Credential) error
+	GetCredential(ctx context.Context, clientID string) (*store.Credential, error)
+	ListCredentials(ctx context.Context, tenant string) ([]store.Credential, error)
+	DeleteCredential(ctx context.Context, tenant, clientID string) error
+}
+
+// Options configure a Service.
+type Options struct {
+	// Credentials looks client ids up; required.
+	Credentials CredentialStore
+	// Keys sign and verify tokens; required.
+	Keys *KeySet
+	// Issuer is the iss claim: the server's public URL; required.
+	Issuer string
+	// Audience is the aud claim; empty means DefaultAudience.
+	Audience string
+	// TTL is a token's lifetime; zero means DefaultTTL.
+	TTL time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives refused logins (client id and address, never a
+	// secret); nil discards.
+	Logger *slog.Logger
+	// AddrLimit bounds token requests per remote address, and ClientLimit
+	// failed attempts per client id. Zero values mean DefaultAddrLimit and
+	// DefaultClientLimit.
+	AddrLimit, ClientLimit Limit
+}
+
+// Limit is a token bucket: Burst requests at once, refilled at Rate per
+// second.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+// Default limits: an address may ask for a token once a second on average
+// (a burst of 30 lets a CI runner start many jobs at once); a client id may
+// fail ten times, then once a minute.
+var (
+	DefaultAddrLimit   = Limit{Rate: 1, Burst: 30}
+	DefaultClientLimit = Limit{Rate: rate.Every(time.Minute), Burst: 10}
+)
+
+// Service issues and verifies tokens and serves the token endpoint.
+type Service struct {
+	creds    CredentialStore
+	keys     *KeySet
+	issuer   string
+	audience string
+	ttl      time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	addrs    *limiters
+	clients  *limiters
+	parser   *jwt.Parser
+}
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if o.Credentials == nil || o.Keys == nil || len(o.Keys.kids) == 0 || o.Issuer == "" {
+		return nil, errors.New("auth: Options need Credentials, Keys with a key, and Issuer")
+	}
+	s := &Service{
+		creds:    o.Credentials,
+		keys:     o.Keys,
+		issuer:   o.Issuer,
+		audience: o.Audience,
+		ttl:      o.TTL,
+		now:      o.Now,
+		log:      o.Logger,
+	}
+	if s.audience == "" {
+		s.audience = DefaultAudience
+	}
+	if s.ttl <= 0 {
+		s.ttl = DefaultTTL
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.AddrLimit == (Limit{}) {
+		o.AddrLimit = DefaultAddrLimit
+	}
+	if o.ClientLimit == (Limit{}) {
+		o.ClientLimit = DefaultClientLimit
+	}
+	s.addrs = newLimiters(o.AddrLimit)
+	s.clients = newLimiters(o.ClientLimit)
+	s.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(s.issuer),
+		jwt.WithAudience(s.audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(s.now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	return s, nil
+}
+
+// claims are a token's claims.
+type claims struct {
+	jwt.RegisteredClaims
+	Tenant string   `json:"tenant"`
+	Name   string   `json:"name,omitempty"`
+	Roles  []string `json:"roles"`
+}
+
+// Token is an issued access token.
+type Token struct {
+	AccessToken string
+	ExpiresAt   time.Time
+}
+
+// Issue returns a signed token for c.
+func (s *Service) Issue(c *store.Credential) (Token, error) {
+	now := s.now()
+	exp := now.Add(s.ttl)
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return Token{}, fmt.Errorf("auth: token id: %w", err)
+	}
+	cl := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    s.issuer,
+			Subject:   c.ClientID,
+			Audience:  jwt.ClaimStrings{s.audience},
+			ExpiresAt: jwt.NewNumericDate(exp),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        fmt.Sprintf("%x", jti),
+		},
+		Tenant: c.Tenant,
+		Name:   c.Name,
+		Roles:  c.Roles,
+	}
+	kid, key := s.keys.signing()
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, cl)
+	t.Header["kid"] = kid
+	signed, err := t.SignedString(key)
+	if err != nil {
+		return Token{}, fmt.Errorf("auth: sign token: %w", err)
+	}
+	return Token{AccessToken: signed, ExpiresAt: time.Unix(exp.Unix(), 0)}, nil
+}
+
+// Token verification errors. Verify wraps one of them; their text is fit to
+// show the caller.
+var (
+	ErrNoToken      = errors.New("this request needs an access token: Authorization: Bearer <token>")
+	ErrTokenExpired = errors.New("the access token expired; get a new one")
+	ErrTokenInvalid = errors.New("the access token is invalid")
+)
+
+// Verify checks a token's signature (with any key of the set), issuer,
+// audience and lifetime, and returns its principal.
+func (s *Service) Verify(token string) (Principal, error) {
+	var cl claims
+	_, err := s.parser.ParseWithClaims(token, &cl, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, ok := s.keys.public(kid)
+		if !ok {
+			return nil, fmt.Errorf("unknown key id %q", kid)
+		}
+		return k, nil
+	})
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Principal{}, ErrTokenExpired
+	case err != nil:
+		return Principal{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
+	case cl.Tenant == "" || cl.Subject == "":
+		return Principal{}, fmt.Errorf("%w: no tenant or subject", ErrTokenInvalid)
+	}
+	return Principal{Tenant: cl.Tenant, Name: cl.Name, ClientID: cl.Subject, Roles: cl.Roles}, nil
+}
