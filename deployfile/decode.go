@@ -263,6 +263,10 @@ func (d *decoder) decode(v reflect.Value, n, at *yaml.Node, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
 		for i, item := range n.Content {
+			if v.Type().Elem().Kind() == reflect.Pointer && isNull(d.resolve(item)) {
+				d.errorf(item, CodeMissingKey, "%s[%d] is an empty list item", path, i)
+				continue
+			}
 			e := reflect.New(v.Type().Elem()).Elem()
 			d.decode(e, item, nil, fmt.Sprintf("%s[%d]", path, i))
 			s = reflect.Append(s, e)

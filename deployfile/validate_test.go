@@ -310,6 +310,9 @@ webhooks:
 			{20, 22, CodeTemplate, `query "q": {{armory.promQLStepInterval}} is not a variable Sortie provides; did you mean "promQlStepInterval"?`},
 			{19, 7, CodeUnused, `query "q" is never used`},
 		}},
+		{"empty list item", head + s1 + "webhooks:\n  -\n", []want{
+			{17, 4, CodeMissingKey, `webhooks[0] is an empty list item`},
+		}},
 		{"not YAML", "version: v1\nkind: [\n", []want{
 			{2, 1, CodeSyntax, `not valid YAML`},
 		}},
