@@ -70,6 +70,9 @@ type row struct {
 }
 
 func encodeRow(p *store.Pipeline) (row, error) {
+	if err := checkTimes(p.CreatedAt, p.UpdatedAt, p.Wake); err != nil {
+		return row{}, err
+	}
 	r := row{status: p.State.Status, wake: nanos(p.Wake)}
 	if r.status == "" {
 		r.status = p.Status
@@ -117,10 +120,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return errors.New("tenant, id and application are required")
 	}
 	now := s.nowUTC()
-	created := p.CreatedAt
-	if created.IsZero() {
-		created = now
-	}
+	created, updated := orNow(p.CreatedAt, now), orNow(p.UpdatedAt, now)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -146,7 +146,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	_, err = tx.ExecContext(ctx, `INSERT INTO pipelines
 	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-		p.Tenant, p.ID, p.Application, r.status, r.terminal, created.UnixNano(), now.UnixNano(), r.wake,
+		p.Tenant, p.ID, p.Application, r.status, r.terminal, created.UnixNano(), updated.UnixNano(), r.wake,
 		p.StartedBy, len(events), r.deployed, r.state)
 	switch {
 	case isUnique(err):
@@ -171,15 +171,14 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return err
 	}
 	p.Version = 1
-	p.CreatedAt = created
-	p.UpdatedAt = now
+	p.CreatedAt, p.UpdatedAt = created, updated
 	p.Status = r.status
 	copy(events, stamped)
 	return nil
 }
 
 // SavePipeline implements store.Store. It writes what changes in a
-// pipeline's life: State (and Status from it), Wake and Deployed, and stamps
+// pipeline's life: State (and Status from it), Wake, Deployed and
 // UpdatedAt; Tenant, ID, Application, CreatedAt, StartedBy and Source are
 // fixed at creation, so saving a pipeline read by ListPipelines (Source
 // empty) keeps its source. A pipeline missing from p.Tenant is ErrNotFound.
@@ -196,6 +195,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 		return err
 	}
 	now := s.nowUTC()
+	updated := orNow(p.UpdatedAt, now)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	defer tx.Rollback()
 	var last int64
 	err = tx.StmtContext(ctx, s.stmts.save).QueryRowContext(ctx,
-		r.status, r.terminal, now.UnixNano(), r.wake, len(events), r.deployed, r.state,
+		r.status, r.terminal, updated.UnixNano(), r.wake, len(events), r.deployed, r.state,
 		p.Tenant, p.ID, p.Version).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
 		var version int64
@@ -233,7 +233,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 		return err
 	}
 	p.Version++
-	p.UpdatedAt = now
+	p.UpdatedAt = updated
 	p.Status = r.status
 	copy(events, stamped)
 	return nil
@@ -249,10 +249,9 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline,
 	out := make([]store.Event, len(events))
 	for i, e := range events {
 		e.Tenant, e.Pipeline, e.Seq = p.Tenant, p.ID, prev+int64(i)+1
-		if e.At.IsZero() {
-			e.At = now
-		} else {
-			e.At = e.At.UTC()
+		e.At = orNow(e.At, now)
+		if err := checkTimes(e.At); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		var data sql.NullString
 		if len(e.Data) > 0 {
@@ -341,11 +340,11 @@ func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter
 	}
 	if !f.CreatedAfter.IsZero() {
 		q.WriteString(` AND p.created_at > ?`)
-		args = append(args, f.CreatedAfter.UnixNano())
+		args = append(args, boundNanos(f.CreatedAfter))
 	}
 	if !f.CreatedBefore.IsZero() {
 		q.WriteString(` AND p.created_at < ?`)
-		args = append(args, f.CreatedBefore.UnixNano())
+		args = append(args, boundNanos(f.CreatedBefore))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -488,6 +487,15 @@ WHERE tenant = ? AND pipeline = ? AND seq > ? ORDER BY seq`, tenant, pipelineID,
 		}
 	}
 	return events, nil
+}
+
+// orNow returns t in UTC, or now when t is zero: the caller's clock is the
+// engine's and wins; the store's only fills gaps.
+func orNow(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t.UTC()
 }
 
 // marshal encodes v as JSON text without escaping <, > and &, so that stored

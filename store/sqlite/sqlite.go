@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -263,8 +264,36 @@ func isForeignKey(err error) bool {
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
+// Times are stored as int64 nanoseconds: from 1677 to 2262.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// checkTimes refuses times that the stored form cannot hold, rather than
+// storing another time.
+func checkTimes(ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return fmt.Errorf("time %v is out of the range the store keeps (years 1678 to 2262)", t)
+		}
+	}
+	return nil
+}
+
+// boundNanos is a filter bound in the stored form, clamped to its range.
+func boundNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // nanos converts a time to the stored form: nanoseconds since the epoch, or
-// NULL for the zero time (whose nanoseconds do not fit an int64).
+// NULL for the zero time. Callers check the range first (checkTimes).
 func nanos(t time.Time) sql.NullInt64 {
 	if t.IsZero() {
 		return sql.NullInt64{}

@@ -57,8 +57,9 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) error 
 	if err != nil {
 		return fmt.Errorf("sqlite: create credential %s: %w", c.ClientID, err)
 	}
-	if c.CreatedAt.IsZero() {
-		c.CreatedAt = s.nowUTC()
+	c.CreatedAt = orNow(c.CreatedAt, s.nowUTC())
+	if err := checkTimes(c.CreatedAt); err != nil {
+		return fmt.Errorf("sqlite: create credential %s: %w", c.ClientID, err)
 	}
 	hash := c.SecretHash
 	if hash == nil {

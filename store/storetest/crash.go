@@ -36,7 +36,7 @@ const (
 func crashID(i int) string { return fmt.Sprintf("crash-%d", i) }
 
 // crashPipeline is the pipeline crashID as version v left it: every field
-// but UpdatedAt follows from the two.
+// follows from the two.
 func crashPipeline(id string, v int64) *store.Pipeline {
 	p := CanaryPipeline(store.DefaultTenant, id, "app-"+id, t0)
 	p.Version = v
@@ -48,6 +48,7 @@ func crashPipeline(id string, v int64) *store.Pipeline {
 		p.Deployed = append(p.Deployed, t.Name)
 	}
 	p.Wake = t0.Add(time.Duration(v) * time.Minute)
+	p.UpdatedAt = t0.Add(time.Duration(v) * time.Second)
 	return p
 }
 
@@ -169,7 +170,6 @@ func Kill(t *testing.T, child *exec.Cmd, reopen func(t *testing.T) store.Store) 
 			t.Errorf("pipeline %s at version %d, reported %d", id, got.Version, r)
 		}
 		want := crashPipeline(id, got.Version)
-		want.UpdatedAt = got.UpdatedAt
 		samePipeline(t, got, want)
 		es, err := s.Events(ctx, store.DefaultTenant, id, 0)
 		if err != nil {

@@ -9,9 +9,11 @@ import (
 	"github.com/sortie-cd/sortie/store"
 )
 
-// t0 is the suite's reference time: not UTC, with nanoseconds, so that a
+// T0 is the suite's reference time: not UTC, with nanoseconds, so that a
 // store that drops either shows it.
-var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
+var T0 = time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.FixedZone("CET", 3600))
+
+var t0 = T0
 
 // CanarySpec is a realistic spec: three targets (two in parallel after the
 // first), each a canary of 10 %, a timed pause, an approval, 50 % and

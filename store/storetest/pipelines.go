@@ -27,7 +27,7 @@ func testCreateAndGet(t *testing.T, open Opener) {
 		t.Errorf("Version after create = %d, want 1", p.Version)
 	}
 	if p.UpdatedAt.Before(before.Add(-time.Minute)) {
-		t.Errorf("UpdatedAt after create = %v, want about now", p.UpdatedAt)
+		t.Errorf("UpdatedAt after create = %v, want about now (the store's clock fills a zero UpdatedAt)", p.UpdatedAt)
 	}
 	for i, e := range es {
 		if e.Seq != int64(i+1) || e.Tenant != p.Tenant || e.Pipeline != p.ID {
@@ -39,6 +39,15 @@ func testCreateAndGet(t *testing.T, open Opener) {
 	if diff := cmp.Diff(es, allEvents(t, s, p.Tenant, p.ID), opts); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
+
+	// The store's clock fills a zero CreatedAt.
+	q := CanaryPipeline(store.DefaultTenant, "p2", "web", t0)
+	q.CreatedAt = time.Time{}
+	create(t, s, q)
+	if q.CreatedAt.Before(before.Add(-time.Minute)) {
+		t.Errorf("CreatedAt after create = %v, want about now", q.CreatedAt)
+	}
+	samePipeline(t, get(t, s, q.Tenant, q.ID), q)
 }
 
 func testCreateDuplicate(t *testing.T, open Opener) {
@@ -77,8 +86,10 @@ func transition(t *testing.T, p *store.Pipeline, ev pipeline.Event, at time.Time
 func testSave(t *testing.T, open Opener) {
 	s, _ := open(t)
 	p := create(t, s, CanaryPipeline(store.DefaultTenant, "p1", "web", t0), events("created", "started")...)
-	created, firstUpdate := p.CreatedAt, p.UpdatedAt
+	created := p.CreatedAt
 	transition(t, p, pipeline.Skip{Target: "staging", By: pipeline.Principal{Name: "alice"}}, t0.Add(time.Minute))
+	// UpdatedAt is the caller's (the engine's clock) when set.
+	p.UpdatedAt = t0.Add(time.Minute)
 	es := events("skipped", "running")
 	save(t, s, p, es...)
 	if p.Version != 2 {
@@ -87,8 +98,8 @@ func testSave(t *testing.T, open Opener) {
 	if es[0].Seq != 3 || es[1].Seq != 4 {
 		t.Errorf("Seq after a save = %d, %d, want 3, 4", es[0].Seq, es[1].Seq)
 	}
-	if !p.CreatedAt.Equal(created) || p.UpdatedAt.Before(firstUpdate) {
-		t.Errorf("after a save CreatedAt %v (was %v), UpdatedAt %v (was %v)", p.CreatedAt, created, p.UpdatedAt, firstUpdate)
+	if !p.CreatedAt.Equal(created) || !p.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("after a save CreatedAt %v (was %v), UpdatedAt %v (want the caller's %v)", p.CreatedAt, created, p.UpdatedAt, t0.Add(time.Minute))
 	}
 	samePipeline(t, get(t, s, p.Tenant, p.ID), p)
 
@@ -433,11 +444,7 @@ func testApplicationRefs(t *testing.T, open Opener) {
 func testResumable(t *testing.T, open Opener) {
 	s, _ := open(t)
 	all := fleet(t, s)
-	got, err := s.ResumablePipelines(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(got, func(a, b *store.Pipeline) int { return strings.Compare(a.ID, b.ID) })
+	got := resumable(t, s)
 	if diff := cmp.Diff([]string{"a1", "p2", "p3", "p6"}, ids(got)); diff != "" {
 		t.Fatalf("resumable (-want +got):\n%s", diff)
 	}
@@ -447,14 +454,20 @@ func testResumable(t *testing.T, open Opener) {
 		samePipeline(t, g, all[g.ID])
 	}
 	save(t, s, withStatus(all["a1"], pipeline.StatusCancelled))
-	got, err = s.ResumablePipelines(t.Context())
+	if diff := cmp.Diff([]string{"p2", "p3", "p6"}, ids(resumable(t, s))); diff != "" {
+		t.Errorf("resumable after a1 ended (-want +got):\n%s", diff)
+	}
+}
+
+// resumable returns s's resumable pipelines sorted by id.
+func resumable(t *testing.T, s store.Store) []*store.Pipeline {
+	t.Helper()
+	got, err := s.ResumablePipelines(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.SortFunc(got, func(a, b *store.Pipeline) int { return strings.Compare(a.ID, b.ID) })
-	if diff := cmp.Diff([]string{"p2", "p3", "p6"}, ids(got)); diff != "" {
-		t.Errorf("resumable after a1 ended (-want +got):\n%s", diff)
-	}
+	return got
 }
 
 func testDeployedBefore(t *testing.T, open Opener) {

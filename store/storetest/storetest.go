@@ -61,16 +61,18 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// opts compare what a store returns with what was written: JSON documents
-// (json.RawMessage) by meaning, since a store may compact them; an empty
-// slice or map like a nil one, as JSON's omitempty makes them; times with
-// Equal (cmp's default for types with an Equal method), whatever their
-// location.
-var opts = cmp.Options{
+// CmpOptions compare what a store returns with what was written: JSON
+// documents (json.RawMessage) by meaning, since a store may compact them;
+// an empty slice or map like a nil one, as JSON's omitempty makes them;
+// times with Equal (cmp's default for types with an Equal method), whatever
+// their location.
+var CmpOptions = cmp.Options{
 	cmpopts.EquateEmpty(),
 	cmp.FilterValues(func(a, b json.RawMessage) bool { return len(a) > 0 || len(b) > 0 },
 		cmp.Comparer(jsonEqual)),
 }
+
+var opts = CmpOptions
 
 func jsonEqual(a, b json.RawMessage) bool {
 	var x, y any
