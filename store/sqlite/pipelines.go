@@ -97,7 +97,9 @@ func encodeRow(p *store.Pipeline) (row, error) {
 
 // CreatePipeline implements store.Store. A nil admit admits everything; an
 // error from admit is returned as it is. The columns are taken from p after
-// admit ran, so admit may set p's initial state from its verdict.
+// admit ran, so admit may set p's initial state from its verdict. admit runs
+// holding the database's write lock: it must be quick and must not write
+// through the store (it would wait for itself).
 func (s *Store) CreatePipeline(ctx context.Context, p *store.Pipeline, admit store.Admit, events []store.Event) error {
 	if err := s.createPipeline(ctx, p, admit, events); err != nil {
 		var refused admitError
@@ -359,11 +361,14 @@ func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter
 	return ps, nil
 }
 
+const resumableSQL = withSource + ` WHERE p.terminal = 0
+ORDER BY p.tenant, p.application, p.created_at, p.id`
+
 // ResumablePipelines implements store.Store. The pipelines come with their
-// Source, which the executor needs to go on, ordered by tenant, then oldest
-// first.
+// Source, which the executor needs to go on, by tenant and application,
+// oldest first.
 func (s *Store) ResumablePipelines(ctx context.Context) ([]*store.Pipeline, error) {
-	ps, err := s.queryPipelines(ctx, withSource+` WHERE p.terminal = 0 ORDER BY p.tenant, p.created_at, p.id`, true)
+	ps, err := s.queryPipelines(ctx, resumableSQL, true)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: resumable pipelines: %w", err)
 	}
@@ -400,9 +405,11 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+const refsSQL = `SELECT id, status, created_at FROM pipelines
+WHERE tenant = ? AND application = ? AND terminal = 0 ORDER BY created_at, id`
+
 func applicationRefs(ctx context.Context, q querier, tenant, application string) ([]pipeline.Ref, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, status, created_at FROM pipelines
-WHERE tenant = ? AND application = ? AND terminal = 0 ORDER BY created_at, id`, tenant, application)
+	rows, err := q.QueryContext(ctx, refsSQL, tenant, application)
 	if err != nil {
 		return nil, err
 	}
@@ -422,11 +429,13 @@ WHERE tenant = ? AND application = ? AND terminal = 0 ORDER BY created_at, id`, 
 	return refs, rows.Err()
 }
 
+const deployedBeforeSQL = `SELECT EXISTS (SELECT 1 FROM deployments
+WHERE tenant = ? AND application = ? AND target = ?)`
+
 // DeployedBefore implements store.Store.
 func (s *Store) DeployedBefore(ctx context.Context, tenant, application, target string) (bool, error) {
 	var ok bool
-	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deployments
-WHERE tenant = ? AND application = ? AND target = ?)`, tenant, application, target).Scan(&ok)
+	err := s.read.QueryRowContext(ctx, deployedBeforeSQL, tenant, application, target).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: deployed before: %w", err)
 	}
@@ -443,6 +452,9 @@ func (s *Store) Events(ctx context.Context, tenant, pipelineID string, after int
 	return events, nil
 }
 
+const eventsSQL = `SELECT seq, at, type, data FROM events
+WHERE tenant = ? AND pipeline = ? AND seq > ? ORDER BY seq`
+
 func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
 	// One read transaction, so that "no events" and "no pipeline" are
 	// decided on the same snapshot.
@@ -451,8 +463,7 @@ func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT seq, at, type, data FROM events
-WHERE tenant = ? AND pipeline = ? AND seq > ? ORDER BY seq`, tenant, pipelineID, after)
+	rows, err := tx.QueryContext(ctx, eventsSQL, tenant, pipelineID, after)
 	if err != nil {
 		return nil, err
 	}

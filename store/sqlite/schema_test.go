@@ -195,3 +195,45 @@ func createTenant(t *testing.T, s *Store, name string) {
 		t.Fatal(err)
 	}
 }
+
+// TestQueryPlans pins the indexes the frequent queries use, so that
+// admission and resume stay proportional to the pipelines in flight, not to
+// the history.
+func TestQueryPlans(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "sortie.db"), Options{})
+	for _, tc := range []struct {
+		name, query, want string
+	}{
+		{"list", `SELECT ` + pipelineColumns + ` FROM pipelines p WHERE p.tenant = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_created (tenant=?)"},
+		{"list by application", `SELECT ` + pipelineColumns + ` FROM pipelines p WHERE p.tenant = ? AND p.application = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_application (tenant=? AND application=?)"},
+		{"admission", refsSQL, "USING INDEX pipelines_unfinished (tenant=? AND application=?)"},
+		{"resume", resumableSQL, "USING INDEX pipelines_unfinished"},
+		{"deployed before", deployedBeforeSQL, "USING PRIMARY KEY (tenant=? AND application=? AND target=?)"},
+		{"save", saveSQL, "USING INDEX sqlite_autoindex_pipelines_1 (tenant=? AND id=?)"},
+		{"events", eventsSQL, "USING PRIMARY KEY (tenant=? AND pipeline=? AND seq>?)"},
+	} {
+		args := make([]any, strings.Count(tc.query, "?"))
+		for i := range args {
+			args[i] = 1
+		}
+		rows, err := s.write.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+tc.query, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var (
+				id, parent, unused int
+				detail             string
+			)
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "\n"), tc.want) {
+			t.Errorf("%s: plan\n\t%s\ndoes not use %s", tc.name, strings.Join(plan, "\n\t"), tc.want)
+		}
+	}
+}

@@ -45,8 +45,9 @@ CREATE INDEX pipelines_by_created ON pipelines (tenant, created_at, id);
 CREATE INDEX pipelines_by_application ON pipelines (tenant, application, created_at, id);
 -- Status filters.
 CREATE INDEX pipelines_by_status ON pipelines (tenant, status, created_at);
--- Unfinished pipelines, a small set: admission and resume.
-CREATE INDEX pipelines_unfinished ON pipelines (tenant, application) WHERE terminal = 0;
+-- Unfinished pipelines, a small set however long the history: admission
+-- and resume read only this index.
+CREATE INDEX pipelines_unfinished ON pipelines (tenant, application, created_at, id) WHERE terminal = 0;
 -- Timers to arm.
 CREATE INDEX pipelines_by_wake ON pipelines (wake_at) WHERE wake_at IS NOT NULL;
 
