@@ -25,7 +25,7 @@ const (
 SET status = ?, terminal = ?, updated_at = ?, wake_at = ?, version = version + 1,
 	last_seq = last_seq + ?, deployed = ?, state = ?
 WHERE tenant = ? AND id = ? AND version = ?
-RETURNING last_seq`
+RETURNING last_seq, application`
 	insertEventSQL = `INSERT INTO events (tenant, pipeline, seq, at, type, data) VALUES (?, ?, ?, ?, ?, ?)`
 	// The deployments of a pipeline follow its deployed column; json_each
 	// keeps that to two statements whatever the number of targets.
@@ -59,8 +59,9 @@ func (w *writeStmts) close() error {
 	return errors.Join(errs...)
 }
 
-// row is a pipeline as written: its columns, computed before the transaction
-// so that nothing of p changes unless the write commits.
+// row is a pipeline's columns as written. Status is State.Status (p.Status
+// only when the state has none): the column mirrors the state by
+// construction.
 type row struct {
 	status   pipeline.Status
 	terminal bool
@@ -203,10 +204,14 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 		return err
 	}
 	defer tx.Rollback()
-	var last int64
+	var (
+		last int64
+		// The stored application, not p's: it is fixed at creation.
+		application string
+	)
 	err = tx.StmtContext(ctx, s.stmts.save).QueryRowContext(ctx,
 		r.status, r.terminal, updated.UnixNano(), r.wake, len(events), r.deployed, r.state,
-		p.Tenant, p.ID, p.Version).Scan(&last)
+		p.Tenant, p.ID, p.Version).Scan(&last, &application)
 	if errors.Is(err, sql.ErrNoRows) {
 		var version int64
 		err := tx.QueryRowContext(ctx, `SELECT version FROM pipelines WHERE tenant = ? AND id = ?`, p.Tenant, p.ID).Scan(&version)
@@ -228,7 +233,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	if _, err := tx.StmtContext(ctx, s.stmts.pruneDeployed).ExecContext(ctx, p.Tenant, p.ID, r.deployed); err != nil {
 		return err
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, p.Application, p.ID, r.deployed); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, application, p.ID, r.deployed); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
