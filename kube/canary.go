@@ -83,7 +83,11 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 	}
 	if live == nil || (live.Spec.Template.Labels[LabelVersion] == w.version && live.Annotations[AnnotationOriginalReplicas] == "") {
 		// First deployment, or this version already runs: straight to 100 %.
-		return e.promote(ctx, w, live)
+		p, err := e.promote(ctx, w, live)
+		if err != nil {
+			return p, err
+		}
+		return e.progress(ctx, w, p.Applied)
 	}
 	n := w.replicas()
 	c := CanaryPods(n, weight)

@@ -118,9 +118,5 @@ func (e *Executor) deleteCreated(ctx context.Context, live *appsv1.Deployment) e
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("kube: delete deployment %s/%s: %w", live.Namespace, live.Name, explain(err))
 	}
-	sel, err := metav1.LabelSelectorAsSelector(live.Spec.Selector)
-	if err != nil {
-		return err
-	}
-	return e.waitPodsGone(ctx, live.Namespace, sel)
+	return e.waitDeploymentGone(ctx, live.Namespace, live.Name)
 }

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -145,29 +144,17 @@ func podReason(p *corev1.Pod) string {
 	return ""
 }
 
-// waitGone watches until no pod matching sel is left in ns, so a deleted
-// workload's pods really stopped serving before the caller goes on.
-func (e *Executor) waitPodsGone(ctx context.Context, ns string, sel labels.Selector) error {
-	lw := cache.NewFilteredListWatchFromClient(e.client.CoreV1().RESTClient(), "pods", ns, func(o *metav1.ListOptions) {
-		o.LabelSelector = sel.String()
-	})
-	store := map[string]bool{}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, func(s cache.Store) (bool, error) {
+// waitDeploymentGone watches until the Deployment object is gone; with
+// foreground deletion that is after its ReplicaSets and pods are.
+func (e *Executor) waitDeploymentGone(ctx context.Context, ns, name string) error {
+	lw := cache.NewListWatchFromClient(e.client.AppsV1().RESTClient(), "deployments", ns, fields.OneTermEqualSelector("metadata.name", name))
+	_, err := watchtools.UntilWithSync(ctx, lw, &appsv1.Deployment{}, func(s cache.Store) (bool, error) {
 		return len(s.List()) == 0, nil
 	}, func(ev watch.Event) (bool, error) {
-		p, ok := ev.Object.(*corev1.Pod)
-		if !ok {
-			return false, nil
-		}
-		if ev.Type == watch.Deleted {
-			delete(store, p.Name)
-		} else {
-			store[p.Name] = true
-		}
-		return len(store) == 0, nil
+		return ev.Type == watch.Deleted, nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube: pods %s in %s still running: %w", sel, ns, err)
+		return fmt.Errorf("kube: deployment %s/%s not deleted: %w", ns, name, err)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -195,11 +194,7 @@ func (e *Executor) deleteWorkload(ctx context.Context, ns, name string) error {
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("kube: delete deployment %s/%s: %w", ns, name, explain(err))
 	}
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return err
-	}
-	return e.waitPodsGone(ctx, ns, sel)
+	return e.waitDeploymentGone(ctx, ns, name)
 }
 
 // userPods counts the Ready pods of the user's Deployment, new version and
@@ -230,4 +225,3 @@ func ptrTo[T any](v T) *T { return &v }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
-var _ = labels.Everything
