@@ -224,4 +224,3 @@ func (e *Executor) countReady(ctx context.Context, ns string, sel *metav1.LabelS
 func ptrTo[T any](v T) *T { return &v }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
-
