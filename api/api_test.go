@@ -45,8 +45,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 	t.Helper()
@@ -146,12 +150,24 @@ func (h *harness) do(method, path, token string, body any, header ...string) res
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if rd != nil {
+		header = append([]string{"Content-Type", "application/json"}, header...)
+	}
+	resp := h.send(h.t.Context(), method, path, token, rd, header...)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// send sends a request with the token (if any) and the header pairs.
+func (h *harness) send(ctx context.Context, method, path, token string, body io.Reader, header ...string) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, h.srv.URL+path, body)
+	if err != nil {
+		h.t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -163,12 +179,7 @@ func (h *harness) do(method, path, token string, body any, header ...string) res
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return resp
 }
 
 const sourceText = "version: v1\nkind: kubernetes\napplication: shop\n# SOURCE-MARKER\n"
