@@ -51,6 +51,8 @@ CD-as-a-Service run unchanged.`),
 		newValidateCmd(ios),
 		newDeployCmd(ios),
 		newTemplateCmd(ios),
+		newServerCmd(ios),
+		newDevCmd(ios),
 	)
 	return root
 }

@@ -33,8 +33,8 @@ type StartRequest struct {
 type StartResult struct {
 	PipelineID string          `json:"pipelineId"`
 	Status     pipeline.Status `json:"status"`
-	Queued     bool            `json:"queued,omitempty"`
 	Warnings   []string        `json:"warnings,omitempty"`
+	Queued     bool            `json:"queued"`
 }
 
 // InvalidError is a deployment file that does not validate: every problem,

@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sortie-cd/sortie/server"
+)
+
+// serverOptions are the flags of `sortie server` (and of `sortie dev`).
+// Each flag's default comes from its SORTIE_* variable, so flags win over
+// the environment, which wins over the built-in default.
+type serverOptions struct {
+	addr, dataDir, publicURL string
+	logLevel, logFormat      string
+}
+
+func (o *serverOptions) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", envOr("SORTIE_ADDR", "127.0.0.1:8080"), "listen address (SORTIE_ADDR)")
+	f.StringVar(&o.dataDir, "data-dir", envOr("SORTIE_DATA_DIR", defaultDataDir()), "where the database, keys and bootstrap credentials live (SORTIE_DATA_DIR)")
+	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
+	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
+	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
+}
+
+func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return server.Config{}, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch o.logFormat {
+	case "text":
+		h = slog.NewTextHandler(ios.ErrOut, hopts)
+	case "json":
+		h = slog.NewJSONHandler(ios.ErrOut, hopts)
+	default:
+		return server.Config{}, usageErrorf("--log-format %q: want text or json", o.logFormat)
+	}
+	return server.Config{
+		Addr: o.addr, DataDir: o.dataDir, PublicURL: o.publicURL, Log: slog.New(h),
+		Ready: func(addr, creds string) {
+			if creds != "" {
+				fmt.Fprintf(ios.ErrOut, "\nAn admin client credential was written to %s (readable by you only).\nLog the CLI in with:\n\n  sortie login --credentials-file %s\n\n", creds, creds)
+			}
+		},
+	}, nil
+}
+
+func newServerCmd(ios IOStreams) *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Sortie control plane: API, engine, store and console",
+		Long: strings.TrimSpace(`
+Run the control plane. Agents in each cluster dial in to it; the CLI and the
+console talk to its API. State lives in a SQLite database under --data-dir;
+a deployment in flight when the server stops resumes when it starts again.
+
+On first start the server writes an admin client credential to
+<data-dir>/admin-credentials.json and says so.`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config(ios)
+			if err != nil {
+				return err
+			}
+			return server.Run(cmd.Context(), cfg)
+		},
+	}
+	o.bind(cmd)
+	return cmd
+}
+
+func newDevCmd(ios IOStreams) *cobra.Command {
+	o := &serverOptions{}
+	var kubeconfig, account string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a server that deploys in process to one cluster, for a laptop",
+		Long: strings.TrimSpace(`
+Run the control plane with an in-process executor for one cluster: targets
+whose account is --account deploy to the cluster of --kubeconfig, with no
+agent to install. Everything else is as 'sortie server'.`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config(ios)
+			if err != nil {
+				return err
+			}
+			if kubeconfig == "" {
+				return usageErrorf("--kubeconfig (or KUBECONFIG) is required")
+			}
+			cfg.Kubeconfig, cfg.Account = kubeconfig, account
+			return server.Run(cmd.Context(), cfg)
+		},
+	}
+	o.bind(cmd)
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", envOr("SORTIE_KUBECONFIG", os.Getenv("KUBECONFIG")), "kubeconfig of the cluster to deploy to (SORTIE_KUBECONFIG, KUBECONFIG)")
+	cmd.Flags().StringVar(&account, "account", envOr("SORTIE_ACCOUNT", "local"), "account name targets use for this cluster (SORTIE_ACCOUNT)")
+	return cmd
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultDataDir() string {
+	if d, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(d, ".local", "share", "sortie")
+	}
+	return "sortie-data"
+}

@@ -1,0 +1,187 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/kube"
+	"github.com/sortie-cd/sortie/kubeexec"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/sqlite"
+)
+
+// Config is the server's configuration, parsed once by the command line.
+type Config struct {
+	// Addr is the listen address, host:port.
+	Addr string
+	// DataDir holds the database, signing keys and the bootstrap admin
+	// credentials.
+	DataDir string
+	// PublicURL is how clients reach the server; empty means http://Addr.
+	PublicURL string
+	// Kubeconfig and Account, when set (sortie dev), serve targets of that
+	// account in process against that cluster, in tenant main.
+	Kubeconfig string
+	Account    string
+	// Log receives the server's log; nil discards.
+	Log *slog.Logger
+	// Ready, when not nil, is called once the server listens, with its
+	// address and the path of the bootstrap credentials file ("" when
+	// they existed already).
+	Ready func(addr, credentialsFile string)
+}
+
+// Run runs the server until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return errors.New("server: a data directory is required (--data-dir)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("server: data directory: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	defer ln.Close()
+	public := cfg.PublicURL
+	if public == "" {
+		public = "http://" + ln.Addr().String()
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sortie.db"), sqlite.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keys, err := auth.LoadKeys(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return err
+	}
+	authSvc, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: public, Logger: log})
+	if err != nil {
+		return err
+	}
+	credFile, err := auth.Bootstrap(ctx, st, cfg.DataDir, public)
+	if err != nil {
+		return err
+	}
+
+	accounts := map[string]*kube.Executor{}
+	if cfg.Kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("server: kubeconfig: %w", err)
+		}
+		kx, err := kube.New(rc, log)
+		if err != nil {
+			return err
+		}
+		account := cfg.Account
+		if account == "" {
+			account = "local"
+		}
+		accounts[account] = kx
+		log.Info("serving account in process", "account", account, "kubeconfig", cfg.Kubeconfig)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r := runner.New(runner.Options{
+		Store:    st,
+		Executor: kubeexec.New(store.DefaultTenant, accounts, log),
+		Log:      log,
+		Metrics:  runner.NewMetrics(reg),
+	})
+	defer r.Close()
+	if err := r.Resume(ctx); err != nil {
+		return err
+	}
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log, Metrics: reg})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("sortie server listening", "addr", ln.Addr().String(), "url", public, "data_dir", cfg.DataDir)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String(), credFile)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close() // event streams do not end by themselves
+	}
+	return nil
+}
+
+// deployments adapts the runner to what the API asks.
+type deployments struct{ r *runner.Runner }
+
+func (d deployments) Start(ctx context.Context, p api.Principal, req api.StartRequest) (api.StartResult, error) {
+	res, err := d.r.Start(ctx, p.Engine(), p.Tenant, runner.StartRequest(req))
+	return api.StartResult(res), apiError(err)
+}
+
+func (d deployments) Redeploy(ctx context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
+	res, err := d.r.Redeploy(ctx, p.Engine(), p.Tenant, id, req.Targets)
+	return api.StartResult(res), apiError(err)
+}
+
+func (d deployments) Get(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
+	return d.r.Get(ctx, tenant, id)
+}
+
+func (d deployments) List(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error) {
+	return d.r.List(ctx, tenant, f)
+}
+
+func (d deployments) Act(ctx context.Context, p api.Principal, id string, ev pipeline.Event) (*store.Pipeline, error) {
+	return d.r.Act(ctx, p.Tenant, id, ev)
+}
+
+func (d deployments) Events(ctx context.Context, tenant, id string, after int64) ([]store.Event, error) {
+	return d.r.Events(ctx, tenant, id, after)
+}
+
+func (d deployments) Subscribe(ctx context.Context, tenant string) <-chan store.Event {
+	return d.r.Subscribe(ctx, tenant)
+}
+
+// apiError gives the runner's own errors their HTTP meaning.
+func apiError(err error) error {
+	var invalid *runner.InvalidError
+	var unprocessable *runner.UnprocessableError
+	switch {
+	case errors.As(err, &invalid):
+		return invalid.Problems
+	case errors.As(err, &unprocessable):
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUnprocessable, Message: unprocessable.Message}
+	}
+	return err
+}
