@@ -133,7 +133,6 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		"--etcd-servers", etcdURL,
 		"--secure-port", strconv.Itoa(apiPort),
 		"--bind-address", "127.0.0.1",
-		"--advertise-address", "127.0.0.1",
 		"--cert-dir", filepath.Join(c.Dir, "apiserver-certs"),
 		"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey,
 		"--client-ca-file", p.CACert,
