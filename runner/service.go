@@ -45,6 +45,8 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return "invalid deployment file:\n" + e.Problems.Error() }
 
+func (e *InvalidError) Unwrap() error { return e.Problems }
+
 // UnprocessableError is a valid file that cannot run here (HTTP 422), such as
 // a target whose account has no connected agent.
 type UnprocessableError struct{ Message string }

@@ -26,7 +26,7 @@ type Pipeline struct {
 	Tenant      string
 	ID          string
 	Application string
-	// Status mirrors State.Status, for queries.
+	// Status is State.Status, kept in a column for queries.
 	Status    pipeline.Status
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -61,6 +61,9 @@ type Source struct {
 	// (the executor renders manifests per target from it).
 	Model json.RawMessage `json:"model,omitempty"`
 }
+
+// Times given to the store are kept to the nanosecond and come back in UTC;
+// the store's own clock fills only zero CreatedAt, UpdatedAt and Event.At.
 
 // Event is one entry of a pipeline's append-only log: a status change, an
 // action, a command result. Seq is assigned by the store, increasing per
@@ -104,11 +107,16 @@ type Store interface {
 	// CreatePipeline stores a new pipeline with its first events. admit runs
 	// in the same transaction, serialised with every other creation for the
 	// same tenant and application, so two concurrent starts cannot both
-	// pass a one-in-flight rule. p.Version becomes 1.
+	// pass a one-in-flight rule. A nil admit admits; admit's error is
+	// returned as it is; admit must not call the store (it runs holding the
+	// write lock). p.Version becomes 1.
 	CreatePipeline(ctx context.Context, p *Pipeline, admit Admit, events []Event) error
 	// SavePipeline writes p if its stored version is still p.Version, and
 	// appends events, atomically; on success p.Version is incremented and
-	// the events get their Seq. Otherwise it returns ErrConflict.
+	// the events get their Seq. Otherwise it returns ErrConflict, or
+	// ErrNotFound when tenant has no such pipeline. Tenant, ID, Application,
+	// CreatedAt, StartedBy and Source are fixed at creation and not written
+	// again.
 	SavePipeline(ctx context.Context, p *Pipeline, events []Event) error
 	// GetPipeline returns one pipeline of tenant.
 	GetPipeline(ctx context.Context, tenant, id string) (*Pipeline, error)
@@ -119,7 +127,7 @@ type Store interface {
 	// not terminal, for admission and for starting a queued one.
 	ApplicationRefs(ctx context.Context, tenant, application string) ([]pipeline.Ref, error)
 	// ResumablePipelines returns every pipeline, of any tenant, that is not
-	// terminal: what the server resumes when it starts.
+	// terminal, with its Source: what the server resumes when it starts.
 	ResumablePipelines(ctx context.Context) ([]*Pipeline, error)
 	// DeployedBefore reports whether application was ever deployed to target
 	// in tenant: whether any pipeline's Deployed names that target.
@@ -131,7 +139,8 @@ type Store interface {
 	CreateTenant(ctx context.Context, name string) error
 	ListTenants(ctx context.Context) ([]string, error)
 
-	// Credentials. GetCredential looks a client id up across tenants (the
+	// Credentials. Client ids are unique across tenants (pipeline ids only
+	// within one); GetCredential looks a client id up across tenants (the
 	// token endpoint does not know the tenant yet).
 	CreateCredential(ctx context.Context, c Credential) error
 	GetCredential(ctx context.Context, clientID string) (*Credential, error)
