@@ -27,6 +27,8 @@ offline and shows what a deployment would do.`),
 			return usageErrorf("deploy needs a subcommand (%s), e.g. 'sortie deploy plan -f FILE'", strings.Join(names, ", "))
 		},
 	}
-	cmd.AddCommand(newDeployPlanCmd(ios))
+	cmd.AddCommand(newDeployPlanCmd(ios), newDeployStartCmd(ios), newDeployStatusCmd(ios), newDeployListCmd(ios),
+		newDeployWatchCmd(ios), newDeployLogsCmd(ios))
+	cmd.AddCommand(newDeployActionCmds(ios)...)
 	return cmd
 }

@@ -3,6 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client"
 )
 
 // Exit codes, documented by `sortie help exit-codes`.
@@ -53,5 +58,17 @@ func exitCode(err error) int {
 	if errors.As(err, &ue) {
 		return ExitUsage
 	}
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict && startsPipeline(ae) {
+		return ExitInProgress
+	}
 	return ExitFailure
+}
+
+// startsPipeline reports whether the refused request was a start or a
+// redeploy: only there does a 409 mean another deployment is in flight (an
+// action's 409 means the pipeline has ended, which is a plain failure).
+func startsPipeline(e *client.Error) bool {
+	return e.Method == http.MethodPost &&
+		(e.Path == api.Prefix+"/pipelines" || strings.HasSuffix(e.Path, "/redeploy"))
 }

@@ -53,6 +53,9 @@ CD-as-a-Service run unchanged.`),
 		newTemplateCmd(ios),
 		newServerCmd(ios),
 		newDevCmd(ios),
+		newLoginCmd(ios),
+		newLogoutCmd(ios),
+		newCredentialsCmd(ios),
 	)
 	return root
 }

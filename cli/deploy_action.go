@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client"
+)
+
+// DeployActionOptions are the inputs of `sortie deploy approve`, `skip`,
+// `rollback` and `cancel`: one shape, since they differ only in which of
+// target, step and reason they take.
+type DeployActionOptions struct {
+	Conn   connOptions
+	Action string
+	ID     string
+	Target string
+	Step   string
+	Reason string
+	Output string
+}
+
+// deployAction describes one action verb.
+type deployAction struct {
+	name, short, long, example string
+	done                       string // "Approved", ...
+	target, step, reason       bool   // which flags it takes
+}
+
+var deployActions = []deployAction{
+	{
+		name: client.ActionApprove, short: "Approve a gate a deployment waits at", done: "Approved",
+		long: `Approve a gate awaiting approval: an untilApproved pause or a manual
+analysis decision. --target and --step may be left out when only one
+target (or step) waits. A pause with requiresRoles needs one of those roles
+(admins always may).`,
+		example: "  sortie deploy approve 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production",
+		target:  true, step: true,
+	},
+	{
+		name: client.ActionSkip, short: "End a timed pause now", done: "Skipped",
+		long:    `End a timed pause now. --target and --step may be left out when only one pause runs.`,
+		example: "  sortie deploy skip 01JD3X5R8Q4W2E0M6K9T7N5B3C --target staging",
+		target:  true, step: true,
+	},
+	{
+		name: client.ActionRollback, short: "Roll a target back", done: "Rolling back",
+		long: `Roll a running target back to the version before this deployment, and
+cancel the targets that depend on it. --target may be left out when only one
+target runs.`,
+		example: `  sortie deploy rollback 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production --reason "error rate"`,
+		target:  true, reason: true,
+	},
+	{
+		name: client.ActionCancel, short: "Cancel a deployment", done: "Cancelling",
+		long: `Cancel a deployment: targets not started are cancelled, running ones
+rolled back. Other deployments are not touched.`,
+		example: `  sortie deploy cancel 01JD3X5R8Q4W2E0M6K9T7N5B3C --reason "wrong image"`,
+		reason:  true,
+	},
+}
+
+func newDeployActionCmds(ios IOStreams) []*cobra.Command {
+	var cmds []*cobra.Command
+	for _, a := range deployActions {
+		cmds = append(cmds, newDeployActionCmd(ios, a))
+	}
+	return cmds
+}
+
+func newDeployActionCmd(ios IOStreams, a deployAction) *cobra.Command {
+	opts := DeployActionOptions{Action: a.name}
+	cmd := &cobra.Command{
+		Use:     a.name + " ID",
+		Short:   a.short,
+		Long:    a.long + "\n\nPrints the deployment after the action (-o json: as 'sortie deploy status').",
+		Example: a.example,
+		Args:    exactArgs(1, "ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ID = args[0]
+			return runDeployAction(cmd.Context(), ios, a, opts)
+		},
+	}
+	f := cmd.Flags()
+	if a.target {
+		f.StringVar(&opts.Target, "target", "", "the target")
+	}
+	if a.step {
+		f.StringVar(&opts.Step, "step", "", "the step id, such as canary/1")
+	}
+	if a.reason {
+		f.StringVar(&opts.Reason, "reason", "", "why, recorded in the history")
+	}
+	opts.Conn.bind(cmd)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts DeployActionOptions) error {
+	if err := checkOutput(opts.Output); err != nil {
+		return err
+	}
+	c, err := newAPIClient(ctx, ios, opts.Conn)
+	if err != nil {
+		return err
+	}
+	v, err := c.Act(ctx, opts.ID, opts.Action, api.ActionRequest{Target: opts.Target, Step: opts.Step, Reason: opts.Reason})
+	if err != nil {
+		return err
+	}
+	return writeData(ios.Out, opts.Output, v, func(w io.Writer) error {
+		what := "deployment " + v.ID
+		if opts.Target != "" {
+			what += " target " + opts.Target
+		}
+		if opts.Step != "" {
+			what += " step " + opts.Step
+		}
+		_, err := fmt.Fprintf(w, "%s %s; the deployment is %s.\n", a.done, strings.TrimSpace(what), v.Status)
+		return err
+	})
+}

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/pipeline"
+)
+
+// DeployStartOptions are the inputs of `sortie deploy start`.
+type DeployStartOptions struct {
+	Conn        connOptions
+	File        string
+	Redeploy    string
+	Application string
+	Targets     []string
+	Context     []string
+	Watch       bool
+	Output      string
+}
+
+func newDeployStartCmd(ios IOStreams) *cobra.Command {
+	opts := DeployStartOptions{}
+	cmd := &cobra.Command{
+		Use:   "start -f FILE | -i PIPELINE_ID",
+		Short: "Start a deployment, or redeploy an earlier one",
+		Long: strings.TrimSpace(`
+Start a deployment of a deployment file: the file is validated here first
+(every problem with file:line:col, exit 1), then sent with the text of the
+manifests it names. Prints the deployment's id, its link and any warnings.
+
+-i PIPELINE_ID redeploys an earlier deployment's stored file and manifests.
+
+Exits 0 when the deployment was accepted (with --watch: when it succeeded),
+3 when another deployment of the application is in flight (HTTP 409; see
+deploymentConfig.ifDeploymentInProgress), 1 on any other error.
+
+In GitHub Actions (GITHUB_OUTPUT set) the outputs DEPLOYMENT_ID, LINK and
+RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
+		Example: strings.TrimSpace(`
+  sortie deploy start -f deploy.yml
+  sortie deploy start -f deploy.yml -t staging --add-context image=web:v2,ticket=OPS-12 --watch
+  sortie deploy start -i 01JD3X5R8Q4W2E0M6K9T7N5B3C`),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDeployStart(cmd.Context(), ios, opts) },
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.File, "file", "f", "", "the deployment file")
+	f.StringVarP(&opts.Redeploy, "pipeline-id", "i", "", "redeploy this earlier deployment's file and manifests")
+	f.StringVarP(&opts.Application, "application", "n", "", "the application name (overrides the file's)")
+	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable)")
+	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context")
+	f.BoolVarP(&opts.Watch, "watch", "w", false, "follow the deployment until it ends; exit 0 only if it succeeded")
+	opts.Conn.bind(cmd)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// startOutput is what `deploy start -o json` prints.
+type startOutput struct {
+	PipelineID  string          `json:"pipelineId"`
+	Application string          `json:"application,omitempty"`
+	Link        string          `json:"link"`
+	Status      pipeline.Status `json:"status"`
+	Queued      bool            `json:"queued"`
+	Warnings    []string        `json:"warnings"`
+	// Pipeline is the final pipeline, with --watch.
+	Pipeline *api.PipelineView `json:"pipeline,omitempty"`
+}
+
+func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions) error {
+	if err := checkOutput(opts.Output); err != nil {
+		return err
+	}
+	switch {
+	case opts.File != "" && opts.Redeploy != "":
+		return usageErrorf("give either -f FILE or -i PIPELINE_ID, not both")
+	case opts.File == "" && opts.Redeploy == "":
+		return usageErrorf("give the deployment file with -f FILE (or -i PIPELINE_ID to redeploy)")
+	case opts.Redeploy != "" && (opts.Application != "" || len(opts.Context) > 0):
+		return usageErrorf("-n and --add-context do not apply to a redeploy (-i): it reuses the stored deployment as it was")
+	}
+	addCtx, err := parseContext(opts.Context)
+	if err != nil {
+		return err
+	}
+	var (
+		req     api.StartRequest
+		fileApp string
+	)
+	if opts.File != "" {
+		if req, fileApp, err = buildStartRequest(ios, opts.File); err != nil {
+			return err
+		}
+		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
+	}
+	env := readEnvironment()
+	c, err := newAPIClient(ctx, ios, opts.Conn)
+	if err != nil {
+		return err
+	}
+	var res api.StartResult
+	if opts.Redeploy != "" {
+		res, err = c.Redeploy(ctx, opts.Redeploy, api.RedeployRequest{Targets: opts.Targets})
+	} else {
+		res, err = c.StartPipeline(ctx, req)
+	}
+	app := firstOf(opts.Application, fileApp)
+	if err != nil {
+		if gerr := writeGitHub(env, githubOutputs{RunResult: "REJECTED", Application: app, Message: err.Error()}); gerr != nil {
+			fmt.Fprintf(ios.ErrOut, "warning: %v\n", gerr)
+		}
+		if client.StatusOf(err) == 409 && exitCode(err) == ExitInProgress {
+			fmt.Fprintf(ios.ErrOut, "error: %v\nAnother deployment of this application is in flight: wait for it to end, cancel it with 'sortie deploy cancel ID', or set deploymentConfig.ifDeploymentInProgress.strategy: enqueueOne.\n", err)
+			return &ExitError{Code: ExitInProgress, Err: err, Silent: true}
+		}
+		return apiFailure(ios, err)
+	}
+	out := startOutput{PipelineID: res.PipelineID, Application: app, Link: consoleLink(c.Server(), res.PipelineID), Status: res.Status, Queued: res.Queued, Warnings: res.Warnings}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	if opts.Output == "text" {
+		writeStartText(ios.Out, out)
+	}
+	var outcome error
+	if opts.Watch {
+		live := ios.Out
+		if opts.Output != "text" {
+			live = ios.ErrOut
+		}
+		final, err := watchPipeline(ctx, ios, c, res.PipelineID, live)
+		if err != nil {
+			return err
+		}
+		if final == nil { // interrupted: the deployment goes on
+			return writeGitHubOrWarn(ios, env, out)
+		}
+		out.Status, out.Pipeline = final.Status, final
+		outcome = finalOutcome(ios, final)
+	}
+	if opts.Output != "text" {
+		if err := writeData(ios.Out, opts.Output, out, nil); err != nil {
+			return err
+		}
+	}
+	if err := writeGitHubOrWarn(ios, env, out); err != nil {
+		return err
+	}
+	return outcome
+}
+
+func writeGitHubOrWarn(ios IOStreams, env environment, out startOutput) error {
+	msg := ""
+	if out.Pipeline != nil {
+		msg = out.Pipeline.Message
+	}
+	if err := writeGitHub(env, githubOutputs{DeploymentID: out.PipelineID, Link: out.Link, RunResult: string(out.Status), Application: out.Application, Message: msg}); err != nil {
+		fmt.Fprintf(ios.ErrOut, "warning: %v\n", err)
+	}
+	return nil
+}
+
+func writeStartText(w io.Writer, out startOutput) {
+	verb := "started"
+	if out.Queued {
+		verb = "queued behind the deployment in flight"
+	}
+	fmt.Fprintf(w, "Deployment %s %s (%s).\n", out.PipelineID, verb, out.Status)
+	fmt.Fprintf(w, "  %s\n", out.Link)
+	for _, wn := range out.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", wn)
+	}
+}
+
+// buildStartRequest validates the file locally (problems with positions,
+// exit 1) and gathers the manifests' text as the server expects it.
+func buildStartRequest(ios IOStreams, file string) (api.StartRequest, string, error) {
+	res, err := loadDeployFile(file, true)
+	if err != nil {
+		return api.StartRequest{}, "", err
+	}
+	if err := reportProblems(ios, res); err != nil {
+		return api.StartRequest{}, "", err
+	}
+	text, err := os.ReadFile(file)
+	if err != nil {
+		return api.StartRequest{}, "", fmt.Errorf("read the deployment file: %w", err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return api.StartRequest{}, "", fmt.Errorf("find the working directory: %w", err)
+	}
+	manifests, err := collectManifests(res.File, wd)
+	if err != nil {
+		return api.StartRequest{}, "", err
+	}
+	req := api.StartRequest{FileName: submittedName(file), File: string(text), Manifests: manifests}
+	return req, res.File.Application, nil
+}
+
+// parseContext reads --add-context values k=v.
+func parseContext(items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, usageErrorf("--add-context wants key=value pairs, got %q", it)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

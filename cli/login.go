@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
+)
+
+// LoginOptions are the inputs of `sortie login`.
+type LoginOptions struct {
+	Server          string
+	ClientID        string
+	ClientSecret    string
+	CredentialsFile string
+	Output          string
+}
+
+func newLoginCmd(ios IOStreams) *cobra.Command {
+	opts := LoginOptions{}
+	cmd := &cobra.Command{
+		Use:   "login --server URL --client-id ID --client-secret SECRET | --credentials-file PATH",
+		Short: "Log the CLI in to a Sortie server with client credentials",
+		Long: strings.TrimSpace(`
+Log in to a Sortie server with a client credential: its id and secret, or
+the admin-credentials.json file a new server writes into its data directory.
+The credential is checked by getting a token, then saved with the token in
+the config file (<user config dir>/sortie/config.yaml, readable by you only;
+SORTIE_CONFIG names another file). Later commands refresh the token before
+it expires.
+
+Each value comes from its flag, else from the environment (SORTIE_SERVER,
+SORTIE_CLIENT_ID, SORTIE_CLIENT_SECRET; ARMORY_CLIENT_ID and
+ARMORY_CLIENT_SECRET are accepted too). With CI=true nothing is written:
+set those variables in each CI step instead.
+
+The secret is never printed.`),
+		Example: strings.TrimSpace(`
+  sortie login --credentials-file ~/.local/share/sortie/admin-credentials.json
+  sortie login --server https://sortie.example.com --client-id 01J... --client-secret "$SECRET"`),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLogin(cmd.Context(), ios, opts) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Server, "server", "", "the server's URL (SORTIE_SERVER)")
+	f.StringVar(&opts.ClientID, "client-id", "", "the client id (SORTIE_CLIENT_ID)")
+	f.StringVar(&opts.ClientSecret, "client-secret", "", "the client secret (SORTIE_CLIENT_SECRET); '-' reads it from standard input")
+	f.StringVar(&opts.CredentialsFile, "credentials-file", "", "a credentials file as the server writes it (admin-credentials.json)")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// loginResult is what `sortie login -o json` prints.
+type loginResult struct {
+	Server      string    `json:"server"`
+	ClientID    string    `json:"clientId"`
+	Name        string    `json:"name,omitempty"`
+	Tenant      string    `json:"tenant,omitempty"`
+	Roles       []string  `json:"roles"`
+	TokenExpiry time.Time `json:"tokenExpiry,omitzero"`
+	// ConfigFile is where the credentials were saved; empty with CI=true.
+	ConfigFile string `json:"configFile,omitempty"`
+}
+
+func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
+	if err := checkOutput(opts.Output); err != nil {
+		return err
+	}
+	env := readEnvironment()
+	var fromFile auth.CredentialsFile
+	if opts.CredentialsFile != "" {
+		if opts.ClientID != "" || opts.ClientSecret != "" {
+			return usageErrorf("give either --credentials-file or --client-id and --client-secret, not both")
+		}
+		b, err := os.ReadFile(opts.CredentialsFile)
+		if err != nil {
+			return fmt.Errorf("read the credentials file: %w", err)
+		}
+		if err := json.Unmarshal(b, &fromFile); err != nil || fromFile.ClientID == "" || fromFile.ClientSecret == "" {
+			// Never quote the file: it holds a secret.
+			return fmt.Errorf("%s is not a credentials file (a JSON object with server, client_id and client_secret)", opts.CredentialsFile)
+		}
+	}
+	if opts.ClientSecret == "-" {
+		b, err := io.ReadAll(io.LimitReader(ios.In, 4096))
+		if err != nil {
+			return fmt.Errorf("read the client secret from standard input: %w", err)
+		}
+		opts.ClientSecret = strings.TrimSpace(string(b))
+	}
+	server := firstOf(opts.Server, fromFile.Server, env.Server)
+	id := firstOf(opts.ClientID, fromFile.ClientID, env.ClientID)
+	secret := firstOf(opts.ClientSecret, fromFile.ClientSecret, env.ClientSecret)
+	switch {
+	case server == "":
+		return usageErrorf("give the server's URL with --server (or SORTIE_SERVER)")
+	case id == "" || secret == "":
+		return usageErrorf("give --client-id and --client-secret (or SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET), or --credentials-file")
+	}
+	c, err := client.New(client.Options{Server: server, ClientID: id, ClientSecret: secret, UserAgent: "sortie-cli/" + Version})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	tok, err := c.FetchToken(ctx)
+	if err != nil {
+		if client.StatusOf(err) == 401 {
+			return fmt.Errorf("login to %s refused: unknown client id or wrong client secret", c.Server())
+		}
+		return fmt.Errorf("login to %s: %w", c.Server(), err)
+	}
+	res := loginResult{Server: c.Server(), ClientID: id, Roles: []string{}, TokenExpiry: tok.Expiry.UTC()}
+	if who, err := client.IdentityOf(tok); err == nil {
+		res.Name, res.Tenant = who.Name, who.Tenant
+		if who.Roles != nil {
+			res.Roles = who.Roles
+		}
+	}
+	if !env.CI {
+		cfg := configFile{Server: c.Server(), ClientID: id, ClientSecret: secret, Token: tok.AccessToken, TokenExpiry: tok.Expiry.UTC()}
+		if err := cfg.save(env.ConfigPath); err != nil {
+			return err
+		}
+		res.ConfigFile = env.ConfigPath
+	}
+	return writeData(ios.Out, opts.Output, res, func(w io.Writer) error {
+		who := res.ClientID
+		if res.Name != "" {
+			who = fmt.Sprintf("%q (%s)", res.Name, res.ClientID)
+		}
+		fmt.Fprintf(w, "Logged in to %s as %s", res.Server, who)
+		if res.Tenant != "" {
+			fmt.Fprintf(w, ", tenant %s, roles %s", res.Tenant, strings.Join(res.Roles, ", "))
+		}
+		fmt.Fprintln(w, ".")
+		if res.ConfigFile != "" {
+			_, err := fmt.Fprintf(w, "Credentials saved to %s (readable by you only).\n", res.ConfigFile)
+			return err
+		}
+		_, err := fmt.Fprintln(w, "CI=true: nothing was written; set SORTIE_SERVER, SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET in each step that calls the server.")
+		return err
+	})
+}
+
+// LogoutOptions are the inputs of `sortie logout`.
+type LogoutOptions struct{}
+
+func newLogoutCmd(ios IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the saved server, credentials and token",
+		Long: strings.TrimSpace(`
+Delete the config file 'sortie login' wrote, with its client credentials and
+cached token. The credential itself stays valid on the server: delete it
+there with 'sortie credentials delete ID' if it should stop working.`),
+		Example: "  sortie logout",
+		Args:    noArgs,
+		RunE:    func(*cobra.Command, []string) error { return runLogout(ios, LogoutOptions{}) },
+	}
+}
+
+func runLogout(ios IOStreams, _ LogoutOptions) error {
+	env := readEnvironment()
+	if env.ConfigPath == "" {
+		return errors.New("no config directory: set SORTIE_CONFIG or HOME")
+	}
+	err := os.Remove(env.ConfigPath)
+	if errors.Is(err, os.ErrNotExist) {
+		_, err = fmt.Fprintf(ios.Out, "Not logged in (no %s).\n", env.ConfigPath)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("remove the config file: %w", err)
+	}
+	_, err = fmt.Fprintf(ios.Out, "Logged out: removed %s.\n", env.ConfigPath)
+	return err
+}
