@@ -102,6 +102,18 @@ type Credential struct {
 	CreatedAt  time.Time
 }
 
+// MetricProvider is a tenant's connection to a metric system that analysis
+// steps query by Name. Config is the provider's settings as JSON (package
+// analysis defines and validates them); it names secrets, never holds their
+// values, so it may be shown.
+type MetricProvider struct {
+	Tenant    string
+	Name      string
+	Type      string
+	Config    json.RawMessage
+	CreatedAt time.Time
+}
+
 // Store is the persistence contract.
 type Store interface {
 	// CreatePipeline stores a new pipeline with its first events. admit runs
@@ -146,6 +158,16 @@ type Store interface {
 	GetCredential(ctx context.Context, clientID string) (*Credential, error)
 	ListCredentials(ctx context.Context, tenant string) ([]Credential, error)
 	DeleteCredential(ctx context.Context, tenant, clientID string) error
+
+	// Metric providers, by name within a tenant. CreateMetricProvider
+	// returns ErrConflict when the name is taken in the tenant (another
+	// tenant may use it), ErrNotFound for an unknown tenant; a zero
+	// CreatedAt is stamped with the store's clock. Get and Delete of a name
+	// the tenant does not have return ErrNotFound. List is by name.
+	CreateMetricProvider(ctx context.Context, p MetricProvider) error
+	GetMetricProvider(ctx context.Context, tenant, name string) (*MetricProvider, error)
+	ListMetricProviders(ctx context.Context, tenant string) ([]MetricProvider, error)
+	DeleteMetricProvider(ctx context.Context, tenant, name string) error
 
 	Close() error
 }

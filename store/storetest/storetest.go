@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Tenants", testTenants},
 		{"Credentials", testCredentials},
+		{"MetricProviders", testMetricProviders},
 		{"CreateAndGet", testCreateAndGet},
 		{"CreateDuplicate", testCreateDuplicate},
 		{"CreateUnknownTenant", testCreateUnknownTenant},
