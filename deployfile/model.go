@@ -272,6 +272,7 @@ type Webhook struct {
 	BodyTemplate    *Body     `yaml:"bodyTemplate" json:"bodyTemplate,omitempty" doc:"Request body."`
 	RetryCount      int       `yaml:"retryCount" json:"retryCount,omitempty" doc:"Retries when the call fails."`
 	DisableCallback bool      `yaml:"disableCallback" json:"disableCallback,omitempty" doc:"Do not wait for a callback."`
+	CallbackTimeout *Duration `yaml:"callbackTimeout" json:"callbackTimeout,omitempty" doc:"Sortie extension: how long to wait for the call and its callback before the step fails (default 24 hours)."`
 	Pos             Pos       `yaml:"-" json:"-"`
 }
 

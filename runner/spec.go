@@ -3,10 +3,15 @@ package runner
 import (
 	"encoding/json"
 	"slices"
+	"time"
 
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
 )
+
+// DefaultCallbackTimeout bounds a webhook's call and callback when the
+// webhook sets no callbackTimeout.
+const DefaultCallbackTimeout = 24 * time.Hour
 
 // SpecFrom turns a valid deployment file into what the engine runs.
 // firstDeployment reports, per target name, whether the application was
@@ -104,10 +109,14 @@ func steps(in []*deployfile.Step, f *deployfile.File) []pipeline.Step {
 				Params:          params,
 			}
 		case st.RunWebhook != nil:
-			w := &pipeline.RunWebhook{Name: st.RunWebhook.Name.Name, Context: st.RunWebhook.Context}
+			w := &pipeline.RunWebhook{Name: st.RunWebhook.Name.Name, Context: st.RunWebhook.Context,
+				CallbackTimeout: pipeline.Duration(DefaultCallbackTimeout)}
 			for _, wh := range f.Webhooks {
 				if wh.Name == w.Name {
 					w.DisableCallback = wh.DisableCallback
+					if wh.CallbackTimeout != nil && wh.CallbackTimeout.Value > 0 {
+						w.CallbackTimeout = pipeline.Duration(wh.CallbackTimeout.Value)
+					}
 				}
 			}
 			s.RunWebhook = w
