@@ -49,3 +49,16 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerates the agent protocol's Go code (committed). Needs protoc (Debian:
+# protobuf-compiler) and the two plugins at the versions pinned here.
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+.PHONY: proto
+proto:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --proto_path=agent/agentpb \
+		--go_out=agent/agentpb --go_opt=paths=source_relative \
+		--go-grpc_out=agent/agentpb --go-grpc_opt=paths=source_relative \
+		agent/agentpb/agent.proto

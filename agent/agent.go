@@ -1,0 +1,533 @@
+package agent
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/sortie-cd/sortie/agent/agentpb"
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
+)
+
+// Default backoff bounds of the agent's reconnect loop.
+const (
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+// DefaultResultTTL is how long the agent keeps a finished command's result
+// for a repeat of the command.
+const DefaultResultTTL = 30 * time.Minute
+
+// Options configure an Agent.
+type Options struct {
+	// ServerURL is the server's base URL: https://host[:port], or http://
+	// when the host is loopback. Required.
+	ServerURL string
+	// AgentID is the identifier the agent registers under: the account
+	// targets name. Required.
+	AgentID string
+	// ClientID and ClientSecret are the agent's client credential (role
+	// agent). Required.
+	ClientID, ClientSecret string
+	// RootCAs verify the server's certificate; nil means the system's.
+	RootCAs *x509.CertPool
+	// Executor returns the executor for the tenant the server names in its
+	// Welcome (the tenant of the credential). Required.
+	Executor func(tenant string) runner.Executor
+	// ClusterVersion reports the cluster's version for Hello; nil means
+	// none.
+	ClusterVersion func(ctx context.Context) (string, error)
+	// Version is the agent's version.
+	Version string
+	// Log: nil discards.
+	Log *slog.Logger
+	// Metrics: nil means a new registry (served by Handler).
+	Metrics *prometheus.Registry
+	// MinBackoff and MaxBackoff bound the reconnect delay; zero means the
+	// defaults.
+	MinBackoff, MaxBackoff time.Duration
+	// ResultTTL: zero means DefaultResultTTL.
+	ResultTTL time.Duration
+}
+
+// Agent is the cluster's end of the connection: it dials out to the server,
+// keeps one stream open (reconnecting with jittered exponential backoff),
+// and runs the commands that arrive on it.
+type Agent struct {
+	o        Options
+	log      *slog.Logger
+	instance string
+	client   agentpb.AgentClient
+	cc       *grpc.ClientConn
+	tokens   *clientcredentials.Config
+	httpc    *http.Client
+	reg      *prometheus.Registry
+	m        agentMetrics
+
+	mu       sync.Mutex
+	sess     *session // the accepted stream, nil while disconnected
+	execs    map[string]*execution
+	tenant   string
+	executor runner.Executor
+}
+
+type session struct {
+	stream agentpb.Agent_ConnectClient
+	sendMu sync.Mutex
+}
+
+func (s *session) send(m *agentpb.AgentMessage) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.Send(m)
+}
+
+// execution is one command id the agent has run or runs.
+type execution struct {
+	cancel    context.CancelFunc
+	cancelled bool
+	finished  time.Time // zero while running
+	result    []byte
+}
+
+// New checks o and returns an Agent; Run connects it.
+func New(o Options) (*Agent, error) {
+	if o.AgentID == "" || !idPattern.MatchString(o.AgentID) {
+		return nil, fmt.Errorf("agent: identifier %q is not valid: use letters, digits, '.', '_' or '-', at most 63", o.AgentID)
+	}
+	if o.ClientID == "" || o.ClientSecret == "" {
+		return nil, errors.New("agent: client credentials are required (SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET, or --credentials-file)")
+	}
+	if o.Executor == nil {
+		return nil, errors.New("agent: Options need an Executor")
+	}
+	u, err := url.Parse(o.ServerURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("agent: server URL %q: want https://host[:port]", o.ServerURL)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("agent: server URL %q: the agent protocol is served at the server's root; remove the path", o.ServerURL)
+	}
+	var tc credentials.TransportCredentials
+	tlsConfig := &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
+	port := u.Port()
+	switch u.Scheme {
+	case "https":
+		tc = credentials.NewTLS(tlsConfig)
+		if port == "" {
+			port = "443"
+		}
+	case "http":
+		if !loopback(u.Hostname()) {
+			return nil, fmt.Errorf("agent: server URL %q: plaintext http is allowed only to a loopback address; use https", o.ServerURL)
+		}
+		tc = insecure.NewCredentials()
+		if port == "" {
+			port = "80"
+		}
+	default:
+		return nil, fmt.Errorf("agent: server URL %q: want https:// (or http:// to loopback)", o.ServerURL)
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.ResultTTL <= 0 {
+		o.ResultTTL = DefaultResultTTL
+	}
+	a := &Agent{o: o, log: o.Log, execs: map[string]*execution{}, reg: o.Metrics}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.log = a.log.With("agent", o.AgentID)
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+	}
+	if a.m, err = newAgentMetrics(a.reg); err != nil {
+		return nil, err
+	}
+	a.instance = crand.Text()
+	// grpc's default dialer honours HTTPS_PROXY and NO_PROXY; so does the
+	// token request's transport.
+	a.cc, err = grpc.NewClient(net.JoinHostPort(u.Hostname(), port), grpc.WithTransportCredentials(tc))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.client = agentpb.NewAgentClient(a.cc)
+	base := *u
+	base.Path = ""
+	a.tokens = &clientcredentials.Config{
+		ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		TokenURL:  base.String() + auth.TokenPath,
+		AuthStyle: oauth2.AuthStyleInHeader,
+	}
+	a.httpc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true,
+	}}
+	return a, nil
+}
+
+// loopback reports whether host is a loopback name or address.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// LoadCAFile reads PEM certificates for Options.RootCAs.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("agent: CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Connected reports whether the server has accepted the agent's stream.
+func (a *Agent) Connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sess != nil
+}
+
+// Run keeps the agent connected until ctx ends; it returns nil then.
+// Commands already running when ctx ends are cancelled.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.cc.Close()
+	defer a.cancelAll()
+	failures := 0
+	for {
+		accepted, err := a.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if accepted {
+			failures = 0
+		}
+		d := backoff(failures, a.o.MinBackoff, a.o.MaxBackoff)
+		failures++
+		a.m.reconnects.Inc()
+		a.log.Warn("not connected to the server; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the delay before retry n (from 0): exponential from lo, capped
+// at hi, with half of it random so that agents cut off together do not
+// come back together.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 0; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// session runs one stream: it returns whether the server accepted it, and
+// why it ended.
+func (a *Agent) session(ctx context.Context) (bool, error) {
+	tok, err := a.tokens.Token(context.WithValue(ctx, oauth2.HTTPClient, a.httpc))
+	if err != nil {
+		return false, fmt.Errorf("get a token from %s: %w", a.tokens.TokenURL, err)
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tok.AccessToken)
+	stream, err := a.client.Connect(sctx)
+	if err != nil {
+		return false, err
+	}
+	hello := &agentpb.Hello{AgentId: a.o.AgentID, AgentVersion: a.o.Version, Instance: a.instance}
+	if a.o.ClusterVersion != nil {
+		if v, err := a.o.ClusterVersion(ctx); err == nil {
+			hello.ClusterVersion = v
+		} else {
+			a.log.Warn("cannot read the cluster's version", "err", err)
+		}
+	}
+	if err := stream.Send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Hello{Hello: hello}}); err != nil {
+		return false, recvErr(stream, err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return false, refusal(err)
+	}
+	w := first.GetWelcome()
+	if w == nil {
+		return false, errors.New("the server did not answer Hello with Welcome")
+	}
+	interval := time.Duration(w.GetHeartbeatIntervalMs()) * time.Millisecond
+	if interval <= 0 {
+		interval = DefaultHeartbeat
+	}
+	s := &session{stream: stream}
+	a.accepted(s, w.GetTenant())
+	a.log.Info("connected to the server", "tenant", w.GetTenant(), "server_version", w.GetServerVersion())
+	defer a.disconnected(s)
+
+	var mu sync.Mutex
+	last := time.Now()
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			silence := time.Since(last)
+			mu.Unlock()
+			if silence > MissedHeartbeats*interval {
+				cancel(fmt.Errorf("no heartbeat from the server for %s", silence.Round(time.Millisecond)))
+				return
+			}
+			if err := s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: time.Now().UnixMilli()}}}); err != nil {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if cause := context.Cause(sctx); cause != nil && ctx.Err() == nil {
+				return true, cause
+			}
+			return true, err
+		}
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+		switch m := m.Msg.(type) {
+		case *agentpb.ServerMessage_Command:
+			a.command(m.Command)
+		case *agentpb.ServerMessage_Cancel:
+			a.cancel(m.Cancel.GetId())
+		}
+	}
+}
+
+// recvErr returns the stream's status after a failed Send (Send only says
+// io.EOF).
+func recvErr(stream agentpb.Agent_ConnectClient, err error) error {
+	if _, rerr := stream.Recv(); rerr != nil {
+		return refusal(rerr)
+	}
+	return err
+}
+
+// refusal words a refused stream for the log.
+func refusal(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.AlreadyExists, codes.PermissionDenied, codes.InvalidArgument, codes.Unauthenticated:
+		return fmt.Errorf("the server refused the agent: %s", st.Message())
+	}
+	return err
+}
+
+func (a *Agent) accepted(s *session, tenant string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sess = s
+	if a.executor == nil || a.tenant != tenant {
+		a.tenant, a.executor = tenant, a.o.Executor(tenant)
+	}
+	a.m.connected.Set(1)
+	a.m.connects.Inc()
+}
+
+func (a *Agent) disconnected(s *session) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sess == s {
+		a.sess = nil
+		a.m.connected.Set(0)
+	}
+}
+
+// deliver sends a result on the current stream. With no stream it is
+// dropped: the server sends the command again once reconnected, and gets
+// the kept result then.
+func (a *Agent) deliver(id string, result []byte) {
+	a.mu.Lock()
+	s := a.sess
+	a.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if err := s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Result{Result: &agentpb.Result{CommandId: id, Result: result}}}); err != nil {
+		a.log.Info("send result failed; the server will ask again", "command", id, "err", err)
+	}
+}
+
+// command starts a command, or, for an id it knows, attaches to the running
+// execution (whose result goes to the stream current when it ends) or
+// returns the kept result.
+func (a *Agent) command(cmd *agentpb.Command) {
+	id := cmd.GetId()
+	a.mu.Lock()
+	a.expire()
+	if ex, ok := a.execs[id]; ok && !ex.cancelled {
+		finished, result := !ex.finished.IsZero(), ex.result
+		a.mu.Unlock()
+		if finished {
+			a.m.repeats.WithLabelValues("finished").Inc()
+			a.deliver(id, result)
+		} else {
+			a.m.repeats.WithLabelValues("running").Inc()
+		}
+		return
+	}
+	executor, tenant := a.executor, a.tenant
+	var wj wireJob
+	if err := json.Unmarshal(cmd.GetJob(), &wj); err != nil {
+		a.mu.Unlock()
+		a.finish(id, nil, pipeline.CommandResult{CommandID: id, Message: fmt.Sprintf("agent %s: the command does not decode: %v", a.o.AgentID, err)})
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if ms := cmd.GetTimeoutMs(); ms > 0 {
+		// The server's own deadline comes a little later: the agent's
+		// precise failure (which pods are not Ready, and why) gets there
+		// first.
+		d := time.Duration(ms) * time.Millisecond
+		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
+	}
+	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source}
+	ex := &execution{cancel: cancel}
+	a.execs[id] = ex
+	a.mu.Unlock()
+	a.m.running.Inc()
+	go func() {
+		defer cancel()
+		start := time.Now()
+		log := a.log.With("tenant", tenant, "pipeline", job.Command.Pipeline, "target", job.Command.Target, "command", id, "kind", job.Command.Kind)
+		log.Info("running command")
+		res := executor.Execute(ctx, job)
+		res.CommandID = id
+		a.m.running.Dec()
+		a.m.commands.WithLabelValues(string(job.Command.Kind), fmt.Sprint(res.Success)).Inc()
+		log.Info("command done", "success", res.Success, "message", res.Message, "duration", time.Since(start).Round(time.Millisecond))
+		a.finish(id, ex, res)
+	}()
+}
+
+// finish keeps a command's result and sends it; a cancelled execution is
+// forgotten instead, so that a later repeat runs it afresh.
+func (a *Agent) finish(id string, ex *execution, res pipeline.CommandResult) {
+	b, _ := json.Marshal(res)
+	a.mu.Lock()
+	if ex != nil && ex.cancelled {
+		if a.execs[id] == ex {
+			delete(a.execs, id)
+		}
+		a.mu.Unlock()
+		return
+	}
+	if ex == nil {
+		ex = &execution{cancel: func() {}}
+		a.execs[id] = ex
+	}
+	ex.finished, ex.result = time.Now(), b
+	a.mu.Unlock()
+	a.deliver(id, b)
+}
+
+// cancel stops a running command the server no longer waits for.
+func (a *Agent) cancel(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ex, ok := a.execs[id]; ok && ex.finished.IsZero() {
+		ex.cancelled = true
+		ex.cancel()
+		a.log.Info("command cancelled by the server", "command", id)
+	}
+}
+
+func (a *Agent) cancelAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ex := range a.execs {
+		if ex.finished.IsZero() {
+			ex.cancelled = true
+			ex.cancel()
+		}
+	}
+}
+
+// expire forgets results older than the TTL. Runs under a.mu.
+func (a *Agent) expire() {
+	cutoff := time.Now().Add(-a.o.ResultTTL)
+	for id, ex := range a.execs {
+		if !ex.finished.IsZero() && ex.finished.Before(cutoff) {
+			delete(a.execs, id)
+		}
+	}
+}
+
+// Handler serves /healthz (the process runs), /readyz (the server accepted
+// the stream) and /metrics.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !a.Connected() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not connected to the server")
+			return
+		}
+		fmt.Fprintln(w, "connected")
+	})
+	mux.Handle("GET /metrics", promhttpHandler(a.reg))
+	return mux
+}
