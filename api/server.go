@@ -30,6 +30,8 @@ const DefaultHeartbeat = 15 * time.Second
 type Options struct {
 	// Deployments is the deployment runner; required.
 	Deployments Deployments
+	// Agents lists the connected agents; nil means none are.
+	Agents Agents
 	// Auth verifies bearer tokens, serves /oauth/token and keeps
 	// credentials; required.
 	Auth *auth.Service
@@ -119,6 +121,8 @@ func routes() []route {
 		{method: "GET", path: Prefix + "/pipelines/{id}/events", access: read, stream: true, handle: (*server).pipelineEvents},
 		{method: "GET", path: Prefix + "/events", access: read, stream: true, handle: (*server).tenantEvents},
 
+		{method: "GET", path: Prefix + "/agents", access: read, handle: (*server).listAgents},
+
 		{method: "GET", path: Prefix + "/credentials", access: admin, handle: (*server).listCredentials},
 		{method: "POST", path: Prefix + "/credentials", access: admin, handle: (*server).createCredential},
 		{method: "DELETE", path: Prefix + "/credentials/{id}", access: admin, handle: (*server).deleteCredential},
@@ -144,6 +148,7 @@ func Routes() []Route {
 
 type server struct {
 	d         Deployments
+	agents    Agents
 	auth      *auth.Service
 	log       *slog.Logger
 	registry  *prometheus.Registry
@@ -160,6 +165,7 @@ func New(o Options) (http.Handler, error) {
 	}
 	s := &server{
 		d:         o.Deployments,
+		agents:    o.Agents,
 		auth:      o.Auth,
 		log:       o.Logger,
 		registry:  o.Metrics,
