@@ -4,7 +4,7 @@ BIN       := $(CURDIR)/bin
 LOCALKUBE := $(BIN)/localkube
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test test-short kube-bin cluster-up cluster-down demo vet fmt clean
+.PHONY: all build test test-short kube-bin cluster-up cluster-down demo demo-down vet fmt clean
 
 all: build
 
@@ -36,13 +36,15 @@ cluster-up: $(LOCALKUBE)
 cluster-down: $(LOCALKUBE)
 	@$(LOCALKUBE) down
 
-demo: build cluster-up
-	@echo
-	@echo "A local Kubernetes cluster is running (simulated pods, real control plane)."
-	@echo "  kubectl:     $$($(LOCALKUBE) build)/kubectl --kubeconfig $$($(LOCALKUBE) up | cut -d= -f2) get nodes"
-	@echo "  validate:    $(BIN)/sortie validate -f ../shared/examples/canary-basic.yml"
-	@echo "  plan:        $(BIN)/sortie deploy plan -f ../shared/examples/canary-basic.yml"
-	@echo "  stop it:     make cluster-down"
+# A local cluster, `sortie dev` against it, and the sample application
+# deployed twice (v1, then v2 through a canary that waits for you).
+demo: build $(LOCALKUBE)
+	@scripts/demo.sh
+
+demo-down: $(LOCALKUBE)
+	@pid=$${XDG_CACHE_HOME:-$$HOME/.cache}/sortie/demo/server.pid; \
+	  if [ -f $$pid ] && kill $$(cat $$pid) 2>/dev/null; then echo "demo: stopped sortie dev"; fi; rm -f $$pid
+	@$(LOCALKUBE) down
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
