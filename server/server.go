@@ -17,6 +17,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/console"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -119,6 +120,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The web console answers every path the API does not.
+	web, err := console.New(console.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log})
+	if err != nil {
+		return err
+	}
+	handler = console.Mount(handler, web)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -1,0 +1,210 @@
+package console
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// DefaultHeartbeat is how often an idle console event stream sends a
+// comment, so proxies keep it open.
+const DefaultHeartbeat = 15 * time.Second
+
+// Options configure the handler New returns.
+type Options struct {
+	// Deployments is the same deployment runner the REST API uses;
+	// required. Every call passes the signed-in principal's tenant.
+	Deployments api.Deployments
+	// Auth issues and verifies the session's token and keeps credentials;
+	// required.
+	Auth *auth.Service
+	// Logger receives server errors; nil discards.
+	Logger *slog.Logger
+	// Heartbeat is the event streams' heartbeat period; zero means
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
+	// Now is the clock for durations shown; nil means time.Now.
+	Now func() time.Time
+}
+
+// Console serves the web console.
+type Console struct {
+	d         api.Deployments
+	auth      *auth.Service
+	log       *slog.Logger
+	heartbeat time.Duration
+	now       func() time.Time
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+}
+
+// New returns the console's handler. Mount it at "/" next to the API with
+// Mount.
+func New(o Options) (*Console, error) {
+	if o.Deployments == nil || o.Auth == nil {
+		return nil, errors.New("console: Options need Deployments and Auth")
+	}
+	c := &Console{d: o.Deployments, auth: o.Auth, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.heartbeat <= 0 {
+		c.heartbeat = DefaultHeartbeat
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	c.pages = pages
+	c.mux = c.routes()
+	return c, nil
+}
+
+// Mount returns a handler that sends the API's routes (every path of
+// api.Routes and anything under api.Prefix) to apiHandler and everything
+// else to the console.
+func Mount(apiHandler, console http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	seen := map[string]bool{}
+	for _, rt := range api.Routes() {
+		if !seen[rt.Path] {
+			seen[rt.Path] = true
+			mux.Handle(rt.Path, apiHandler)
+		}
+	}
+	mux.Handle(api.Prefix+"/", apiHandler)
+	mux.Handle("/", console)
+	return mux
+}
+
+func (c *Console) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	mux.HandleFunc("GET /login", c.loginPage)
+	mux.HandleFunc("POST /login", c.login)
+	mux.HandleFunc("POST /logout", c.logout)
+
+	page := func(pattern string, h func(http.ResponseWriter, *http.Request, *session)) {
+		mux.Handle(pattern, c.signedIn(h, false))
+	}
+	post := func(pattern string, h func(http.ResponseWriter, *http.Request, *session)) {
+		mux.Handle(pattern, c.signedIn(c.checkCSRF(h), false))
+	}
+	partial := func(pattern string, h func(http.ResponseWriter, *http.Request, *session)) {
+		mux.Handle(pattern, c.signedIn(h, true))
+	}
+	page("GET /{$}", c.listPage)
+	page("GET /pipelines/{id}", c.pipelinePage)
+	page("GET /pipelines/{id}/source", c.sourcePage)
+	post("POST /pipelines/{id}/actions/{action}", c.act)
+	post("POST /pipelines/{id}/redeploy", c.redeploy)
+	page("GET /settings/credentials", c.credentialsPage)
+	post("POST /settings/credentials", c.createCredential)
+	post("POST /settings/credentials/{id}/delete", c.deleteCredential)
+	page("GET /settings/{page}", c.placeholderPage)
+	partial("GET /console/fragments/list", c.listFragment)
+	partial("GET /console/fragments/pipelines/{id}", c.pipelineFragment)
+	partial("GET /console/events", c.events)
+	partial("GET /console/session", c.sessionInfo)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		c.notFound(w, r, nil)
+	})
+	return mux
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// No inline script or style anywhere: the policy can say so.
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+	c.mux.ServeHTTP(w, r)
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// render writes a full page, or only its "content" part for fragments.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	t, ok := c.pages[name]
+	if !ok {
+		panic("console: no template " + name)
+	}
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, name, data); err != nil {
+		c.serverError(w, r, fmt.Errorf("render %s: %w", name, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	io.WriteString(w, b.String())
+}
+
+func (c *Console) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	id := randomToken()[:12]
+	c.log.Error("console: request failed", "error_id", id, "path", r.URL.Path, "err", err)
+	http.Error(w, "The server could not answer this page; report error id "+id+".", http.StatusInternalServerError)
+}
+
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	c.render(w, r, http.StatusNotFound, "notfound", struct {
+		Page
+	}{Page: c.page(r, s, "Not found")})
+}
+
+// fail answers a request that the runner refused or that failed, in the
+// user's words.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c.notFound(w, r, s)
+	default:
+		c.serverError(w, r, err)
+	}
+}
+
+// userMessage returns what to tell the user about a refused action.
+func userMessage(err error) string {
+	var pe *pipeline.Error
+	var ae *api.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Message
+	case errors.As(err, &ae):
+		return ae.Message
+	case errors.Is(err, store.ErrNotFound):
+		return "no such pipeline"
+	case errors.Is(err, store.ErrConflict):
+		return "the pipeline changed meanwhile; try again"
+	}
+	return ""
+}

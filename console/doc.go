@@ -1,0 +1,40 @@
+// Package console is Sortie's web console, served by `sortie server` at "/"
+// next to the REST API (Mount keeps /api/v1, /oauth/token, /healthz,
+// /readyz and /metrics for the API).
+//
+// # What it provides
+//
+// Server-rendered pages (html/template) with a small script, all embedded
+// with go:embed, no build step and no external asset: the deployments list
+// (filters, search), the pipeline view (an SVG graph laid out on the server
+// by waves of dependsOn, the selected target's steps, weights, pod counts,
+// messages and timeline), the stored source with a line diff (Myers)
+// against the previous pipeline of the application, client credentials,
+// and placeholder pages for what later issues bring. Pages update live: the
+// script listens to /console/events (Server-Sent Events backed by
+// Deployments.Subscribe and Events, replayed after Last-Event-ID) and
+// fetches the affected HTML fragment again.
+//
+// Sessions: the login form exchanges a client id and secret at the
+// server's own token endpoint (in process, with its rate limits), or takes
+// a pasted token; the session is an HttpOnly, SameSite=Strict cookie (Secure
+// over TLS) holding that short-lived JWT, verified on every request, so a
+// session ends when its token does and the user is asked to log in again.
+// Every POST carries a CSRF token derived from the session's JWT (a
+// one-way hash a cross-site page can neither read nor compute), and a
+// cross-origin Origin header is refused as well.
+//
+// Actions (approve, skip, roll back, cancel, redeploy) go through the same
+// api.Deployments as the REST API, as the signed-in principal; buttons are
+// disabled, with the reason shown, when the principal's roles or the
+// state do not allow them, using the API's role rules and the gate's
+// requiresRoles.
+//
+// # What it must not do
+//
+// Keep state of its own, persist anything but through Deployments and
+// auth.Service, show anything of another tenant (every call passes the
+// session's tenant), put a token or secret in a URL or a log line, or
+// render any text from a deployment unescaped: step and webhook messages
+// go through Markdown, which escapes everything and adds only its own tags.
+package console

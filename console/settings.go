@@ -1,0 +1,152 @@
+package console
+
+import (
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/store"
+)
+
+// roleName is what a role may look like (the API's rule).
+var roleName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+type credentialsData struct {
+	Page
+	Credentials []store.Credential
+	Roles       []string
+	// Reason, when set, is why the page shows nothing: only admins manage
+	// credentials.
+	Reason string
+	// Created is the credential just made, with its secret shown once.
+	Created *store.Credential
+	Secret  string
+	Error   string
+	Name    string
+}
+
+var grantable = []string{pipeline.RoleViewer, pipeline.RoleDeployer, pipeline.RoleTenantAdmin, pipeline.RoleOrganizationAdmin, pipeline.RoleAgent}
+
+func (c *Console) credentialsData(r *http.Request, s *session) (credentialsData, error) {
+	d := credentialsData{Page: c.page(r, s, "Client credentials"), Roles: grantable}
+	if !s.HasAnyRole(adminRoles...) {
+		d.Reason = "Only a tenant admin or an organization admin manages client credentials; your roles: " + roleList(s.Roles) + "."
+		return d, nil
+	}
+	cs, err := c.auth.ListCredentials(r.Context(), s.Tenant)
+	if err != nil {
+		return d, err
+	}
+	slices.SortFunc(cs, func(a, b store.Credential) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	d.Credentials = cs
+	return d, nil
+}
+
+func (c *Console) credentialsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.credentialsData(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	d.Flash = takeFlash(w, r)
+	c.render(w, r, http.StatusOK, "credentials", d)
+}
+
+// createCredential answers with the page itself (no redirect), so the
+// secret is shown once and never put in a URL or a cookie.
+func (c *Console) createCredential(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := c.credentialsData(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	if d.Reason != "" {
+		c.render(w, r, http.StatusForbidden, "credentials", d)
+		return
+	}
+	f := r.PostForm
+	name := strings.TrimSpace(f.Get("name"))
+	roles := slices.Clone(f["roles"])
+	for _, extra := range strings.FieldsFunc(f.Get("custom_roles"), func(r rune) bool { return r == ',' || r == ' ' }) {
+		roles = append(roles, extra)
+	}
+	slices.Sort(roles)
+	roles = slices.Compact(roles)
+	d.Name = name
+	switch {
+	case name == "":
+		d.Error = "Give the credential a name: what is it for?"
+	case len(name) > 200:
+		d.Error = "The name is over 200 characters."
+	case len(roles) == 0:
+		d.Error = "Choose at least one role."
+	case slices.Contains(roles, pipeline.RoleOrganizationAdmin) && !s.HasAnyRole(pipeline.RoleOrganizationAdmin):
+		d.Error = "Only an organization admin may grant the organization-admin role."
+	}
+	for _, role := range roles {
+		if !roleName.MatchString(role) {
+			d.Error = "Role " + role + " is not a valid role name (lower-case letters, digits, '.', '_', '-')."
+		}
+	}
+	if d.Error != "" {
+		c.render(w, r, http.StatusBadRequest, "credentials", d)
+		return
+	}
+	cred, secret, err := c.auth.CreateCredential(r.Context(), s.Tenant, name, roles)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	d.Created, d.Secret, d.Name = &cred, secret, ""
+	d.Credentials = append([]store.Credential{cred}, d.Credentials...)
+	c.render(w, r, http.StatusOK, "credentials", d)
+}
+
+func (c *Console) deleteCredential(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	switch {
+	case !s.HasAnyRole(adminRoles...):
+		setFlash(w, r, "error", "Only an admin deletes credentials.")
+	case id == s.ClientID:
+		setFlash(w, r, "error", "You are signed in with that credential; delete it while signed in with another one.")
+	default:
+		if err := c.auth.DeleteCredential(r.Context(), s.Tenant, id); err != nil {
+			setFlash(w, r, "error", "Could not delete "+id+": "+strings.TrimPrefix(err.Error(), "auth: "))
+		} else {
+			setFlash(w, r, "ok", "Deleted credential "+id+". Tokens already issued to it stay valid until they expire.")
+		}
+	}
+	http.Redirect(w, r, "/settings/credentials", http.StatusSeeOther)
+}
+
+// placeholder is a configuration page whose feature another issue brings.
+type placeholder struct {
+	Title, Issue, Body string
+}
+
+var placeholders = map[string]placeholder{
+	"agents": {"Agents", "the agent issue",
+		"Agents (connected, versions, heartbeats) show here once the server keeps agents; they arrive with the agent issue. Until then `sortie dev` and `sortie server --kubeconfig` serve one account in process."},
+	"secrets": {"Secrets", "issue 8 (tenants, identity, roles, secrets and audit)",
+		"Write-only, encrypted secrets per tenant arrive with issue 8. Nothing is stored yet."},
+	"providers": {"Metric providers", "the webhooks and analysis issue",
+		"Metric providers (Prometheus and others) for canary analysis arrive with the analysis issue."},
+	"users": {"Users and roles", "issue 8 (tenants, identity, roles, secrets and audit)",
+		"Users, single sign-on and custom roles arrive with issue 8. Today machine client credentials carry the roles: see Client credentials."},
+}
+
+type placeholderData struct {
+	Page
+	placeholder
+}
+
+func (c *Console) placeholderPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ph, ok := placeholders[r.PathValue("page")]
+	if !ok {
+		c.notFound(w, r, s)
+		return
+	}
+	c.render(w, r, http.StatusOK, "placeholder", placeholderData{Page: c.page(r, s, ph.Title), placeholder: ph})
+}
