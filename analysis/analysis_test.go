@@ -1,0 +1,297 @@
+package analysis_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sortie-cd/sortie/analysis"
+	"github.com/sortie-cd/sortie/analysis/promtest"
+	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/webhook"
+)
+
+type secrets map[string]string
+
+func (s secrets) Secret(_ context.Context, _, name string) (string, error) {
+	v, ok := s[name]
+	if !ok {
+		return "", &webhook.SecretNotSetError{Name: name}
+	}
+	return v, nil
+}
+
+// providers is an in-memory analysis.Providers.
+type providers map[string]analysis.Config
+
+func (ps providers) GetMetricProvider(_ context.Context, tenant, name string) (*store.MetricProvider, error) {
+	c, ok := ps[name]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	sp, err := c.Stored(tenant)
+	return &sp, err
+}
+
+func f64(v float64) *float64 { return &v }
+
+func query(name, text string, lower, upper *float64) *deployfile.Query {
+	return &deployfile.Query{Name: name, QueryTemplate: deployfile.Template{Text: text}, LowerLimit: lower, UpperLimit: upper}
+}
+
+func step(runs int, every time.Duration, lookback string) deployfile.AnalysisStep {
+	return deployfile.AnalysisStep{NumberOfJudgmentRuns: runs, Every: every, LookbackMethod: lookback}
+}
+
+func TestPrometheusPassThenFail(t *testing.T) {
+	prom := promtest.Start(t)
+	errRate := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_error_rate", Help: "errors per request"}, []string{"app"})
+	prom.Registry.MustRegister(errRate)
+	errRate.WithLabelValues("web").Set(0.01)
+	ctx := t.Context()
+	if err := prom.Scraped(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	a := &analysis.Analyzer{Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+	in := analysis.Input{
+		Tenant: "main", Step: step(30, time.Second, analysis.Sliding), DefaultProvider: "prom",
+		Queries: []*deployfile.Query{query("error-rate", `max(max_over_time(app_error_rate{app="{{armory.applicationName}}"}[{{armory.promQlStepInterval}}]))`, nil, f64(0.1))},
+		Armory:  map[string]string{"applicationName": "web"},
+	}
+	var mu sync.Mutex
+	var got []analysis.Judgment
+	out := a.Run(ctx, in, func(_ context.Context, j analysis.Judgment) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, j)
+		if j.Run == 1 {
+			errRate.WithLabelValues("web").Set(0.5) // the new version starts failing
+		}
+	})
+	if out.Verdict != analysis.Fail || !strings.Contains(out.Message, "above its upper limit 0.1") {
+		t.Fatalf("outcome %+v, want a failure above the upper limit", out)
+	}
+	first, last := got[0], got[len(got)-1]
+	if first.Verdict != analysis.Pass || first.Value == nil || *first.Value != 0.01 || first.Sent != `max(max_over_time(app_error_rate{app="web"}[1s]))` {
+		t.Errorf("first judgment %+v", first)
+	}
+	if last.Verdict != analysis.Fail || *last.Value != 0.5 || *last.UpperLimit != 0.1 || last.Run > 4 {
+		t.Errorf("last judgment %+v: want a failure of 0.5 within a few runs", last)
+	}
+}
+
+func TestPrometheusNoDataIsInconclusive(t *testing.T) {
+	prom := promtest.Start(t)
+	a := &analysis.Analyzer{Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+	in := analysis.Input{Tenant: "main", Step: step(1, time.Second, ""), DefaultProvider: "prom",
+		Queries: []*deployfile.Query{query("nothing", `absent_metric_xyz`, nil, f64(1)), query("nan", `0/0`, nil, f64(1))}}
+	var js []analysis.Judgment
+	out := a.Run(t.Context(), in, func(_ context.Context, j analysis.Judgment) { js = append(js, j) })
+	if out.Verdict != analysis.Inconclusive || !strings.Contains(out.Message, "no data") {
+		t.Errorf("outcome %+v, want inconclusive for no data", out)
+	}
+	if len(js) != 2 || js[1].Verdict != analysis.Inconclusive || !strings.Contains(js[1].Message, "NaN") {
+		t.Errorf("judgments %+v, want NaN inconclusive", js)
+	}
+}
+
+func TestUnreachableProviderIsRetriedThenInconclusive(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	a := &analysis.Analyzer{RetryEvery: 50 * time.Millisecond, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: srv.URL}}}
+	in := analysis.Input{Tenant: "main", Step: step(1, 300*time.Millisecond, ""), DefaultProvider: "prom",
+		Queries: []*deployfile.Query{query("q", `up`, nil, f64(1))}}
+	out := a.Run(t.Context(), in, nil)
+	if out.Verdict != analysis.Inconclusive || !strings.Contains(out.Message, "unreachable") || calls < 3 {
+		t.Errorf("outcome %+v after %d calls, want inconclusive after retries", out, calls)
+	}
+}
+
+func TestPrometheusAuthAndSecrets(t *testing.T) {
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		io.WriteString(w, `{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}`)
+	}))
+	defer srv.Close()
+	q := analysis.Query{Text: "3", Start: time.Now(), End: time.Now()}
+	for _, tc := range []struct {
+		auth *analysis.Auth
+		want string
+	}{
+		{&analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "tok"}, "Bearer t0ken"},
+		{&analysis.Auth{Type: analysis.AuthBasic, Username: "u", PasswordSecret: "pw"}, "Basic dTpwYXNz"},
+		{nil, ""},
+	} {
+		p, err := analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL, Auth: tc.auth},
+			analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken", "pw": "pass"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := p.Query(t.Context(), q)
+		if err != nil || v != 3 || auth[len(auth)-1] != tc.want {
+			t.Errorf("auth %+v: %v, %v, Authorization %q, want %q", tc.auth, v, err, auth[len(auth)-1], tc.want)
+		}
+	}
+	_, err := analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL,
+		Auth: &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "unset"}}, analysis.Env{Tenant: "main", Secrets: webhook.NoSecrets{}})
+	if err == nil || !strings.Contains(err.Error(), "secret unset is not set") {
+		t.Errorf("unset secret: %v", err)
+	}
+	_, err = analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL, AgentIdentifier: "edge"}, analysis.Env{})
+	if err == nil || !strings.Contains(err.Error(), "agent edge") {
+		t.Errorf("relay without a relay: %v", err)
+	}
+}
+
+// The Datadog API is SaaS and cannot run here: this fake follows its
+// documented v1 timeseries query (GET /api/v1/query?from&to&query with
+// DD-API-KEY and DD-APPLICATION-KEY; {"status","series":[{"pointlist"}]}).
+func TestDatadogFake(t *testing.T) {
+	var got *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		if r.URL.Path != "/api/v1/query" || r.Header.Get("DD-API-KEY") != "api" || r.Header.Get("DD-APPLICATION-KEY") != "app" {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"errors":["Forbidden"]}`)
+			return
+		}
+		switch r.URL.Query().Get("query") {
+		case "avg:errors{*}":
+			io.WriteString(w, `{"status":"ok","res_type":"time_series","series":[{"metric":"errors","pointlist":[[1700000000000,0.1],[1700000001000,null],[1700000002000,0.3]]}]}`)
+		case "empty":
+			io.WriteString(w, `{"status":"ok","series":[]}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"status":"error","error":"Error parsing query: unknown metric"}`)
+		}
+	}))
+	defer srv.Close()
+	p, err := analysis.Open(t.Context(), analysis.Config{Name: "dd", Type: analysis.TypeDatadog, URL: srv.URL, APIKeySecret: "k1", ApplicationKeySecret: "k2"},
+		analysis.Env{Secrets: secrets{"k1": "api", "k2": "app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := time.Unix(1700000000, 0), time.Unix(1700000060, 0)
+	v, err := p.Query(t.Context(), analysis.Query{Text: "avg:errors{*}", Start: start, End: end})
+	if err != nil || math.Abs(v-0.2) > 1e-9 {
+		t.Errorf("mean of the points = %v, %v; want 0.2", v, err)
+	}
+	if got.URL.Query().Get("from") != "1700000000" || got.URL.Query().Get("to") != "1700000060" {
+		t.Errorf("window sent %v", got.URL.Query())
+	}
+	if _, err := p.Query(t.Context(), analysis.Query{Text: "empty", Start: start, End: end}); err != analysis.ErrNoData {
+		t.Errorf("empty series: %v", err)
+	}
+	if _, err := p.Query(t.Context(), analysis.Query{Text: "bad", Start: start, End: end}); err == nil || !strings.Contains(err.Error(), "unknown metric") {
+		t.Errorf("bad query: %v", err)
+	}
+}
+
+// New Relic is SaaS and cannot run here: this fake follows its documented
+// NerdGraph API (POST /graphql with API-Key, a GraphQL query of
+// actor.account(id).nrql(query).results; errors in "errors").
+func TestNewRelicFake(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Query     string `json:"query"`
+			Variables struct {
+				AccountID int64  `json:"accountId"`
+				NRQL      string `json:"nrql"`
+			} `json:"variables"`
+		}
+		if r.Method != http.MethodPost || r.Header.Get("API-Key") != "nr-key" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Variables.AccountID != 42 || !strings.Contains(req.Query, "nrql(query: $nrql)") {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"message":"bad request"}]}`)
+			return
+		}
+		switch req.Variables.NRQL {
+		case "SELECT average(duration) FROM Transaction":
+			io.WriteString(w, `{"data":{"actor":{"account":{"nrql":{"results":[{"average.duration":0.25}]}}}}}`)
+		case "SELECT null":
+			io.WriteString(w, `{"data":{"actor":{"account":{"nrql":{"results":[{"average.duration":null}]}}}}}`)
+		default:
+			io.WriteString(w, `{"data":{"actor":{"account":{"nrql":null}}},"errors":[{"message":"NRQL Syntax Error"}]}`)
+		}
+	}))
+	defer srv.Close()
+	p, err := analysis.Open(t.Context(), analysis.Config{Name: "nr", Type: analysis.TypeNewRelic, URL: srv.URL + "/graphql", APIKeySecret: "k", AccountID: 42},
+		analysis.Env{Secrets: secrets{"k": "nr-key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Query(t.Context(), analysis.Query{Text: "SELECT average(duration) FROM Transaction"}); err != nil || v != 0.25 {
+		t.Errorf("value %v, %v; want 0.25", v, err)
+	}
+	if v, err := p.Query(t.Context(), analysis.Query{Text: "SELECT null"}); err != nil || !math.IsNaN(v) {
+		t.Errorf("null value: %v, %v; want NaN (inconclusive)", v, err)
+	}
+	if _, err := p.Query(t.Context(), analysis.Query{Text: "SELEC"}); err == nil || !strings.Contains(err.Error(), "NRQL Syntax Error") {
+		t.Errorf("syntax error: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		c    analysis.Config
+		want string
+	}{
+		{analysis.Config{Name: "p", Type: analysis.TypePrometheus}, "url is required"},
+		{analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: "ftp://x"}, "not an http(s) URL"},
+		{analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: "http://x", Auth: &analysis.Auth{Type: "basic"}}, "basic auth needs"},
+		{analysis.Config{Name: "p", Type: analysis.TypeDatadog}, "needs apiKeySecret and applicationKeySecret"},
+		{analysis.Config{Name: "p", Type: analysis.TypeNewRelic, APIKeySecret: "k"}, "needs apiKeySecret and accountId"},
+		{analysis.Config{Name: "p", Type: "graphite"}, "none of prometheus"},
+		{analysis.Config{Name: "", Type: analysis.TypePrometheus, URL: "http://x"}, "name"},
+	} {
+		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.c, err, tc.want)
+		}
+	}
+	ok := analysis.Config{Name: "prom", Type: analysis.TypePrometheus, URL: "http://prometheus:9090", Auth: &analysis.Auth{Type: "bearer", TokenSecret: "t"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
+
+func TestWindowVariables(t *testing.T) {
+	from := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	v := analysis.WindowVariables(from, from.Add(90*time.Second), 30*time.Second)
+	want := map[string]string{
+		"startTimeIso8601": "2026-01-02T03:04:05Z", "endTimeIso8601": "2026-01-02T03:05:35Z",
+		"startTimeEpochSeconds": "1767323045", "endTimeEpochMillis": "1767323135000",
+		"intervalSeconds": "30", "intervalMillis": "30000", "promQlStepInterval": "90s",
+	}
+	for k, w := range want {
+		if v[k] != w {
+			t.Errorf("%s = %q, want %q", k, v[k], w)
+		}
+	}
+	for _, name := range deployfile.ArmoryVariables {
+		if strings.Contains(strings.ToLower(name), "time") || strings.Contains(name, "interval") || strings.Contains(name, "Interval") {
+			if _, ok := v[name]; !ok {
+				t.Errorf("window variable %s is missing", name)
+			}
+		}
+	}
+}

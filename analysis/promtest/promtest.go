@@ -1,0 +1,155 @@
+// Package promtest runs a real Prometheus (Debian's prometheus package) for
+// tests, scraping every second an exporter the test controls, so a test can
+// move a metric and watch what an analysis makes of it.
+//
+// It must not be imported outside tests. It never sleeps: it waits for
+// scrapes, which the exporter observes.
+package promtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Prometheus is a running Prometheus and the exporter it scrapes.
+type Prometheus struct {
+	// URL is Prometheus's base URL.
+	URL string
+	// Registry is what the exporter serves; register the test's metrics.
+	Registry *prometheus.Registry
+
+	mu      sync.Mutex
+	scrapes int
+	changed chan struct{} // closed and replaced on every scrape
+	log     *os.File
+}
+
+// Start starts Prometheus scraping a new exporter every second and waits
+// until it has scraped twice (so it is up and has samples). A missing
+// prometheus binary fails the test: CI installs it (.ci/run).
+func Start(t testing.TB) *Prometheus {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("promtest: the prometheus binary is not installed (apt-get install prometheus; .ci/run installs it): %v", err)
+	}
+	p := &Prometheus{Registry: prometheus.NewRegistry(), changed: make(chan struct{})}
+	metrics := promhttp.HandlerFor(p.Registry, promhttp.HandlerOpts{})
+	exporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics.ServeHTTP(w, r)
+		p.mu.Lock()
+		p.scrapes++
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+	}))
+	t.Cleanup(exporter.Close)
+
+	dir := t.TempDir()
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: [%q]
+`, strings.TrimPrefix(exporter.URL, "http://"))
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	p.URL = "http://" + addr
+	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.log = logf
+	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path", filepath.Join(dir, "data"), "--web.listen-address", addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("promtest: start prometheus: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("prometheus log:\n%s", tail(string(b), 30))
+		}
+		logf.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	select {
+	case <-exited:
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("promtest: prometheus exited:\n%s", tail(string(b), 30))
+	default:
+	}
+	if err := p.Scraped(ctx, 2); err != nil {
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("promtest: prometheus did not scrape the exporter: %v\n%s", err, tail(string(b), 30))
+	}
+	return p
+}
+
+// Scraped waits until the exporter has served n more scrapes. After a
+// change of a metric, Scraped(ctx, 2) means Prometheus has stored the new
+// value: it begins a scrape only after storing the previous one.
+func (p *Prometheus) Scraped(ctx context.Context, n int) error {
+	p.mu.Lock()
+	target := p.scrapes + n
+	p.mu.Unlock()
+	for {
+		p.mu.Lock()
+		done, ch := p.scrapes >= target, p.changed
+		p.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
