@@ -5,6 +5,7 @@ import (
 
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -40,33 +41,11 @@ type Deployments interface {
 }
 
 // StartRequest is the body of POST /api/v1/pipelines: a deployment file
-// and what it refers to, as the CLI sends them.
-type StartRequest struct {
-	// FileName is the deployment file's name, for positions in problems.
-	FileName string `json:"fileName"`
-	// File is the deployment file's text.
-	File string `json:"file"`
-	// Manifests maps each manifest path, relative to the deployment file's
-	// folder, to its text.
-	Manifests map[string]string `json:"manifests,omitempty"`
-	// Context adds to (and overrides) the file's context.
-	Context map[string]string `json:"context,omitempty"`
-	// Targets, when not empty, names the only targets that run
-	// (targetFilters).
-	Targets []string `json:"targets,omitempty"`
-	// Application overrides the file's application (the CLI's -n).
-	Application string `json:"application,omitempty"`
-}
+// and what it refers to, as the CLI sends them. The runner defines it.
+type StartRequest = runner.StartRequest
 
 // StartResult answers a start or a redeploy.
-type StartResult struct {
-	PipelineID string          `json:"pipelineId"`
-	Status     pipeline.Status `json:"status"`
-	Warnings   []string        `json:"warnings,omitempty"`
-	// Queued is set when the pipeline waits for the one in flight
-	// (ifDeploymentInProgress: enqueueOne).
-	Queued bool `json:"queued"`
-}
+type StartResult = runner.StartResult
 
 // RedeployRequest is the body of POST /api/v1/pipelines/{id}/redeploy.
 type RedeployRequest struct {

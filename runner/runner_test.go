@@ -137,26 +137,7 @@ func (e *env) waitFor(id string, what string, cond func(*store.Pipeline) bool) *
 
 func (e *env) waitEnd(id string) *store.Pipeline {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	events := e.r.Subscribe(ctx, store.DefaultTenant)
-	for {
-		p, err := e.r.Get(ctx, store.DefaultTenant, id)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if p.Status.Terminal() {
-			return p
-		}
-		select {
-		case _, ok := <-events:
-			if !ok {
-				events = e.r.Subscribe(ctx, store.DefaultTenant)
-			}
-		case <-ctx.Done():
-			e.t.Fatalf("pipeline %s did not end\n%s", id, dump(p))
-		}
-	}
+	return e.waitFor(id, "it ended", func(p *store.Pipeline) bool { return p.Status.Terminal() })
 }
 
 func dump(p *store.Pipeline) string {
