@@ -170,7 +170,11 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 		pipelineLabel = live.Spec.Template.Labels[LabelPipeline]
 	}
 	desired := w.desired(w.name(), "", w.replicas(), pipelineLabel)
-	if live == nil {
+	// A Deployment this pipeline created keeps saying so when the command
+	// is repeated (after a restart): server-side apply would otherwise drop
+	// the annotation the first apply set, and a rollback would leave the
+	// Deployment behind.
+	if live == nil || live.Annotations[AnnotationCreatedBy] == w.t.Pipeline {
 		desired.SetAnnotations(withLabels(desired.GetAnnotations(), map[string]string{AnnotationCreatedBy: w.t.Pipeline}))
 	} else if _, saved := live.Annotations[AnnotationPreviousTemplate]; !saved && live.Spec.Template.Labels[LabelVersion] != w.version {
 		prev, err := json.Marshal(live.Spec.Template)

@@ -480,3 +480,33 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// TestRepeatedFirstDeploymentStillRollsBack repeats a first deployment's
+// Finalize, as a server restarted while its pods were starting does: the
+// Deployment still says which pipeline created it, so the rollback removes
+// it.
+func TestRepeatedFirstDeploymentStillRollsBack(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	tg := target(ns, "p1", manifests(t, "web:v1", 2, ", "+localkube.FailLabel+": ImagePullBackOff"))
+	for range 2 {
+		// The pods never become Ready: each attempt ends at its deadline,
+		// as the first one does when its server is killed.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.Finalize(ctx, tg)
+		cancel()
+		var nre *kube.NotReadyError
+		if !errors.As(err, &nre) {
+			t.Fatalf("finalize: err = %v, want a NotReadyError", err)
+		}
+	}
+	if got := deployments(t, ns)["web"].Annotations[kube.AnnotationCreatedBy]; got != "p1" {
+		t.Errorf("after a repeated finalize the deployment's %s is %q, want p1", kube.AnnotationCreatedBy, got)
+	}
+	if _, err := e.Rollback(ctxFor(t), tg); err != nil {
+		t.Fatal(err)
+	}
+	if ds := deployments(t, ns); len(ds) != 0 {
+		t.Errorf("deployments left after rolling back a repeated first deployment: %v", keys(ds))
+	}
+}
