@@ -200,7 +200,10 @@ func writeCompactView(w io.Writer, v *api.PipelineView) {
 		step := currentStep(t.TargetState)
 		stepText, waiting := "-", ""
 		if step != nil {
-			stepText = step.ID + " " + string(step.Kind)
+			stepText = step.ID
+			if step.ID != string(step.Kind) {
+				stepText += " " + string(step.Kind)
+			}
 			waiting = waitingFor(v, t.Name, step)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d%% (achieved %d%%)\t%s\n", t.Name, t.Status, stepText, t.RequestedWeight, t.AchievedWeight, firstOf(waiting, "-"))
@@ -313,7 +316,7 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 		}
 		line := fmt.Sprintf("%s  %-28s %s -> %s%s", at, subject, from, ch.To, suffix(": ", ch.Message))
 		if ch.To == pipeline.StatusAwaitingApproval && ch.Step != "" && v != nil {
-			line += fmt.Sprintf("  [waiting for approval by %s: sortie deploy approve %s --target %s --step %s]", approvers(v, ch.Target, ch.Step), v.ID, ch.Target, ch.Step)
+			line += fmt.Sprintf("  -> sortie deploy approve %s --target %s --step %s (may approve: %s)", v.ID, ch.Target, ch.Step, approvers(v, ch.Target, ch.Step))
 		}
 		return line
 	case "action":
@@ -333,10 +336,15 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 		if json.Unmarshal(ev.Data, &r) != nil {
 			break
 		}
-		if !r.Success {
-			return fmt.Sprintf("%s  %-28s failed%s", at, "command "+r.CommandID, suffix(": ", r.Message))
+		subject := r.CommandID
+		if v != nil {
+			// Command ids are pipeline/target/step.
+			subject = strings.Replace(strings.TrimPrefix(subject, v.ID+"/"), "/", " ", 1)
 		}
-		return fmt.Sprintf("%s  %-28s done%s", at, "command "+r.CommandID, weightNote(r.AchievedWeight))
+		if !r.Success {
+			return fmt.Sprintf("%s  %-28s command failed%s", at, subject, suffix(": ", r.Message))
+		}
+		return fmt.Sprintf("%s  %-28s command done%s", at, subject, weightNote(r.AchievedWeight))
 	}
 	return fmt.Sprintf("%s  %s %s", at, ev.Type, ev.Data)
 }
