@@ -45,6 +45,9 @@ type Options struct {
 	// Heartbeat is the event streams' heartbeat period; zero means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Providers keeps the tenants' metric providers; nil answers the
+	// provider routes with 501.
+	Providers ProviderStore
 }
 
 // access is what a route asks of the caller.
@@ -118,6 +121,7 @@ func routes() []route {
 		{method: "POST", path: Prefix + "/pipelines/{id}/rollback", access: deploy, handle: actOn(actRollback)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/cancel", access: deploy, handle: actOn(actCancel)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/redeploy", access: deploy, handle: (*server).redeploy},
+		{method: "POST", path: Prefix + "/pipelines/{id}/webhooks/{target}/{group}/{index}/callback", access: deploy, handle: (*server).webhookCallback},
 		{method: "GET", path: Prefix + "/pipelines/{id}/events", access: read, stream: true, handle: (*server).pipelineEvents},
 		{method: "GET", path: Prefix + "/events", access: read, stream: true, handle: (*server).tenantEvents},
 
@@ -126,6 +130,10 @@ func routes() []route {
 		{method: "GET", path: Prefix + "/credentials", access: admin, handle: (*server).listCredentials},
 		{method: "POST", path: Prefix + "/credentials", access: admin, handle: (*server).createCredential},
 		{method: "DELETE", path: Prefix + "/credentials/{id}", access: admin, handle: (*server).deleteCredential},
+
+		{method: "GET", path: Prefix + "/providers", access: read, handle: (*server).listProviders},
+		{method: "POST", path: Prefix + "/providers", access: admin, handle: (*server).createProvider},
+		{method: "DELETE", path: Prefix + "/providers/{name}", access: admin, handle: (*server).deleteProvider},
 	}
 }
 
@@ -154,6 +162,7 @@ type server struct {
 	registry  *prometheus.Registry
 	ready     func(context.Context) error
 	heartbeat time.Duration
+	providers ProviderStore
 	m         *metrics
 }
 
@@ -171,6 +180,7 @@ func New(o Options) (http.Handler, error) {
 		registry:  o.Metrics,
 		ready:     o.Ready,
 		heartbeat: o.Heartbeat,
+		providers: o.Providers,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -5,7 +5,7 @@
 // sortie.* variables and context), then maps each command to one kube
 // operation.
 //
-// Webhook and analysis commands are not cluster work; until their adapters
-// exist they fail with a clear "not supported yet" message, never a silent
-// pass.
+// Webhook and analysis commands are not cluster work: gate.Router sends them
+// to the gate executor, so they never reach this one (if they do, they fail
+// as unknown commands, never a silent pass).
 package kubeexec

@@ -46,10 +46,6 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error()}
 	}
 	switch c.Kind {
-	case pipeline.CmdCallWebhook:
-		return fail(fmt.Errorf("webhook %q: webhooks are not supported yet", c.Webhook))
-	case pipeline.CmdRunAnalysis:
-		return fail(fmt.Errorf("analysis is not supported yet"))
 	case pipeline.CmdExposeServices:
 		return fail(fmt.Errorf("exposeServices is not supported yet"))
 	}

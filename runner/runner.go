@@ -34,6 +34,12 @@ type Job struct {
 	Spec *pipeline.Spec
 	// Source is the deployment as submitted (manifests, context).
 	Source *store.Source
+	// Report appends ev to the pipeline's event log (and its subscribers)
+	// without changing its state: how an executor shows progress, such as
+	// each judgment run of an analysis. The runner fills Tenant, Pipeline
+	// and a zero At. It fails once the pipeline has ended or no longer runs
+	// here.
+	Report func(ctx context.Context, ev store.Event) error
 }
 
 // Clock is time as the runner sees it. Tests may pass a fake.
@@ -288,6 +294,42 @@ func (r *Runner) eventsFor(prev, next *store.Pipeline, ev pipeline.Event, now ti
 		add("status", c)
 	}
 	return out
+}
+
+// report appends an executor's event to an in-flight pipeline's log. It
+// saves the pipeline unchanged but for UpdatedAt (the store appends events
+// only with a save, which also keeps them ordered with the transitions'
+// events) under the pipeline's lock.
+func (r *Runner) report(ctx context.Context, tenant, id string, ev store.Event) error {
+	r.mu.Lock()
+	pp, ok := r.pipes[key(tenant, id)]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("runner: report to pipeline %s: %w", id, errEnded)
+	}
+	pp.mu.Lock()
+	if pp.p.Status.Terminal() {
+		pp.mu.Unlock()
+		return fmt.Errorf("runner: report to pipeline %s: %w", id, errEnded)
+	}
+	now := r.clock.Now()
+	ev.Tenant, ev.Pipeline = tenant, id
+	if ev.At.IsZero() {
+		ev.At = now
+	}
+	np := *pp.p
+	np.UpdatedAt = now
+	events := []store.Event{ev}
+	err := r.store.SavePipeline(ctx, &np, events)
+	if err == nil {
+		pp.p = &np
+	}
+	pp.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("runner: report to pipeline %s: %w", id, err)
+	}
+	r.publish(tenant, events)
+	return nil
 }
 
 // arm sets the pipeline's timer to its wake-up time. Runs under pp.mu.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/store"
 )
 
 // worker executes the commands of one target of one pipeline. Cluster
@@ -37,7 +38,9 @@ func (r *Runner) dispatch(pp *pipe, c pipeline.Command) {
 		w = &worker{r: r, tenant: pp.p.Tenant, pipe: pp, gates: map[string]context.CancelFunc{}}
 		pp.workers[c.Target] = w
 	}
-	job := Job{Tenant: pp.p.Tenant, Command: c, Spec: &pp.p.State.Spec, Source: &pp.p.Source}
+	tenant, id := pp.p.Tenant, pp.p.ID
+	job := Job{Tenant: tenant, Command: c, Spec: &pp.p.State.Spec, Source: &pp.p.Source,
+		Report: func(ctx context.Context, ev store.Event) error { return r.report(ctx, tenant, id, ev) }}
 	deadline := commandDeadline(pp.p.State, c.ID)
 	w.submit(job, deadline)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/console"
+	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -108,7 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: kubeexec.New(store.DefaultTenant, accounts, log),
+		Executor: gateRouter(kubeexec.New(store.DefaultTenant, accounts, log), public, st, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -116,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.Resume(ctx); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log, Metrics: reg})
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st})
 	if err != nil {
 		return err
 	}
@@ -145,6 +146,15 @@ func Run(ctx context.Context, cfg Config) error {
 		srv.Close() // event streams do not end by themselves
 	}
 	return nil
+}
+
+// gateRouter puts the gate executor (webhooks, analysis; run from the
+// server for every account) in front of the cluster executor. Secrets are
+// not stored yet (issue 8), so {{secrets.NAME}} fails as not set; the agent
+// relay for networkMode remoteNetworkAgent plugs into the webhook Sender's
+// and the Analyzer's Relay.
+func gateRouter(cluster runner.Executor, public string, st store.Store, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Log: log}), Cluster: cluster}
 }
 
 // deployments adapts the runner to what the API asks.

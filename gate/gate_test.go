@@ -1,0 +1,551 @@
+package gate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sortie-cd/sortie/analysis"
+	"github.com/sortie-cd/sortie/analysis/promtest"
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/gate"
+	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/server"
+	"github.com/sortie-cd/sortie/store"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+// env is a real `sortie server` (SQLite, auth, runner, gate router,
+// in-process cluster executor on the shared cluster) reached over HTTP with
+// real tokens.
+type env struct {
+	t     testing.TB
+	url   string
+	admin *client.Client
+	ns    string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	e := &env{t: t, ns: kubetest.Namespace(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	type up struct{ addr, creds string }
+	ready := make(chan up, 1)
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir,
+			Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
+			Ready: func(addr, creds string) { ready <- up{addr, creds} }})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var u up
+	select {
+	case u = <-ready:
+	case err := <-done:
+		t.Fatalf("server: %v", err)
+	}
+	e.url = "http://" + u.addr
+	b, err := os.ReadFile(filepath.Join(dir, auth.AdminCredentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf auth.CredentialsFile
+	if err := json.Unmarshal(b, &cf); err != nil {
+		t.Fatal(err)
+	}
+	if e.admin, err = client.New(client.Options{Server: e.url, ClientID: cf.ClientID, ClientSecret: cf.ClientSecret}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// token is a real access token of a new credential of tenant main with roles,
+// obtained with the client-credentials grant.
+func (e *env) token(roles ...string) string {
+	e.t.Helper()
+	ctx := context.Background()
+	nc, err := e.admin.CreateCredential(ctx, api.CreateCredentialRequest{Name: "test " + strings.Join(roles, "+"), Roles: roles})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, err := client.New(client.Options{Server: e.url, ClientID: nc.ClientID, ClientSecret: nc.ClientSecret})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, err := c.Token(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// post POSTs a JSON body with a bearer token; it returns the status and body.
+func (e *env) post(url, token string, body any) (int, string) {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+func (e *env) addPrometheus(url string) {
+	e.t.Helper()
+	tok, err := e.admin.Token(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if status, body := e.post(e.url+api.Prefix+"/providers", tok.AccessToken, analysis.Config{Name: "prom", Type: analysis.TypePrometheus, URL: url}); status != http.StatusCreated {
+		e.t.Fatalf("add provider: %d %s", status, body)
+	}
+}
+
+// deploy starts the application web at image with the canary steps given
+// (YAML list items indented for steps:) and the extra top-level YAML.
+func (e *env) deploy(image, steps, extra string) string {
+	e.t.Helper()
+	if steps == "" {
+		steps = "        - setWeight: {weight: 50}\n"
+	}
+	file := fmt.Sprintf(`version: v1
+kind: kubernetes
+application: web
+targets:
+  prod:
+    account: local
+    namespace: %s
+    strategy: canary
+strategies:
+  canary:
+    canary:
+      steps:
+%s%s
+manifests:
+  - inline: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: web
+      spec:
+        replicas: 4
+        selector:
+          matchLabels: {app: web}
+        template:
+          metadata:
+            labels: {app: web}
+          spec:
+            containers:
+            - name: web
+              image: %s
+`, e.ns, steps, extra, image)
+	res, err := e.admin.StartPipeline(context.Background(), api.StartRequest{FileName: "deploy.yml", File: file})
+	if err != nil {
+		e.t.Fatalf("start: %v", err)
+	}
+	return res.PipelineID
+}
+
+var errDone = errors.New("done")
+
+// waitFor follows the pipeline's event stream until cond holds.
+func (e *env) waitFor(id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var last *api.PipelineView
+	check := func() error {
+		p, err := e.admin.GetPipeline(ctx, id)
+		if err != nil {
+			return err
+		}
+		last = p
+		if cond(p) {
+			return errDone
+		}
+		if p.Status.Terminal() {
+			return fmt.Errorf("pipeline ended %s (%s) before %s\n%s", p.Status, p.Message, what, dump(p))
+		}
+		return nil
+	}
+	err := check()
+	if err == nil {
+		err = e.admin.FollowPipeline(ctx, id, 0, client.FollowOptions{}, func(store.Event) error { return check() })
+	}
+	if !errors.Is(err, errDone) {
+		if last != nil && !strings.Contains(fmt.Sprint(err), "\n") {
+			err = fmt.Errorf("%w\n%s", err, dump(last))
+		}
+		e.t.Fatalf("pipeline %s: waiting until %s: %v", id, what, err)
+	}
+	return last
+}
+
+func (e *env) waitEnd(id string) *api.PipelineView {
+	e.t.Helper()
+	return e.waitFor(id, "it ends", func(p *api.PipelineView) bool { return p.Status.Terminal() })
+}
+
+func (e *env) deployV1() {
+	e.t.Helper()
+	if p := e.waitEnd(e.deploy("example/web:v1", "", "")); p.Status != pipeline.StatusSucceeded {
+		e.t.Fatalf("v1: %s\n%s", p.Status, dump(p))
+	}
+}
+
+func dump(p *api.PipelineView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pipeline %s: %s %s\n", p.ID, p.Status, p.Message)
+	for _, t := range p.Targets {
+		fmt.Fprintf(&b, "  target %s: %s %s\n", t.Name, t.Status, t.Message)
+		steps := t.Steps
+		if t.Rollback != nil {
+			steps = append(steps, *t.Rollback)
+		}
+		for _, s := range steps {
+			fmt.Fprintf(&b, "    %s: %s %s\n", s.ID, s.Status, s.Message)
+		}
+	}
+	return b.String()
+}
+
+func step(p *api.PipelineView, id string) *pipeline.StepState {
+	for _, t := range p.Targets {
+		for i := range t.Steps {
+			if t.Steps[i].ID == id {
+				return &t.Steps[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (e *env) events(id, typ string) []store.Event {
+	e.t.Helper()
+	evs, err := e.admin.Events(context.Background(), id, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []store.Event
+	for _, ev := range evs {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (e *env) judgments(id string) []gate.JudgmentEvent {
+	var out []gate.JudgmentEvent
+	for _, ev := range e.events(id, gate.EventJudgment) {
+		var j gate.JudgmentEvent
+		if err := json.Unmarshal(ev.Data, &j); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func (e *env) images() map[string]int {
+	e.t.Helper()
+	pods, err := kubetest.Client(e.t).CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image]++
+		}
+	}
+	return out
+}
+
+// metrics is a real Prometheus scraping the new version's error rate.
+type metrics struct {
+	prom    *promtest.Prometheus
+	errRate prometheus.Gauge
+}
+
+func newMetrics(t testing.TB, rate float64) *metrics {
+	m := &metrics{prom: promtest.Start(t), errRate: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "app_error_rate", Help: "Errors per request of the new version.", ConstLabels: prometheus.Labels{"app": "web", "version": "v2"}})}
+	m.prom.Registry.MustRegister(m.errRate)
+	m.set(t, rate)
+	return m
+}
+
+// set moves the error rate and waits until Prometheus has stored it.
+func (m *metrics) set(t testing.TB, v float64) {
+	m.errRate.Set(v)
+	if err := m.prom.Scraped(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func analysisSteps(interval, runs int, rollForward string) string {
+	return fmt.Sprintf(`        - setWeight: {weight: 50}
+        - analysis:
+            interval: %d
+            units: seconds
+            numberOfJudgmentRuns: %d
+            rollBackMode: automatic
+            rollForwardMode: %s
+            lookbackMethod: SLIDING
+            queries: [error-rate]
+`, interval, runs, rollForward)
+}
+
+const analysisQueries = `analysis:
+  defaultMetricProviderName: prom
+  queries:
+    - name: error-rate
+      queryTemplate: 'max(max_over_time(app_error_rate{app="{{armory.applicationName}}", version="v2"}[{{armory.promQlStepInterval}}]))'
+      upperLimit: 0.1
+`
+
+func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	id := e.deploy("example/web:v2", analysisSteps(1, 3, "automatic"), analysisQueries)
+	p := e.waitEnd(id)
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("v2 ended %s\n%s", p.Status, dump(p))
+	}
+	if got := e.images(); got["example/web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("pods after promotion: %v", got)
+	}
+	js := e.judgments(id)
+	if len(js) != 3 {
+		t.Fatalf("%d judgments recorded, want 3: %+v", len(js), js)
+	}
+	for i, j := range js {
+		if j.Run != i+1 || j.Verdict != analysis.Pass || j.Value == nil || *j.Value != 0.01 || *j.UpperLimit != 0.1 ||
+			j.Sent != `max(max_over_time(app_error_rate{app="web", version="v2"}[1s]))` || j.Step != "canary/1" || j.Target != "prod" {
+			t.Errorf("judgment %d: %+v", i, j)
+		}
+	}
+	if s := step(p, "canary/1"); s.Status != pipeline.StatusSucceeded || !strings.Contains(s.Message, "3 judgment runs") {
+		t.Errorf("analysis step: %+v", s)
+	}
+}
+
+func TestCanaryErrorRateClimbsAndRollsBack(t *testing.T) {
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	id := e.deploy("example/web:v2", analysisSteps(1, 20, "automatic"), analysisQueries)
+	e.waitFor(id, "the first judgment passed", func(*api.PipelineView) bool { return len(e.judgments(id)) > 0 })
+	m.set(t, 0.5) // the new version starts failing mid-analysis
+	p := e.waitEnd(id)
+	tgt := p.Targets[0]
+	if p.Status != pipeline.StatusFailed || tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "above its upper limit 0.1") {
+		t.Fatalf("pipeline %s, target %s %q\n%s", p.Status, tgt.Status, tgt.Message, dump(p))
+	}
+	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("pods after rollback: %v", got)
+	}
+	js := e.judgments(id)
+	last := js[len(js)-1]
+	if js[0].Verdict != analysis.Pass || last.Verdict != analysis.Fail || *last.Value != 0.5 || len(js) >= 20 {
+		t.Errorf("judgments: first %+v, last %+v, %d in all", js[0], last, len(js))
+	}
+}
+
+func TestCanaryManualRollForwardWaitsForApproval(t *testing.T) {
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	id := e.deploy("example/web:v2", analysisSteps(1, 2, "manual"), analysisQueries)
+	p := e.waitFor(id, "the analysis awaits approval", func(p *api.PipelineView) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	if s := step(p, "canary/1"); !strings.Contains(s.Message, "analysis passed; approve") {
+		t.Errorf("step message %q", s.Message)
+	}
+	if _, err := e.admin.Act(context.Background(), id, "approve", api.ActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("after approval: %s\n%s", p.Status, dump(p))
+	}
+}
+
+// external plays the system a webhook calls: it records each call and its
+// body (which carries the callback URI).
+type external struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	calls []map[string]string
+	got   chan map[string]string
+}
+
+func newExternal(t testing.TB) *external {
+	x := &external{got: make(chan map[string]string, 10)}
+	x.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		json.NewDecoder(r.Body).Decode(&body)
+		body["authorization"] = r.Header.Get("Authorization")
+		x.mu.Lock()
+		x.calls = append(x.calls, body)
+		x.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+		x.got <- body
+	}))
+	t.Cleanup(x.srv.Close)
+	return x
+}
+
+func (x *external) call(t testing.TB) map[string]string {
+	t.Helper()
+	select {
+	case b := <-x.got:
+		return b
+	case <-time.After(time.Minute):
+		t.Fatal("the webhook was never called")
+		return nil
+	}
+}
+
+func webhookFile(url, extra string) string {
+	return fmt.Sprintf(`context:
+  team: payments
+webhooks:
+  - name: checks
+    method: POST
+    uriTemplate: %s/run
+    headers:
+      - key: Content-Type
+        value: application/json
+    bodyTemplate:
+      inline: '{"app": "{{armory.applicationName}}", "env": "{{armory.environmentName}}", "team": "{{context.team}}", "suite": "{{context.suite}}", "callbackUri": "{{armory.callbackUri}}"}'
+    retryCount: 2
+%s`, url, extra)
+}
+
+const webhookSteps = `        - setWeight: {weight: 50}
+        - runWebhook:
+            name: checks
+            context: {suite: smoke}
+`
+
+func TestWebhookCallbackSucceeds(t *testing.T) {
+	e := newEnv(t)
+	x := newExternal(t)
+	e.deployV1()
+	id := e.deploy("example/web:v2", webhookSteps, webhookFile(x.srv.URL, ""))
+	body := x.call(t)
+	if body["app"] != "web" || body["env"] != "prod" || body["team"] != "payments" || body["suite"] != "smoke" {
+		t.Errorf("webhook body %v", body)
+	}
+	cb := body["callbackUri"]
+	if want := e.url + gate.CallbackPath(id, "prod", "canary/1"); cb != want {
+		t.Errorf("callbackUri %q, want %q", cb, want)
+	}
+	e.waitFor(id, "the call was answered", func(p *api.PipelineView) bool { return step(p, "canary/1").Called })
+	deployer := e.token(pipeline.RoleDeployer)
+	// A forged step, and a viewer, are refused.
+	if status, body := e.post(strings.Replace(cb, "canary/1", "canary/0", 1)+"/callback", deployer, map[string]any{"success": true}); status != http.StatusNotFound {
+		t.Errorf("callback for a step that is no webhook: %d %s", status, body)
+	}
+	if status, _ := e.post(cb+"/callback", e.token(pipeline.RoleViewer), map[string]any{"success": true}); status != http.StatusForbidden {
+		t.Errorf("callback by a viewer: %d", status)
+	}
+	if status, body := e.post(cb+"/callback", deployer, map[string]any{"success": true, "mdMessage": "all **green**"}); status != http.StatusOK {
+		t.Fatalf("callback: %d %s", status, body)
+	}
+	p := e.waitEnd(id)
+	if p.Status != pipeline.StatusSucceeded || step(p, "canary/1").Message != "all **green**" {
+		t.Fatalf("after the callback: %s\n%s", p.Status, dump(p))
+	}
+	if status, body := e.post(cb+"/callback", deployer, map[string]any{"success": true}); status != http.StatusConflict || !strings.Contains(body, "has ended") {
+		t.Errorf("late callback: %d %s", status, body)
+	}
+	ev := e.events(id, gate.EventWebhook)
+	if len(ev) != 1 || !strings.Contains(string(ev[0].Data), x.srv.URL+"/run") {
+		t.Errorf("webhook events %v", ev)
+	}
+}
+
+func TestWebhookCallbackFails(t *testing.T) {
+	e := newEnv(t)
+	x := newExternal(t)
+	e.deployV1()
+	id := e.deploy("example/web:v2", webhookSteps, webhookFile(x.srv.URL, ""))
+	cb := x.call(t)["callbackUri"]
+	if status, body := e.post(cb+"/callback", e.token(pipeline.RoleDeployer), map[string]any{"success": false, "mdMessage": "smoke tests failed"}); status != http.StatusOK {
+		t.Fatalf("callback: %d %s", status, body)
+	}
+	p := e.waitEnd(id)
+	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "smoke tests failed") {
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+	}
+	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("pods after rollback: %v", got)
+	}
+}
+
+func TestWebhookWithoutCallbackTimesOut(t *testing.T) {
+	e := newEnv(t)
+	x := newExternal(t)
+	e.deployV1()
+	id := e.deploy("example/web:v2", webhookSteps, webhookFile(x.srv.URL, "    callbackTimeout: {duration: 3, unit: seconds}\n"))
+	cb := x.call(t)["callbackUri"]
+	p := e.waitEnd(id)
+	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "no webhook callback within 3s") {
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+	}
+	if status, body := e.post(cb+"/callback", e.token(pipeline.RoleDeployer), map[string]any{"success": true}); status != http.StatusConflict {
+		t.Errorf("callback after the timeout: %d %s", status, body)
+	}
+}
+
+func TestWebhookFireAndForget(t *testing.T) {
+	e := newEnv(t)
+	x := newExternal(t)
+	e.deployV1()
+	id := e.deploy("example/web:v2", webhookSteps, webhookFile(x.srv.URL, "    disableCallback: true\n"))
+	x.call(t)
+	p := e.waitEnd(id)
+	if p.Status != pipeline.StatusSucceeded || !strings.Contains(step(p, "canary/1").Message, "answered 202") {
+		t.Fatalf("%s\n%s", p.Status, dump(p))
+	}
+}
+
+func TestWebhookSecretNotSet(t *testing.T) {
+	e := newEnv(t)
+	x := newExternal(t)
+	e.deployV1()
+	extra := strings.Replace(webhookFile(x.srv.URL, ""), "uriTemplate: "+x.srv.URL+"/run", "uriTemplate: "+x.srv.URL+"/run?key={{secrets.ci-key}}", 1)
+	p := e.waitEnd(e.deploy("example/web:v2", webhookSteps, extra))
+	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "secret ci-key is not set") {
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+	}
+}
