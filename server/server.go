@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/console"
@@ -88,6 +89,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	hub, err := agent.NewHub(agent.HubOptions{Auth: authSvc, Log: log})
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+
 	accounts := map[string]*kube.Executor{}
 	if cfg.Kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
@@ -109,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(kubeexec.New(store.DefaultTenant, accounts, log), public, st, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -117,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.Resume(ctx); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st})
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st})
 	if err != nil {
 		return err
 	}
@@ -127,7 +134,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler = console.Mount(handler, web)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Agents' gRPC streams come in on the API's own listener.
+	srv := &http.Server{Handler: hub.Handler(handler), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols()}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("sortie server listening", "addr", ln.Addr().String(), "url", public, "data_dir", cfg.DataDir)
@@ -140,6 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	hub.Close() // agent streams never end by themselves
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -1,0 +1,491 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/pipeline"
+)
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+var build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// sortieBinary builds ./cmd/sortie once for the package's tests.
+func sortieBinary(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sortie-e2e-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.bin = filepath.Join(dir, "sortie")
+		out, err := exec.Command("go", "build", "-o", build.bin, "github.com/sortie-cd/sortie/cmd/sortie").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.bin
+}
+
+// proc is a child process whose log the test reads line by line.
+type proc struct {
+	t     *testing.T
+	name  string
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	log   bytes.Buffer
+	lines chan string
+	done  chan struct{}
+}
+
+// start runs the sortie binary with args as a child that dies with the
+// test process (Pdeathsig).
+func start(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, lines: make(chan string, 1024), done: make(chan struct{})}
+	p.cmd = exec.Command(sortieBinary(t), args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			select {
+			case p.lines <- line:
+			default:
+			}
+		}
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// stop signals the process and waits for it (SIGKILL after a grace).
+func (p *proc) stop(sig syscall.Signal) {
+	if p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// drain forgets the log lines not read yet.
+func (p *proc) drain() {
+	for {
+		select {
+		case <-p.lines:
+		default:
+			return
+		}
+	}
+}
+
+// waitLine waits for a log line matching re and returns its submatches.
+func (p *proc) waitLine(re *regexp.Regexp) []string {
+	p.t.Helper()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case line := <-p.lines:
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-p.done:
+			p.t.Fatalf("%s exited before logging %s:\n%s", p.name, re, p.output())
+		case <-timeout:
+			p.t.Fatalf("%s did not log %s:\n%s", p.name, re, p.output())
+		}
+	}
+}
+
+var (
+	listening = regexp.MustCompile(`msg="sortie server listening" addr=(\S+)`)
+	connected = regexp.MustCompile(`msg="connected to the server"`)
+)
+
+// sortie is a server process, the API client of its admin, and the
+// agent credential it made.
+type sortie struct {
+	t                 *testing.T
+	url               string
+	token             string
+	agentID, agentKey string
+	agent             *proc
+	ns                string
+}
+
+func newSortie(t *testing.T) *sortie {
+	t.Helper()
+	data := t.TempDir()
+	srv := start(t, "server", nil, "server", "--addr", "127.0.0.1:0", "--data-dir", data)
+	addr := srv.waitLine(listening)[1]
+	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t)}
+	var cf auth.CredentialsFile
+	b, err := os.ReadFile(filepath.Join(data, auth.AdminCredentialsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cf); err != nil {
+		t.Fatal(err)
+	}
+	s.token = s.tokenFor(cf.ClientID, cf.ClientSecret)
+	var nc api.NewCredential
+	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
+	s.agentID, s.agentKey = nc.ClientID, nc.ClientSecret
+	return s
+}
+
+func (s *sortie) tokenFor(id, secret string) string {
+	s.t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+	resp, err := http.PostForm(s.url+auth.TokenPath, form)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		s.t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	return tok.AccessToken
+}
+
+// call makes an API request and decodes the answer into out; it fails the
+// test unless the status is want. It returns the body.
+func (s *sortie) call(method, path string, body any, want int, out any) []byte {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.url+path, r)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		s.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	return b
+}
+
+// startAgent runs `sortie agent` for account prod against the test cluster
+// and waits until the server accepted it.
+func (s *sortie) startAgent() {
+	s.t.Helper()
+	s.agent = start(s.t, "agent", []string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey},
+		"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", kubetest.Cluster(s.t).Kubeconfig)
+	s.agent.waitLine(connected)
+}
+
+func (s *sortie) startPipeline(image string) string {
+	s.t.Helper()
+	var res api.StartResult
+	s.call("POST", "/api/v1/pipelines", deployment(s.ns, "prod", image), http.StatusAccepted, &res)
+	return res.PipelineID
+}
+
+// waitPipeline follows the pipeline's event stream until cond holds.
+func (s *sortie) waitPipeline(id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/pipelines/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := bufio.NewScanner(resp.Body)
+	for {
+		var p api.PipelineView
+		s.call("GET", "/api/v1/pipelines/"+id, nil, http.StatusOK, &p)
+		if cond(&p) {
+			return &p
+		}
+		if p.Status.Terminal() {
+			s.t.Fatalf("pipeline ended %s before %s: %s", p.Status, what, dump(&p))
+		}
+		// Any line of the stream (an event, or the heartbeat) is a cue
+		// to look again.
+		if !events.Scan() {
+			s.t.Fatalf("timed out waiting until %s: %s", what, dump(&p))
+		}
+	}
+}
+
+func dump(p *api.PipelineView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", p.Status, p.Message)
+	for _, t := range p.Targets {
+		fmt.Fprintf(&b, "  %s %s %s\n", t.Name, t.Status, t.Message)
+		for _, st := range t.Steps {
+			fmt.Fprintf(&b, "    %s %s %s\n", st.ID, st.Status, st.Message)
+		}
+	}
+	return b.String()
+}
+
+func awaiting(weight int) func(*api.PipelineView) bool {
+	return func(p *api.PipelineView) bool {
+		return p.Status == pipeline.StatusAwaitingApproval && len(p.Targets) == 1 && p.Targets[0].AchievedWeight == weight
+	}
+}
+
+func ended(p *api.PipelineView) bool { return p.Status.Terminal() }
+
+// running holds while a setWeight step to weight runs.
+func running(weight int) func(*api.PipelineView) bool {
+	return func(p *api.PipelineView) bool {
+		return p.Status == pipeline.StatusRunning && len(p.Targets) == 1 && p.Targets[0].RequestedWeight == weight
+	}
+}
+
+// pods counts the sample application's pods (not being deleted) by image.
+func (s *sortie) pods() map[string]int {
+	s.t.Helper()
+	list, err := kubetest.Client(s.t).CoreV1().Pods(s.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			out[p.Spec.Containers[0].Image]++
+		}
+	}
+	return out
+}
+
+func (s *sortie) wantPods(when string, v1, v2 int) {
+	s.t.Helper()
+	want := map[string]int{}
+	if v1 > 0 {
+		want["web:v1"] = v1
+	}
+	if v2 > 0 {
+		want["web:v2"] = v2
+	}
+	if got := s.pods(); fmt.Sprint(got) != fmt.Sprint(want) {
+		s.t.Errorf("pods %s: %v, want %v", when, got, want)
+	}
+}
+
+// workloads lists the namespace's Deployments and ReplicaSets with pods.
+func (s *sortie) workloads() []string {
+	s.t.Helper()
+	c := kubetest.Client(s.t)
+	ds, err := c.AppsV1().Deployments(s.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, d := range ds.Items {
+		out = append(out, "deployment/"+d.Name+"="+d.Spec.Template.Spec.Containers[0].Image)
+	}
+	return out
+}
+
+const canary = `version: v1
+kind: kubernetes
+application: web
+targets:
+  prod:
+    account: %s
+    namespace: %s
+    strategy: canary
+strategies:
+  canary:
+    canary:
+      steps:
+        - setWeight: 25
+        - pause: {untilApproved: true}
+        - setWeight: 50
+        - pause: {untilApproved: true}
+        - setWeight: 100
+manifests:
+  - inline: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: web
+      spec:
+        replicas: 4
+        selector:
+          matchLabels: {app: web}
+        template:
+          metadata:
+            labels: {app: web}
+          spec:
+            containers:
+            - name: web
+              image: %s
+      ---
+      apiVersion: v1
+      kind: Service
+      metadata:
+        name: web
+      spec:
+        selector: {app: web}
+        ports: [{port: 80}]
+`
+
+func deployment(ns, account, image string) api.StartRequest {
+	return api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(canary, account, ns, image)}
+}
+
+// A canary 25/50/100 through `sortie server` and `sortie agent` as
+// separate processes, with the exact pod counts at each pause.
+func TestCanaryThroughAgent(t *testing.T) {
+	s := newSortie(t)
+
+	// No agent yet: a start names the missing account.
+	body := s.call("POST", "/api/v1/pipelines", deployment(s.ns, "prod", "web:v1"), http.StatusUnprocessableEntity, nil)
+	if !strings.Contains(string(body), "prod") {
+		t.Errorf("422 does not name the account: %s", body)
+	}
+
+	s.startAgent()
+	var agents api.AgentList
+	s.call("GET", "/api/v1/agents", nil, http.StatusOK, &agents)
+	if len(agents.Agents) != 1 || agents.Agents[0].ID != "prod" || agents.Agents[0].ClusterVersion == "" || agents.Agents[0].RemoteAddress == "" {
+		t.Errorf("agents: %+v", agents)
+	}
+	body = s.call("POST", "/api/v1/pipelines", deployment(s.ns, "nowhere", "web:v1"), http.StatusUnprocessableEntity, nil)
+	if !strings.Contains(string(body), "nowhere") {
+		t.Errorf("422 does not name the unknown account: %s", body)
+	}
+
+	first := s.startPipeline("web:v1")
+	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment: %s", dump(p))
+	}
+	s.wantPods("after the first deployment", 4, 0)
+
+	id := s.startPipeline("web:v2")
+	s.waitPipeline(id, "the pause at 25%", awaiting(25))
+	s.wantPods("at 25%", 3, 1)
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	s.waitPipeline(id, "the pause at 50%", awaiting(50))
+	s.wantPods("at 50%", 2, 2)
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary: %s", dump(p))
+	}
+	s.wantPods("after the canary", 0, 4)
+	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
+		t.Errorf("deployments after the canary: %v, want only the user's, on v2", got)
+	}
+}
+
+// The agent is killed (SIGKILL) while the canary waits at a pause and
+// while a step runs; a new agent process picks the deployment up and it
+// finishes correctly.
+func TestAgentKilledMidCanary(t *testing.T) {
+	s := newSortie(t)
+	s.startAgent()
+	first := s.startPipeline("web:v1")
+	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment: %s", dump(p))
+	}
+
+	id := s.startPipeline("web:v2")
+	s.waitPipeline(id, "the pause at 25%", awaiting(25))
+	s.wantPods("at 25%", 3, 1)
+
+	// Killed at the pause; the approval's setWeight 50 then waits for an
+	// agent, and nothing moves in the cluster meanwhile.
+	s.agent.stop(syscall.SIGKILL)
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	s.waitPipeline(id, "setWeight 50 runs", running(50))
+	s.wantPods("with no agent", 3, 1)
+	s.startAgent()
+	s.waitPipeline(id, "the pause at 50%", awaiting(50))
+	s.wantPods("at 50%", 2, 2)
+
+	// Killed while setWeight 100 runs (or just after it did: either way
+	// the new agent's repeat must be harmless).
+	s.agent.drain()
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	s.agent.waitLine(regexp.MustCompile(`msg="running command"`))
+	s.agent.stop(syscall.SIGKILL)
+	s.startAgent()
+	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary after agent restarts: %s", dump(p))
+	}
+	s.wantPods("after the canary", 0, 4)
+	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
+		t.Errorf("deployments after the canary: %v, want only the user's, on v2", got)
+	}
+}

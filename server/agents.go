@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/sortie-cd/sortie/agent"
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
+)
+
+// clusters routes each cluster command to whoever serves its account: the
+// in-process executor (`sortie dev`'s --account) first, else the agent hub,
+// which waits for the account's agent when it is not connected. An agent
+// that registers under an account served in process is never used.
+type clusters struct {
+	local runner.Executor
+	hub   *agent.Hub
+}
+
+func (c clusters) HasAccount(tenant, account string) bool {
+	return c.local.HasAccount(tenant, account) || c.hub.HasAccount(tenant, account)
+}
+
+func (c clusters) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
+	if c.local.HasAccount(job.Tenant, job.Command.Account) {
+		return c.local.Execute(ctx, job)
+	}
+	return c.hub.Execute(ctx, job)
+}
+
+// agentList adapts the hub to what the API asks.
+type agentList struct{ hub *agent.Hub }
+
+func (l agentList) ListAgents(tenant string) []api.AgentView {
+	var out []api.AgentView
+	for _, a := range l.hub.List(tenant) {
+		out = append(out, api.AgentView{
+			ID: a.ID, Version: a.Version, ClusterVersion: a.ClusterVersion,
+			ConnectedAt: a.ConnectedAt, LastHeartbeat: a.LastHeartbeat, RemoteAddress: a.RemoteAddr,
+		})
+	}
+	return out
+}
+
+// protocols serves HTTP/1 and HTTP/2, cleartext HTTP/2 (prior knowledge)
+// included: agents' gRPC streams share the API's listener. Over TLS
+// (terminated in front of the server) the proxy must speak HTTP/2 to it.
+func protocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
