@@ -27,6 +27,13 @@ test: kube-bin vet
 test-short:
 	$(GO) test -short ./...
 
+# Benchmarks, each printed beside a baseline measured in the same run: a
+# 3-step canary through Sortie beside kubectl apply + rollout status on the
+# local cluster, and engine transitions per second with the SQLite store.
+.PHONY: bench
+bench: kube-bin
+	$(GO) run ./bench
+
 vet:
 	$(GO) vet ./...
 
