@@ -17,6 +17,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/server"
@@ -46,39 +47,11 @@ func newE2E(t *testing.T) *e2e {
 		"ARMORY_CLIENT_ID", "ARMORY_CLIENT_SECRET", "CI", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
 		t.Setenv(k, "")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	type ready struct{ addr, creds string }
-	readyc := make(chan ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
-			Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
-			Ready: func(addr, creds string) { readyc <- ready{addr, creds} },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
+	srv := clienttest.Start(t, server.Config{
+		DataDir:    filepath.Join(dir, "data"),
+		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
 	})
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	case <-time.After(time.Minute):
-		t.Fatal("server did not start within a minute")
-	}
-	e := &e2e{t: t, ctx: ctx, server: "http://" + r.addr, credsAt: r.creds, dir: dir, ns: kubetest.Namespace(t)}
-	b, err := os.ReadFile(r.creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &e.creds); err != nil {
-		t.Fatal(err)
-	}
+	e := &e2e{t: t, ctx: context.Background(), server: srv.URL, creds: srv.Credentials, credsAt: srv.CredentialsPath, dir: dir, ns: kubetest.Namespace(t)}
 	e.secret(e.creds.ClientSecret)
 	return e
 }
@@ -153,10 +126,15 @@ func (e *e2e) runCtx(ctx context.Context, args ...string) result {
 
 // start runs the CLI in the background, its output in buffers to wait on.
 func (e *e2e) start(ctx context.Context, args ...string) *bgRun {
+	return e.startOn(ctx, false, args...)
+}
+
+// startOn is start with IOStreams.IsTerminal set as given.
+func (e *e2e) startOn(ctx context.Context, terminal bool, args ...string) *bgRun {
 	b := &bgRun{out: newNotifyBuffer(), errOut: newNotifyBuffer(), done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.code = Main(ctx, args, IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut})
+		b.code = Main(ctx, args, IOStreams{In: strings.NewReader(""), Out: b.out, ErrOut: b.errOut, IsTerminal: terminal})
 	}()
 	e.t.Cleanup(func() { <-b.done })
 	return b
@@ -476,6 +454,9 @@ func TestCLIEndToEnd(t *testing.T) {
 	if r := e.ok("deploy", "logs", id, "-f"); !strings.Contains(r.out, "pipeline                     AWAITING_APPROVAL -> RUNNING") || !strings.Contains(r.out, "-> SUCCEEDED") {
 		t.Errorf("logs -f of an ended deployment:\n%s", r.out)
 	}
+	if r := e.exit(ExitFailure, "deploy", "status", "nope"); !strings.Contains(r.errOut, "no deployment nope in your tenant") {
+		t.Errorf("unknown id: %s", r.errOut)
+	}
 	// An action on an ended deployment is a plain failure, not exit 3.
 	e.exit(ExitFailure, "deploy", "skip", id)
 
@@ -484,7 +465,13 @@ func TestCLIEndToEnd(t *testing.T) {
 	run := e.start(e.ctx, "deploy", "start", "-f", file, "--add-context", "version=v3", "-w")
 	run.out.waitFor(t, awaitingApproval, run.done)
 	v3 := regexp.MustCompile(`Deployment (\S+) started`).FindStringSubmatch(run.out.String())[1]
+	// On a terminal, watch redraws a compact view in place.
+	term := e.startOn(e.ctx, true, "deploy", "watch", v3)
+	term.out.waitFor(t, regexp.MustCompile(`staging +AWAITING_APPROVAL +canary/1 approval +25% \(achieved 25%\) +approval by role release-manager \(or an admin\): sortie deploy approve `+v3), term.done)
 	e.ok("deploy", "rollback", v3, "--target", "staging", "--reason", "error rate")
+	if r := e.wait(term, "deploy", "watch", v3); r.code != ExitFailure || !strings.Contains(r.out, "\x1b[") || !regexp.MustCompile(`staging +ROLLED_BACK`).MatchString(r.out) {
+		t.Errorf("terminal watch: exit %d\n%q", r.code, r.out)
+	}
 	if r := e.wait(run, "deploy", "start", "-w"); r.code != ExitFailure || !strings.Contains(r.errOut, "deployment "+v3+" ended FAILED") {
 		t.Errorf("rolled back start -w: exit %d\n%s\n%s", r.code, r.out, r.errOut)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -196,12 +195,21 @@ func (c connection) client(ios IOStreams) (*client.Client, error) {
 }
 
 // newAPIClient resolves the connection and returns its client.
-func newAPIClient(_ context.Context, ios IOStreams, o connOptions) (*client.Client, error) {
+func newAPIClient(ios IOStreams, o connOptions) (*client.Client, error) {
 	conn, err := resolveConnection(o)
 	if err != nil {
 		return nil, err
 	}
 	return conn.client(ios)
+}
+
+// apiCommand is how a command that prints data starts: check -o, then get
+// the client.
+func apiCommand(ios IOStreams, output string, o connOptions) (*client.Client, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return newAPIClient(ios, o)
 }
 
 func sameServer(a, b string) bool {

@@ -44,13 +44,10 @@ store it in your CI's secret store right away.`),
 }
 
 func runCredentialsCreate(ctx context.Context, ios IOStreams, opts CredentialsCreateOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
 	if len(opts.Roles) == 0 {
 		return usageErrorf("give at least one --role (viewer, deployer, tenant-admin, organization-admin, agent, or a custom role)")
 	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}

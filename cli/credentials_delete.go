@@ -30,7 +30,7 @@ func newCredentialsDeleteCmd(ios IOStreams) *cobra.Command {
 }
 
 func runCredentialsDelete(ctx context.Context, ios IOStreams, opts CredentialsDeleteOptions) error {
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := newAPIClient(ios, opts.Conn)
 	if err != nil {
 		return err
 	}

@@ -33,10 +33,7 @@ func newCredentialsListCmd(ios IOStreams) *cobra.Command {
 }
 
 func runCredentialsList(ctx context.Context, ios IOStreams, opts CredentialsListOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}

@@ -102,16 +102,13 @@ func newDeployActionCmd(ios IOStreams, a deployAction) *cobra.Command {
 }
 
 func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts DeployActionOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}
 	v, err := c.Act(ctx, opts.ID, opts.Action, api.ActionRequest{Target: opts.Target, Step: opts.Step, Reason: opts.Reason})
 	if err != nil {
-		return err
+		return aboutDeployment(opts.ID, err)
 	}
 	return writeData(ios.Out, opts.Output, v, func(w io.Writer) error {
 		what := "deployment " + v.ID

@@ -48,9 +48,6 @@ separate with commas).`),
 }
 
 func runDeployList(ctx context.Context, ios IOStreams, opts DeployListOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
 	if opts.Limit < 0 {
 		return usageErrorf("--limit must be 1 or more")
 	}
@@ -58,7 +55,7 @@ func runDeployList(ctx context.Context, ios IOStreams, opts DeployListOptions) e
 	for i, s := range opts.Statuses {
 		statuses[i] = strings.ToUpper(strings.TrimSpace(s))
 	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}

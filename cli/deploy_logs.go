@@ -48,19 +48,16 @@ following; the deployment goes on).
 }
 
 func runDeployLogs(ctx context.Context, ios IOStreams, opts DeployLogsOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
 	if opts.Follow && opts.Output == "yaml" {
 		return usageErrorf("-f prints one JSON object per event: use -o text or -o json")
 	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}
 	v, err := c.GetPipeline(ctx, opts.ID)
 	if err != nil {
-		return err
+		return aboutDeployment(opts.ID, err)
 	}
 	if !opts.Follow {
 		evs, err := c.Events(ctx, opts.ID, 0)

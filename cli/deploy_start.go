@@ -102,13 +102,14 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
 	}
 	env := readEnvironment()
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := newAPIClient(ios, opts.Conn)
 	if err != nil {
 		return err
 	}
 	var res api.StartResult
 	if opts.Redeploy != "" {
 		res, err = c.Redeploy(ctx, opts.Redeploy, api.RedeployRequest{Targets: opts.Targets})
+		err = aboutDeployment(opts.Redeploy, err)
 	} else {
 		res, err = c.StartPipeline(ctx, req)
 	}

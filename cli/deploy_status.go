@@ -43,16 +43,13 @@ every action taken with who took it.
 }
 
 func runDeployStatus(ctx context.Context, ios IOStreams, opts DeployStatusOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}
 	v, err := c.GetPipeline(ctx, opts.ID)
 	if err != nil {
-		return err
+		return aboutDeployment(opts.ID, err)
 	}
 	return writeData(ios.Out, opts.Output, v, func(w io.Writer) error {
 		writePipelineText(w, v)

@@ -54,10 +54,7 @@ yaml the live view goes to standard error and the final pipeline (as
 }
 
 func runDeployWatch(ctx context.Context, ios IOStreams, opts DeployWatchOptions) error {
-	if err := checkOutput(opts.Output); err != nil {
-		return err
-	}
-	c, err := newAPIClient(ctx, ios, opts.Conn)
+	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
 	}
@@ -99,7 +96,7 @@ func finalOutcome(ios IOStreams, v *api.PipelineView) error {
 func watchPipeline(ctx context.Context, ios IOStreams, c *client.Client, id string, out io.Writer) (*api.PipelineView, error) {
 	v, err := c.GetPipeline(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, aboutDeployment(id, err)
 	}
 	w := &watcher{out: out, redraw: ios.IsTerminal && out == ios.Out, view: v}
 	if w.redraw {

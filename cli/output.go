@@ -95,3 +95,12 @@ func targetsLine(ts []api.TargetSummary) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// aboutDeployment rewrites a 404 on a deployment id into a message that
+// names it; other errors pass through.
+func aboutDeployment(id string, err error) error {
+	if client.StatusOf(err) == 404 {
+		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("no deployment %s in your tenant ('sortie deploy list' shows them): %w", id, err)}
+	}
+	return err
+}

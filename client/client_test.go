@@ -2,9 +2,7 @@ package client_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,45 +12,16 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/server"
 )
 
 // realServer starts a real server in process (no cluster: no account is
-// served, which these tests do not need) and returns its URL and admin
-// credential.
+// served, which these tests do not need).
 func realServer(t *testing.T) (string, auth.CredentialsFile) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	type ready struct{ addr, creds string }
-	readyc := make(chan ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			Addr: "127.0.0.1:0", DataDir: t.TempDir(),
-			Ready: func(addr, creds string) { readyc <- ready{addr, creds} },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	var r ready
-	select {
-	case r = <-readyc:
-	case err := <-done:
-		t.Fatalf("server: %v", err)
-	}
-	b, err := os.ReadFile(r.creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cf auth.CredentialsFile
-	if err := json.Unmarshal(b, &cf); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + r.addr, cf
+	s := clienttest.Start(t, server.Config{})
+	return s.URL, s.Credentials
 }
 
 // clock is a settable clock.
