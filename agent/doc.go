@@ -6,14 +6,39 @@
 // tenant and identifier, and is the runner's Executor for their accounts: a
 // command goes to the agent named by its account and Execute waits for the
 // result, waiting for the agent to come back and sending the command again
-// if it went away. The agent half, Agent, keeps the stream open (jittered
-// exponential backoff), runs each command id once through its executor
-// (package kubeexec in `sortie agent`), and keeps results a while so that a
-// repeated command is answered, not run twice.
+// if it went away; when the runner gives up on a command (rollback, end of
+// the pipeline, deadline) the agent is told to cancel it. The agent half,
+// Agent, keeps the stream open (jittered exponential backoff), runs each
+// command id once through its executor (package kubeexec in `sortie
+// agent`), attaches a repeated id to its running execution, and keeps
+// finished results a while so that a repeat is answered, not run twice.
+//
+// Decisions:
+//
+//   - One agent per identifier and tenant. A second agent process with the
+//     same identifier is refused (gRPC AlreadyExists, naming the first one's
+//     address) while the first one's stream lives and heartbeats; it keeps
+//     retrying with backoff and gets in once the first is gone. The same
+//     process reconnecting (its Hello carries a per-process instance id)
+//     replaces its own stale stream at once. Refusal, not take-over, so two
+//     agents never drive one account's cluster at the same time; the
+//     install manifest uses the Recreate strategy for that reason.
+//   - The Hub is served on the API's own listener: gRPC requests (HTTP/2,
+//     content-type application/grpc) go to it through grpc-go's ServeHTTP,
+//     everything else to the API. Plaintext uses cleartext HTTP/2 with prior
+//     knowledge (net/http's UnencryptedHTTP2), which the agent allows only to
+//     a loopback server; in production TLS is terminated in front of the
+//     server by a proxy that speaks HTTP/2 to it, and the agent verifies the
+//     certificate with the system's roots or --ca-file.
+//   - The agent authenticates with a client credential's bearer token
+//     (role agent, or an admin role); its tenant is the token's.
+//   - HTTP(S) proxies: grpc's default dialer and the token request's
+//     transport both honour HTTPS_PROXY and NO_PROXY.
+//   - Heartbeats both ways every interval (the server's, told in Welcome);
+//     three intervals of silence end the stream on either side.
 //
 // Invariants: agents dial out (the server never connects to a cluster);
-// only the agent holds cluster credentials; only the server persists. A
-// second agent with the same identifier in a tenant is refused while the
-// first one's stream lives. The package must not import package kube or
-// client-go: the agent's executor is passed in.
+// only the agent holds cluster credentials; only the server persists. The
+// package must not import package kube or client-go: the agent's executor
+// is passed in.
 package agent

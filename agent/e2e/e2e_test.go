@@ -168,6 +168,8 @@ type sortie struct {
 	token             string
 	agentID, agentKey string
 	agent             *proc
+	server            *proc
+	data, addr        string
 	ns                string
 }
 
@@ -176,7 +178,7 @@ func newSortie(t *testing.T) *sortie {
 	data := t.TempDir()
 	srv := start(t, "server", nil, "server", "--addr", "127.0.0.1:0", "--data-dir", data)
 	addr := srv.waitLine(listening)[1]
-	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t)}
+	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t), server: srv, data: data, addr: addr}
 	var cf auth.CredentialsFile
 	b, err := os.ReadFile(filepath.Join(data, auth.AdminCredentialsFile))
 	if err != nil {
@@ -236,6 +238,15 @@ func (s *sortie) call(method, path string, body any, want int, out any) []byte {
 		}
 	}
 	return b
+}
+
+// restartServer stops the server (SIGTERM) and starts it again on the
+// same address and data.
+func (s *sortie) restartServer() {
+	s.t.Helper()
+	s.server.stop(syscall.SIGTERM)
+	s.server = start(s.t, "restarted server", nil, "server", "--addr", s.addr, "--data-dir", s.data)
+	s.server.waitLine(listening)
 }
 
 // startAgent runs `sortie agent` for account prod against the test cluster
@@ -488,4 +499,34 @@ func TestAgentKilledMidCanary(t *testing.T) {
 	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
 		t.Errorf("deployments after the canary: %v, want only the user's, on v2", got)
 	}
+}
+
+// The server restarts while the canary waits at a pause: the agent
+// reconnects by itself and the deployment finishes.
+func TestServerRestartMidCanary(t *testing.T) {
+	s := newSortie(t)
+	s.startAgent()
+	first := s.startPipeline("web:v1")
+	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment: %s", dump(p))
+	}
+	id := s.startPipeline("web:v2")
+	s.waitPipeline(id, "the pause at 25%", awaiting(25))
+
+	s.agent.drain()
+	s.restartServer()
+	s.agent.waitLine(connected)
+	var agents api.AgentList
+	s.call("GET", "/api/v1/agents", nil, http.StatusOK, &agents)
+	if len(agents.Agents) != 1 || agents.Agents[0].ID != "prod" {
+		t.Errorf("agents after the restart: %+v", agents)
+	}
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	s.waitPipeline(id, "the pause at 50%", awaiting(50))
+	s.wantPods("at 50%", 2, 2)
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary after the server restarts: %s", dump(p))
+	}
+	s.wantPods("after the canary", 0, 4)
 }
