@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -82,11 +83,18 @@ func loadConfigFile(path string) (configFile, error) {
 		return c, fmt.Errorf("read the config file: %w", err)
 	}
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		// yaml's message quotes no value of the file, only positions.
-		return c, fmt.Errorf("the config file %s is not valid YAML; fix it or run 'sortie logout' and log in again: %w", path, err)
+		// yaml's message may quote a value of the file, which may be the
+		// secret: only its line is shown.
+		where := ""
+		if m := yamlLine.FindString(err.Error()); m != "" {
+			where = " (" + m + ")"
+		}
+		return c, fmt.Errorf("the config file %s is not valid%s; fix it, or run 'sortie logout' and log in again", path, where)
 	}
 	return c, nil
 }
+
+var yamlLine = regexp.MustCompile(`line \d+`)
 
 // save writes c to path, readable by its owner only, atomically.
 func (c configFile) save(path string) error {
@@ -163,8 +171,14 @@ func resolveConnection(o connOptions) (connection, error) {
 			return c, errors.New("set both SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET, or neither")
 		}
 		c.ClientID, c.ClientSecret = env.ClientID, env.ClientSecret
-	default:
+	case sameServer(c.Server, file.Server):
 		c.ClientID, c.ClientSecret = file.ClientID, file.ClientSecret
+	case file.ClientID != "":
+		// The saved secret is for the saved server only: never send it
+		// elsewhere.
+		return c, fmt.Errorf("the saved credentials are for %s, not %s: run 'sortie login --server %s ...', or set SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET", file.Server, c.Server, c.Server)
+	default:
+		return c, errors.New("not logged in: run 'sortie login --server URL --client-id ID --client-secret SECRET' (or set SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET)")
 	}
 	if c.ClientID != "" && c.ClientID == file.ClientID && sameServer(c.Server, file.Server) {
 		c.cache = !env.CI

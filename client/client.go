@@ -104,7 +104,11 @@ func ParseServer(s string) (*url.URL, error) {
 		return nil, errors.New("no server URL")
 	}
 	u, err := url.Parse(strings.TrimRight(s, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+	if err == nil && u.User != nil {
+		// Never echo it: it holds a password.
+		return nil, errors.New("the server URL must not carry a user or password; log in with client credentials")
+	}
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		return nil, fmt.Errorf("server URL %q is not an http(s)://host[:port] URL", s)
 	}
 	return u, nil
