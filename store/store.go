@@ -114,6 +114,58 @@ type MetricProvider struct {
 	CreatedAt time.Time
 }
 
+// Secret is a tenant's secret as the store keeps it: Ciphertext is sealed
+// under the tenant's data key (package secrets), never a value in clear.
+type Secret struct {
+	Tenant     string
+	Name       string
+	Ciphertext []byte
+	UpdatedAt  time.Time
+}
+
+// DataKey is a tenant's data key, wrapped by the master key MasterKeyID
+// names.
+type DataKey struct {
+	Tenant      string
+	MasterKeyID string
+	Wrapped     []byte
+	CreatedAt   time.Time
+}
+
+// Role is a custom role of a tenant and the grants it gives (package auth
+// names them). System roles are not stored.
+type Role struct {
+	Tenant    string
+	Name      string
+	Grants    []string
+	UpdatedAt time.Time
+}
+
+// AuditEntry is one line of a tenant's audit log: who (Actor, ClientID),
+// when, from where (Remote), what (Action and the ids of Objects, never a
+// value). Seq is assigned by the store, increasing.
+type AuditEntry struct {
+	Tenant   string    `json:"-"`
+	Seq      int64     `json:"seq"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`
+	ClientID string    `json:"clientId"`
+	Remote   string    `json:"remote"`
+	Action   string    `json:"action"`
+	Objects  []string  `json:"objects"`
+}
+
+// AuditFilter selects audit entries. Zero fields select all.
+type AuditFilter struct {
+	// Actor matches Actor or ClientID.
+	Actor  string
+	Action string
+	// Since and Until bound At (inclusive, exclusive).
+	Since, Until time.Time
+	// Limit caps the result (0: 100). Results are newest first.
+	Limit int
+}
+
 // Store is the persistence contract.
 type Store interface {
 	// CreatePipeline stores a new pipeline with its first events. admit runs
@@ -168,6 +220,40 @@ type Store interface {
 	GetMetricProvider(ctx context.Context, tenant, name string) (*MetricProvider, error)
 	ListMetricProviders(ctx context.Context, tenant string) ([]MetricProvider, error)
 	DeleteMetricProvider(ctx context.Context, tenant, name string) error
+
+	// SetCredentialRoles replaces the roles of a credential of tenant
+	// (ErrNotFound for another tenant's client id).
+	SetCredentialRoles(ctx context.Context, tenant, clientID string, roles []string) error
+
+	// Secrets, by name within a tenant. PutSecret creates or replaces
+	// (ErrNotFound for an unknown tenant); a zero UpdatedAt is stamped.
+	// ListSecrets returns names and times by name, Ciphertext left empty.
+	// Get and Delete of a name the tenant lacks return ErrNotFound.
+	PutSecret(ctx context.Context, s Secret) error
+	GetSecret(ctx context.Context, tenant, name string) (*Secret, error)
+	ListSecrets(ctx context.Context, tenant string) ([]Secret, error)
+	DeleteSecret(ctx context.Context, tenant, name string) error
+
+	// Data keys, one per tenant. CreateDataKey returns ErrConflict when the
+	// tenant has one (another writer won: read it). ReplaceDataKey rewrites
+	// the key of k.Tenant only if it is still wrapped as old says
+	// (MasterKeyID and Wrapped), else ErrConflict. ListDataKeys is every
+	// tenant's, for a master key rotation.
+	CreateDataKey(ctx context.Context, k DataKey) error
+	GetDataKey(ctx context.Context, tenant string) (*DataKey, error)
+	ListDataKeys(ctx context.Context) ([]DataKey, error)
+	ReplaceDataKey(ctx context.Context, old, k DataKey) error
+
+	// Custom roles, by name within a tenant. PutRole creates or replaces
+	// (ErrNotFound for an unknown tenant); List is by name.
+	PutRole(ctx context.Context, r Role) error
+	ListRoles(ctx context.Context, tenant string) ([]Role, error)
+	DeleteRole(ctx context.Context, tenant, name string) error
+
+	// The audit log is append-only: the store offers no way to change or
+	// remove an entry. A zero At is stamped; Seq is assigned.
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	ListAudit(ctx context.Context, tenant string, f AuditFilter) ([]AuditEntry, error)
 
 	Close() error
 }
