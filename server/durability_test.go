@@ -102,6 +102,41 @@ func TestKillDuringTimedPause(t *testing.T) {
 	c.srv.checkResumed(id, 0)
 }
 
+// TestPauseEndsAtRestartWhenItsDeadlinePassedMeanwhile keeps the server
+// down past a pause's deadline: the restarted server ends the pause at once,
+// before it even listens, and goes on.
+func TestPauseEndsAtRestartWhenItsDeadlinePassedMeanwhile(t *testing.T) {
+	t.Parallel()
+	c := newCase(t, `        - setWeight: 25
+        - pause: {duration: 2, unit: seconds}
+        - setWeight: 100`)
+	c.firstDeployment("web:v1")
+
+	id := c.srv.start(c.request("web:v2", ""))
+	ev := c.follow(id)
+	ev.waitStep("prod", "canary/1", pipeline.StatusPaused)
+	paused := step(t, c.srv.get(id), "prod", "canary/1")
+	c.srv.kill()
+	// An outage, not a wait: the server stays down until a second past the
+	// pause's deadline.
+	time.Sleep(time.Until(paused.Deadline.Add(time.Second)))
+	restarted := time.Now()
+	c.srv.restart()
+	listening := time.Now()
+	ev.reconnect()
+
+	if end := ev.waitEnd(); end != pipeline.StatusSucceeded {
+		t.Fatalf("pipeline ended %s\n%s", end, c.srv.dump(id))
+	}
+	done := step(t, c.srv.get(id), "prod", "canary/1")
+	if done.EndedAt.Before(restarted) || done.EndedAt.After(listening) {
+		t.Errorf("the overdue pause ended at %v; want while the server started again, between %v and %v", done.EndedAt, restarted, listening)
+	}
+	ev.checkOnce()
+	c.checkFinal("web:v2")
+	c.srv.checkResumed(id, 0)
+}
+
 // TestKillDuringApproval kills the server while a canary awaits approval:
 // after the restart it still does, and an approval then finishes it.
 func TestKillDuringApproval(t *testing.T) {
@@ -186,6 +221,40 @@ func TestKillWhilePodsRoll(t *testing.T) {
 	}
 	ev.checkOnce()
 	c.checkFinal("web:v2")
+	c.srv.checkResumed(id, 1)
+}
+
+// TestKillDuringRollback kills the server while a rollback brings the old
+// version back to full size (a pod quota holds it at 3 of 4): the restarted
+// server rolls back again, and the cluster ends as before the pipeline.
+func TestKillDuringRollback(t *testing.T) {
+	t.Parallel()
+	c := newCase(t, `        - setWeight: 25
+        - pause: {untilApproved: true}
+        - setWeight: 100`)
+	c.firstDeployment("web:v1")
+
+	id := c.srv.start(c.request("web:v2", ""))
+	ev := c.follow(id)
+	ev.waitStep("prod", "canary/1", pipeline.StatusAwaitingApproval)
+	c.setPodQuota(4) // the 3 old pods and the canary's one: no room for more
+	c.srv.call("POST", api.Prefix+"/pipelines/"+id+"/rollback", api.ActionRequest{Target: "prod", Reason: "durability test"}, nil, http.StatusOK)
+	ev.waitStep("prod", "rollback", pipeline.StatusRunning)
+	c.waitDeployment("web", "the old version back at 4 replicas, 3 Ready", func(d *appsv1.Deployment) bool {
+		return replicas(d) == 4 && d.Status.ReadyReplicas == 3
+	})
+	c.srv.kill()
+	c.checkOutstanding(id, "rollback")
+	c.deletePodQuota()
+	c.srv.restart()
+	ev.reconnect()
+
+	ev.waitEnd()
+	if tg := c.srv.get(id).Targets[0]; tg.Status != pipeline.StatusRolledBack {
+		t.Fatalf("target ended %s (%s), want ROLLED_BACK\n%s", tg.Status, tg.Message, c.srv.dump(id))
+	}
+	ev.checkOnce()
+	c.checkFinal("web:v1")
 	c.srv.checkResumed(id, 1)
 }
 
