@@ -161,7 +161,7 @@ func resolveConnection(o connOptions) (connection, error) {
 	}
 	c := connection{env: env, file: file, Server: firstOf(o.Server, env.Server, file.Server)}
 	if c.Server == "" {
-		return c, errors.New("no server: run 'sortie login --server URL ...', or give --server or SORTIE_SERVER")
+		return c, errors.New("not logged in: run 'sortie login --server URL ...' (or give --server or SORTIE_SERVER, with SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET)")
 	}
 	switch {
 	case env.Token != "":

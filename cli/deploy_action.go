@@ -106,6 +106,13 @@ func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts De
 	if err != nil {
 		return err
 	}
+	if opts.Action == client.ActionRollback && opts.Target == "" {
+		// The engine wants the target named; the help promises that one
+		// running target need not be.
+		if opts.Target, err = onlyRunningTarget(ctx, c, opts.ID); err != nil {
+			return err
+		}
+	}
 	v, err := c.Act(ctx, opts.ID, opts.Action, api.ActionRequest{Target: opts.Target, Step: opts.Step, Reason: opts.Reason})
 	if err != nil {
 		return aboutDeployment(opts.ID, err)
@@ -121,4 +128,26 @@ func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts De
 		_, err := fmt.Fprintf(w, "%s %s; the deployment is %s.\n", a.done, strings.TrimSpace(what), v.Status)
 		return err
 	})
+}
+
+// onlyRunningTarget names the one target of a deployment that is in
+// progress, or says which to choose from.
+func onlyRunningTarget(ctx context.Context, c *client.Client, id string) (string, error) {
+	v, err := c.GetPipeline(ctx, id)
+	if err != nil {
+		return "", aboutDeployment(id, err)
+	}
+	var running []string
+	for _, t := range v.Targets {
+		if t.Status.Active() {
+			running = append(running, t.Name)
+		}
+	}
+	switch len(running) {
+	case 1:
+		return running[0], nil
+	case 0:
+		return "", fmt.Errorf("deployment %s has no target in progress to roll back (it is %s)", id, v.Status)
+	}
+	return "", usageErrorf("deployment %s has %d targets in progress (%s): choose one with --target", id, len(running), strings.Join(running, ", "))
 }

@@ -82,11 +82,14 @@ func writePipelineText(w io.Writer, v *api.PipelineView) {
 		}
 		for i := range steps {
 			s := &steps[i]
-			note := waitingFor(v, t.Name, s)
-			if s.By != "" && !strings.Contains(s.Message, s.By) {
-				note = strings.TrimSpace(note + " by " + s.By)
+			note := s.Message
+			if s.By != "" && !strings.Contains(note, s.By) {
+				note = strings.TrimSpace(note + " (by " + s.By + ")")
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.ID, s.Kind, s.Status, firstOf(strings.TrimSpace(s.Message+" "+note), ""))
+			if w := waitingFor(v, t.Name, s); w != "" {
+				note = strings.TrimSpace(note + " — " + w)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.ID, s.Kind, s.Status, note)
 		}
 		tw.Flush()
 	}

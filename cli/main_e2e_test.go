@@ -1,11 +1,28 @@
 package cli
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sortie-cd/sortie/kubetest"
 )
 
-// The end-to-end tests run the CLI against a real server deploying to the
-// shared local cluster; the other tests of the package do not use it.
-func TestMain(m *testing.M) { kubetest.Main(m) }
+// TestMain either is the sortie command (the scripts of script_e2e_test.go
+// run this test binary under that name, a real process with its own
+// environment), or runs the tests with the shared local cluster, which the
+// end-to-end tests deploy to; the package's other tests do not use it.
+func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == "sortie" {
+		code := Main(context.Background(), os.Args[1:], SystemStreams())
+		if code != 0 {
+			// For the scripts to check the exit code: testscript only
+			// tells success from failure.
+			fmt.Fprintf(os.Stderr, "[sortie exited %d]\n", code)
+		}
+		os.Exit(code)
+	}
+	kubetest.Main(m)
+}

@@ -99,7 +99,10 @@ func targetsLine(ts []api.TargetSummary) string {
 // aboutDeployment rewrites a 404 on a deployment id into a message that
 // names it; other errors pass through.
 func aboutDeployment(id string, err error) error {
-	if client.StatusOf(err) == 404 {
+	var ae *client.Error
+	// The engine's own 404s (no such target or step) say what is missing;
+	// an unknown pipeline is a bare "not found".
+	if errors.As(err, &ae) && ae.Status == 404 && len(ae.Errors) == 1 && ae.Errors[0].Message == "not found" {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("no deployment %s in your tenant ('sortie deploy list' shows them): %w", id, err)}
 	}
 	return err
