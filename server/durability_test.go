@@ -66,10 +66,7 @@ func TestKillDuringTimedPause(t *testing.T) {
 	c := newCase(t, `        - setWeight: 25
         - pause: {duration: 12, unit: seconds}
         - setWeight: 100`)
-	c.firstDeployment("web:v1")
-
-	id := c.srv.start(c.request("web:v2", ""))
-	ev := c.follow(id)
+	id, ev := c.upgrade()
 	ev.waitStep("prod", "canary/1", pipeline.StatusPaused)
 	before := c.srv.get(id)
 	paused := step(t, before, "prod", "canary/1")
@@ -110,10 +107,7 @@ func TestPauseEndsAtRestartWhenItsDeadlinePassedMeanwhile(t *testing.T) {
 	c := newCase(t, `        - setWeight: 25
         - pause: {duration: 2, unit: seconds}
         - setWeight: 100`)
-	c.firstDeployment("web:v1")
-
-	id := c.srv.start(c.request("web:v2", ""))
-	ev := c.follow(id)
+	id, ev := c.upgrade()
 	ev.waitStep("prod", "canary/1", pipeline.StatusPaused)
 	paused := step(t, c.srv.get(id), "prod", "canary/1")
 	c.srv.kill()
@@ -144,10 +138,7 @@ func TestKillDuringApproval(t *testing.T) {
 	c := newCase(t, `        - setWeight: 25
         - pause: {untilApproved: true}
         - setWeight: 100`)
-	c.firstDeployment("web:v1")
-
-	id := c.srv.start(c.request("web:v2", ""))
-	ev := c.follow(id)
+	id, ev := c.upgrade()
 	ev.waitStep("prod", "canary/1", pipeline.StatusAwaitingApproval)
 	c.srv.kill()
 	c.checkCanaryPods("web:v1", 3, "web:v2", 1)
@@ -232,10 +223,7 @@ func TestKillDuringRollback(t *testing.T) {
 	c := newCase(t, `        - setWeight: 25
         - pause: {untilApproved: true}
         - setWeight: 100`)
-	c.firstDeployment("web:v1")
-
-	id := c.srv.start(c.request("web:v2", ""))
-	ev := c.follow(id)
+	id, ev := c.upgrade()
 	ev.waitStep("prod", "canary/1", pipeline.StatusAwaitingApproval)
 	c.setPodQuota(4) // the 3 old pods and the canary's one: no room for more
 	c.srv.call("POST", api.Prefix+"/pipelines/"+id+"/rollback", api.ActionRequest{Target: "prod", Reason: "durability test"}, nil, http.StatusOK)
@@ -338,6 +326,14 @@ func (c *testCase) request(image, podLabels string) api.StartRequest {
 		File:      read("deploy.yml"),
 		Manifests: map[string]string{"manifests/web.yml": read("manifests/web.yml")},
 	}
+}
+
+// upgrade deploys web:v1, then starts the canary to web:v2 and follows it.
+func (c *testCase) upgrade() (string, *eventLog) {
+	c.t.Helper()
+	c.firstDeployment("web:v1")
+	id := c.srv.start(c.request("web:v2", ""))
+	return id, c.follow(id)
 }
 
 // firstDeployment deploys image (straight to 100 %) and waits for it.
