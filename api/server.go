@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sortie-cd/sortie/auth"
-	"github.com/sortie-cd/sortie/pipeline"
 )
 
 // Prefix is the path every REST route starts with.
@@ -48,51 +47,60 @@ type Options struct {
 	// Providers keeps the tenants' metric providers; nil answers the
 	// provider routes with 501.
 	Providers ProviderStore
+	// Store keeps tenants, custom roles, credentials' roles and the audit
+	// log; nil answers those routes with 501, records no audit and gives
+	// custom roles no grant but approve.
+	Store SecurityStore
+	// Secrets keeps the tenants' secrets and the master key; nil answers
+	// the secret and master-key routes with 501.
+	Secrets Secrets
 }
 
-// access is what a route asks of the caller.
+// access is what a route asks of the caller: a grant (auth.SystemRoles
+// and the tenant's custom roles say which roles give it).
 type access int
 
 const (
-	public  access = iota // no token
-	read                  // any of the reading roles
-	deploy                // start, act, redeploy
-	approve               // deploy roles, or a custom role the approval may require
-	admin                 // credentials
+	public       access = iota // no token
+	read                       // see the tenant's deployments
+	deploy                     // start, act, redeploy
+	approve                    // deploy roles, or a custom role the approval may require
+	admin                      // credentials, providers, secrets, audit
+	organization               // tenants, roles, the master key
 )
 
-var (
-	readRoles   = []string{pipeline.RoleViewer, pipeline.RoleDeployer, pipeline.RoleTenantAdmin, pipeline.RoleOrganizationAdmin}
-	deployRoles = []string{pipeline.RoleDeployer, pipeline.RoleTenantAdmin, pipeline.RoleOrganizationAdmin}
-	adminRoles  = []string{pipeline.RoleTenantAdmin, pipeline.RoleOrganizationAdmin}
-	systemRoles = []string{pipeline.RoleViewer, pipeline.RoleDeployer, pipeline.RoleTenantAdmin, pipeline.RoleOrganizationAdmin, pipeline.RoleAgent}
-)
+var accessGrant = map[access]auth.Grant{
+	read:         auth.GrantRead,
+	deploy:       auth.GrantDeploy,
+	approve:      auth.GrantApprove,
+	admin:        auth.GrantAdmin,
+	organization: auth.GrantOrganization,
+}
 
-// allows reports whether p may use a route of access a.
-func (a access) allows(p Principal) bool {
-	switch a {
-	case public:
-		return true
-	case read:
-		return p.HasAnyRole(readRoles...)
-	case deploy:
-		return p.HasAnyRole(deployRoles...)
-	case approve:
-		// Whether this role suits this approval is the engine's call
-		// (requiresRoles); here only viewers and agents are kept out.
-		if p.HasAnyRole(deployRoles...) {
-			return true
-		}
-		for _, r := range p.Roles {
-			if !slices.Contains(systemRoles, r) {
-				return true
-			}
-		}
-		return false
-	case admin:
-		return p.HasAnyRole(adminRoles...)
+// allowed reports whether p may use a route of access a. The tenant's
+// custom roles are read only for a principal holding one.
+func (s *server) allowed(ctx context.Context, a access, p Principal) (bool, error) {
+	if a == public {
+		return true, nil
 	}
-	return false
+	g := accessGrant[a]
+	if auth.Has(p.Roles, nil, g) {
+		return true, nil
+	}
+	if s.store == nil || !slices.ContainsFunc(p.Roles, func(r string) bool { return !auth.IsSystemRole(r) }) {
+		return false, nil
+	}
+	roles, err := s.store.ListRoles(ctx, p.Tenant)
+	if err != nil {
+		return false, err
+	}
+	custom := map[string][]auth.Grant{}
+	for _, r := range roles {
+		for _, gr := range r.Grants {
+			custom[r.Name] = append(custom[r.Name], auth.Grant(gr))
+		}
+	}
+	return auth.Has(p.Roles, custom, g), nil
 }
 
 // route is one entry of the route table, the single list that both builds
@@ -102,6 +110,9 @@ type route struct {
 	access       access
 	// stream marks long-lived responses, kept out of the duration metric.
 	stream bool
+	// audit names the action recorded in the audit log when the route
+	// answers 2xx, with the path's ids and the created object's id.
+	audit  string
 	handle func(s *server, w http.ResponseWriter, r *http.Request, p Principal)
 }
 
@@ -112,28 +123,41 @@ func routes() []route {
 		{method: "GET", path: "/metrics", handle: (*server).metrics},
 		{method: "POST", path: auth.TokenPath, handle: (*server).token},
 
-		{method: "POST", path: Prefix + "/pipelines", access: deploy, handle: (*server).startPipeline},
+		{method: "POST", path: Prefix + "/pipelines", access: deploy, audit: "pipeline.start", handle: (*server).startPipeline},
 		{method: "GET", path: Prefix + "/pipelines", access: read, handle: (*server).listPipelines},
 		{method: "GET", path: Prefix + "/pipelines/{id}", access: read, handle: (*server).getPipeline},
 		{method: "GET", path: Prefix + "/pipelines/{id}/source", access: read, handle: (*server).getSource},
-		{method: "POST", path: Prefix + "/pipelines/{id}/approve", access: approve, handle: actOn(actApprove)},
-		{method: "POST", path: Prefix + "/pipelines/{id}/skip", access: deploy, handle: actOn(actSkip)},
-		{method: "POST", path: Prefix + "/pipelines/{id}/rollback", access: deploy, handle: actOn(actRollback)},
-		{method: "POST", path: Prefix + "/pipelines/{id}/cancel", access: deploy, handle: actOn(actCancel)},
-		{method: "POST", path: Prefix + "/pipelines/{id}/redeploy", access: deploy, handle: (*server).redeploy},
-		{method: "POST", path: Prefix + "/pipelines/{id}/webhooks/{target}/{group}/{index}/callback", access: deploy, handle: (*server).webhookCallback},
+		{method: "POST", path: Prefix + "/pipelines/{id}/approve", access: approve, audit: "pipeline.approve", handle: actOn(actApprove)},
+		{method: "POST", path: Prefix + "/pipelines/{id}/skip", access: deploy, audit: "pipeline.skip", handle: actOn(actSkip)},
+		{method: "POST", path: Prefix + "/pipelines/{id}/rollback", access: deploy, audit: "pipeline.rollback", handle: actOn(actRollback)},
+		{method: "POST", path: Prefix + "/pipelines/{id}/cancel", access: deploy, audit: "pipeline.cancel", handle: actOn(actCancel)},
+		{method: "POST", path: Prefix + "/pipelines/{id}/redeploy", access: deploy, audit: "pipeline.redeploy", handle: (*server).redeploy},
+		{method: "POST", path: Prefix + "/pipelines/{id}/webhooks/{target}/{group}/{index}/callback", access: deploy, audit: "pipeline.callback", handle: (*server).webhookCallback},
 		{method: "GET", path: Prefix + "/pipelines/{id}/events", access: read, stream: true, handle: (*server).pipelineEvents},
 		{method: "GET", path: Prefix + "/events", access: read, stream: true, handle: (*server).tenantEvents},
 
 		{method: "GET", path: Prefix + "/agents", access: read, handle: (*server).listAgents},
 
 		{method: "GET", path: Prefix + "/credentials", access: admin, handle: (*server).listCredentials},
-		{method: "POST", path: Prefix + "/credentials", access: admin, handle: (*server).createCredential},
-		{method: "DELETE", path: Prefix + "/credentials/{id}", access: admin, handle: (*server).deleteCredential},
+		{method: "POST", path: Prefix + "/credentials", access: admin, audit: "credential.create", handle: (*server).createCredential},
+		{method: "DELETE", path: Prefix + "/credentials/{id}", access: admin, audit: "credential.delete", handle: (*server).deleteCredential},
+		{method: "PUT", path: Prefix + "/credentials/{id}/roles", access: admin, audit: "credential.roles", handle: (*server).setCredentialRoles},
 
 		{method: "GET", path: Prefix + "/providers", access: read, handle: (*server).listProviders},
-		{method: "POST", path: Prefix + "/providers", access: admin, handle: (*server).createProvider},
-		{method: "DELETE", path: Prefix + "/providers/{name}", access: admin, handle: (*server).deleteProvider},
+		{method: "POST", path: Prefix + "/providers", access: admin, audit: "provider.create", handle: (*server).createProvider},
+		{method: "DELETE", path: Prefix + "/providers/{name}", access: admin, audit: "provider.delete", handle: (*server).deleteProvider},
+
+		{method: "GET", path: Prefix + "/secrets", access: admin, handle: (*server).listSecrets},
+		{method: "PUT", path: Prefix + "/secrets/{name}", access: admin, audit: "secret.put", handle: (*server).putSecret},
+		{method: "DELETE", path: Prefix + "/secrets/{name}", access: admin, audit: "secret.delete", handle: (*server).deleteSecret},
+
+		{method: "GET", path: Prefix + "/audit", access: admin, handle: (*server).listAudit},
+
+		{method: "GET", path: Prefix + "/tenants", access: organization, handle: (*server).listTenants},
+		{method: "POST", path: Prefix + "/tenants", access: organization, audit: "tenant.create", handle: (*server).createTenant},
+		{method: "GET", path: Prefix + "/config", access: organization, handle: (*server).getConfig},
+		{method: "PUT", path: Prefix + "/config", access: organization, audit: "config.apply", handle: (*server).applyConfig},
+		{method: "POST", path: Prefix + "/master-key/rotate", access: organization, audit: "master-key.rotate", handle: (*server).rotateMasterKey},
 	}
 }
 
@@ -142,6 +166,12 @@ type Route struct {
 	Method, Path string
 	// Authenticated routes need a bearer token.
 	Authenticated bool
+	// Grant is what an authenticated route needs of the caller's roles.
+	Grant auth.Grant
+	// Audit is the action an answered request records; empty for reads.
+	Audit string
+	// Stream routes answer with a long-lived event stream.
+	Stream bool
 }
 
 // Routes lists every route New registers, for tests that must cover all of
@@ -149,7 +179,8 @@ type Route struct {
 func Routes() []Route {
 	var out []Route
 	for _, rt := range routes() {
-		out = append(out, Route{Method: rt.method, Path: rt.path, Authenticated: rt.access != public})
+		out = append(out, Route{Method: rt.method, Path: rt.path, Authenticated: rt.access != public,
+			Grant: accessGrant[rt.access], Audit: rt.audit, Stream: rt.stream})
 	}
 	return out
 }
@@ -163,6 +194,8 @@ type server struct {
 	ready     func(context.Context) error
 	heartbeat time.Duration
 	providers ProviderStore
+	store     SecurityStore
+	secrets   Secrets
 	m         *metrics
 }
 
@@ -181,6 +214,8 @@ func New(o Options) (http.Handler, error) {
 		ready:     o.Ready,
 		heartbeat: o.Heartbeat,
 		providers: o.Providers,
+		store:     o.Store,
+		secrets:   o.Secrets,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -227,11 +262,24 @@ func New(o Options) (http.Handler, error) {
 func (s *server) handler(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, _ := auth.PrincipalFrom(r.Context())
-		if !rt.access.allows(p) {
+		ok, err := s.allowed(r.Context(), rt.access, p)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !ok {
 			s.writeError(w, r, errorf(http.StatusForbidden, CodeForbidden, "your roles do not allow "+r.Method+" "+rt.path))
 			return
 		}
-		rt.handle(s, w, r, p)
+		if rt.audit == "" {
+			rt.handle(s, w, r, p)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rt.handle(s, rec, r, p)
+		if rec.status < 300 {
+			s.record(r, p, rt, rec.Header().Get("Location"))
+		}
 	}
 }
 

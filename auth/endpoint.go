@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,6 +33,11 @@ type tokenResponse struct {
 // TokenHandler serves the OAuth 2.0 token endpoint (POST, form-encoded) for
 // the client-credentials grant. The client authenticates with client_id and
 // client_secret in the form or with HTTP Basic (RFC 6749 §2.3.1).
+//
+// A token acts in one tenant: its credential's, unless the form's optional
+// tenant parameter names another, which only a credential with the
+// organization-admin role may do (for a tenant that exists). An
+// organization admin thus gets one token per tenant it acts in.
 //
 // Brute force meets three walls: every request counts against its remote
 // address (AddrLimit), every failed attempt against its client id
@@ -101,16 +108,52 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	giveBack()
+	if t := form.Get("tenant"); t != "" && t != c.Tenant {
+		ok, err := s.mayActIn(r.Context(), c, t)
+		if err != nil {
+			s.serverError(w, "look up tenants", err)
+			return
+		}
+		if !ok {
+			// The same answer for a tenant that does not exist: a
+			// credential learns nothing of other tenants.
+			oauthError(w, http.StatusBadRequest, "invalid_request", "this credential may not act in tenant "+strconv.Quote(t)+": only an organization admin gets a token for another tenant, and only for one that exists")
+			return
+		}
+		scoped := *c
+		scoped.Tenant = t
+		c = &scoped
+	}
 	tok, err := s.Issue(c)
 	if err != nil {
 		s.serverError(w, "issue token", err)
 		return
+	}
+	if s.audit != nil {
+		e := store.AuditEntry{Tenant: c.Tenant, At: now, Actor: c.Name, ClientID: c.ClientID, Remote: remoteHost(r), Action: "login", Objects: []string{c.ClientID}}
+		if err := s.audit.AppendAudit(r.Context(), e); err != nil {
+			s.serverError(w, "record the login", err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: tok.AccessToken,
 		TokenType:   "Bearer",
 		ExpiresIn:   int64(tok.ExpiresAt.Sub(now).Round(time.Second) / time.Second),
 	})
+}
+
+// mayActIn reports whether credential c may get a token for tenant t:
+// only an organization admin may, and only for a tenant that exists.
+func (s *Service) mayActIn(ctx context.Context, c *store.Credential, t string) (bool, error) {
+	if s.tenants == nil || !Has(c.Roles, nil, GrantOrganization) {
+		return false, nil
+	}
+	ts, err := s.tenants.ListTenants(ctx)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(ts, t), nil
 }
 
 // clientAuth returns the client's id and secret, whether they came by HTTP

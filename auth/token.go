@@ -28,6 +28,16 @@ type CredentialStore interface {
 	DeleteCredential(ctx context.Context, tenant, clientID string) error
 }
 
+// TenantLister says which tenants exist: store.Store has it.
+type TenantLister interface {
+	ListTenants(ctx context.Context) ([]string, error)
+}
+
+// AuditLog records who got a token: store.Store has it.
+type AuditLog interface {
+	AppendAudit(ctx context.Context, e store.AuditEntry) error
+}
+
 // Options configure a Service.
 type Options struct {
 	// Credentials looks client ids up; required.
@@ -49,6 +59,13 @@ type Options struct {
 	// failed attempts per client id. Zero values mean DefaultAddrLimit and
 	// DefaultClientLimit.
 	AddrLimit, ClientLimit Limit
+	// Tenants lets an organization admin's credential get a token for
+	// another tenant (the token request's tenant parameter); nil means
+	// every token is for its credential's own tenant.
+	Tenants TenantLister
+	// Audit records every token issued (action "login"); nil records
+	// nothing. A token is refused when it cannot be recorded.
+	Audit AuditLog
 }
 
 // Limit is a token bucket: Burst requests at once, refilled at Rate per
@@ -78,6 +95,8 @@ type Service struct {
 	addrs    *limiters
 	clients  *limiters
 	parser   *jwt.Parser
+	tenants  TenantLister
+	audit    AuditLog
 }
 
 // New returns a Service.
@@ -93,6 +112,8 @@ func New(o Options) (*Service, error) {
 		ttl:      o.TTL,
 		now:      o.Now,
 		log:      o.Logger,
+		tenants:  o.Tenants,
+		audit:    o.Audit,
 	}
 	if s.audience == "" {
 		s.audience = DefaultAudience
