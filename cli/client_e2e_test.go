@@ -420,6 +420,9 @@ func TestCLIEndToEnd(t *testing.T) {
 	if got := readConfig(t, configPath); got.ClientID != e.creds.ClientID {
 		t.Errorf("the config file changed to client %s", got.ClientID)
 	}
+	if agents := decode[api.AgentList](t, e.ok("agents", "list", "-o", "json")); agents.Agents == nil {
+		t.Errorf("agents list -o json: %+v", agents)
+	}
 	e.ok("credentials", "delete", deployerCred.ClientID)
 	list = decode[api.CredentialList](t, e.ok("credentials", "list", "-o", "json"))
 	for _, c := range list.Credentials {

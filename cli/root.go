@@ -57,6 +57,7 @@ CD-as-a-Service run unchanged.`),
 		newLoginCmd(ios),
 		newLogoutCmd(ios),
 		newCredentialsCmd(ios),
+		newAgentsCmd(ios),
 	)
 	return root
 }

@@ -1,0 +1,87 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sortie-cd/sortie/analysis"
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/store"
+)
+
+// Every route of the API has a client call: a route added to api.Routes()
+// without one fails here. Each call runs against a real server and must
+// reach its handler (any answer but "no such route" or 405).
+func TestEveryRouteHasAClientCall(t *testing.T) {
+	url, cf := realServer(t)
+	c, _ := client.New(client.Options{Server: url, ClientID: cf.ClientID, ClientSecret: cf.ClientSecret})
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"GET /healthz":      func() error { return c.Health(ctx, false) },
+		"GET /readyz":       func() error { return c.Health(ctx, true) },
+		"GET /metrics":      nil, // Prometheus scrapes it; no client call
+		"POST /oauth/token": func() error { _, err := c.FetchToken(ctx); return err },
+		"POST /api/v1/pipelines": func() error {
+			_, err := c.StartPipeline(ctx, api.StartRequest{File: "version: v1\n"})
+			return err
+		},
+		"GET /api/v1/pipelines":                func() error { _, err := c.ListPipelines(ctx, client.ListOptions{}); return err },
+		"GET /api/v1/pipelines/{id}":           func() error { _, err := c.GetPipeline(ctx, "p"); return err },
+		"GET /api/v1/pipelines/{id}/source":    func() error { _, err := c.GetSource(ctx, "p"); return err },
+		"POST /api/v1/pipelines/{id}/approve":  func() error { _, err := c.Act(ctx, "p", client.ActionApprove, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/skip":     func() error { _, err := c.Act(ctx, "p", client.ActionSkip, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/rollback": func() error { _, err := c.Act(ctx, "p", client.ActionRollback, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/cancel":   func() error { _, err := c.Act(ctx, "p", client.ActionCancel, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/redeploy": func() error { _, err := c.Redeploy(ctx, "p", api.RedeployRequest{}); return err },
+		"GET /api/v1/pipelines/{id}/events":    func() error { _, err := c.Events(ctx, "p", 0); return err },
+		"GET /api/v1/events": func() error {
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			// The stream is open once it is reading: stop at once.
+			go cancel()
+			err := c.FollowTenant(sctx, "", client.FollowOptions{}, func(store.Event) error { return client.ErrStop })
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+		"POST /api/v1/pipelines/{id}/webhooks/{target}/{group}/{index}/callback": func() error {
+			ok := true
+			_, err := c.WebhookCallback(ctx, "p", "t", "beforeDeployment/0", api.CallbackRequest{Success: &ok})
+			return err
+		},
+		"GET /api/v1/agents":              func() error { _, err := c.ListAgents(ctx); return err },
+		"GET /api/v1/credentials":         func() error { _, err := c.ListCredentials(ctx); return err },
+		"POST /api/v1/credentials":        func() error { _, err := c.CreateCredential(ctx, api.CreateCredentialRequest{}); return err },
+		"DELETE /api/v1/credentials/{id}": func() error { return c.DeleteCredential(ctx, "nobody") },
+		"GET /api/v1/providers":           func() error { _, err := c.ListProviders(ctx); return err },
+		"POST /api/v1/providers":          func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
+		"DELETE /api/v1/providers/{name}": func() error { return c.DeleteProvider(ctx, "nothing") },
+	}
+	seen := map[string]bool{}
+	for _, rt := range api.Routes() {
+		key := rt.Method + " " + rt.Path
+		seen[key] = true
+		call, ok := calls[key]
+		if !ok {
+			t.Errorf("no client call for %s", key)
+			continue
+		}
+		if call == nil {
+			continue
+		}
+		err := call()
+		var ae *client.Error
+		if errors.As(err, &ae) && (ae.Status == 405 || strings.HasPrefix(ae.Error(), "no such route")) {
+			t.Errorf("%s: the client's call missed the route: %v", key, err)
+		}
+	}
+	for key := range calls {
+		if !seen[key] {
+			t.Errorf("the client calls %s, which the API no longer has", key)
+		}
+	}
+}
