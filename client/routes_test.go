@@ -53,13 +53,23 @@ func TestEveryRouteHasAClientCall(t *testing.T) {
 			_, err := c.WebhookCallback(ctx, "p", "t", "beforeDeployment/0", api.CallbackRequest{Success: &ok})
 			return err
 		},
-		"GET /api/v1/agents":              func() error { _, err := c.ListAgents(ctx); return err },
-		"GET /api/v1/credentials":         func() error { _, err := c.ListCredentials(ctx); return err },
-		"POST /api/v1/credentials":        func() error { _, err := c.CreateCredential(ctx, api.CreateCredentialRequest{}); return err },
-		"DELETE /api/v1/credentials/{id}": func() error { return c.DeleteCredential(ctx, "nobody") },
-		"GET /api/v1/providers":           func() error { _, err := c.ListProviders(ctx); return err },
-		"POST /api/v1/providers":          func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
-		"DELETE /api/v1/providers/{name}": func() error { return c.DeleteProvider(ctx, "nothing") },
+		"GET /api/v1/agents":                 func() error { _, err := c.ListAgents(ctx); return err },
+		"GET /api/v1/credentials":            func() error { _, err := c.ListCredentials(ctx); return err },
+		"POST /api/v1/credentials":           func() error { _, err := c.CreateCredential(ctx, api.CreateCredentialRequest{}); return err },
+		"DELETE /api/v1/credentials/{id}":    func() error { return c.DeleteCredential(ctx, "nobody") },
+		"PUT /api/v1/credentials/{id}/roles": func() error { return c.SetCredentialRoles(ctx, "nobody", []string{"viewer"}) },
+		"GET /api/v1/secrets":                func() error { _, err := c.ListSecrets(ctx); return err },
+		"PUT /api/v1/secrets/{name}":         func() error { _, err := c.PutSecret(ctx, "route-test", "v"); return err },
+		"DELETE /api/v1/secrets/{name}":      func() error { return c.DeleteSecret(ctx, "route-test") },
+		"GET /api/v1/audit":                  func() error { _, err := c.ListAudit(ctx, client.AuditOptions{Limit: 5}); return err },
+		"GET /api/v1/tenants":                func() error { _, err := c.ListTenants(ctx); return err },
+		"POST /api/v1/tenants":               func() error { return c.CreateTenant(ctx, "route-test") },
+		"GET /api/v1/config":                 func() error { _, err := c.GetConfig(ctx); return err },
+		"PUT /api/v1/config":                 func() error { _, err := c.ApplyConfig(ctx, api.Config{}); return err },
+		"POST /api/v1/master-key/rotate":     func() error { _, err := c.RotateMasterKey(ctx); return err },
+		"GET /api/v1/providers":              func() error { _, err := c.ListProviders(ctx); return err },
+		"POST /api/v1/providers":             func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
+		"DELETE /api/v1/providers/{name}":    func() error { return c.DeleteProvider(ctx, "nothing") },
 	}
 	seen := map[string]bool{}
 	for _, rt := range api.Routes() {
