@@ -86,12 +86,14 @@ type Agent struct {
 	cc       *grpc.ClientConn
 	tokens   *clientcredentials.Config
 	httpc    *http.Client
+	relayc   *http.Client // makes relayed calls
 	reg      *prometheus.Registry
 	m        agentMetrics
 
 	mu       sync.Mutex
 	sess     *session // the accepted stream, nil while disconnected
 	execs    map[string]*execution
+	relays   map[string]context.CancelFunc // relayed calls running, by id
 	tenant   string
 	executor runner.Executor
 }
@@ -162,7 +164,7 @@ func New(o Options) (*Agent, error) {
 	if o.ResultTTL <= 0 {
 		o.ResultTTL = DefaultResultTTL
 	}
-	a := &Agent{o: o, log: o.Log, execs: map[string]*execution{}, reg: o.Metrics}
+	a := &Agent{o: o, log: o.Log, execs: map[string]*execution{}, relays: map[string]context.CancelFunc{}, relayc: newRelayClient(), reg: o.Metrics}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,7 +178,8 @@ func New(o Options) (*Agent, error) {
 	a.instance = crand.Text()
 	// grpc's default dialer honours HTTPS_PROXY and NO_PROXY; so does the
 	// token request's transport.
-	a.cc, err = grpc.NewClient(net.JoinHostPort(u.Hostname(), port), grpc.WithTransportCredentials(tc))
+	a.cc, err = grpc.NewClient(net.JoinHostPort(u.Hostname(), port), grpc.WithTransportCredentials(tc),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)))
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -345,6 +348,10 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 			a.command(m.Command)
 		case *agentpb.ServerMessage_Cancel:
 			a.cancel(m.Cancel.GetId())
+		case *agentpb.ServerMessage_RelayRequest:
+			go a.relay(s, m.RelayRequest)
+		case *agentpb.ServerMessage_RelayCancel:
+			a.cancelRelay(m.RelayCancel.GetId())
 		}
 	}
 }

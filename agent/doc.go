@@ -34,6 +34,18 @@
 //     (role agent, or an admin role); its tenant is the token's.
 //   - HTTP(S) proxies: grpc's default dialer and the token request's
 //     transport both honour HTTPS_PROXY and NO_PROXY.
+//   - HTTP relay: Hub.Relay returns an http.Client-like RelayClient for one
+//     agent; each call travels as a RelayRequest on the agent's stream and
+//     the agent makes it from inside its network (with the header
+//     X-Sortie-Relayed-By: <agent id>) and answers with a RelayResponse.
+//     Request bodies over 1 MiB are refused by the hub, response bodies
+//     over 10 MiB fail the call on the agent, and every call ends at its
+//     context's deadline (one minute without one, five at most). A relayed
+//     call is not retried by the protocol: a call to an agent that is not
+//     connected, or that goes away mid-call, fails at once, and the caller
+//     (webhook retryCount, analysis's retries within its window) decides.
+//     The agent logs only the method and host of a relayed call: paths,
+//     queries and headers may carry secrets.
 //   - Heartbeats both ways every interval (the server's, told in Welcome);
 //     three intervals of silence end the stream on either side.
 //

@@ -78,6 +78,7 @@ type Hub struct {
 	conns   map[connKey]*conn
 	changed chan struct{} // closed, and replaced, whenever an agent connects or leaves
 	calls   map[connKey]map[*call]struct{}
+	relays  map[string]relayWait // relayed HTTP calls by id
 }
 
 // connKey is a tenant and an agent identifier, or a tenant and a command id.
@@ -122,6 +123,7 @@ func NewHub(o HubOptions) (*Hub, error) {
 		conns:     map[connKey]*conn{},
 		changed:   make(chan struct{}),
 		calls:     map[connKey]map[*call]struct{}{},
+		relays:    map[string]relayWait{},
 	}
 	if h.heartbeat <= 0 {
 		h.heartbeat = DefaultHeartbeat
@@ -132,7 +134,7 @@ func NewHub(o HubOptions) (*Hub, error) {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.grpc = grpc.NewServer()
+	h.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage))
 	agentpb.RegisterAgentServer(h.grpc, h)
 	return h, nil
 }
@@ -480,6 +482,10 @@ func (h *Hub) received(c *conn, m *agentpb.AgentMessage) {
 		c.info.LastHeartbeat = now
 	}
 	h.mu.Unlock()
+	if rr := m.GetRelayResponse(); rr != nil {
+		h.relayed(c, rr)
+		return
+	}
 	res := m.GetResult()
 	if res == nil {
 		return

@@ -16,6 +16,7 @@ type agentMetrics struct {
 	running    prometheus.Gauge
 	commands   *prometheus.CounterVec
 	repeats    *prometheus.CounterVec
+	relays     *prometheus.CounterVec
 }
 
 func newAgentMetrics(reg *prometheus.Registry) (agentMetrics, error) {
@@ -38,8 +39,11 @@ func newAgentMetrics(reg *prometheus.Registry) (agentMetrics, error) {
 		repeats: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sortie_agent_command_repeats_total", Help: "Commands received again, by whether they were running or finished.",
 		}, []string{"state"}),
+		relays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sortie_agent_relayed_requests_total", Help: "HTTP requests relayed for the server, by outcome (answered, error).",
+		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.running, m.commands, m.repeats} {
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.running, m.commands, m.repeats, m.relays} {
 		if err := reg.Register(c); err != nil {
 			return m, err
 		}

@@ -57,8 +57,13 @@ type Options struct {
 	Secrets webhook.SecretResolver
 	// Sender sends webhook calls; nil means a direct-only Sender.
 	Sender *webhook.Sender
-	// Analyzer runs analyses; nil means one on Providers and Secrets.
+	// Analyzer runs analyses; nil means one on Providers, Secrets and
+	// Relay.
 	Analyzer *analysis.Analyzer
+	// Relay sends through an agent: webhooks with networkMode
+	// remoteNetworkAgent and Prometheus providers that name an agent. It
+	// is used by the default Sender and Analyzer; nil refuses those calls.
+	Relay webhook.Relay
 	// Log: nil discards. Requests are logged masked.
 	Log *slog.Logger
 }
@@ -80,13 +85,28 @@ func New(o Options) *Executor {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Sender == nil {
-		o.Sender = &webhook.Sender{Log: o.Log}
+		o.Sender = &webhook.Sender{Log: o.Log, Relay: o.Relay}
 	}
 	if o.Analyzer == nil {
 		o.Analyzer = &analysis.Analyzer{Providers: o.Providers, Secrets: o.Secrets, Log: o.Log}
+		if o.Relay != nil {
+			o.Analyzer.Relay = analysisRelay{o.Relay}
+		}
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
 	return &Executor{o: o, files: map[string]*deployfile.File{}}
+}
+
+// analysisRelay is a webhook.Relay seen as an analysis.Relay: the two
+// packages each declare their own Doer.
+type analysisRelay struct{ r webhook.Relay }
+
+func (a analysisRelay) Doer(tenant, agent string) (analysis.Doer, error) {
+	d, err := a.r.Doer(tenant, agent)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // HasAccount implements runner.Executor: gates run from the server for

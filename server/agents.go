@@ -8,6 +8,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/webhook"
 )
 
 // clusters routes each cluster command to whoever serves its account: the
@@ -28,6 +29,19 @@ func (c clusters) Execute(ctx context.Context, job runner.Job) pipeline.CommandR
 		return c.local.Execute(ctx, job)
 	}
 	return c.hub.Execute(ctx, job)
+}
+
+// agentRelay is the hub as the gates' relay: a webhook with networkMode
+// remoteNetworkAgent, or a Prometheus provider naming an agent, is sent by
+// that agent from inside its cluster.
+type agentRelay struct{ hub *agent.Hub }
+
+func (r agentRelay) Doer(tenant, agentID string) (webhook.Doer, error) {
+	c, err := r.hub.Relay(tenant, agentID)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // agentList adapts the hub to what the API asks.

@@ -26,6 +26,7 @@ import (
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
+	"github.com/sortie-cd/sortie/webhook"
 )
 
 // Config is the server's configuration, parsed once by the command line.
@@ -116,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, agentRelay{hub}, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -159,11 +160,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 // gateRouter puts the gate executor (webhooks, analysis; run from the
 // server for every account) in front of the cluster executor. Secrets are
-// not stored yet (issue 8), so {{secrets.NAME}} fails as not set; the agent
-// relay for networkMode remoteNetworkAgent plugs into the webhook Sender's
-// and the Analyzer's Relay.
-func gateRouter(cluster runner.Executor, public string, st store.Store, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Log: log}), Cluster: cluster}
+// not stored yet (issue 8), so {{secrets.NAME}} fails as not set. Webhooks
+// with networkMode remoteNetworkAgent and Prometheus providers naming an
+// agent go through relay (the agents' hub).
+func gateRouter(cluster runner.Executor, public string, st store.Store, relay webhook.Relay, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Relay: relay, Log: log}), Cluster: cluster}
 }
 
 // deployments adapts the runner to what the API asks.

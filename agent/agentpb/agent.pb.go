@@ -29,6 +29,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Result
+	//	*AgentMessage_RelayResponse
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -98,6 +99,15 @@ func (x *AgentMessage) GetResult() *Result {
 	return nil
 }
 
+func (x *AgentMessage) GetRelayResponse() *RelayResponse {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_RelayResponse); ok {
+			return x.RelayResponse
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -114,11 +124,17 @@ type AgentMessage_Result struct {
 	Result *Result `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type AgentMessage_RelayResponse struct {
+	RelayResponse *RelayResponse `protobuf:"bytes,4,opt,name=relay_response,json=relayResponse,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Result) isAgentMessage_Msg() {}
+
+func (*AgentMessage_RelayResponse) isAgentMessage_Msg() {}
 
 // ServerMessage is what the server sends.
 type ServerMessage struct {
@@ -129,6 +145,8 @@ type ServerMessage struct {
 	//	*ServerMessage_Heartbeat
 	//	*ServerMessage_Command
 	//	*ServerMessage_Cancel
+	//	*ServerMessage_RelayRequest
+	//	*ServerMessage_RelayCancel
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -207,6 +225,24 @@ func (x *ServerMessage) GetCancel() *Cancel {
 	return nil
 }
 
+func (x *ServerMessage) GetRelayRequest() *RelayRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_RelayRequest); ok {
+			return x.RelayRequest
+		}
+	}
+	return nil
+}
+
+func (x *ServerMessage) GetRelayCancel() *RelayCancel {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_RelayCancel); ok {
+			return x.RelayCancel
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -227,6 +263,14 @@ type ServerMessage_Cancel struct {
 	Cancel *Cancel `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type ServerMessage_RelayRequest struct {
+	RelayRequest *RelayRequest `protobuf:"bytes,5,opt,name=relay_request,json=relayRequest,proto3,oneof"`
+}
+
+type ServerMessage_RelayCancel struct {
+	RelayCancel *RelayCancel `protobuf:"bytes,6,opt,name=relay_cancel,json=relayCancel,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
@@ -234,6 +278,10 @@ func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
 func (*ServerMessage_Command) isServerMessage_Msg() {}
 
 func (*ServerMessage_Cancel) isServerMessage_Msg() {}
+
+func (*ServerMessage_RelayRequest) isServerMessage_Msg() {}
+
+func (*ServerMessage_RelayCancel) isServerMessage_Msg() {}
 
 // Hello registers the agent under its identifier (the account targets name).
 type Hello struct {
@@ -582,21 +630,294 @@ func (x *Result) GetResult() []byte {
 	return nil
 }
 
+// RelayRequest asks the agent to make one HTTP request inside its network.
+// The request body is at most 1 MiB (the server refuses larger ones); the
+// agent reads at most 10 MiB of the response body and answers with an
+// error beyond that.
+type RelayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names this call on this stream; the RelayResponse carries it back.
+	Id     string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// url is absolute: http or https.
+	Url     string    `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Headers []*Header `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []byte    `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	// timeout_ms bounds the whole call on the agent's side (connect, send,
+	// read the response); 0 means the agent's own limit (one minute).
+	TimeoutMs     int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayRequest) Reset() {
+	*x = RelayRequest{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayRequest) ProtoMessage() {}
+
+func (x *RelayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
+func (*RelayRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RelayRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RelayRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *RelayRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *RelayRequest) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RelayRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// Header is one request or response header with all its values.
+type Header struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Header) Reset() {
+	*x = Header{}
+	mi := &file_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Header) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Header) ProtoMessage() {}
+
+func (x *Header) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Header.ProtoReflect.Descriptor instead.
+func (*Header) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Header) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Header) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// RelayResponse is the outcome of a RelayRequest: the response, or error
+// when there is none (the agent could not connect, the call timed out, the
+// response body was over the limit).
+type RelayResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status        int32                  `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
+	Headers       []*Header              `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayResponse) Reset() {
+	*x = RelayResponse{}
+	mi := &file_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayResponse) ProtoMessage() {}
+
+func (x *RelayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
+func (*RelayResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RelayResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RelayResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *RelayResponse) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *RelayResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// RelayCancel tells the agent the server no longer waits for a relayed
+// call.
+type RelayCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayCancel) Reset() {
+	*x = RelayCancel{}
+	mi := &file_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayCancel) ProtoMessage() {}
+
+func (x *RelayCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayCancel.ProtoReflect.Descriptor instead.
+func (*RelayCancel) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RelayCancel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
 	"\n" +
-	"\vagent.proto\x12\x0fsortie.agent.v1\"\xb4\x01\n" +
+	"\vagent.proto\x12\x0fsortie.agent.v1\"\xfd\x01\n" +
 	"\fAgentMessage\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.sortie.agent.v1.HelloH\x00R\x05hello\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.sortie.agent.v1.HeartbeatH\x00R\theartbeat\x121\n" +
-	"\x06result\x18\x03 \x01(\v2\x17.sortie.agent.v1.ResultH\x00R\x06resultB\x05\n" +
-	"\x03msg\"\xf1\x01\n" +
+	"\x06result\x18\x03 \x01(\v2\x17.sortie.agent.v1.ResultH\x00R\x06result\x12G\n" +
+	"\x0erelay_response\x18\x04 \x01(\v2\x1e.sortie.agent.v1.RelayResponseH\x00R\rrelayResponseB\x05\n" +
+	"\x03msg\"\xfa\x02\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.sortie.agent.v1.WelcomeH\x00R\awelcome\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.sortie.agent.v1.HeartbeatH\x00R\theartbeat\x124\n" +
 	"\acommand\x18\x03 \x01(\v2\x18.sortie.agent.v1.CommandH\x00R\acommand\x121\n" +
-	"\x06cancel\x18\x04 \x01(\v2\x17.sortie.agent.v1.CancelH\x00R\x06cancelB\x05\n" +
+	"\x06cancel\x18\x04 \x01(\v2\x17.sortie.agent.v1.CancelH\x00R\x06cancel\x12D\n" +
+	"\rrelay_request\x18\x05 \x01(\v2\x1d.sortie.agent.v1.RelayRequestH\x00R\frelayRequest\x12A\n" +
+	"\frelay_cancel\x18\x06 \x01(\v2\x1c.sortie.agent.v1.RelayCancelH\x00R\vrelayCancelB\x05\n" +
 	"\x03msg\"\x8c\x01\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12#\n" +
@@ -620,7 +941,26 @@ const file_agent_proto_rawDesc = "" +
 	"\x06Result\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\fR\x06result2U\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\"\xae\x01\n" +
+	"\fRelayRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x121\n" +
+	"\aheaders\x18\x04 \x03(\v2\x17.sortie.agent.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"2\n" +
+	"\x06Header\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x94\x01\n" +
+	"\rRelayResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\x05R\x06status\x121\n" +
+	"\aheaders\x18\x03 \x03(\v2\x17.sortie.agent.v1.HeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\x1d\n" +
+	"\vRelayCancel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2U\n" +
 	"\x05Agent\x12L\n" +
 	"\aConnect\x12\x1d.sortie.agent.v1.AgentMessage\x1a\x1e.sortie.agent.v1.ServerMessage(\x010\x01B+Z)github.com/sortie-cd/sortie/agent/agentpbb\x06proto3"
 
@@ -636,7 +976,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),  // 0: sortie.agent.v1.AgentMessage
 	(*ServerMessage)(nil), // 1: sortie.agent.v1.ServerMessage
@@ -646,22 +986,31 @@ var file_agent_proto_goTypes = []any{
 	(*Command)(nil),       // 5: sortie.agent.v1.Command
 	(*Cancel)(nil),        // 6: sortie.agent.v1.Cancel
 	(*Result)(nil),        // 7: sortie.agent.v1.Result
+	(*RelayRequest)(nil),  // 8: sortie.agent.v1.RelayRequest
+	(*Header)(nil),        // 9: sortie.agent.v1.Header
+	(*RelayResponse)(nil), // 10: sortie.agent.v1.RelayResponse
+	(*RelayCancel)(nil),   // 11: sortie.agent.v1.RelayCancel
 }
 var file_agent_proto_depIdxs = []int32{
-	2, // 0: sortie.agent.v1.AgentMessage.hello:type_name -> sortie.agent.v1.Hello
-	4, // 1: sortie.agent.v1.AgentMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
-	7, // 2: sortie.agent.v1.AgentMessage.result:type_name -> sortie.agent.v1.Result
-	3, // 3: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
-	4, // 4: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
-	5, // 5: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
-	6, // 6: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
-	0, // 7: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
-	1, // 8: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: sortie.agent.v1.AgentMessage.hello:type_name -> sortie.agent.v1.Hello
+	4,  // 1: sortie.agent.v1.AgentMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
+	7,  // 2: sortie.agent.v1.AgentMessage.result:type_name -> sortie.agent.v1.Result
+	10, // 3: sortie.agent.v1.AgentMessage.relay_response:type_name -> sortie.agent.v1.RelayResponse
+	3,  // 4: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
+	4,  // 5: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
+	5,  // 6: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
+	6,  // 7: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
+	8,  // 8: sortie.agent.v1.ServerMessage.relay_request:type_name -> sortie.agent.v1.RelayRequest
+	11, // 9: sortie.agent.v1.ServerMessage.relay_cancel:type_name -> sortie.agent.v1.RelayCancel
+	9,  // 10: sortie.agent.v1.RelayRequest.headers:type_name -> sortie.agent.v1.Header
+	9,  // 11: sortie.agent.v1.RelayResponse.headers:type_name -> sortie.agent.v1.Header
+	0,  // 12: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
+	1,  // 13: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
+	13, // [13:14] is the sub-list for method output_type
+	12, // [12:13] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -673,12 +1022,15 @@ func file_agent_proto_init() {
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Result)(nil),
+		(*AgentMessage_RelayResponse)(nil),
 	}
 	file_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Heartbeat)(nil),
 		(*ServerMessage_Command)(nil),
 		(*ServerMessage_Cancel)(nil),
+		(*ServerMessage_RelayRequest)(nil),
+		(*ServerMessage_RelayCancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -686,7 +1038,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,7 +37,11 @@ const (
 // second agent with the same identifier). Then both sides send Heartbeats,
 // the server sends Commands (and Cancels), and the agent answers each
 // Command with one Result. A command may arrive more than once (after a
-// reconnect, or a server restart): its id makes the repeat harmless.
+// reconnect, or a server restart): its id makes the repeat harmless. The
+// server may also send RelayRequests (an HTTP call for the agent to make
+// inside its network: webhooks and metric queries with networkMode
+// remoteNetworkAgent), each answered with one RelayResponse, and
+// RelayCancels for calls it no longer waits for.
 //
 // Payloads that belong to the deployment engine (a job, a result) travel as
 // JSON, so that the engine's types change without a protocol change.
@@ -82,7 +86,11 @@ type Agent_ConnectClient = grpc.BidiStreamingClient[AgentMessage, ServerMessage]
 // second agent with the same identifier). Then both sides send Heartbeats,
 // the server sends Commands (and Cancels), and the agent answers each
 // Command with one Result. A command may arrive more than once (after a
-// reconnect, or a server restart): its id makes the repeat harmless.
+// reconnect, or a server restart): its id makes the repeat harmless. The
+// server may also send RelayRequests (an HTTP call for the agent to make
+// inside its network: webhooks and metric queries with networkMode
+// remoteNetworkAgent), each answered with one RelayResponse, and
+// RelayCancels for calls it no longer waits for.
 //
 // Payloads that belong to the deployment engine (a job, a result) travel as
 // JSON, so that the engine's types change without a protocol change.

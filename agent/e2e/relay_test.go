@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sortie-cd/sortie/agent"
+	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/pipeline"
+)
+
+// insideNetwork is an HTTP service that only the cluster's side reaches.
+// On one machine every process reaches every loopback port, so it admits
+// a connection only when the process that owns the connection's client
+// socket is the agent's (found through /proc/net/tcp and the processes'
+// file descriptors); any other process, the server included, gets 403.
+// So a call that got through was made by the agent process, not merely
+// labelled as relayed.
+type insideNetwork struct {
+	t     *testing.T
+	srv   *httptest.Server
+	agent func() int // the agent's pid, now
+	token string     // for callbacks to the server
+
+	mu    sync.Mutex
+	calls []insideCall
+}
+
+type insideCall struct {
+	admitted  bool
+	pid       int
+	relayedBy string
+}
+
+func newInsideNetwork(t *testing.T, s *sortie) *insideNetwork {
+	in := &insideNetwork{t: t, agent: func() int { return s.agent.cmd.Process.Pid }, token: s.token}
+	in.srv = httptest.NewServer(http.HandlerFunc(in.serve))
+	t.Cleanup(in.srv.Close)
+	return in
+}
+
+func (in *insideNetwork) serve(w http.ResponseWriter, r *http.Request) {
+	pid, err := socketOwner(r.RemoteAddr, in.srv.Listener.Addr().String())
+	if err != nil {
+		in.t.Errorf("inside network: %v", err)
+	}
+	c := insideCall{admitted: pid == in.agent() && pid != 0, pid: pid, relayedBy: r.Header.Get(agent.RelayedByHeader)}
+	in.mu.Lock()
+	in.calls = append(in.calls, c)
+	in.mu.Unlock()
+	if !c.admitted {
+		http.Error(w, "only the cluster's network reaches this service", http.StatusForbidden)
+		return
+	}
+	var body struct {
+		CallbackURI string `json:"callbackUri"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+	// The verdict comes back to the server as an external system's would.
+	go func() {
+		b, _ := json.Marshal(map[string]any{"success": true, "mdMessage": fmt.Sprintf("checked from pid %d", pid)})
+		req, _ := http.NewRequest("POST", body.CallbackURI+"/callback", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+in.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			in.t.Errorf("callback: %v", err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			in.t.Errorf("callback: %s", resp.Status)
+		}
+	}()
+}
+
+func (in *insideNetwork) log() []insideCall {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]insideCall(nil), in.calls...)
+}
+
+// socketOwner returns the pid of the process holding the client end of a
+// loopback TCP connection from remote to local (IPv4).
+func socketOwner(remote, local string) (int, error) {
+	_, rport, _ := net.SplitHostPort(remote)
+	_, lport, _ := net.SplitHostPort(local)
+	rp, _ := strconv.Atoi(rport)
+	lp, _ := strconv.Atoi(lport)
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	inode := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 {
+			continue
+		}
+		// The client's socket: its local port is the request's remote
+		// port, its peer the listener.
+		if hexPort(fields[1]) == rp && hexPort(fields[2]) == lp {
+			inode = fields[9]
+		}
+	}
+	if inode == "" {
+		return 0, fmt.Errorf("no socket for %s → %s in /proc/net/tcp", remote, local)
+	}
+	want := "socket:[" + inode + "]"
+	procs, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range procs {
+		if l, err := os.Readlink(fd); err == nil && l == want {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no process holds %s", want)
+}
+
+func hexPort(addr string) int {
+	_, p, ok := strings.Cut(addr, ":")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(p, 16, 32)
+	if err != nil {
+		return -1
+	}
+	return int(n)
+}
+
+const relayedCanary = `version: v1
+kind: kubernetes
+application: web
+targets:
+  prod:
+    account: prod
+    namespace: %s
+    strategy: canary
+strategies:
+  canary:
+    canary:
+      steps:
+        - setWeight: 50
+        - runWebhook: {name: inside}
+webhooks:
+  - name: inside
+    method: POST
+    uriTemplate: %s/check
+    networkMode: %s
+    headers:
+      - key: Content-Type
+        value: application/json
+    bodyTemplate:
+      inline: '{"callbackUri": "{{armory.callbackUri}}"}'
+manifests:
+  - inline: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: web
+      spec:
+        replicas: 4
+        selector:
+          matchLabels: {app: web}
+        template:
+          metadata:
+            labels: {app: web}
+          spec:
+            containers:
+            - name: web
+              image: %s
+`
+
+// A webhook with networkMode remoteNetworkAgent reaches a service only the
+// agent's process may call (see insideNetwork), and its callback decides
+// the step; the same webhook with networkMode direct is made by the server
+// and refused, which fails and rolls back the canary.
+func TestWebhookRelayedThroughTheAgent(t *testing.T) {
+	s := newSortie(t)
+	s.startAgent()
+	in := newInsideNetwork(t, s)
+	start := func(mode, image string) string {
+		var res api.StartResult
+		s.call("POST", "/api/v1/pipelines", api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(relayedCanary, s.ns, in.srv.URL, mode, image)}, http.StatusAccepted, &res)
+		return res.PipelineID
+	}
+	if p := s.waitPipeline(start("remoteNetworkAgent", "web:v1"), "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment: %s", dump(p))
+	}
+	if len(in.log()) != 0 {
+		t.Fatalf("a first deployment ran the canary's webhook: %+v", in.log())
+	}
+
+	p := s.waitPipeline(start("remoteNetworkAgent", "web:v2"), "the relayed canary ends", ended)
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("relayed canary: %s", dump(p))
+	}
+	calls := in.log()
+	agentPID := s.agent.cmd.Process.Pid
+	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
+		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
+	}
+	if msg := dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
+		t.Errorf("the webhook step does not carry the callback's message: %s", msg)
+	}
+	s.wantPods("after the relayed canary", 0, 4)
+
+	// The same call made directly by the server does not get in.
+	p = s.waitPipeline(start("direct", "web:v3"), "the direct canary ends", ended)
+	calls = in.log()
+	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.cmd.Process.Pid || calls[1].relayedBy != "" {
+		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.cmd.Process.Pid)
+	}
+	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(dump(p), "403") {
+		t.Errorf("direct canary: %s", dump(p))
+	}
+	if got := s.pods(); got["web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("pods after the direct canary's rollback: %v, want web:v2 ×4", got)
+	}
+}

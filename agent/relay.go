@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sortie-cd/sortie/agent/agentpb"
+)
+
+// Limits of a relayed HTTP call.
+const (
+	// MaxRelayRequestBody is the largest request body the hub relays.
+	MaxRelayRequestBody = 1 << 20
+	// MaxRelayResponseBody is the largest response body the agent reads;
+	// a longer one fails the call.
+	MaxRelayResponseBody = 10 << 20
+	// DefaultRelayTimeout bounds a call whose context has no deadline.
+	DefaultRelayTimeout = time.Minute
+	// MaxRelayTimeout bounds every call, whatever its context says.
+	MaxRelayTimeout = 5 * time.Minute
+)
+
+// RelayedByHeader is set by the agent on every request it relays, to its
+// identifier: the receiver can tell (and log) that the call came through
+// Sortie's agent.
+const RelayedByHeader = "X-Sortie-Relayed-By"
+
+// relayGrace is how much longer the hub waits than the agent's deadline,
+// so that the agent's precise error (connect refused, timed out) arrives
+// first.
+const relayGrace = 2 * time.Second
+
+// maxMessage is the largest gRPC message either side accepts: a relayed
+// response at its limit, with room for its headers.
+const maxMessage = MaxRelayResponseBody + 2<<20
+
+// RelayClient sends HTTP requests through one agent, which makes them
+// inside its cluster's network. Its Do has http.Client's shape, so it is
+// the Doer of webhook.Relay and analysis.Relay.
+type RelayClient struct {
+	hub           *Hub
+	tenant, agent string
+}
+
+// relayWait is a relayed call waiting for its answer on one stream.
+type relayWait struct {
+	conn *conn
+	resp chan *agentpb.RelayResponse
+}
+
+// Relay returns the client that relays through the agent of tenant with
+// identifier agentID. The agent need not be connected yet: each call
+// fails at once while it is not.
+func (h *Hub) Relay(tenant, agentID string) (*RelayClient, error) {
+	if !idPattern.MatchString(agentID) {
+		return nil, fmt.Errorf("agent identifier %q is not valid", agentID)
+	}
+	return &RelayClient{hub: h, tenant: tenant, agent: agentID}, nil
+}
+
+// Do sends req through the agent and returns its response, whose body is
+// read in full (at most MaxRelayResponseBody). The call ends with req's
+// context, and at the latest after MaxRelayTimeout.
+func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return nil, fmt.Errorf("relay through agent %s: %q is not an absolute http(s) URL", c.agent, req.URL)
+	}
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(req.Body, MaxRelayRequestBody+1))
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("relay through agent %s: read request body: %w", c.agent, err)
+		}
+		if len(b) > MaxRelayRequestBody {
+			return nil, fmt.Errorf("relay through agent %s: the request body is over the %d MiB limit", c.agent, MaxRelayRequestBody>>20)
+		}
+		body = b
+	}
+	timeout := DefaultRelayTimeout
+	if d, ok := req.Context().Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	timeout = min(timeout, MaxRelayTimeout)
+	if timeout <= 0 {
+		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, context.DeadlineExceeded)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), timeout+relayGrace)
+	defer cancel()
+
+	h := c.hub
+	id := crand.Text()
+	w := relayWait{resp: make(chan *agentpb.RelayResponse, 1)}
+	h.mu.Lock()
+	w.conn = h.conns[connKey{c.tenant, c.agent}]
+	if w.conn != nil {
+		h.relays[id] = w
+	}
+	h.mu.Unlock()
+	if w.conn == nil {
+		return nil, fmt.Errorf("relay through agent %s: the agent is not connected", c.agent)
+	}
+	defer func() {
+		h.mu.Lock()
+		delete(h.relays, id)
+		h.mu.Unlock()
+	}()
+	msg := &agentpb.RelayRequest{Id: id, Method: req.Method, Url: req.URL.String(), Body: body, TimeoutMs: max(timeout.Milliseconds(), 1)}
+	if msg.Method == "" {
+		msg.Method = http.MethodGet
+	}
+	for k, vs := range req.Header {
+		msg.Headers = append(msg.Headers, &agentpb.Header{Key: k, Values: vs})
+	}
+	if err := w.conn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_RelayRequest{RelayRequest: msg}}); err != nil {
+		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, err)
+	}
+	select {
+	case r := <-w.resp:
+		if r.GetError() != "" {
+			return nil, fmt.Errorf("relay through agent %s: %s", c.agent, r.GetError())
+		}
+		resp := &http.Response{
+			Status:     fmt.Sprintf("%d %s", r.GetStatus(), http.StatusText(int(r.GetStatus()))),
+			StatusCode: int(r.GetStatus()),
+			Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:        http.Header{},
+			Body:          io.NopCloser(bytes.NewReader(r.GetBody())),
+			ContentLength: int64(len(r.GetBody())),
+			Request:       req,
+		}
+		for _, hd := range r.GetHeaders() {
+			resp.Header[hd.GetKey()] = hd.GetValues()
+		}
+		return resp, nil
+	case <-w.conn.done:
+		return nil, fmt.Errorf("relay through agent %s: the agent disconnected before answering", c.agent)
+	case <-ctx.Done():
+		go w.conn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_RelayCancel{RelayCancel: &agentpb.RelayCancel{Id: id}}})
+		return nil, fmt.Errorf("relay through agent %s: no answer: %w", c.agent, context.Cause(ctx))
+	}
+}
+
+// relayed hands a RelayResponse to the call waiting for it, if it came on
+// the stream the call was sent on (an agent answers only its own calls).
+func (h *Hub) relayed(c *conn, r *agentpb.RelayResponse) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w, ok := h.relays[r.GetId()]
+	if !ok || w.conn != c {
+		return
+	}
+	select {
+	case w.resp <- r:
+	default:
+	}
+}
+
+// relay makes one relayed call and answers it on s, the stream that asked.
+func (a *Agent) relay(s *session, req *agentpb.RelayRequest) {
+	id := req.GetId()
+	timeout := DefaultRelayTimeout
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	timeout = min(timeout, MaxRelayTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	a.mu.Lock()
+	a.relays[id] = cancel
+	a.mu.Unlock()
+	start := time.Now()
+	resp := a.doRelay(ctx, req, timeout)
+	a.mu.Lock()
+	delete(a.relays, id)
+	a.mu.Unlock()
+	cancel()
+	resp.Id = id
+	outcome := "error"
+	if resp.GetError() == "" {
+		outcome = "answered"
+	}
+	a.m.relays.WithLabelValues(outcome).Inc()
+	// The URL's path and query may carry secrets: only its host is logged.
+	host := ""
+	if u, err := url.Parse(req.GetUrl()); err == nil {
+		host = u.Host
+	}
+	a.log.Info("relayed a request", "method", req.GetMethod(), "host", host, "status", resp.GetStatus(),
+		"err", resp.GetError(), "duration", time.Since(start).Round(time.Millisecond))
+	if err := s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_RelayResponse{RelayResponse: resp}}); err != nil {
+		a.log.Info("send relayed response failed", "err", err)
+	}
+}
+
+func (a *Agent) doRelay(ctx context.Context, req *agentpb.RelayRequest, timeout time.Duration) *agentpb.RelayResponse {
+	fail := func(format string, args ...any) *agentpb.RelayResponse {
+		return &agentpb.RelayResponse{Error: fmt.Sprintf(format, args...)}
+	}
+	if len(req.GetBody()) > MaxRelayRequestBody {
+		return fail("the request body is over the %d MiB limit", MaxRelayRequestBody>>20)
+	}
+	u, err := url.Parse(req.GetUrl())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fail("not an absolute http(s) URL")
+	}
+	var body io.Reader
+	if len(req.GetBody()) > 0 {
+		body = bytes.NewReader(req.GetBody())
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.GetMethod(), req.GetUrl(), body)
+	if err != nil {
+		return fail("bad request: %v", err)
+	}
+	for _, h := range req.GetHeaders() {
+		for _, v := range h.GetValues() {
+			hr.Header.Add(h.GetKey(), v)
+		}
+	}
+	hr.Header.Set(RelayedByHeader, a.o.AgentID)
+	resp, err := a.relayc.Do(hr)
+	if err != nil {
+		// url.Error repeats the URL, which may carry a secret: the server
+		// has it already and masks it, but say what failed without it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fail("%s %s: no answer within %s", req.GetMethod(), u.Host, timeout)
+		}
+		return fail("%s %s: %v", req.GetMethod(), u.Host, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxRelayResponseBody+1))
+	if err != nil {
+		return fail("%s %s: read the response: %v", req.GetMethod(), u.Host, err)
+	}
+	if len(b) > MaxRelayResponseBody {
+		return fail("%s %s answered %s with a body over the %d MiB limit", req.GetMethod(), u.Host, resp.Status, MaxRelayResponseBody>>20)
+	}
+	out := &agentpb.RelayResponse{Status: int32(resp.StatusCode), Body: b}
+	for k, vs := range resp.Header {
+		out.Headers = append(out.Headers, &agentpb.Header{Key: k, Values: vs})
+	}
+	return out
+}
+
+// cancelRelay stops a relayed call the server no longer waits for.
+func (a *Agent) cancelRelay(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cancel, ok := a.relays[id]; ok {
+		cancel()
+	}
+}
+
+// newRelayClient is the agent's client for relayed calls: the system's
+// roots, HTTPS_PROXY/NO_PROXY honoured, redirects followed as http.Client
+// does.
+func newRelayClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+}
