@@ -2,7 +2,9 @@ package runner_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -307,7 +309,12 @@ func TestFanInAndFailureCancelsOnlyDependants(t *testing.T) {
 func perTargetManifests(ns, targets, strategies string, images map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: v1\nkind: kubernetes\napplication: fan\ntargets:\n%s\nstrategies:\n%s\nmanifests:\n", targets, strategies)
-	for _, name := range []string{"a", "b", "c"} {
+	names := make([]string, 0, len(images))
+	for name := range images {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		container := "web"
 		if images[name] == "invalid" {
 			container = "Not_A_Valid_Name"
@@ -427,4 +434,45 @@ func asUnprocessable(err error, target **runner.UnprocessableError) bool {
 	u, ok := err.(*runner.UnprocessableError)
 	*target = u
 	return ok
+}
+
+func TestRedeployRunsTheStoredFileAgain(t *testing.T) {
+	e := newEnv(t)
+	targets := e.oneTarget("a", "straight") + "\n" + e.oneTarget("b", "straight")
+	strategies := "  straight:\n    canary:\n      steps:\n        - setWeight: 50\n        - setWeight: 100"
+	req := e.file("re", targets, strategies, "web:v1", "")
+	req.File = perTargetManifests(e.ns, targets, strategies, map[string]string{"a": "v1", "b": "v1"})
+	first := e.waitEnd(e.start(req))
+	if first.Status != pipeline.StatusSucceeded {
+		t.Fatalf("v1 ended %s\n%s", first.Status, dump(first))
+	}
+	req.File = perTargetManifests(e.ns, targets, strategies, map[string]string{"a": "v2", "b": "v2"})
+	if p := e.waitEnd(e.start(req)); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("v2 ended %s\n%s", p.Status, dump(p))
+	}
+	// Redeploy v1 to target a only: the stored file and manifests of the
+	// first pipeline, with a target filter.
+	res, err := e.r.Redeploy(context.Background(), deployer, store.DefaultTenant, first.ID, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.waitEnd(res.PipelineID)
+	if p.Status != pipeline.StatusSucceeded || len(p.State.Targets) != 1 || p.State.Targets[0].Name != "a" {
+		t.Fatalf("redeploy ended %s with targets %v\n%s", p.Status, p.State.Targets, dump(p))
+	}
+	images := map[string]string{}
+	for _, name := range []string{"web-a", "web-b"} {
+		d, err := kubetest.Client(t).AppsV1().Deployments(e.ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		images[name] = d.Spec.Template.Spec.Containers[0].Image
+	}
+	if images["web-a"] != "web:v1" || images["web-b"] != "web:v2" {
+		t.Errorf("after redeploying v1 to a: %v, want a on v1 and b still on v2", images)
+	}
+	// Another tenant cannot redeploy it.
+	if _, err := e.r.Redeploy(context.Background(), deployer, "other", first.ID, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("redeploy from another tenant: err = %v, want not found", err)
+	}
 }
