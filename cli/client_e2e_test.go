@@ -117,8 +117,14 @@ func (e *e2e) run(args ...string) result {
 
 func (e *e2e) runCtx(ctx context.Context, args ...string) result {
 	e.t.Helper()
+	return e.runIn(ctx, "", args...)
+}
+
+// runIn runs the CLI with stdin as its standard input.
+func (e *e2e) runIn(ctx context.Context, stdin string, args ...string) result {
+	e.t.Helper()
 	var out, errOut bytes.Buffer
-	code := Main(ctx, args, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	code := Main(ctx, args, IOStreams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut})
 	r := result{code: code, out: out.String(), errOut: errOut.String()}
 	e.checkNoSecret(args, r.out+r.errOut)
 	return r
@@ -430,6 +436,35 @@ func TestCLIEndToEnd(t *testing.T) {
 			t.Errorf("deleted credential still listed")
 		}
 	}
+
+	// Secrets: the value comes from stdin and is never shown again.
+	value := "s3cr3t-webhook-token-value"
+	e.secret(value)
+	if r := e.runIn(e.ctx, value+"\n", "secrets", "set", "webhook-token"); r.code != ExitOK || !strings.Contains(r.out, "Secret webhook-token set") {
+		t.Errorf("secrets set: exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
+	e.exit(ExitUsage, "secrets", "set", "empty")
+	secrets := decode[api.SecretList](t, e.ok("secrets", "list", "-o", "json"))
+	if len(secrets.Secrets) != 1 || secrets.Secrets[0].Name != "webhook-token" {
+		t.Errorf("secrets list: %+v", secrets)
+	}
+	e.ok("secrets", "delete", "webhook-token")
+
+	// Organization configuration as YAML, applied twice.
+	org := filepath.Join(e.dir, "org.yaml")
+	os.WriteFile(org, []byte("tenants:\n  - name: main\n    roles:\n      - name: auditor\n        grants: [read]\n  - name: payments\n"), 0o644)
+	if r := e.ok("config", "apply", "-f", org); !strings.Contains(r.out, "tenant payments created") {
+		t.Errorf("config apply:\n%s", r.out)
+	}
+	if r := e.ok("config", "apply", "-f", org); r.out != "No changes.\n" {
+		t.Errorf("config apply again:\n%s", r.out)
+	}
+	var got api.Config
+	if err := yaml.Unmarshal([]byte(e.ok("config", "get").out), &got); err != nil || len(got.Tenants) != 2 {
+		t.Errorf("config get: %+v %v", got, err)
+	}
+	os.WriteFile(org, []byte("tenants:\n  - name: main\n    rolez: []\n"), 0o644)
+	e.exit(ExitFailure, "config", "apply", "-f", org)
 
 	// Status, list and logs, as JSON and YAML.
 	view := decode[api.PipelineView](t, e.ok("deploy", "status", id, "-o", "json"))

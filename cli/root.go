@@ -58,6 +58,8 @@ CD-as-a-Service run unchanged.`),
 		newLogoutCmd(ios),
 		newCredentialsCmd(ios),
 		newAgentsCmd(ios),
+		newSecretsCmd(ios),
+		newConfigCmd(ios),
 	)
 	return root
 }
