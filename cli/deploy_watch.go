@@ -102,7 +102,10 @@ func watchPipeline(ctx context.Context, ios IOStreams, c *client.Client, id stri
 	if w.redraw {
 		w.draw(v)
 	}
-	if !v.Status.Terminal() {
+	// One line per change replays the history even of an ended pipeline
+	// (the stream's replay ends with the final change); the redrawn view
+	// only needs the stream while the pipeline runs.
+	if !w.redraw || !v.Status.Terminal() {
 		sctx, stop := context.WithCancel(ctx)
 		defer stop()
 		events := make(chan store.Event, 64)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/server"
 )
 
@@ -44,14 +45,48 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 	default:
 		return server.Config{}, usageErrorf("--log-format %q: want text or json", o.logFormat)
 	}
+	master, previous, err := masterKeys()
+	if err != nil {
+		return server.Config{}, err
+	}
 	return server.Config{
 		Addr: o.addr, DataDir: o.dataDir, PublicURL: o.publicURL, Log: slog.New(h),
+		MasterKey: master, PreviousMasterKeys: previous,
 		Ready: func(addr, creds string) {
 			if creds != "" {
 				fmt.Fprintf(ios.ErrOut, "\nAn admin client credential was written to %s (readable by you only).\nLog the CLI in with:\n\n  sortie login --credentials-file %s\n\n", creds, creds)
 			}
 		},
 	}, nil
+}
+
+// masterKeys reads SORTIE_MASTER_KEY (base64, 32 bytes) and
+// SORTIE_PREVIOUS_MASTER_KEYS (comma-separated, the keys it replaced). Unset
+// means <data-dir>/master.key. Their values never appear in an error.
+func masterKeys() ([]byte, [][]byte, error) {
+	v := os.Getenv("SORTIE_MASTER_KEY")
+	if v == "" {
+		if os.Getenv("SORTIE_PREVIOUS_MASTER_KEYS") != "" {
+			return nil, nil, usageErrorf("SORTIE_PREVIOUS_MASTER_KEYS is set without SORTIE_MASTER_KEY")
+		}
+		return nil, nil, nil
+	}
+	master, err := secrets.ParseKey(v)
+	if err != nil {
+		return nil, nil, usageErrorf("SORTIE_MASTER_KEY: %v", err)
+	}
+	var previous [][]byte
+	for i, p := range strings.Split(os.Getenv("SORTIE_PREVIOUS_MASTER_KEYS"), ",") {
+		if strings.TrimSpace(p) == "" {
+			continue
+		}
+		k, err := secrets.ParseKey(p)
+		if err != nil {
+			return nil, nil, usageErrorf("SORTIE_PREVIOUS_MASTER_KEYS, key %d: %v", i+1, err)
+		}
+		previous = append(previous, k)
+	}
+	return master, previous, nil
 }
 
 func newServerCmd(ios IOStreams) *cobra.Command {
@@ -65,7 +100,14 @@ console talk to its API. State lives in a SQLite database under --data-dir;
 a deployment in flight when the server stops resumes when it starts again.
 
 On first start the server writes an admin client credential to
-<data-dir>/admin-credentials.json and says so.`),
+<data-dir>/admin-credentials.json and says so.
+
+Secrets are encrypted under a master key: SORTIE_MASTER_KEY (base64 of 32
+random bytes: openssl rand -base64 32) if set, else <data-dir>/master.key,
+created on first start. To replace a key given by SORTIE_MASTER_KEY,
+restart with the new one there and the old one in
+SORTIE_PREVIOUS_MASTER_KEYS; a key file is rotated while the server runs
+(POST /api/v1/master-key/rotate, organization admins).`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(ios)

@@ -44,6 +44,12 @@ type Config struct {
 	Account    string
 	// Log receives the server's log; nil discards.
 	Log *slog.Logger
+	// MasterKey, when set, is the master key wrapping the tenants' data
+	// keys (SORTIE_MASTER_KEY), and PreviousMasterKeys the ones it
+	// replaced: their data keys are re-wrapped at start. Nil means
+	// <data-dir>/master.key, created on first start.
+	MasterKey          []byte
+	PreviousMasterKeys [][]byte
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
@@ -81,7 +87,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	authSvc, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: public, Logger: log})
+	sec, err := openSecrets(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	authSvc, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st})
 	if err != nil {
 		return err
 	}
@@ -117,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, agentRelay{hub}, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, sec, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -125,7 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.Resume(ctx); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st})
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}})
 	if err != nil {
 		return err
 	}
@@ -159,12 +169,13 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // gateRouter puts the gate executor (webhooks, analysis; run from the
-// server for every account) in front of the cluster executor. Secrets are
-// not stored yet (issue 8), so {{secrets.NAME}} fails as not set. Webhooks
-// with networkMode remoteNetworkAgent and Prometheus providers naming an
-// agent go through relay (the agents' hub).
-func gateRouter(cluster runner.Executor, public string, st store.Store, relay webhook.Relay, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Relay: relay, Log: log}), Cluster: cluster}
+// server for every account) in front of the cluster executor. Secrets
+// resolve {{secrets.NAME}} and provider credentials from the tenant's
+// secrets; the agent
+// relay for networkMode remoteNetworkAgent plugs into the webhook Sender's
+// and the Analyzer's Relay.
+func gateRouter(cluster runner.Executor, public string, st store.Store, sec webhook.SecretResolver, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Log: log}), Cluster: cluster}
 }
 
 // deployments adapts the runner to what the API asks.
