@@ -187,8 +187,10 @@ func open(a cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 	return a.Open(nil, sealed[:a.NonceSize()], sealed[a.NonceSize():], ad)
 }
 
-func dataKeyAD(tenant string) []byte       { return []byte("sortie data key\x00" + tenant) }
-func secretAD(tenant, name string) []byte { return []byte("sortie secret\x00" + tenant + "\x00" + name) }
+func dataKeyAD(tenant string) []byte { return []byte("sortie data key\x00" + tenant) }
+func secretAD(tenant, name string) []byte {
+	return []byte("sortie secret\x00" + tenant + "\x00" + name)
+}
 
 // loadKeyFile reads the master key file (base64 keys, one a line, the
 // current first), creating it with a new key when it does not exist.
