@@ -14,19 +14,7 @@ import (
 
 // newAgentsCmd is the parent of the agent verbs.
 func newAgentsCmd(ios IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "agents",
-		Short: "See the agents connected to the server",
-		Args:  cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usageErrorf("unknown agents subcommand %q (subcommands: list)", args[0])
-			}
-			return usageErrorf("agents needs a subcommand: list")
-		},
-	}
-	cmd.AddCommand(newAgentsListCmd(ios))
-	return cmd
+	return newGroupCmd("agents", "See the agents connected to the server", "", newAgentsListCmd(ios))
 }
 
 // AgentsListOptions are the inputs of `sortie agents list`.

@@ -46,20 +46,26 @@ func (c *Client) ListPipelines(ctx context.Context, o ListOptions) ([]api.Pipeli
 	for _, s := range o.Statuses {
 		q.Add("status", s)
 	}
-	if !o.Since.IsZero() {
-		q.Set("since", o.Since.UTC().Format(time.RFC3339))
-	}
-	if !o.Until.IsZero() {
-		q.Set("until", o.Until.UTC().Format(time.RFC3339))
-	}
-	if o.Limit > 0 {
-		q.Set("limit", strconv.Itoa(o.Limit))
-	}
+	setWindow(q, o.Since, o.Until, o.Limit)
 	var out api.PipelineList
 	if err := c.call(ctx, http.MethodGet, api.Prefix+"/pipelines", q, nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Pipelines, nil
+}
+
+// setWindow adds the since, until and limit parameters the list routes
+// share; zero values are left out.
+func setWindow(q url.Values, since, until time.Time, limit int) {
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339))
+	}
+	if !until.IsZero() {
+		q.Set("until", until.UTC().Format(time.RFC3339))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 }
 
 // GetPipeline returns a pipeline's graph.

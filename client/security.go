@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/sortie-cd/sortie/api"
@@ -57,15 +56,7 @@ func (c *Client) ListAudit(ctx context.Context, o AuditOptions) ([]store.AuditEn
 	if o.Action != "" {
 		q.Set("action", o.Action)
 	}
-	if !o.Since.IsZero() {
-		q.Set("since", o.Since.UTC().Format(time.RFC3339))
-	}
-	if !o.Until.IsZero() {
-		q.Set("until", o.Until.UTC().Format(time.RFC3339))
-	}
-	if o.Limit > 0 {
-		q.Set("limit", strconv.Itoa(o.Limit))
-	}
+	setWindow(q, o.Since, o.Until, o.Limit)
 	var out api.AuditList
 	if err := c.call(ctx, http.MethodGet, api.Prefix+"/audit", q, nil, &out); err != nil {
 		return nil, err
