@@ -296,7 +296,7 @@ func (q *Query) afterDecode(d *decoder, n *yaml.Node, path string) {
 }
 
 func (tm *TrafficManagement) afterDecode(d *decoder, n *yaml.Node, path string) {
-	if len(tm.SMI)+len(tm.Istio)+len(tm.Kubernetes) == 0 && len(n.Content) > 0 && keyNode(n, "smi") == nil && keyNode(n, "istio") == nil && keyNode(n, "kubernetes") == nil {
-		d.errorf(n, CodeMissingKey, "%s names no smi, istio or kubernetes entries", path)
+	if len(tm.SMI)+len(tm.Istio)+len(tm.Kubernetes)+len(tm.HTTPRoute) == 0 && len(n.Content) > 0 && keyNode(n, "smi") == nil && keyNode(n, "istio") == nil && keyNode(n, "kubernetes") == nil && keyNode(n, "httpRoute") == nil {
+		d.errorf(n, CodeMissingKey, "%s names no smi, istio, kubernetes or httpRoute entries", path)
 	}
 }

@@ -295,7 +295,18 @@ type TrafficManagement struct {
 	SMI        []*SMI               `yaml:"smi" json:"smi,omitempty" doc:"SMI TrafficSplit weights (canary)."`
 	Istio      []*Istio             `yaml:"istio" json:"istio,omitempty" doc:"Istio VirtualService/DestinationRule weights (canary)."`
 	Kubernetes []*KubernetesTraffic `yaml:"kubernetes" json:"kubernetes,omitempty" doc:"Service selectors (blue/green)."`
+	HTTPRoute  []*HTTPRouteTraffic  `yaml:"httpRoute" json:"httpRoute,omitempty" doc:"Gateway API HTTPRoute backendRef weights (canary). A Sortie extension."`
 	Pos        Pos                  `yaml:"-" json:"-"`
+}
+
+// HTTPRouteTraffic names a Gateway API HTTPRoute whose rules send a root
+// Service's traffic; during a canary those rules split it by backendRef
+// weights between the old and the new version. A Sortie extension.
+type HTTPRouteTraffic struct {
+	Name              string `yaml:"name" json:"name" required:"true" doc:"metadata.name of the HTTPRoute."`
+	RootServiceName   string `yaml:"rootServiceName" json:"rootServiceName" required:"true" doc:"Service the route's backendRefs name; the rules that name it are split."`
+	CanaryServiceName string `yaml:"canaryServiceName" json:"canaryServiceName,omitempty" doc:"Service of the new version; created as ROOT-canary when omitted."`
+	Pos               Pos    `yaml:"-" json:"-"`
 }
 
 // SMI names a root Service whose traffic a TrafficSplit divides.

@@ -38,7 +38,8 @@ type TargetPlan struct {
 	UnreadManifests []string `json:"unreadManifests,omitempty" yaml:"unreadManifests,omitempty"`
 	Strategy        string   `json:"strategy" yaml:"strategy"`
 	StrategyKind    string   `json:"strategyKind" yaml:"strategyKind"`
-	// Traffic is how weights are applied: pods, smi, istio or service.
+	// Traffic is how weights are applied: pods, smi, istio, httpRoute or
+	// service.
 	Traffic string     `json:"traffic" yaml:"traffic"`
 	Before  []StepPlan `json:"beforeDeployment,omitempty" yaml:"beforeDeployment,omitempty"`
 	Steps   []StepPlan `json:"steps" yaml:"steps"`
@@ -69,10 +70,12 @@ type PodSplit struct {
 
 // Traffic kinds.
 const (
-	TrafficPods    = "pods"
-	TrafficSMI     = "smi"
-	TrafficIstio   = "istio"
-	TrafficService = "service"
+	TrafficPods  = "pods"
+	TrafficSMI   = "smi"
+	TrafficIstio = "istio"
+	// TrafficHTTPRoute is Gateway API HTTPRoute weights (a Sortie extension).
+	TrafficHTTPRoute = "httpRoute"
+	TrafficService   = "service"
 )
 
 // FirstDeploymentNote is said in every plan.
@@ -157,6 +160,8 @@ func planTarget(f *File, t *Target) TargetPlan {
 		tp.Traffic = TrafficSMI
 	} else if len(trafficFor(f, t.Name, func(tm *TrafficManagement) bool { return len(tm.Istio) > 0 })) > 0 {
 		tp.Traffic = TrafficIstio
+	} else if len(trafficFor(f, t.Name, func(tm *TrafficManagement) bool { return len(tm.HTTPRoute) > 0 })) > 0 {
+		tp.Traffic = TrafficHTTPRoute
 	}
 	if t.Constraints != nil {
 		tp.Before = planSteps(f, t.Constraints.BeforeDeployment, tp)

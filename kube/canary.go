@@ -33,6 +33,9 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 	}
 	var total Progress
 	if applyRest {
+		if rest, err = e.withoutLiveTraffic(ctx, t, rest); err != nil {
+			return total, err
+		}
 		if total.Applied, err = e.Apply(ctx, t.Namespace, rest); err != nil {
 			return total, err
 		}
@@ -88,6 +91,9 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 			return p, err
 		}
 		return e.progress(ctx, w, p.Applied)
+	}
+	if w.t.Traffic != nil {
+		return e.setTrafficWeight(ctx, w, live, weight)
 	}
 	n := w.replicas()
 	c := CanaryPods(n, weight)
@@ -145,6 +151,17 @@ func (e *Executor) Finalize(ctx context.Context, t *Target) (Progress, error) {
 		if err != nil {
 			return p, err
 		}
+		// The user's Deployment runs the new version: traffic objects go
+		// back to how they were (now selecting it), then the user's own
+		// versions of them apply.
+		if err := e.restoreTraffic(ctx, t); err != nil {
+			return p, err
+		}
+		more, err := e.Apply(ctx, t.Namespace, trafficManifests(t))
+		if err != nil {
+			return p, err
+		}
+		p.Applied = append(p.Applied, more...)
 		if err := e.deleteWorkload(ctx, w.t.Namespace, w.canaryName()); err != nil {
 			return p, err
 		}

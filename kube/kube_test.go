@@ -325,26 +325,14 @@ spec:
 	return tg
 }
 
-// servedImages returns the images of the Ready pods a Service selects.
+// servedImages returns the images of the pods a Service selects.
 func servedImages(t *testing.T, ns, svc string) map[string]int {
 	t.Helper()
-	ctx := context.Background()
-	s, err := kubetest.Client(t).CoreV1().Services(ns).Get(ctx, svc, metav1.GetOptions{})
+	s, err := kubetest.Client(t).CoreV1().Services(ns).Get(context.Background(), svc, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sel := metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: s.Spec.Selector})
-	pods, err := kubetest.Client(t).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			out[p.Spec.Containers[0].Image]++
-		}
-	}
-	return out
+	return selected(t, ns, s.Spec.Selector)
 }
 
 func TestBlueGreenRedirectAndPromote(t *testing.T) {

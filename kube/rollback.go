@@ -30,6 +30,11 @@ func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
 				return Progress{}, err
 			}
 		}
+		// Under traffic management the old version still runs at full
+		// size: all traffic goes back to it at once.
+		if err := e.trafficToStable(ctx, t); err != nil {
+			return Progress{}, err
+		}
 		created := live != nil && live.Annotations[AnnotationCreatedBy] == t.Pipeline
 		if live != nil && !created {
 			// The old version back to full size before the new one goes.
@@ -48,6 +53,9 @@ func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
 			}
 		}
 		if err := e.restoreServices(ctx, t); err != nil {
+			return Progress{}, err
+		}
+		if err := e.restoreTraffic(ctx, t); err != nil {
 			return Progress{}, err
 		}
 		p, err := e.progress(ctx, w, nil)

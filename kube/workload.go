@@ -31,6 +31,9 @@ type Target struct {
 	Objects []*unstructured.Unstructured
 	// ActiveService and PreviewService name the Services of a blue/green.
 	ActiveService, PreviewService string
+	// Traffic, when set, moves a canary's traffic by weights (SMI, Istio,
+	// Gateway API) instead of by pod counts.
+	Traffic *Traffic
 }
 
 // Progress reports where a workload step got to.

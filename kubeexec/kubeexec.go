@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/sortie-cd/sortie/deployfile"
@@ -114,7 +115,40 @@ func (e *Executor) target(job runner.Job) (*kube.Target, error) {
 	if bg := ts.Strategy.BlueGreen; bg != nil {
 		t.ActiveService, t.PreviewService = bg.ActiveService, bg.PreviewService
 	}
+	if ts.Strategy.BlueGreen == nil {
+		t.Traffic = Traffic(f, c.Target)
+	}
 	return t, nil
+}
+
+// Traffic is the weight-based traffic management the file configures for
+// target (its smi, istio and httpRoute entries), or nil: a canary then
+// splits traffic by pod counts. The kubernetes entries are blue/green's
+// Services, which the engine's spec carries.
+func Traffic(f *deployfile.File, target string) *kube.Traffic {
+	var tr kube.Traffic
+	for _, tm := range f.TrafficManagement {
+		if tm == nil || (len(tm.Targets) > 0 && !slices.ContainsFunc(tm.Targets, func(r deployfile.Ref) bool { return r.Name == target })) {
+			continue
+		}
+		for _, s := range tm.SMI {
+			tr.SMI = append(tr.SMI, kube.SMITraffic{RootService: s.RootServiceName, CanaryService: s.CanaryServiceName, TrafficSplit: s.TrafficSplitName})
+		}
+		for _, i := range tm.Istio {
+			it := kube.IstioTraffic{VirtualService: i.VirtualService.Name, Route: i.VirtualService.HTTPRouteName}
+			if dr := i.DestinationRule; dr != nil {
+				it.DestinationRule, it.ActiveSubset, it.CanarySubset = dr.Name, dr.ActiveSubsetName, dr.CanarySubsetName
+			}
+			tr.Istio = append(tr.Istio, it)
+		}
+		for _, h := range tm.HTTPRoute {
+			tr.HTTPRoute = append(tr.HTTPRoute, kube.HTTPRouteTraffic{Name: h.Name, RootService: h.RootServiceName, CanaryService: h.CanaryServiceName})
+		}
+	}
+	if len(tr.SMI)+len(tr.Istio)+len(tr.HTTPRoute) == 0 {
+		return nil
+	}
+	return &tr
 }
 
 func (e *Executor) file(id string, src *store.Source) (*deployfile.File, error) {
