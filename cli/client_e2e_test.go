@@ -357,11 +357,11 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("start --watch output:\n%s", r.out)
 	}
 	gh, _ := os.ReadFile(ghOut)
-	wantGH := fmt.Sprintf("DEPLOYMENT_ID=%s\nLINK=%s/deployments/%s\nRUN_RESULT=SUCCEEDED\n", first[1], e.server, first[1])
+	wantGH := fmt.Sprintf("DEPLOYMENT_ID=%s\nLINK=%s/pipelines/%s\nRUN_RESULT=SUCCEEDED\n", first[1], e.server, first[1])
 	if string(gh) != wantGH {
 		t.Errorf("GITHUB_OUTPUT:\n%s\nwant:\n%s", gh, wantGH)
 	}
-	if sum, _ := os.ReadFile(ghSummary); !strings.Contains(string(sum), fmt.Sprintf("[%s](%s/deployments/%s)", first[1], e.server, first[1])) {
+	if sum, _ := os.ReadFile(ghSummary); !strings.Contains(string(sum), fmt.Sprintf("[%s](%s/pipelines/%s)", first[1], e.server, first[1])) {
 		t.Errorf("GITHUB_STEP_SUMMARY:\n%s", sum)
 	}
 	t.Setenv("GITHUB_OUTPUT", "")
@@ -371,7 +371,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	// and a watcher follows it to the approval gate.
 	r = e.ok("deploy", "start", "-f", file, "--add-context", "version=v2", "-o", "json")
 	started := decode[startOutput](t, r)
-	if started.PipelineID == "" || started.Status != pipeline.StatusRunning || started.Link != e.server+"/deployments/"+started.PipelineID || started.Application != "web" {
+	if started.PipelineID == "" || started.Status != pipeline.StatusRunning || started.Link != e.server+"/pipelines/"+started.PipelineID || started.Application != "web" {
 		t.Errorf("start -o json: %+v", started)
 	}
 	id := started.PipelineID

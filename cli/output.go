@@ -84,7 +84,7 @@ func fmtTime(t time.Time) string {
 
 // consoleLink is the console's page of a pipeline.
 func consoleLink(server, id string) string {
-	return strings.TrimRight(server, "/") + "/deployments/" + id
+	return strings.TrimRight(server, "/") + "/pipelines/" + id
 }
 
 // targetsLine is "name STATUS, ..." of a summary's targets.
