@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/agent"
-	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -146,21 +145,13 @@ func hexPort(addr string) int {
 	return int(n)
 }
 
-const relayedCanary = `version: v1
-kind: kubernetes
-application: web
-targets:
-  prod:
-    account: prod
-    namespace: %s
-    strategy: canary
-strategies:
-  canary:
-    canary:
+const relayedSteps = `    canary:
       steps:
         - setWeight: 50
         - runWebhook: {name: inside}
-webhooks:
+`
+
+const relayedWebhook = `webhooks:
   - name: inside
     method: POST
     uriTemplate: %s/check
@@ -170,23 +161,6 @@ webhooks:
         value: application/json
     bodyTemplate:
       inline: '{"callbackUri": "{{armory.callbackUri}}"}'
-manifests:
-  - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
 `
 
 // A webhook with networkMode remoteNetworkAgent reaches a service only the
@@ -198,9 +172,7 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 	s.startAgent()
 	in := newInsideNetwork(t, s)
 	start := func(mode, image string) string {
-		var res api.StartResult
-		s.call("POST", "/api/v1/pipelines", api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(relayedCanary, s.ns, in.srv.URL, mode, image)}, http.StatusAccepted, &res)
-		return res.PipelineID
+		return s.start(deployFile(s.ns, image, relayedSteps, fmt.Sprintf(relayedWebhook, in.srv.URL, mode), ""))
 	}
 	if p := s.waitPipeline(start("remoteNetworkAgent", "web:v1"), "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
 		t.Fatalf("first deployment: %s", dump(p))
