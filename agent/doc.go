@@ -45,7 +45,9 @@
 //     connected, or that goes away mid-call, fails at once, and the caller
 //     (webhook retryCount, analysis's retries within its window) decides.
 //     The agent logs only the method and host of a relayed call: paths,
-//     queries and headers may carry secrets.
+//     queries and headers may carry secrets. A relayed body travels as one
+//     message of the stream, so it must cross within three heartbeat
+//     intervals (30 s by default: 10 MiB needs about 350 KB/s).
 //   - Heartbeats both ways every interval (the server's, told in Welcome);
 //     three intervals of silence end the stream on either side.
 //

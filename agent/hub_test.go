@@ -50,6 +50,12 @@ type env struct {
 // HTTP/1 and cleartext HTTP/2, as `sortie server` does.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvHeartbeat(t, testHeartbeat)
+}
+
+// newEnvHeartbeat is newEnv with another heartbeat interval.
+func newEnvHeartbeat(t *testing.T, heartbeat time.Duration) *env {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sortie.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.hub, err = NewHub(HubOptions{Auth: e.auth, HeartbeatInterval: testHeartbeat, Version: "test"})
+	e.hub, err = NewHub(HubOptions{Auth: e.auth, HeartbeatInterval: heartbeat, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,10 @@ func TestRelayRoundTrip(t *testing.T) {
 }
 
 func TestRelayLimits(t *testing.T) {
-	e := newEnv(t)
+	// A 10 MiB response is one message on the stream, which must cross
+	// within three heartbeat intervals: not the 150 ms of the other tests
+	// on a busy machine.
+	e := newEnvHeartbeat(t, 2*time.Second)
 	e.startAgent("prod", newFakeExec())
 	e.waitHub("prod connects", e.connected("prod"))
 	hits := make(chan string, 10)
