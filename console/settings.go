@@ -123,7 +123,7 @@ func (c *Console) deleteCredential(w http.ResponseWriter, r *http.Request, s *se
 
 // placeholder is a configuration page whose feature another issue brings.
 type placeholder struct {
-	Title, Issue, Body string
+	Name, Issue, Body string
 }
 
 var placeholders = map[string]placeholder{
@@ -148,5 +148,5 @@ func (c *Console) placeholderPage(w http.ResponseWriter, r *http.Request, s *ses
 		c.notFound(w, r, s)
 		return
 	}
-	c.render(w, r, http.StatusOK, "placeholder", placeholderData{Page: c.page(r, s, ph.Title), placeholder: ph})
+	c.render(w, r, http.StatusOK, "placeholder", placeholderData{Page: c.page(r, s, ph.Name), placeholder: ph})
 }
