@@ -60,6 +60,7 @@ CD-as-a-Service run unchanged.`),
 		newAgentsCmd(ios),
 		newSecretsCmd(ios),
 		newConfigCmd(ios),
+		newAuditCmd(ios),
 	)
 	return root
 }

@@ -361,3 +361,5 @@ func (s *liveServer) request(rt api.Route, path, token string, body any) (int, [
 	b, _ := io.ReadAll(resp.Body) // ends with the context
 	return resp.StatusCode, b
 }
+
+func (s *liveServer) sleep() { time.Sleep(50 * time.Millisecond) }
