@@ -247,3 +247,24 @@ func TestWebhookMessageIsRenderedSafely(t *testing.T) {
 		t.Errorf("CSP is %q", csp)
 	}
 }
+
+// agentList stands in for the server's agent hub (package agent, tested
+// there over real gRPC): the page only lists what the interface returns.
+type agentList []api.AgentView
+
+func (a agentList) ListAgents(string) []api.AgentView { return a }
+
+func TestAgentsPage(t *testing.T) {
+	f := newFixture(t)
+	if body := f.get(t, "/settings/agents").Body.String(); !strings.Contains(body, `id="no-agents"`) {
+		t.Error("no agents: the page does not say so")
+	}
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.c.agents = agentList{{ID: "prod-eu", Version: "v0.3.0", ClusterVersion: "v1.37.2", ConnectedAt: at, LastHeartbeat: at.Add(time.Minute), RemoteAddress: "10.0.0.7:51234"}}
+	body := f.get(t, "/settings/agents").Body.String()
+	for _, want := range []string{`data-agent="prod-eu"`, "v0.3.0", "v1.37.2", "2026-05-01 12:01:00Z", "10.0.0.7:51234"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("agents page lacks %q", want)
+		}
+	}
+}

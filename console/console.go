@@ -36,6 +36,9 @@ type Options struct {
 	// Auth issues and verifies the session's token and keeps credentials;
 	// required.
 	Auth *auth.Service
+	// Agents lists the connected agents (the server's agent hub); nil
+	// means none are.
+	Agents api.Agents
 	// Logger receives server errors; nil discards.
 	Logger *slog.Logger
 	// Heartbeat is the event streams' heartbeat period; zero means
@@ -49,6 +52,7 @@ type Options struct {
 type Console struct {
 	d         api.Deployments
 	auth      *auth.Service
+	agents    api.Agents
 	log       *slog.Logger
 	heartbeat time.Duration
 	now       func() time.Time
@@ -62,7 +66,7 @@ func New(o Options) (*Console, error) {
 	if o.Deployments == nil || o.Auth == nil {
 		return nil, errors.New("console: Options need Deployments and Auth")
 	}
-	c := &Console{d: o.Deployments, auth: o.Auth, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
+	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -123,6 +127,7 @@ func (c *Console) routes() *http.ServeMux {
 	page("GET /settings/credentials", c.credentialsPage)
 	post("POST /settings/credentials", c.createCredential)
 	post("POST /settings/credentials/{id}/delete", c.deleteCredential)
+	page("GET /settings/agents", c.agentsPage)
 	page("GET /settings/{page}", c.placeholderPage)
 	partial("GET /console/fragments/list", c.listFragment)
 	partial("GET /console/fragments/pipelines/{id}", c.pipelineFragment)

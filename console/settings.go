@@ -1,6 +1,7 @@
 package console
 
 import (
+	"github.com/sortie-cd/sortie/api"
 	"net/http"
 	"regexp"
 	"slices"
@@ -127,8 +128,6 @@ type placeholder struct {
 }
 
 var placeholders = map[string]placeholder{
-	"agents": {"Agents", "the agent issue",
-		"Agents (connected, versions, heartbeats) show here once the server keeps agents; they arrive with the agent issue. Until then `sortie dev` and `sortie server --kubeconfig` serve one account in process."},
 	"secrets": {"Secrets", "issue 8 (tenants, identity, roles, secrets and audit)",
 		"Write-only, encrypted secrets per tenant arrive with issue 8. Nothing is stored yet."},
 	"providers": {"Metric providers", "the webhooks and analysis issue",
@@ -149,4 +148,20 @@ func (c *Console) placeholderPage(w http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	c.render(w, r, http.StatusOK, "placeholder", placeholderData{Page: c.page(r, s, ph.Name), placeholder: ph})
+}
+
+type agentsData struct {
+	Page
+	Agents []api.AgentView
+}
+
+// agentsPage lists the agents of the tenant connected now, with their
+// versions and last heartbeats.
+func (c *Console) agentsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d := agentsData{Page: c.page(r, s, "Agents")}
+	if c.agents != nil {
+		d.Agents = c.agents.ListAgents(s.Tenant)
+	}
+	slices.SortFunc(d.Agents, func(a, b api.AgentView) int { return strings.Compare(a.ID, b.ID) })
+	c.render(w, r, http.StatusOK, "agents", d)
 }

@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	// The web console answers every path the API does not.
-	web, err := console.New(console.Options{Deployments: deployments{r}, Auth: authSvc, Logger: log})
+	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log})
 	if err != nil {
 		return err
 	}
