@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, sec, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, sec, agentRelay{hub}, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -171,24 +171,23 @@ func Run(ctx context.Context, cfg Config) error {
 // gateRouter puts the gate executor (webhooks, analysis; run from the
 // server for every account) in front of the cluster executor. Secrets
 // resolve {{secrets.NAME}} and provider credentials from the tenant's
-// secrets; the agent
-// relay for networkMode remoteNetworkAgent plugs into the webhook Sender's
-// and the Analyzer's Relay.
-func gateRouter(cluster runner.Executor, public string, st store.Store, sec webhook.SecretResolver, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Log: log}), Cluster: cluster}
+// secrets. Webhooks with networkMode remoteNetworkAgent and Prometheus
+// providers naming an agent go through relay (the agents' hub).
+func gateRouter(cluster runner.Executor, public string, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log}), Cluster: cluster}
 }
 
 // deployments adapts the runner to what the API asks.
 type deployments struct{ r *runner.Runner }
 
 func (d deployments) Start(ctx context.Context, p api.Principal, req api.StartRequest) (api.StartResult, error) {
-	res, err := d.r.Start(ctx, p.Engine(), p.Tenant, runner.StartRequest(req))
-	return api.StartResult(res), apiError(err)
+	res, err := d.r.Start(ctx, p.Engine(), p.Tenant, req)
+	return res, apiError(err)
 }
 
 func (d deployments) Redeploy(ctx context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
 	res, err := d.r.Redeploy(ctx, p.Engine(), p.Tenant, id, req.Targets)
-	return api.StartResult(res), apiError(err)
+	return res, apiError(err)
 }
 
 func (d deployments) Get(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
