@@ -20,7 +20,7 @@ kube-bin: $(LOCALKUBE)
 	@$(LOCALKUBE) build >/dev/null
 
 # Every test, the real-cluster ones included.
-test: kube-bin vet
+test: kube-bin proto-tools vet
 	$(GO) test -timeout 30m -count=1 ./...
 
 # Only the tests that need no cluster.
@@ -63,10 +63,12 @@ clean:
 # protobuf-compiler) and the two plugins at the versions pinned here.
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
-.PHONY: proto
-proto:
+.PHONY: proto proto-tools
+proto-tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+proto: proto-tools
 	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --proto_path=agent/agentpb \
 		--go_out=agent/agentpb --go_opt=paths=source_relative \
 		--go-grpc_out=agent/agentpb --go-grpc_opt=paths=source_relative \
