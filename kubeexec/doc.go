@@ -3,7 +3,9 @@
 // and the code the agent runs on the far side of its connection. It renders
 // each target's manifests from the submitted deployment (the armory.* /
 // sortie.* variables and context), then maps each command to one kube
-// operation.
+// operation. When the runner gives a job a Report, each command that wrote
+// objects reports an "applied" event (EventApplied) naming them by kind,
+// namespace and name, so the console can show what a target touched.
 //
 // Webhook and analysis commands are not cluster work: gate.Router sends them
 // to the gate executor, so they never reach this one (if they do, they fail

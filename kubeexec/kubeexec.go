@@ -2,6 +2,7 @@ package kubeexec
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -73,11 +74,45 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	default:
 		err = fmt.Errorf("unknown command %q", c.Kind)
 	}
+	// What the command wrote is worth showing even when it then failed:
+	// those objects are in the cluster now.
+	reportApplied(ctx, job, p.Applied, e.log)
 	if err != nil {
 		e.log.Info("command failed", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err)
 		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error(), AchievedWeight: p.AchievedWeight}
 	}
 	return pipeline.CommandResult{CommandID: c.ID, Success: true, AchievedWeight: p.AchievedWeight, Message: summary(c, p)}
+}
+
+// EventApplied is the type of the event a command reports when it wrote
+// objects to the cluster; its data is an AppliedEvent.
+const EventApplied = "applied"
+
+// AppliedEvent is the data of an EventApplied event: the objects one
+// command wrote (kind, namespace, name; never their content).
+type AppliedEvent struct {
+	Target  string         `json:"target"`
+	Step    string         `json:"step"`
+	Command string         `json:"command"`
+	Objects []kube.Applied `json:"objects"`
+}
+
+// reportApplied appends an EventApplied event to the pipeline's log when
+// the runner gave the job a Report (the agent's jobs have none: Report does
+// not cross the agent's connection) and the command wrote anything. A
+// failed report is logged, never the command's failure.
+func reportApplied(ctx context.Context, job runner.Job, objs []kube.Applied, log *slog.Logger) {
+	if job.Report == nil || len(objs) == 0 {
+		return
+	}
+	c := job.Command
+	b, err := json.Marshal(AppliedEvent{Target: c.Target, Step: c.Step, Command: c.ID, Objects: objs})
+	if err == nil {
+		err = job.Report(ctx, store.Event{Type: EventApplied, Data: b})
+	}
+	if err != nil {
+		log.Warn("report applied objects", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err)
+	}
 }
 
 func summary(c pipeline.Command, p kube.Progress) string {
