@@ -30,6 +30,14 @@ func analysis(rollBack, rollForward string) Step {
 		Params: json.RawMessage(`{"queries":["error-ratio"]}`)}}
 }
 
+// onInconclusive sets what an inconclusive result of analysis step s does.
+func onInconclusive(mode string, s Step) Step {
+	a := *s.Analysis
+	a.Inconclusive = mode
+	s.Analysis = &a
+	return s
+}
+
 func canary(steps ...Step) Strategy {
 	return Strategy{Name: "canary", Canary: &Canary{Steps: steps}}
 }

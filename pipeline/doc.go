@@ -50,7 +50,9 @@
 // CANCELLED. STATES.md has the whole table.
 //
 // Step: QUEUED → RUNNING | PAUSED (timed pause) | AWAITING_APPROVAL
-// (approval, manual analysis decision) → SUCCEEDED | FAILED | CANCELLED.
+// (approval, manual analysis decision, inconclusive analysis) → SUCCEEDED |
+// FAILED | CANCELLED. An inconclusive analysis result waits for a person
+// unless its step says rollback or proceed; rollBackMode does not apply.
 //
 // # What it must not do
 //

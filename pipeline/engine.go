@@ -406,19 +406,7 @@ func (e *engine) result(ev CommandResult) {
 			st.Message = "waiting for the callback"
 		}
 	case KindAnalysis:
-		a := e.s.specStep(t.Name, st).Analysis
-		switch {
-		case ev.Success && a.RollForwardMode == ModeManual:
-			st.Status = StatusAwaitingApproval
-			st.Message = "analysis passed; approve to go on: " + ev.Message
-		case ev.Success:
-			e.endStep(st, StatusSucceeded, ev.Message)
-		case a.RollBackMode == ModeManual:
-			st.Status = StatusAwaitingApproval
-			st.Message = "analysis failed; roll back, or approve to go on anyway: " + ev.Message
-		default:
-			e.failStep(t, st, "analysis: "+ev.Message)
-		}
+		e.analysisResult(t, st, e.s.specStep(t.Name, st).Analysis, ev)
 	default:
 		if !ev.Success {
 			e.failStep(t, st, ev.Message)
@@ -431,6 +419,40 @@ func (e *engine) result(ev CommandResult) {
 			t.AchievedWeight = 100
 		}
 		e.endStep(st, StatusSucceeded, ev.Message)
+	}
+}
+
+// analysisResult settles an analysis step by its verdict and modes. An
+// inconclusive verdict is neither a pass nor a failure: rollBackMode does
+// not apply to it, the step's inconclusive setting does (default: wait for
+// a person).
+func (e *engine) analysisResult(t *TargetState, st *StepState, a *Analysis, ev CommandResult) {
+	passed, verdict, msg := ev.Success, "passed", ev.Message
+	if ev.Inconclusive {
+		switch a.Inconclusive {
+		case InconclusiveRollback:
+			e.failStep(t, st, "analysis inconclusive: "+msg)
+			return
+		case InconclusiveProceed:
+			passed, verdict = true, "inconclusive, taken as passed (inconclusive: proceed)"
+			msg = "analysis " + verdict + ": " + msg
+		default:
+			st.Status = StatusAwaitingApproval
+			st.Message = "analysis inconclusive; approve to go on, or roll back: " + msg
+			return
+		}
+	}
+	switch {
+	case passed && a.RollForwardMode == ModeManual:
+		st.Status = StatusAwaitingApproval
+		st.Message = "analysis " + verdict + "; approve to go on: " + ev.Message
+	case passed:
+		e.endStep(st, StatusSucceeded, msg)
+	case a.RollBackMode == ModeManual:
+		st.Status = StatusAwaitingApproval
+		st.Message = "analysis failed; roll back, or approve to go on anyway: " + msg
+	default:
+		e.failStep(t, st, "analysis: "+msg)
 	}
 }
 

@@ -24,6 +24,11 @@ type CommandResult struct {
 	// AchievedWeight is the weight the new version actually carries (pods
 	// Ready), reported for CmdSetWeight.
 	AchievedWeight int
+	// Inconclusive reports, for CmdRunAnalysis, that the analysis could not
+	// judge (no data, NaN, a provider unreachable): neither a pass nor a
+	// failure, whatever Success says. The step's Analysis.Inconclusive
+	// decides what follows.
+	Inconclusive bool `json:",omitempty"`
 }
 
 // Approve approves a step awaiting approval: an untilApproved pause or a

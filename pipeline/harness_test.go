@@ -134,6 +134,12 @@ func (r *trace) fail(target, step, msg string) {
 	r.do(CommandResult{CommandID: r.command(target, step).ID, Message: msg})
 }
 
+// inconclusive reports the analysis of target's step inconclusive.
+func (r *trace) inconclusive(target, step, msg string) {
+	r.t.Helper()
+	r.do(CommandResult{CommandID: r.command(target, step).ID, Inconclusive: true, Message: msg})
+}
+
 func (r *trace) callback(target, step string, success bool, msg string) {
 	r.t.Helper()
 	t := r.s.Target(target)
@@ -179,6 +185,9 @@ func describe(ev Event) string {
 	case Tick:
 		return "Tick"
 	case CommandResult:
+		if ev.Inconclusive {
+			return fmt.Sprintf("CommandResult %s inconclusive %q", ev.CommandID, ev.Message)
+		}
 		if ev.Success {
 			return fmt.Sprintf("CommandResult %s ok weight=%d", ev.CommandID, ev.AchievedWeight)
 		}

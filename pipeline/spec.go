@@ -116,15 +116,27 @@ const (
 	ModeManual    = "manual"
 )
 
+// What an inconclusive analysis does (Analysis.Inconclusive).
+const (
+	InconclusiveWait     = "wait"
+	InconclusiveRollback = "rollback"
+	InconclusiveProceed  = "proceed"
+)
+
 // Analysis asks the analysis adapter to judge the new version. The engine
-// only reads the two modes; Params is passed through untouched.
+// only reads the modes; Params is passed through untouched.
 type Analysis struct {
 	// RollBackMode manual: a failed analysis waits for a person to roll back
 	// (or to approve and go on) instead of rolling back at once.
 	RollBackMode string `json:"rollBackMode,omitempty"`
 	// RollForwardMode manual: a passed analysis waits for an approval.
-	RollForwardMode string          `json:"rollForwardMode,omitempty"`
-	Params          json.RawMessage `json:"params,omitempty"`
+	RollForwardMode string `json:"rollForwardMode,omitempty"`
+	// Inconclusive is what an analysis that could not judge (no data, NaN,
+	// a provider unreachable) does, whatever RollBackMode says: wait (empty
+	// means wait) for a person to approve or roll back, rollback at once,
+	// or proceed as a passed analysis would (RollForwardMode still applies).
+	Inconclusive string          `json:"inconclusive,omitempty"`
+	Params       json.RawMessage `json:"params,omitempty"`
 }
 
 // RunWebhook calls the named webhook and, unless DisableCallback, waits for
@@ -295,6 +307,11 @@ func validateSteps(bad func(string, ...any), target, group string, steps []Step,
 				if m != "" && m != ModeAutomatic && m != ModeManual {
 					bad("%s: mode %q is neither %q nor %q", where, m, ModeAutomatic, ModeManual)
 				}
+			}
+			switch st.Analysis.Inconclusive {
+			case "", InconclusiveWait, InconclusiveRollback, InconclusiveProceed:
+			default:
+				bad("%s: inconclusive %q is none of %q, %q, %q", where, st.Analysis.Inconclusive, InconclusiveWait, InconclusiveRollback, InconclusiveProceed)
 			}
 		case st.RunWebhook != nil:
 			if st.RunWebhook.Name == "" {

@@ -319,3 +319,30 @@ func TestTraceExposeServicesAndRefusals(t *testing.T) {
 	r.ok("prod", "rollback")
 	r.check("expose_services_timeout", StatusFailed)
 }
+
+func TestTraceAnalysisInconclusive(t *testing.T) {
+	// Inconclusive is neither a pass nor a failure: by default it waits for
+	// a person even with rollBackMode automatic; rollback and proceed are
+	// opt-in.
+	r := newTrace(t, spec(
+		target("wait", canary(weight(10), analysis(ModeAutomatic, ""))),
+		target("wait-rb", canary(weight(10), onInconclusive(InconclusiveWait, analysis(ModeAutomatic, "")))),
+		target("rollback", canary(weight(10), onInconclusive(InconclusiveRollback, analysis(ModeManual, "")))),
+		target("proceed", canary(weight(10), onInconclusive(InconclusiveProceed, analysis("", "")))),
+	))
+	r.do(Start{By: ci})
+	for _, tgt := range []string{"wait", "wait-rb", "rollback", "proceed"} {
+		r.ok(tgt, "canary/0", 10)
+	}
+	r.inconclusive("wait", "canary/1", "run 1 of 3: query error-ratio returned no data")
+	r.inconclusive("wait-rb", "canary/1", "run 2 of 3: query error-ratio returned NaN")
+	r.inconclusive("rollback", "canary/1", "run 1 of 3: metric provider prom unreachable")
+	r.inconclusive("proceed", "canary/1", "run 3 of 3: query error-ratio returned no data")
+	r.after(time.Minute).do(Approve{Target: "wait", By: alice})
+	r.do(Rollback{Target: "wait-rb", By: alice, Reason: "no metrics"})
+	r.ok("wait", "finalize")
+	r.ok("wait-rb", "rollback")
+	r.ok("rollback", "rollback")
+	r.ok("proceed", "finalize")
+	r.check("analysis_inconclusive", StatusFailed)
+}
