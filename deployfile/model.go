@@ -143,6 +143,7 @@ type AnalysisStep struct {
 	Queries              []Ref    `yaml:"queries" json:"queries" required:"true" doc:"Names of queries under analysis.queries."`
 	RollBackMode         string   `yaml:"rollBackMode" json:"rollBackMode,omitempty" enum:"automatic,manual" doc:"On failure: roll back by itself (automatic) or wait for a person (manual)."`
 	RollForwardMode      string   `yaml:"rollForwardMode" json:"rollForwardMode,omitempty" enum:"automatic,manual" doc:"On success: go on by itself (automatic) or wait for a person (manual)."`
+	Inconclusive         string   `yaml:"inconclusive" json:"inconclusive,omitempty" enum:"wait,rollback,proceed" doc:"Sortie extension: when a query returns no data or NaN, or its provider stays unreachable, wait for a person to approve or roll back (wait, the default, whatever rollBackMode says), roll back (rollback), or go on as if the analysis passed (proceed)."`
 	LookbackMethod       string   `yaml:"lookbackMethod" json:"lookbackMethod,omitempty" enum:"UNSET,GROWING,SLIDING" doc:"Window of each run: from the start (GROWING) or the last interval (SLIDING)."`
 	MetricProviderName   string   `yaml:"metricProviderName" json:"metricProviderName,omitempty" doc:"Metric provider; default analysis.defaultMetricProviderName."`
 	Context              Context  `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in the queries."`

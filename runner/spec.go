@@ -106,6 +106,7 @@ func steps(in []*deployfile.Step, f *deployfile.File) []pipeline.Step {
 			s.Analysis = &pipeline.Analysis{
 				RollBackMode:    st.Analysis.RollBackMode,
 				RollForwardMode: st.Analysis.RollForwardMode,
+				Inconclusive:    st.Analysis.Inconclusive,
 				Params:          params,
 			}
 		case st.RunWebhook != nil:
