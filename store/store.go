@@ -102,6 +102,37 @@ type Credential struct {
 	CreatedAt  time.Time
 }
 
+// User is a person's account in a tenant: a local account (PasswordHash
+// set, an argon2id hash as package auth makes it) or one provisioned by
+// single sign-on (Issuer and Subject name the identity provider's user).
+// Usernames are unique within a tenant.
+type User struct {
+	Tenant   string
+	Username string
+	// Name is shown in the console and the audit log; empty means
+	// Username.
+	Name         string
+	PasswordHash []byte
+	Roles        []string
+	// Issuer and Subject are the OpenID Connect provider's iss and sub of
+	// a user provisioned by single sign-on; empty for a local account.
+	Issuer, Subject string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// RefreshToken is a user's refresh token as the store keeps it: ID is the
+// token's public half, Hash the SHA-256 of its secret half, never the
+// token itself.
+type RefreshToken struct {
+	ID        string
+	Hash      []byte
+	Tenant    string
+	Username  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 // MetricProvider is a tenant's connection to a metric system that analysis
 // steps query by Name. Config is the provider's settings as JSON (package
 // analysis defines and validates them); it names secrets, never holds their
@@ -210,6 +241,30 @@ type Store interface {
 	GetCredential(ctx context.Context, clientID string) (*Credential, error)
 	ListCredentials(ctx context.Context, tenant string) ([]Credential, error)
 	DeleteCredential(ctx context.Context, tenant, clientID string) error
+
+	// Users, by username within a tenant. CreateUser returns ErrConflict
+	// when the username is taken in the tenant, ErrNotFound for an unknown
+	// tenant; zero CreatedAt and UpdatedAt are stamped. Get, Delete and
+	// the Set methods of a username the tenant lacks return ErrNotFound.
+	// DeleteUser and SetUserPassword delete the user's refresh tokens in
+	// the same transaction (a new password ends every session). List is by
+	// username.
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, tenant, username string) (*User, error)
+	ListUsers(ctx context.Context, tenant string) ([]User, error)
+	DeleteUser(ctx context.Context, tenant, username string) error
+	SetUserRoles(ctx context.Context, tenant, username string, roles []string) error
+	SetUserPassword(ctx context.Context, tenant, username string, hash []byte) error
+
+	// Refresh tokens, by ID across tenants. CreateRefreshToken returns
+	// ErrNotFound when the user does not exist. ConsumeRefreshToken
+	// deletes the token and returns it, atomically, so a token is used
+	// once however many requests race with it (ErrNotFound for an unknown
+	// or already used ID). RevokeRefreshTokens deletes every token of a
+	// user (none is not an error).
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	ConsumeRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	RevokeRefreshTokens(ctx context.Context, tenant, username string) error
 
 	// Metric providers, by name within a tenant. CreateMetricProvider
 	// returns ErrConflict when the name is taken in the tenant (another
