@@ -16,6 +16,15 @@
 //     and per client id; Issue and Verify of the JWTs (EdDSA; claims tenant,
 //     sub, name, roles, iss, aud, exp, iat, jti); and Middleware, which
 //     requires a bearer token and puts the Principal in the context.
+//   - Users: local accounts per tenant with an argon2id password hash,
+//     logged in by the token endpoint's password grant; each login also
+//     gets a refresh token (stored as a SHA-256 hash, used once and
+//     replaced, revoked by RevokeHandler, a new password or the user's
+//     deletion). Tokens of users have sub "user:<username>".
+//   - Single sign-on (SSO, Identity): users of an OpenID Connect provider,
+//     provisioned just in time with the roles their groups map to; the
+//     device flow is proxied (DeviceAuthorizationHandler, the device-code
+//     grant), the browser's code flow completes in package sso.
 //   - Bootstrap gives a new server its first admin credential and writes it
 //     to <data-dir>/admin-credentials.json (mode 0600).
 //

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sortie-cd/sortie/store"
@@ -25,25 +26,43 @@ const maxTokenRequest = 16 << 10
 
 // tokenResponse is RFC 6749 §5.1's successful response.
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
-// TokenHandler serves the OAuth 2.0 token endpoint (POST, form-encoded) for
-// the client-credentials grant. The client authenticates with client_id and
-// client_secret in the form or with HTTP Basic (RFC 6749 §2.3.1).
+// Grant types the token endpoint serves.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// TokenHandler serves the OAuth 2.0 token endpoint (POST, form-encoded):
 //
-// A token acts in one tenant: its credential's, unless the form's optional
-// tenant parameter names another, which only a credential with the
-// organization-admin role may do (for a tenant that exists). An
-// organization admin thus gets one token per tenant it acts in.
+//   - client_credentials: a machine client authenticates with client_id
+//     and client_secret in the form or with HTTP Basic (RFC 6749 §2.3.1).
+//   - password: a local user's username and password (RFC 6749 §4.3), in
+//     the tenant the optional tenant parameter names (default main). The
+//     answer carries a refresh token too.
+//   - refresh_token: a user's refresh token, which is used up: the answer
+//     carries its replacement (rotation).
+//   - device_code: a device login through the OpenID Connect provider
+//     (RFC 8628), when single sign-on is configured: see SSO.
+//
+// A client credential's token acts in one tenant: its credential's, unless
+// the form's optional tenant parameter names another, which only a
+// credential with the organization-admin role may do (for a tenant that
+// exists). An organization admin thus gets one token per tenant it acts in.
 //
 // Brute force meets three walls: every request counts against its remote
-// address (AddrLimit), every failed attempt against its client id
-// (ClientLimit), both answering 429 with Retry-After; and each attempt costs
-// an argon2id verification, unknown client ids included. The remote address
-// is the connection's: behind a proxy, have the proxy limit too.
+// address (AddrLimit), every failed attempt against its client id or
+// tenant and username (ClientLimit), both answering 429 with Retry-After;
+// and each attempt costs an argon2id verification, unknown client ids and
+// usernames included. The remote address is the connection's: behind a
+// proxy, have the proxy limit too.
 func (s *Service) TokenHandler() http.Handler {
 	return http.HandlerFunc(s.serveToken)
 }
@@ -57,24 +76,42 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		tooMany(w, wait)
 		return
 	}
+	form, ok := readForm(w, r)
+	if !ok {
+		return
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case GrantClientCredentials:
+		s.clientCredentials(w, r, form, now)
+	case GrantPassword:
+		s.passwordGrant(w, r, form, now)
+	case GrantRefreshToken:
+		s.refreshGrant(w, r, form)
+	case GrantDeviceCode:
+		s.deviceGrant(w, r, form)
+	case "":
+		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing; use client_credentials, password or refresh_token")
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strconv.Quote(gt)+" is not supported; use client_credentials, password, refresh_token or "+GrantDeviceCode)
+	}
+}
+
+// readForm parses a form-encoded POST body, answering the request itself
+// when it is not one.
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "send the request as application/x-www-form-urlencoded")
-		return
+		return nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the request body is not a valid form")
-		return
+		return nil, false
 	}
-	form := r.PostForm
-	if gt := form.Get("grant_type"); gt != "client_credentials" {
-		if gt == "" {
-			oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing; use client_credentials")
-		} else {
-			oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strconv.Quote(gt)+" is not supported; use client_credentials")
-		}
-		return
-	}
+	return r.PostForm, true
+}
+
+func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request, form url.Values, now time.Time) {
 	id, secret, basic, ok := clientAuth(r, form)
 	if !ok {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "authenticate the client with either HTTP Basic or client_id and client_secret in the form, not both")
@@ -129,18 +166,164 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, "issue token", err)
 		return
 	}
-	if s.audit != nil {
-		e := store.AuditEntry{Tenant: c.Tenant, At: now, Actor: c.Name, ClientID: c.ClientID, Remote: remoteHost(r), Action: "login", Objects: []string{c.ClientID}}
-		if err := s.audit.AppendAudit(r.Context(), e); err != nil {
-			s.serverError(w, "record the login", err)
+	if !s.recordLogin(w, r, store.AuditEntry{Tenant: c.Tenant, At: now, Actor: c.Name, ClientID: c.ClientID, Objects: []string{c.ClientID}}) {
+		return
+	}
+	s.writeToken(w, tok, "")
+}
+
+// passwordGrant logs a local user in. Every refusal says the same, so the
+// answer tells nobody whether a username exists.
+func (s *Service) passwordGrant(w http.ResponseWriter, r *http.Request, form url.Values, now time.Time) {
+	if s.users == nil {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "this server keeps no user accounts; use client_credentials")
+		return
+	}
+	username, password := strings.TrimSpace(form.Get("username")), form.Get("password")
+	tenant := form.Get("tenant")
+	if tenant == "" {
+		tenant = store.DefaultTenant
+	}
+	if username == "" || password == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "give username and password")
+		return
+	}
+	if len(password) > MaxPasswordLen || len(username) > 128 {
+		s.refuseUser(w)
+		return
+	}
+	wait, giveBack := s.clients.reserve(userLimitKey(tenant, username), now)
+	if wait > 0 {
+		s.log.Warn("token request refused: too many failed attempts", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		tooMany(w, wait)
+		return
+	}
+	u, err := s.users.GetUser(r.Context(), tenant, username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		VerifySecret(dummyHash(), password)
+		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.refuseUser(w)
+		return
+	case err != nil:
+		giveBack()
+		s.serverError(w, "look up user", err)
+		return
+	case len(u.PasswordHash) == 0:
+		// A single sign-on account, or one whose password was never set.
+		VerifySecret(dummyHash(), password)
+		s.log.Info("token request refused: the user has no password", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.refuseUser(w)
+		return
+	case !VerifySecret(u.PasswordHash, password):
+		s.log.Info("token request refused: wrong password", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.refuseUser(w)
+		return
+	}
+	giveBack()
+	s.loginUser(w, r, u)
+}
+
+// loginUser answers a successful user login: it is recorded, and the user
+// gets an access token and a refresh token.
+func (s *Service) loginUser(w http.ResponseWriter, r *http.Request, u *store.User) {
+	tok, refresh, err := s.userTokens(r.Context(), u)
+	if err != nil {
+		s.serverError(w, "issue token", err)
+		return
+	}
+	if !s.recordLogin(w, r, store.AuditEntry{Tenant: u.Tenant, Actor: u.Username, ClientID: UserSubject(u.Username), Objects: []string{UserSubject(u.Username)}}) {
+		return
+	}
+	s.writeToken(w, tok, refresh)
+}
+
+func (s *Service) userTokens(ctx context.Context, u *store.User) (Token, string, error) {
+	tok, err := s.issueUser(u)
+	if err != nil {
+		return Token{}, "", err
+	}
+	refresh, err := s.newRefreshToken(ctx, u)
+	return tok, refresh, err
+}
+
+func (s *Service) refreshGrant(w http.ResponseWriter, r *http.Request, form url.Values) {
+	if s.users == nil {
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "this server keeps no user accounts; use client_credentials")
+		return
+	}
+	u, err := s.useRefreshToken(r.Context(), form.Get("refresh_token"))
+	switch {
+	case errors.Is(err, errBadRefresh):
+		s.log.Info("token request refused: bad refresh token", "remote", remoteHost(r))
+		oauthError(w, http.StatusBadRequest, "invalid_grant", errBadRefresh.Error())
+		return
+	case err != nil:
+		s.serverError(w, "use refresh token", err)
+		return
+	}
+	tok, refresh, err := s.userTokens(r.Context(), u)
+	if err != nil {
+		s.serverError(w, "issue token", err)
+		return
+	}
+	s.writeToken(w, tok, refresh)
+}
+
+// RevokePath is where the server serves RevokeHandler.
+const RevokePath = "/oauth/revoke"
+
+// RevokeHandler serves RFC 7009 token revocation for refresh tokens: the
+// token is unusable afterwards. It answers 200 whatever the token, as the
+// RFC says, so it tells nothing about tokens it does not know. Access
+// tokens cannot be revoked: they expire within the token lifetime.
+func (s *Service) RevokeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if wait, _ := s.addrs.reserve(remoteHost(r), s.now()); wait > 0 {
+			tooMany(w, wait)
 			return
 		}
-	}
-	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: tok.AccessToken,
-		TokenType:   "Bearer",
-		ExpiresIn:   int64(tok.ExpiresAt.Sub(now).Round(time.Second) / time.Second),
+		form, ok := readForm(w, r)
+		if !ok {
+			return
+		}
+		if err := s.RevokeRefreshToken(r.Context(), form.Get("token")); err != nil {
+			s.serverError(w, "revoke refresh token", err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// recordLogin appends a login's audit entry, answering the request itself
+// (and returning false) when it cannot.
+func (s *Service) recordLogin(w http.ResponseWriter, r *http.Request, e store.AuditEntry) bool {
+	if s.audit == nil {
+		return true
+	}
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	e.Remote, e.Action = remoteHost(r), "login"
+	if err := s.audit.AppendAudit(r.Context(), e); err != nil {
+		s.serverError(w, "record the login", err)
+		return false
+	}
+	return true
+}
+
+func (s *Service) writeToken(w http.ResponseWriter, tok Token, refresh string) {
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken:  tok.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(tok.ExpiresAt.Sub(s.now()).Round(time.Second) / time.Second),
+		RefreshToken: refresh,
+	})
+}
+
+func (s *Service) refuseUser(w http.ResponseWriter) {
+	oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown user or wrong password")
 }
 
 // mayActIn reports whether credential c may get a token for tenant t:

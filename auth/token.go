@@ -66,6 +66,17 @@ type Options struct {
 	// Audit records every token issued (action "login"); nil records
 	// nothing. A token is refused when it cannot be recorded.
 	Audit AuditLog
+	// Users keeps user accounts and their refresh tokens; nil means the
+	// password and refresh-token grants are refused and the user methods
+	// return ErrNoUsers.
+	Users UserStore
+	// RefreshTTL is a refresh token's lifetime; zero means
+	// DefaultRefreshTTL.
+	RefreshTTL time.Duration
+	// SSO, when not nil, logs users in through an OpenID Connect provider:
+	// the token endpoint's device-code grant and the device authorization
+	// endpoint proxy to it.
+	SSO SSO
 }
 
 // Limit is a token bucket: Burst requests at once, refilled at Rate per
@@ -97,6 +108,10 @@ type Service struct {
 	parser   *jwt.Parser
 	tenants  TenantLister
 	audit    AuditLog
+	users    UserStore
+	sso      SSO
+
+	refreshTTL time.Duration
 }
 
 // New returns a Service.
@@ -114,6 +129,13 @@ func New(o Options) (*Service, error) {
 		log:      o.Logger,
 		tenants:  o.Tenants,
 		audit:    o.Audit,
+		users:    o.Users,
+		sso:      o.SSO,
+
+		refreshTTL: o.RefreshTTL,
+	}
+	if s.refreshTTL <= 0 {
+		s.refreshTTL = DefaultRefreshTTL
 	}
 	if s.audience == "" {
 		s.audience = DefaultAudience
@@ -163,6 +185,19 @@ type Token struct {
 
 // Issue returns a signed token for c.
 func (s *Service) Issue(c *store.Credential) (Token, error) {
+	return s.issue(c.Tenant, c.ClientID, c.Name, c.Roles)
+}
+
+// issueUser returns a signed token for user u.
+func (s *Service) issueUser(u *store.User) (Token, error) {
+	name := u.Name
+	if name == "" {
+		name = u.Username
+	}
+	return s.issue(u.Tenant, UserSubject(u.Username), name, u.Roles)
+}
+
+func (s *Service) issue(tenant, subject, name string, roles []string) (Token, error) {
 	now := s.now()
 	exp := now.Add(s.ttl)
 	jti := make([]byte, 16)
@@ -172,15 +207,15 @@ func (s *Service) Issue(c *store.Credential) (Token, error) {
 	cl := claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    s.issuer,
-			Subject:   c.ClientID,
+			Subject:   subject,
 			Audience:  jwt.ClaimStrings{s.audience},
 			ExpiresAt: jwt.NewNumericDate(exp),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        fmt.Sprintf("%x", jti),
 		},
-		Tenant: c.Tenant,
-		Name:   c.Name,
-		Roles:  c.Roles,
+		Tenant: tenant,
+		Name:   name,
+		Roles:  roles,
 	}
 	kid, key := s.keys.signing()
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, cl)
