@@ -60,6 +60,13 @@ type fixture struct {
 func newFixture(t *testing.T, opts auth.Options) *fixture {
 	t.Helper()
 	f := &fixture{store: openStore(t), clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, keys: filepath.Join(t.TempDir(), "keys")}
+	f.build(t, opts)
+	return f
+}
+
+// build makes f's service with opts, on f's store, keys and clock.
+func (f *fixture) build(t *testing.T, opts auth.Options) {
+	t.Helper()
 	ks, err := auth.LoadKeys(f.keys)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +75,6 @@ func newFixture(t *testing.T, opts auth.Options) *fixture {
 	if f.svc, err = auth.New(opts); err != nil {
 		t.Fatal(err)
 	}
-	return f
 }
 
 func (f *fixture) credential(t *testing.T, tenant string, roles ...string) (store.Credential, string) {

@@ -26,14 +26,7 @@ func userFixture(t *testing.T, opts auth.Options) *fixture {
 	t.Helper()
 	f := newFixture(t, auth.Options{})
 	opts.Users, opts.Audit, opts.Tenants = f.store, f.store, f.store
-	ks, err := auth.LoadKeys(f.keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Credentials, opts.Keys, opts.Issuer, opts.Now = f.store, ks, issuer, f.clock.Now
-	if f.svc, err = auth.New(opts); err != nil {
-		t.Fatal(err)
-	}
+	f.build(t, opts)
 	return f
 }
 
