@@ -68,7 +68,7 @@ func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.auth, err = auth.New(auth.Options{Credentials: h.store, Keys: ks, Issuer: "http://sortie.test", Now: func() time.Time { return h.now }})
+	h.auth, err = auth.New(auth.Options{Credentials: h.store, Users: h.store, Keys: ks, Issuer: "http://sortie.test", Now: func() time.Time { return h.now }})
 	if err != nil {
 		t.Fatal(err)
 	}

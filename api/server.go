@@ -62,6 +62,7 @@ type access int
 
 const (
 	public       access = iota // no token
+	signedIn                   // any valid token: the caller's own account
 	read                       // see the tenant's deployments
 	deploy                     // start, act, redeploy
 	approve                    // deploy roles, or a custom role the approval may require
@@ -80,7 +81,7 @@ var accessGrant = map[access]auth.Grant{
 // allowed reports whether p may use a route of access a. The tenant's
 // custom roles are read only for a principal holding one.
 func (s *server) allowed(ctx context.Context, a access, p Principal) (bool, error) {
-	if a == public {
+	if a == public || a == signedIn {
 		return true, nil
 	}
 	g := accessGrant[a]
@@ -122,6 +123,8 @@ func routes() []route {
 		{method: "GET", path: "/readyz", handle: (*server).readyz},
 		{method: "GET", path: "/metrics", handle: (*server).metrics},
 		{method: "POST", path: auth.TokenPath, handle: (*server).token},
+		{method: "POST", path: auth.RevokePath, handle: (*server).revoke},
+		{method: "POST", path: auth.DeviceAuthorizationPath, handle: (*server).deviceAuthorization},
 
 		{method: "POST", path: Prefix + "/pipelines", access: deploy, audit: "pipeline.start", handle: (*server).startPipeline},
 		{method: "GET", path: Prefix + "/pipelines", access: read, handle: (*server).listPipelines},
@@ -142,6 +145,14 @@ func routes() []route {
 		{method: "POST", path: Prefix + "/credentials", access: admin, audit: "credential.create", handle: (*server).createCredential},
 		{method: "DELETE", path: Prefix + "/credentials/{id}", access: admin, audit: "credential.delete", handle: (*server).deleteCredential},
 		{method: "PUT", path: Prefix + "/credentials/{id}/roles", access: admin, audit: "credential.roles", handle: (*server).setCredentialRoles},
+
+		{method: "GET", path: Prefix + "/users", access: admin, handle: (*server).listUsers},
+		{method: "POST", path: Prefix + "/users", access: admin, audit: "user.create", handle: (*server).createUser},
+		{method: "DELETE", path: Prefix + "/users/{username}", access: admin, audit: "user.delete", handle: (*server).deleteUser},
+		{method: "PUT", path: Prefix + "/users/{username}/roles", access: admin, audit: "user.roles", handle: (*server).setUserRoles},
+		{method: "PUT", path: Prefix + "/users/{username}/password", access: admin, audit: "user.password", handle: (*server).setUserPassword},
+		{method: "GET", path: Prefix + "/account", access: signedIn, handle: (*server).getAccount},
+		{method: "PUT", path: Prefix + "/account/password", access: signedIn, audit: "account.password", handle: (*server).changePassword},
 
 		{method: "GET", path: Prefix + "/providers", access: read, handle: (*server).listProviders},
 		{method: "POST", path: Prefix + "/providers", access: admin, audit: "provider.create", handle: (*server).createProvider},
@@ -166,7 +177,8 @@ type Route struct {
 	Method, Path string
 	// Authenticated routes need a bearer token.
 	Authenticated bool
-	// Grant is what an authenticated route needs of the caller's roles.
+	// Grant is what an authenticated route needs of the caller's roles;
+	// empty for a route any valid token may use (the caller's own account).
 	Grant auth.Grant
 	// Audit is the action an answered request records; empty for reads.
 	Audit string
