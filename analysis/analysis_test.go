@@ -141,10 +141,11 @@ func TestPrometheusAuthAndSecrets(t *testing.T) {
 	}{
 		{&analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "tok"}, "Bearer t0ken"},
 		{&analysis.Auth{Type: analysis.AuthBasic, Username: "u", PasswordSecret: "pw"}, "Basic dTpwYXNz"},
+		{&analysis.Auth{Type: analysis.AuthBasic, UsernameSecret: "user", PasswordSecret: "pw"}, "Basic dTpwYXNz"},
 		{nil, ""},
 	} {
 		p, err := analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL, Auth: tc.auth},
-			analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken", "pw": "pass"}})
+			analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken", "user": "u", "pw": "pass"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,6 +260,7 @@ func TestConfigValidate(t *testing.T) {
 		{analysis.Config{Name: "p", Type: analysis.TypePrometheus}, "url is required"},
 		{analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: "ftp://x"}, "not an http(s) URL"},
 		{analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: "http://x", Auth: &analysis.Auth{Type: "basic"}}, "basic auth needs"},
+		{analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: "http://x", Auth: &analysis.Auth{Type: "basic", Username: "u", UsernameSecret: "s", PasswordSecret: "p"}}, "one of username and usernameSecret"},
 		{analysis.Config{Name: "p", Type: analysis.TypeDatadog}, "needs apiKeySecret and applicationKeySecret"},
 		{analysis.Config{Name: "p", Type: analysis.TypeNewRelic, APIKeySecret: "k"}, "needs apiKeySecret and accountId"},
 		{analysis.Config{Name: "p", Type: "graphite"}, "none of prometheus"},

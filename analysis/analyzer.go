@@ -195,7 +195,7 @@ func (a *Analyzer) Run(ctx context.Context, in Input, report func(context.Contex
 		}
 	}
 	if inconclusive != "" {
-		return Outcome{Inconclusive, "inconclusive: " + inconclusive}
+		return Outcome{Inconclusive, inconclusive}
 	}
 	return Outcome{Pass, fmt.Sprintf("%d judgment runs of %d queries passed", runs, len(in.Queries))}
 }

@@ -55,8 +55,10 @@ type Config struct {
 // Auth is how Prometheus is authenticated.
 type Auth struct {
 	Type string `json:"type"`
-	// Username and PasswordSecret for basic.
+	// Basic: the user name (Username, or UsernameSecret naming the secret
+	// that holds it) and PasswordSecret.
 	Username       string `json:"username,omitempty"`
+	UsernameSecret string `json:"usernameSecret,omitempty"`
 	PasswordSecret string `json:"passwordSecret,omitempty"`
 	// TokenSecret for bearer.
 	TokenSecret string `json:"tokenSecret,omitempty"`
@@ -95,8 +97,8 @@ func (c *Config) Validate() error {
 			switch a.Type {
 			case "", AuthNone:
 			case AuthBasic:
-				if a.Username == "" || a.PasswordSecret == "" {
-					bad("basic auth needs username and passwordSecret")
+				if (a.Username == "") == (a.UsernameSecret == "") || a.PasswordSecret == "" {
+					bad("basic auth needs one of username and usernameSecret, and passwordSecret")
 				}
 			case AuthBearer:
 				if a.TokenSecret == "" {

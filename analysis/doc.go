@@ -27,6 +27,7 @@
 // # What it must not do
 //
 // Decide what a failure or an inconclusive result does to the deployment
-// (the engine's rollBackMode and rollForwardMode do), persist anything, or
+// (the engine does, by the step's rollBackMode, rollForwardMode and
+// inconclusive settings), persist anything, or
 // show a secret value: credentials go into request headers only.
 package analysis

@@ -100,12 +100,20 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 		if a := c.Auth; a != nil {
 			switch a.Type {
 			case AuthBasic:
+				user := a.Username
+				if a.UsernameSecret != "" {
+					v, err := secret(a.UsernameSecret)
+					if err != nil {
+						return nil, err
+					}
+					user = v
+				}
 				pw, err := secret(a.PasswordSecret)
 				if err != nil {
 					return nil, err
 				}
 				r := &http.Request{Header: http.Header{}}
-				r.SetBasicAuth(a.Username, pw)
+				r.SetBasicAuth(user, pw)
 				h.Set("Authorization", r.Header.Get("Authorization"))
 			case AuthBearer:
 				tok, err := secret(a.TokenSecret)

@@ -24,10 +24,13 @@ const RefreshMargin = time.Minute
 const maxErrorBody = 1 << 20
 
 // Token is an access token and when it expires (zero: unknown, never
-// refreshed by time).
+// refreshed by time), with the refresh token of a user's login.
 type Token struct {
 	AccessToken string
 	Expiry      time.Time
+	// RefreshToken gets the next token of a user's session; it is used
+	// up by that request and replaced by the answer's.
+	RefreshToken string
 }
 
 // Fresh reports whether t can still be used at now.
@@ -126,6 +129,9 @@ func (c *Client) Token(ctx context.Context) (Token, error) {
 	if tok.Fresh(c.now()) {
 		return tok, nil
 	}
+	if (c.id == "" || c.secret == "") && tok.RefreshToken != "" {
+		return c.Refresh(ctx)
+	}
 	if c.id == "" || c.secret == "" {
 		if tok.AccessToken != "" {
 			return Token{}, errors.New("the access token has expired and no client credentials are configured to get another; run 'sortie login'")
@@ -141,35 +147,88 @@ func (c *Client) FetchToken(ctx context.Context) (Token, error) {
 	if c.id == "" || c.secret == "" {
 		return Token{}, errors.New("no client credentials to get a token with")
 	}
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.id}, "client_secret": {c.secret}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(auth.TokenPath, nil), strings.NewReader(form.Encode()))
+	return c.requestToken(ctx, url.Values{"grant_type": {"client_credentials"}, "client_id": {c.id}, "client_secret": {c.secret}})
+}
+
+// PasswordLogin logs a local user in (the password grant) in tenant (empty:
+// the server's default) and holds the session's tokens from then on.
+func (c *Client) PasswordLogin(ctx context.Context, tenant, username, password string) (Token, error) {
+	form := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}
+	if tenant != "" {
+		form.Set("tenant", tenant)
+	}
+	return c.requestToken(ctx, form)
+}
+
+// Refresh replaces the held token using its refresh token, which the
+// server then considers used: the new one comes with the answer.
+func (c *Client) Refresh(ctx context.Context) (Token, error) {
+	c.mu.Lock()
+	rt := c.tok.RefreshToken
+	c.mu.Unlock()
+	if rt == "" {
+		return Token{}, errors.New("no refresh token: run 'sortie login'")
+	}
+	tok, err := c.requestToken(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if e, ok := errors.AsType[*Error](err); ok && e.Status == http.StatusBadRequest {
+		return Token{}, errors.New("the session ended (the refresh token was used, revoked or expired): run 'sortie login' again")
+	}
+	return tok, err
+}
+
+// Revoke makes the held refresh token unusable (RFC 7009), as a logout.
+func (c *Client) Revoke(ctx context.Context) error {
+	c.mu.Lock()
+	rt := c.tok.RefreshToken
+	c.mu.Unlock()
+	if rt == "" {
+		return nil
+	}
+	_, err := c.postForm(ctx, auth.RevokePath, url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}})
+	return err
+}
+
+// postForm posts a form to one of the server's OAuth endpoints and returns
+// the answer's body when it is 200, otherwise the decoded *Error.
+func (c *Client) postForm(ctx context.Context, path string, form url.Values) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(path, nil), strings.NewReader(form.Encode()))
 	if err != nil {
-		return Token{}, fmt.Errorf("token request: %w", err)
+		return nil, fmt.Errorf("%s request: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	start := c.now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Token{}, transportError(err, c.base.String())
+		return nil, transportError(err, c.base.String())
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
-		return Token{}, fmt.Errorf("token request: %w", err)
+		return nil, fmt.Errorf("%s request: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Token{}, decodeError(resp, body)
+		return nil, decodeError(resp, body)
+	}
+	return body, nil
+}
+
+// requestToken posts a grant to the token endpoint and holds the answer.
+func (c *Client) requestToken(ctx context.Context, form url.Values) (Token, error) {
+	start := c.now()
+	body, err := c.postForm(ctx, auth.TokenPath, form)
+	if err != nil {
+		return Token{}, err
 	}
 	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
+		AccessToken  string `json:"access_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+		RefreshToken string `json:"refresh_token"`
 	}
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
 		return Token{}, fmt.Errorf("the token endpoint of %s answered something that is not a token", c.base)
 	}
-	tok := Token{AccessToken: tr.AccessToken}
+	tok := Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken}
 	if tr.ExpiresIn > 0 {
 		tok.Expiry = start.Add(time.Duration(tr.ExpiresIn) * time.Second)
 	}
@@ -249,10 +308,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 && c.id != "" && c.secret != "" {
+		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 && (c.id != "" && c.secret != "" || tok.RefreshToken != "") {
+			// Expire the held token; a refresh token stays to get the
+			// next one.
 			c.mu.Lock()
 			if c.tok == tok {
-				c.tok = Token{}
+				c.tok = Token{RefreshToken: tok.RefreshToken}
 			}
 			c.mu.Unlock()
 			continue

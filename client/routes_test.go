@@ -67,9 +67,21 @@ func TestEveryRouteHasAClientCall(t *testing.T) {
 		"GET /api/v1/config":                 func() error { _, err := c.GetConfig(ctx); return err },
 		"PUT /api/v1/config":                 func() error { _, err := c.ApplyConfig(ctx, api.Config{}); return err },
 		"POST /api/v1/master-key/rotate":     func() error { _, err := c.RotateMasterKey(ctx); return err },
-		"GET /api/v1/providers":              func() error { _, err := c.ListProviders(ctx); return err },
-		"POST /api/v1/providers":             func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
-		"DELETE /api/v1/providers/{name}":    func() error { return c.DeleteProvider(ctx, "nothing") },
+		"POST /oauth/revoke": func() error {
+			rc, _ := client.New(client.Options{Server: url, Token: client.Token{AccessToken: "x", RefreshToken: "sortie_rt_x.y"}})
+			return rc.Revoke(ctx)
+		},
+		"POST /oauth/device/code":               func() error { _, err := c.DeviceAuthorization(ctx); return err },
+		"GET /api/v1/users":                     func() error { _, err := c.ListUsers(ctx); return err },
+		"POST /api/v1/users":                    func() error { _, err := c.CreateUser(ctx, api.CreateUserRequest{}); return err },
+		"DELETE /api/v1/users/{username}":       func() error { return c.DeleteUser(ctx, "nobody") },
+		"PUT /api/v1/users/{username}/roles":    func() error { return c.SetUserRoles(ctx, "nobody", []string{"viewer"}) },
+		"PUT /api/v1/users/{username}/password": func() error { return c.SetUserPassword(ctx, "nobody", "x") },
+		"GET /api/v1/account":                   func() error { _, err := c.Account(ctx); return err },
+		"PUT /api/v1/account/password":          func() error { return c.ChangePassword(ctx, "x", "y") },
+		"GET /api/v1/providers":                 func() error { _, err := c.ListProviders(ctx); return err },
+		"POST /api/v1/providers":                func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
+		"DELETE /api/v1/providers/{name}":       func() error { return c.DeleteProvider(ctx, "nothing") },
 	}
 	seen := map[string]bool{}
 	for _, rt := range api.Routes() {

@@ -15,9 +15,9 @@
 //     call was answered 2xx; the engine then waits for the callback unless
 //     the webhook disables it. An analysis appends every judgment to the log
 //     (event "judgment") as it is made; its result is success when it
-//     passed. An inconclusive analysis is reported as a failure whose
-//     message starts with "inconclusive", so that rollBackMode manual
-//     waits for a person with that message.
+//     passed, and Inconclusive when no judgment failed but one could not
+//     judge (no data, NaN, a provider unreachable): the engine, not this
+//     package, decides what that does (the step's inconclusive setting).
 //   - Router, the kind-based runner.Executor in front of both.
 //
 // # What it must not do

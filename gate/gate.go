@@ -135,7 +135,8 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	case pipeline.CmdCallWebhook:
 		res.Success, res.Message = e.callWebhook(ctx, job, f)
 	case pipeline.CmdRunAnalysis:
-		res.Success, res.Message = e.runAnalysis(ctx, job, f)
+		out := e.runAnalysis(ctx, job, f)
+		res.Success, res.Inconclusive, res.Message = out.Verdict == analysis.Pass, out.Verdict == analysis.Inconclusive, out.Message
 	default:
 		res.Message = fmt.Sprintf("the gate executor does not run %s commands", c.Kind)
 	}
@@ -222,11 +223,11 @@ type JudgmentEvent struct {
 	analysis.Judgment
 }
 
-func (e *Executor) runAnalysis(ctx context.Context, job runner.Job, f *deployfile.File) (bool, string) {
+func (e *Executor) runAnalysis(ctx context.Context, job runner.Job, f *deployfile.File) analysis.Outcome {
 	c := job.Command
 	var step deployfile.AnalysisStep
 	if err := json.Unmarshal(c.Params, &step); err != nil {
-		return false, fmt.Sprintf("analysis parameters do not decode: %v", err)
+		return analysis.Outcome{Verdict: analysis.Fail, Message: fmt.Sprintf("analysis parameters do not decode: %v", err)}
 	}
 	in := analysis.Input{Tenant: job.Tenant, Step: step, Armory: armory(job), Context: map[string]string{}}
 	for k, v := range f.Context {
@@ -248,16 +249,15 @@ func (e *Executor) runAnalysis(ctx context.Context, job runner.Job, f *deployfil
 			}
 		}
 		if q == nil {
-			return false, fmt.Sprintf("query %s is not under analysis.queries", ref.Name)
+			return analysis.Outcome{Verdict: analysis.Fail, Message: fmt.Sprintf("query %s is not under analysis.queries", ref.Name)}
 		}
 		in.Queries = append(in.Queries, q)
 	}
-	out := e.o.Analyzer.Run(ctx, in, func(ctx context.Context, j analysis.Judgment) {
+	return e.o.Analyzer.Run(ctx, in, func(ctx context.Context, j analysis.Judgment) {
 		if err := report(ctx, job, EventJudgment, JudgmentEvent{Target: c.Target, Step: c.Step, Command: c.ID, Judgment: j}); err != nil {
 			e.o.Log.Warn("report judgment", "pipeline", c.Pipeline, "step", c.Step, "err", err)
 		}
 	})
-	return out.Verdict == analysis.Pass, out.Message
 }
 
 const maxCachedFiles = 256

@@ -398,6 +398,57 @@ func TestCanaryManualRollForwardWaitsForApproval(t *testing.T) {
 	}
 }
 
+// noDataQueries name a metric Prometheus never saw: every judgment is
+// inconclusive.
+const noDataQueries = `analysis:
+  defaultMetricProviderName: prom
+  queries:
+    - name: error-rate
+      queryTemplate: 'max(app_error_rate_never_exported{app="{{armory.applicationName}}"})'
+      upperLimit: 0.1
+`
+
+func TestCanaryNoDataWaitsForAPerson(t *testing.T) {
+	// rollBackMode automatic does not apply: no data is not a failure.
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	id := e.deploy("example/web:v2", analysisSteps(1, 2, "automatic"), noDataQueries)
+	p := e.waitFor(id, "the inconclusive analysis awaits a person", func(p *api.PipelineView) bool {
+		return p.Status == pipeline.StatusAwaitingApproval
+	})
+	if s := step(p, "canary/1"); !strings.Contains(s.Message, "analysis inconclusive; approve to go on, or roll back: run 1 of 2: query error-rate returned no data") {
+		t.Errorf("step message %q", s.Message)
+	}
+	js := e.judgments(id)
+	if len(js) != 2 || js[0].Verdict != analysis.Inconclusive || js[0].Value != nil || js[1].Verdict != analysis.Inconclusive {
+		t.Errorf("judgments %+v, want two inconclusive", js)
+	}
+	if _, err := e.admin.Act(context.Background(), id, client.ActionApprove, api.ActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("after approval: %s\n%s", p.Status, dump(p))
+	}
+}
+
+func TestCanaryNoDataRollsBackWhenTheStepSaysSo(t *testing.T) {
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	steps := analysisSteps(1, 2, "automatic") + "            inconclusive: rollback\n"
+	p := e.waitEnd(e.deploy("example/web:v2", steps, noDataQueries))
+	tgt := p.Targets[0]
+	if tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "analysis inconclusive: run 1 of 2: query error-rate returned no data") {
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+	}
+	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("pods after rollback: %v", got)
+	}
+}
+
 // external plays the system a webhook calls: it records each call and its
 // body (which carries the callback URI).
 type external struct {

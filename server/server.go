@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	authSvc, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st})
+	authSvc, err := auth.New(auth.Options{Credentials: st, Users: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st})
 	if err != nil {
 		return err
 	}
