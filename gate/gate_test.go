@@ -308,6 +308,17 @@ func (m *metrics) set(t testing.TB, v float64) {
 	}
 }
 
+// newAnalysisEnv is a server whose provider prom is a real Prometheus
+// (error rate 0.01), with v1 deployed so that the next deployment runs its
+// strategy.
+func newAnalysisEnv(t testing.TB) (*env, *metrics) {
+	m := newMetrics(t, 0.01)
+	e := newEnv(t)
+	e.addPrometheus(m.prom.URL)
+	e.deployV1()
+	return e, m
+}
+
 func analysisSteps(interval, runs int, rollForward string) string {
 	return fmt.Sprintf(`        - setWeight: {weight: 50}
         - analysis:
@@ -330,10 +341,7 @@ const analysisQueries = `analysis:
 `
 
 func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
-	m := newMetrics(t, 0.01)
-	e := newEnv(t)
-	e.addPrometheus(m.prom.URL)
-	e.deployV1()
+	e, _ := newAnalysisEnv(t)
 	id := e.deploy("example/web:v2", analysisSteps(1, 3, "automatic"), analysisQueries)
 	p := e.waitEnd(id)
 	if p.Status != pipeline.StatusSucceeded {
@@ -358,10 +366,7 @@ func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
 }
 
 func TestCanaryErrorRateClimbsAndRollsBack(t *testing.T) {
-	m := newMetrics(t, 0.01)
-	e := newEnv(t)
-	e.addPrometheus(m.prom.URL)
-	e.deployV1()
+	e, m := newAnalysisEnv(t)
 	id := e.deploy("example/web:v2", analysisSteps(1, 20, "automatic"), analysisQueries)
 	e.waitFor(id, "the first judgment passed", func(*api.PipelineView) bool { return len(e.judgments(id)) > 0 })
 	m.set(t, 0.5) // the new version starts failing mid-analysis
@@ -381,10 +386,7 @@ func TestCanaryErrorRateClimbsAndRollsBack(t *testing.T) {
 }
 
 func TestCanaryManualRollForwardWaitsForApproval(t *testing.T) {
-	m := newMetrics(t, 0.01)
-	e := newEnv(t)
-	e.addPrometheus(m.prom.URL)
-	e.deployV1()
+	e, _ := newAnalysisEnv(t)
 	id := e.deploy("example/web:v2", analysisSteps(1, 2, "manual"), analysisQueries)
 	p := e.waitFor(id, "the analysis awaits approval", func(p *api.PipelineView) bool { return p.Status == pipeline.StatusAwaitingApproval })
 	if s := step(p, "canary/1"); !strings.Contains(s.Message, "analysis passed; approve") {
@@ -410,10 +412,7 @@ const noDataQueries = `analysis:
 
 func TestCanaryNoDataWaitsForAPerson(t *testing.T) {
 	// rollBackMode automatic does not apply: no data is not a failure.
-	m := newMetrics(t, 0.01)
-	e := newEnv(t)
-	e.addPrometheus(m.prom.URL)
-	e.deployV1()
+	e, _ := newAnalysisEnv(t)
 	id := e.deploy("example/web:v2", analysisSteps(1, 2, "automatic"), noDataQueries)
 	p := e.waitFor(id, "the inconclusive analysis awaits a person", func(p *api.PipelineView) bool {
 		return p.Status == pipeline.StatusAwaitingApproval
@@ -434,10 +433,7 @@ func TestCanaryNoDataWaitsForAPerson(t *testing.T) {
 }
 
 func TestCanaryNoDataRollsBackWhenTheStepSaysSo(t *testing.T) {
-	m := newMetrics(t, 0.01)
-	e := newEnv(t)
-	e.addPrometheus(m.prom.URL)
-	e.deployV1()
+	e, _ := newAnalysisEnv(t)
 	steps := analysisSteps(1, 2, "automatic") + "            inconclusive: rollback\n"
 	p := e.waitEnd(e.deploy("example/web:v2", steps, noDataQueries))
 	tgt := p.Targets[0]
