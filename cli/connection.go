@@ -67,6 +67,11 @@ type configFile struct {
 	ClientSecret string    `yaml:"client_secret,omitempty"`
 	Token        string    `yaml:"token,omitempty"`
 	TokenExpiry  time.Time `yaml:"token_expiry,omitempty"`
+	// A user's session ('sortie login --username' or '--sso'): who, and
+	// the refresh token that gets the next token (replaced at each use).
+	Username     string `yaml:"username,omitempty"`
+	Tenant       string `yaml:"tenant,omitempty"`
+	RefreshToken string `yaml:"refresh_token,omitempty"`
 }
 
 // loadConfigFile reads path; a missing file is an empty config.
@@ -171,9 +176,14 @@ func resolveConnection(o connOptions) (connection, error) {
 			return c, errors.New("set both SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET, or neither")
 		}
 		c.ClientID, c.ClientSecret = env.ClientID, env.ClientSecret
+	case sameServer(c.Server, file.Server) && file.RefreshToken != "":
+		// A user's session: the refresh token gets new tokens.
+		c.Token = client.Token{AccessToken: file.Token, Expiry: file.TokenExpiry, RefreshToken: file.RefreshToken}
+		c.cache = !env.CI
+		return c, nil
 	case sameServer(c.Server, file.Server):
 		c.ClientID, c.ClientSecret = file.ClientID, file.ClientSecret
-	case file.ClientID != "":
+	case file.ClientID != "" || file.RefreshToken != "":
 		// The saved secret is for the saved server only: never send it
 		// elsewhere.
 		return c, fmt.Errorf("the saved credentials are for %s, not %s: run 'sortie login --server %s ...', or set SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET", file.Server, c.Server, c.Server)
@@ -200,6 +210,10 @@ func (c connection) client(ios IOStreams) (*client.Client, error) {
 		o.OnToken = func(t client.Token) {
 			f := c.file
 			f.Token, f.TokenExpiry = t.AccessToken, t.Expiry.UTC()
+			if f.RefreshToken != "" {
+				// Rotation: the one used is dead, keep its successor.
+				f.RefreshToken = t.RefreshToken
+			}
 			if err := f.save(c.env.ConfigPath); err != nil {
 				fmt.Fprintf(ios.ErrOut, "warning: could not cache the token: %v\n", err)
 			}

@@ -23,13 +23,19 @@ type LoginOptions struct {
 	ClientSecret    string
 	CredentialsFile string
 	Output          string
+	// Username logs a local user in with its password (prompted without
+	// echo, or one line of standard input), in Tenant (empty: main).
+	Username, Tenant string
+	// SSO logs in through the server's OpenID Connect provider with the
+	// device flow.
+	SSO bool
 }
 
 func newLoginCmd(ios IOStreams) *cobra.Command {
 	opts := LoginOptions{}
 	cmd := &cobra.Command{
-		Use:   "login --server URL --client-id ID --client-secret SECRET | --credentials-file PATH",
-		Short: "Log the CLI in to a Sortie server with client credentials",
+		Use:   "login --server URL --client-id ID --client-secret SECRET | --credentials-file PATH | --username NAME | --sso",
+		Short: "Log the CLI in to a Sortie server: client credentials, a user's password, or single sign-on",
 		Long: strings.TrimSpace(`
 Log in to a Sortie server with a client credential: its id and secret, or
 the admin-credentials.json file a new server writes into its data directory.
@@ -43,10 +49,21 @@ SORTIE_CLIENT_ID, SORTIE_CLIENT_SECRET; ARMORY_CLIENT_ID and
 ARMORY_CLIENT_SECRET are accepted too). With CI=true nothing is written:
 set those variables in each CI step instead.
 
-The secret is never printed.`),
+The secret is never printed.
+
+A person logs in as a user instead: --username NAME (a local account; the
+password is read from a prompt that does not echo, or from the first line of
+standard input; --tenant names the account's tenant, default main), or --sso
+(single sign-on: open the link shown, log in at the identity provider and
+approve the code; the server maps your groups to a tenant and roles). The
+config file then keeps a refresh token, never the password: later commands
+use it to get new tokens (each use replaces it), until it is revoked by
+'sortie logout', a new password, or the user's deletion.`),
 		Example: strings.TrimSpace(`
   sortie login --credentials-file ~/.local/share/sortie/admin-credentials.json
-  sortie login --server https://sortie.example.com --client-id 01J... --client-secret "$SECRET"`),
+  sortie login --server https://sortie.example.com --client-id 01J... --client-secret "$SECRET"
+  sortie login --server https://sortie.example.com --username alice
+  sortie login --server https://sortie.example.com --sso`),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runLogin(cmd.Context(), ios, opts) },
 	}
@@ -55,6 +72,9 @@ The secret is never printed.`),
 	f.StringVar(&opts.ClientID, "client-id", "", "the client id (SORTIE_CLIENT_ID)")
 	f.StringVar(&opts.ClientSecret, "client-secret", "", "the client secret (SORTIE_CLIENT_SECRET); '-' reads it from standard input")
 	f.StringVar(&opts.CredentialsFile, "credentials-file", "", "a credentials file as the server writes it (admin-credentials.json)")
+	f.StringVar(&opts.Username, "username", "", "log in as this local user (password from a no-echo prompt or standard input)")
+	f.StringVar(&opts.Tenant, "tenant", "", "the user's tenant (default main)")
+	f.BoolVar(&opts.SSO, "sso", false, "log in through the server's single sign-on (device flow)")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
@@ -76,6 +96,9 @@ func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
 		return err
 	}
 	env := readEnvironment()
+	if opts.Username != "" || opts.SSO {
+		return runUserLogin(ctx, ios, env, opts)
+	}
 	var fromFile auth.CredentialsFile
 	if opts.CredentialsFile != "" {
 		if opts.ClientID != "" || opts.ClientSecret != "" {
@@ -159,18 +182,28 @@ func newLogoutCmd(ios IOStreams) *cobra.Command {
 		Short: "Forget the saved server, credentials and token",
 		Long: strings.TrimSpace(`
 Delete the config file 'sortie login' wrote, with its client credentials and
-cached token. The credential itself stays valid on the server: delete it
-there with 'sortie credentials delete ID' if it should stop working.`),
+cached token. A user's session is revoked on the server first (its refresh
+token stops working). A client credential stays valid on the server: delete
+it there with 'sortie credentials delete ID' if it should stop working.`),
 		Example: "  sortie logout",
 		Args:    noArgs,
-		RunE:    func(*cobra.Command, []string) error { return runLogout(ios, LogoutOptions{}) },
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runLogout(cmd.Context(), ios, LogoutOptions{}) },
 	}
 }
 
-func runLogout(ios IOStreams, _ LogoutOptions) error {
+func runLogout(ctx context.Context, ios IOStreams, _ LogoutOptions) error {
 	env := readEnvironment()
 	if env.ConfigPath == "" {
 		return errors.New("no config directory: set SORTIE_CONFIG or HOME")
+	}
+	if f, err := loadConfigFile(env.ConfigPath); err == nil && f.RefreshToken != "" && f.Server != "" {
+		// End the session on the server too; a server out of reach only
+		// leaves a refresh token that expires by itself.
+		if c, err := client.New(client.Options{Server: f.Server, Token: client.Token{RefreshToken: f.RefreshToken}, UserAgent: "sortie-cli/" + Version}); err == nil {
+			if err := c.Revoke(ctx); err != nil {
+				fmt.Fprintf(ios.ErrOut, "warning: could not revoke the session on %s: %v\n", f.Server, err)
+			}
+		}
 	}
 	err := os.Remove(env.ConfigPath)
 	if errors.Is(err, os.ErrNotExist) {

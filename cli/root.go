@@ -61,6 +61,8 @@ CD-as-a-Service run unchanged.`),
 		newSecretsCmd(ios),
 		newConfigCmd(ios),
 		newAuditCmd(ios),
+		newProvidersCmd(ios),
+		newUsersCmd(ios),
 	)
 	return root
 }
