@@ -29,7 +29,9 @@ func newDeployLogsCmd(ios IOStreams) *cobra.Command {
 		Short: "Show a deployment's event history; -f follows it live",
 		Long: strings.TrimSpace(`
 Print a deployment's recorded events: every status change of the pipeline,
-its targets and steps, every action and every cluster command's result.
+its targets and steps, every action, every command's result, every
+judgment of an analysis (one line each) and every webhook call (the request
+as sent, secret values masked).
 With -f the live stream is followed until the deployment ends (Ctrl-C stops
 following; the deployment goes on).
 

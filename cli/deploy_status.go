@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/gate"
+	"github.com/sortie-cd/sortie/pipeline"
 )
 
 // DeployStatusOptions are the inputs of `sortie deploy status`.
@@ -26,8 +29,9 @@ func newDeployStatusCmd(ios IOStreams) *cobra.Command {
 		Short: "Show a deployment: its targets, steps, gates and history",
 		Long: strings.TrimSpace(`
 Show a deployment as the server keeps it: its status, each target with its
-steps, weights and the gates it waits for (and who may approve them), and
-every action taken with who took it.
+steps, weights and the gates it waits for (and who may approve them), under
+each analysis step its judgment runs (run n/N, the query as sent, its value,
+the limits, the verdict), and every action taken with who took it.
 
 -o json prints the API's pipeline object (see docs/cli.md).`),
 		Example: "  sortie deploy status 01JD3X5R8Q4W2E0M6K9T7N5B3C -o json",
@@ -52,14 +56,36 @@ func runDeployStatus(ctx context.Context, ios IOStreams, opts DeployStatusOption
 		return aboutDeployment(opts.ID, err)
 	}
 	return writeData(ios.Out, opts.Output, v, func(w io.Writer) error {
-		writePipelineText(w, v)
+		var judgments map[string][]gate.JudgmentEvent
+		if analysed(v) {
+			evs, err := c.Events(ctx, opts.ID, 0)
+			if err != nil {
+				return err
+			}
+			judgments = judgmentsByStep(evs)
+		}
+		writePipelineText(w, v, judgments)
 		return nil
 	})
 }
 
-// writePipelineText is the compact view, then every target's steps and the
+// analysed reports whether an analysis step of v has started, so that it
+// may have judgments to show.
+func analysed(v *api.PipelineView) bool {
+	for _, t := range v.Targets {
+		for _, s := range t.Steps {
+			if s.Kind == pipeline.KindAnalysis && s.Status != pipeline.StatusQueued {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writePipelineText is the compact view, then every target's steps, each
+// analysis step followed by its judgments (keyed "target step"), and the
 // history.
-func writePipelineText(w io.Writer, v *api.PipelineView) {
+func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]gate.JudgmentEvent) {
 	writeCompactView(w, v)
 	fmt.Fprintf(w, "\nStarted by %s at %s", firstOf(v.StartedBy, "?"), fmtTime(v.CreatedAt))
 	if !v.EndedAt.IsZero() {
@@ -75,7 +101,10 @@ func writePipelineText(w io.Writer, v *api.PipelineView) {
 			fmt.Fprintf(w, ", after %s", strings.Join(t.DependsOn, ", "))
 		}
 		fmt.Fprintf(w, "): %s%s\n", t.Status, suffix(" — ", t.Message))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		// Steps are aligned as a table; judgment lines go between its rows
+		// afterwards, so they do not widen its columns.
+		var rows bytes.Buffer
+		tw := tabwriter.NewWriter(&rows, 0, 0, 2, ' ', 0)
 		steps := t.Steps
 		if t.Rollback != nil {
 			steps = append(steps[:len(steps):len(steps)], *t.Rollback)
@@ -92,6 +121,15 @@ func writePipelineText(w io.Writer, v *api.PipelineView) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.ID, s.Kind, s.Status, note)
 		}
 		tw.Flush()
+		for i, row := range strings.Split(strings.TrimSuffix(rows.String(), "\n"), "\n") {
+			if i >= len(steps) {
+				break
+			}
+			fmt.Fprintln(w, row)
+			for _, j := range judgments[t.Name+" "+steps[i].ID] {
+				fmt.Fprintf(w, "      %s\n", judgmentText(j))
+			}
+		}
 	}
 	if len(v.History) > 0 {
 		fmt.Fprintln(w, "\nHistory:")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -35,7 +36,8 @@ func newDeployWatchCmd(ios IOStreams) *cobra.Command {
 Follow a deployment's live event stream until it ends. On a terminal the
 view is redrawn in place: one line per target with its status, current step,
 requested/achieved weight, and the gate it waits for with who may approve
-it. Otherwise one line is printed per change.
+it, and the latest judgment of a running analysis. Otherwise one line is
+printed per change, per judgment of an analysis and per webhook call.
 
 Ctrl-C stops watching and leaves the deployment running (exit 0). When the
 deployment ends, exits 0 if it SUCCEEDED and 1 otherwise. With -o json or
@@ -131,13 +133,15 @@ func watchPipeline(ctx context.Context, ios IOStreams, c *client.Client, id stri
 				}
 				continue
 			}
+			w.note(ev)
 		drain:
 			for {
 				select {
-				case _, ok := <-events:
+				case ev, ok := <-events:
 					if !ok {
 						break drain
 					}
+					w.note(ev)
 				default:
 					break drain
 				}
@@ -178,11 +182,35 @@ type watcher struct {
 	redraw bool
 	view   *api.PipelineView
 	drawn  int
+	// judged is the latest judgment of each analysis step ("target step").
+	judged map[string]gate.JudgmentEvent
+}
+
+// note keeps what the view shows of an event besides the pipeline: the
+// latest judgment of each analysis step.
+func (w *watcher) note(ev store.Event) {
+	var j gate.JudgmentEvent
+	if ev.Type != gate.EventJudgment || json.Unmarshal(ev.Data, &j) != nil {
+		return
+	}
+	if w.judged == nil {
+		w.judged = map[string]gate.JudgmentEvent{}
+	}
+	w.judged[j.Target+" "+j.Step] = j
 }
 
 func (w *watcher) draw(v *api.PipelineView) {
 	var b bytes.Buffer
 	writeCompactView(&b, v)
+	for _, t := range v.Targets {
+		s := currentStep(t.TargetState)
+		if s == nil || s.Kind != pipeline.KindAnalysis || !s.Status.Active() {
+			continue
+		}
+		if j, ok := w.judged[t.Name+" "+s.ID]; ok {
+			fmt.Fprintf(&b, "  %s %s: %s\n", t.Name, s.ID, judgmentVerdict(j))
+		}
+	}
 	if w.drawn > 0 {
 		fmt.Fprintf(w.out, "\x1b[%dA\x1b[J", w.drawn) // up, clear to the end
 	}
@@ -327,12 +355,7 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 		where := strings.TrimSpace(r.Target + " " + r.Step)
 		return fmt.Sprintf("%s  %-28s %s by %s%s", at, firstOf(where, "pipeline"), r.Action, firstOf(r.By, "?"), suffix(": ", r.Message))
 	case "command":
-		var r struct {
-			CommandID      string
-			Success        bool
-			Message        string
-			AchievedWeight int
-		}
+		var r pipeline.CommandResult
 		if json.Unmarshal(ev.Data, &r) != nil {
 			break
 		}
@@ -341,10 +364,25 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 			// Command ids are pipeline/target/step.
 			subject = strings.Replace(strings.TrimPrefix(subject, v.ID+"/"), "/", " ", 1)
 		}
-		if !r.Success {
+		switch {
+		case r.Inconclusive:
+			return fmt.Sprintf("%s  %-28s analysis inconclusive%s", at, subject, suffix(": ", r.Message))
+		case !r.Success:
 			return fmt.Sprintf("%s  %-28s command failed%s", at, subject, suffix(": ", r.Message))
 		}
 		return fmt.Sprintf("%s  %-28s command done%s", at, subject, weightNote(r.AchievedWeight))
+	case gate.EventJudgment:
+		var j gate.JudgmentEvent
+		if json.Unmarshal(ev.Data, &j) != nil {
+			break
+		}
+		return fmt.Sprintf("%s  %-28s judgment %s", at, j.Target+" "+j.Step, judgmentText(j))
+	case gate.EventWebhook:
+		var wh gate.WebhookEvent
+		if json.Unmarshal(ev.Data, &wh) != nil {
+			break
+		}
+		return fmt.Sprintf("%s  %-28s %s", at, wh.Target+" "+wh.Step, webhookText(wh))
 	}
 	return fmt.Sprintf("%s  %s %s", at, ev.Type, ev.Data)
 }

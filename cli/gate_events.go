@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sortie-cd/sortie/gate"
+	"github.com/sortie-cd/sortie/store"
+)
+
+// judgmentsByStep gathers a pipeline's judgment events by target and step
+// ("target step"), in the order they were made.
+func judgmentsByStep(evs []store.Event) map[string][]gate.JudgmentEvent {
+	out := map[string][]gate.JudgmentEvent{}
+	for _, ev := range evs {
+		if ev.Type != gate.EventJudgment {
+			continue
+		}
+		var j gate.JudgmentEvent
+		if json.Unmarshal(ev.Data, &j) == nil {
+			out[j.Target+" "+j.Step] = append(out[j.Target+" "+j.Step], j)
+		}
+	}
+	return out
+}
+
+// judgmentText is one judgment in a line: judgmentVerdict and the query as
+// sent.
+func judgmentText(j gate.JudgmentEvent) string {
+	return fmt.Sprintf("%s; sent to %s: %s", judgmentVerdict(j), firstOf(j.Provider, "?"), oneLine(j.Sent, 300))
+}
+
+// judgmentVerdict is run n/N, the query's value against its limits and the
+// verdict (with why, when it could not judge).
+func judgmentVerdict(j gate.JudgmentEvent) string {
+	value := "no value"
+	if j.Value != nil {
+		value = strconv.FormatFloat(*j.Value, 'g', -1, 64)
+	}
+	verdict := j.Verdict
+	if j.Verdict != "pass" && j.Verdict != "fail" && j.Message != "" {
+		verdict += " (" + j.Message + ")"
+	}
+	if j.Attempts > 1 {
+		verdict += fmt.Sprintf(" after %d attempts", j.Attempts)
+	}
+	return fmt.Sprintf("run %d/%d %s = %s (%s): %s", j.Run, j.Runs, j.Query, value, limitsText(j.LowerLimit, j.UpperLimit), verdict)
+}
+
+func limitsText(lower, upper *float64) string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	switch {
+	case lower != nil && upper != nil:
+		return "limits " + f(*lower) + ".." + f(*upper)
+	case lower != nil:
+		return "lower limit " + f(*lower)
+	case upper != nil:
+		return "upper limit " + f(*upper)
+	}
+	return "no limits"
+}
+
+// webhookText is a webhook call as recorded (secret values already masked
+// by the server) in one line: the request line, the headers, the body.
+func webhookText(w gate.WebhookEvent) string {
+	head, body, _ := strings.Cut(w.Request, "\n\n")
+	lines := strings.Split(strings.TrimSpace(head), "\n")
+	s := "webhook " + w.Webhook + " called: " + lines[0]
+	if len(lines) > 1 {
+		s += " [" + strings.Join(lines[1:], "; ") + "]"
+	}
+	if body = oneLine(body, 200); body != "" {
+		s += " body " + body
+	}
+	return s
+}
+
+// oneLine folds s's whitespace into single spaces and cuts it after max
+// runes.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > max {
+		return string(r[:max]) + "…"
+	}
+	return s
+}
