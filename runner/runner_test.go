@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,12 +34,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/sortie.db", sqlite.Options{})
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/sortie.db", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newEnvWith(t, st)
+}
+
+func newEnvWith(t *testing.T, st store.Store) *env {
+	t.Helper()
+	ctx := context.Background()
 	kx, err := kube.New(kubetest.Config(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -474,5 +480,43 @@ func TestRedeployRunsTheStoredFileAgain(t *testing.T) {
 	// Another tenant cannot redeploy it.
 	if _, err := e.r.Redeploy(context.Background(), deployer, "other", first.ID, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("redeploy from another tenant: err = %v, want not found", err)
+	}
+}
+
+// flakyStore is the real SQLite store with faults injected: while failures
+// is above zero, saving a command's result fails (as a disk that is full
+// for a moment would).
+type flakyStore struct {
+	store.Store
+	failures atomic.Int32
+	failed   atomic.Int32
+}
+
+func (s *flakyStore) SavePipeline(ctx context.Context, p *store.Pipeline, events []store.Event) error {
+	for _, ev := range events {
+		if ev.Type == "command" && s.failures.Add(-1) >= 0 {
+			s.failed.Add(1)
+			return errors.New("injected fault: disk full")
+		}
+	}
+	return s.Store.SavePipeline(ctx, p, events)
+}
+
+func TestCommandResultSurvivesAFailingSave(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/sortie.db", sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	flaky := &flakyStore{Store: st}
+	e := newEnvWith(t, flaky)
+	flaky.failures.Store(3)
+	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 100"
+	p := e.waitEnd(e.start(e.file("flaky", e.oneTarget("t", "c"), strategies, "web:v1", "")))
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("pipeline ended %s\n%s", p.Status, dump(p))
+	}
+	if got := flaky.failed.Load(); got != 3 {
+		t.Errorf("%d saves failed, want the 3 injected", got)
 	}
 }

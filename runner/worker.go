@@ -144,8 +144,29 @@ func (w *worker) run(ctx context.Context, job Job) {
 		return // superseded by a rollback, or the pipeline ended
 	}
 	res.CommandID = job.Command.ID
-	if err := w.r.apply(w.r.ctx, w.tenant, job.Command.Pipeline, res); err != nil && !errors.Is(err, errEnded) {
-		w.r.log.Error("report command result", "pipeline", job.Command.Pipeline, "target", job.Command.Target, "command", job.Command.ID, "err", err)
+	w.report(job.Command, res)
+}
+
+// report feeds a command's result to the engine. A result is only lost with
+// the process (the command then runs again after the restart), so a store
+// that fails for a moment is retried with backoff, on timers, until it takes
+// the result or the runner closes.
+func (w *worker) report(c pipeline.Command, res pipeline.CommandResult) {
+	delay := 100 * time.Millisecond
+	for {
+		err := w.r.apply(w.r.ctx, w.tenant, c.Pipeline, res)
+		if err == nil || errors.Is(err, errEnded) || errors.Is(err, store.ErrNotFound) || pipeline.ErrorCode(err) != "" {
+			return
+		}
+		w.r.log.Error("report command result", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-w.r.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, 10*time.Second)
 	}
 }
 
