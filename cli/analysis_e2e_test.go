@@ -76,6 +76,9 @@ func TestJudgmentsAndWebhookCallsShown(t *testing.T) {
 			t.Errorf("deploy status does not match %s:\n%s", want, status)
 		}
 	}
+	if !strings.Contains(status, "a decision by a deployer or admin: sortie deploy approve "+id+" --target prod --step canary/2, or sortie deploy rollback "+id+" --target prod") {
+		t.Errorf("deploy status does not say how to decide:\n%s", status)
+	}
 	// The judgments follow their step, before the next one.
 	if i, j := strings.Index(status, "run 2/2 latency"), strings.Index(status, "  finalize "); i < 0 || j < i {
 		t.Errorf("judgments not under their step:\n%s", status)

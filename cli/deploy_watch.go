@@ -262,6 +262,9 @@ func currentStep(t pipeline.TargetState) *pipeline.StepState {
 // it) or the end of a timed pause.
 func waitingFor(v *api.PipelineView, target string, s *pipeline.StepState) string {
 	switch {
+	case s.Status == pipeline.StatusAwaitingApproval && s.Kind == pipeline.KindAnalysis:
+		// A failed or inconclusive analysis waits for either decision.
+		return "a decision by " + approvers(v, target, s.ID) + fmt.Sprintf(": sortie deploy approve %s --target %s --step %s, or sortie deploy rollback %s --target %s", v.ID, target, s.ID, v.ID, target)
 	case s.Status == pipeline.StatusAwaitingApproval:
 		return "approval by " + approvers(v, target, s.ID) + fmt.Sprintf(": sortie deploy approve %s --target %s --step %s", v.ID, target, s.ID)
 	case s.Status == pipeline.StatusPaused && !s.Deadline.IsZero():
