@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sortie-cd/sortie/auth/sso"
 	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/server"
 )
@@ -19,6 +20,11 @@ import (
 type serverOptions struct {
 	addr, dataDir, publicURL string
 	logLevel, logFormat      string
+	// Single sign-on (OpenID Connect).
+	oidcIssuer, oidcClientID, oidcSecretFile string
+	oidcRedirectURL, oidcGroupsClaim         string
+	oidcName                                 string
+	oidcGroupRoles                           []string
 }
 
 func (o *serverOptions) bind(cmd *cobra.Command) {
@@ -28,6 +34,56 @@ func (o *serverOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
 	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
+	f.StringVar(&o.oidcIssuer, "oidc-issuer", envOr("SORTIE_OIDC_ISSUER", ""), "single sign-on: the OpenID Connect provider's issuer URL (SORTIE_OIDC_ISSUER); empty turns single sign-on off")
+	f.StringVar(&o.oidcClientID, "oidc-client-id", envOr("SORTIE_OIDC_CLIENT_ID", ""), "single sign-on: Sortie's client id at the provider (SORTIE_OIDC_CLIENT_ID)")
+	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", envOr("SORTIE_OIDC_CLIENT_SECRET_FILE", ""), "single sign-on: a file holding the client secret (SORTIE_OIDC_CLIENT_SECRET_FILE; or the secret itself in SORTIE_OIDC_CLIENT_SECRET)")
+	f.StringVar(&o.oidcRedirectURL, "oidc-redirect-url", envOr("SORTIE_OIDC_REDIRECT_URL", ""), "single sign-on: the console's callback to register at the provider (SORTIE_OIDC_REDIRECT_URL; default PUBLIC-URL/login/sso/callback)")
+	f.StringVar(&o.oidcGroupsClaim, "oidc-groups-claim", envOr("SORTIE_OIDC_GROUPS_CLAIM", "groups"), "single sign-on: the ID token claim with the user's groups (SORTIE_OIDC_GROUPS_CLAIM)")
+	f.StringVar(&o.oidcName, "oidc-name", envOr("SORTIE_OIDC_NAME", ""), "single sign-on: the provider's name on the console's button (SORTIE_OIDC_NAME)")
+	var roles []string
+	if v := os.Getenv("SORTIE_OIDC_GROUP_ROLES"); v != "" {
+		roles = strings.Split(v, ";")
+	}
+	f.StringArrayVar(&o.oidcGroupRoles, "oidc-group-role", roles, "single sign-on: GROUP=TENANT:ROLE[,ROLE...], repeatable (SORTIE_OIDC_GROUP_ROLES, ';'-separated): members of GROUP log in to TENANT with those roles")
+}
+
+// ssoConfig is the single sign-on configuration of the flags and the
+// environment, nil when --oidc-issuer is not set. The client secret's value
+// never appears in an error.
+func (o *serverOptions) ssoConfig() (*sso.Config, error) {
+	if o.oidcIssuer == "" {
+		if o.oidcClientID != "" || len(o.oidcGroupRoles) > 0 {
+			return nil, usageErrorf("--oidc-client-id and --oidc-group-role need --oidc-issuer")
+		}
+		return nil, nil
+	}
+	secret := os.Getenv("SORTIE_OIDC_CLIENT_SECRET")
+	if o.oidcSecretFile != "" {
+		b, err := os.ReadFile(o.oidcSecretFile)
+		if err != nil {
+			return nil, usageErrorf("--oidc-client-secret-file: %v", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if o.oidcClientID == "" || secret == "" {
+		return nil, usageErrorf("single sign-on needs --oidc-client-id and the client secret (--oidc-client-secret-file or SORTIE_OIDC_CLIENT_SECRET)")
+	}
+	cfg := &sso.Config{Issuer: o.oidcIssuer, ClientID: o.oidcClientID, ClientSecret: secret, RedirectURL: o.oidcRedirectURL,
+		GroupsClaim: o.oidcGroupsClaim, Name: o.oidcName}
+	for _, m := range o.oidcGroupRoles {
+		if strings.TrimSpace(m) == "" {
+			continue
+		}
+		gm, err := sso.ParseMapping(strings.TrimSpace(m))
+		if err != nil {
+			return nil, usageErrorf("--oidc-group-role: %v", err)
+		}
+		cfg.Mappings = append(cfg.Mappings, gm)
+	}
+	if len(cfg.Mappings) == 0 {
+		return nil, usageErrorf("single sign-on needs at least one --oidc-group-role GROUP=TENANT:ROLE")
+	}
+	return cfg, nil
 }
 
 func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
@@ -49,9 +105,13 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	ssoCfg, err := o.ssoConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
 	return server.Config{
 		Addr: o.addr, DataDir: o.dataDir, PublicURL: o.publicURL, Log: slog.New(h),
-		MasterKey: master, PreviousMasterKeys: previous,
+		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg,
 		Ready: func(addr, creds string) {
 			if creds != "" {
 				fmt.Fprintf(ios.ErrOut, "\nAn admin client credential was written to %s (readable by you only).\nLog the CLI in with:\n\n  sortie login --credentials-file %s\n\n", creds, creds)

@@ -53,6 +53,7 @@ type Console struct {
 	d         api.Deployments
 	auth      *auth.Service
 	agents    api.Agents
+	sso       SSO
 	log       *slog.Logger
 	heartbeat time.Duration
 	now       func() time.Time
@@ -109,6 +110,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.login)
 	mux.HandleFunc("POST /logout", c.logout)
+	c.loginRoutes(mux)
 
 	page := func(pattern string, h func(http.ResponseWriter, *http.Request, *session)) {
 		mux.Handle(pattern, c.signedIn(h, false))

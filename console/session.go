@@ -129,10 +129,12 @@ type loginData struct {
 	Message string
 	Error   string
 	Tab     string
+	// SSO names the single sign-on provider; empty: no button.
+	SSO string
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	d := loginData{Page: c.page(r, nil, "Log in"), Next: safeNext(r.URL.Query().Get("next")), Tab: "client"}
+	d := loginData{Page: c.page(r, nil, "Log in"), Next: safeNext(r.URL.Query().Get("next")), Tab: "client", SSO: c.ssoName()}
 	switch r.URL.Query().Get("reason") {
 	case "expired":
 		d.Message = expiredMessage
@@ -161,7 +163,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	d := loginData{Page: c.page(r, nil, "Log in"), Next: safeNext(f.Get("next")), Tab: "client"}
+	d := loginData{Page: c.page(r, nil, "Log in"), Next: safeNext(f.Get("next")), Tab: "client", SSO: c.ssoName()}
 	ck, err := r.Cookie(loginCSRFCookie)
 	if err != nil || !sameOrigin(r) || !equal(f.Get(csrfField), ck.Value) {
 		d.CSRF = c.loginCSRF(w, r)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/auth/sso"
 	"github.com/sortie-cd/sortie/console"
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kube"
@@ -50,6 +52,10 @@ type Config struct {
 	// <data-dir>/master.key, created on first start.
 	MasterKey          []byte
 	PreviousMasterKeys [][]byte
+	// SSO, when not nil, turns on single sign-on with that OpenID Connect
+	// provider: the console's button and the CLI's device login. An empty
+	// RedirectURL means <public URL>/login/sso/callback.
+	SSO *sso.Config
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
@@ -91,7 +97,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	authSvc, err := auth.New(auth.Options{Credentials: st, Users: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st})
+	var ssoClient *sso.Client
+	if cfg.SSO != nil {
+		sc := *cfg.SSO
+		if sc.RedirectURL == "" {
+			sc.RedirectURL = strings.TrimRight(public, "/") + "/login/sso/callback"
+		}
+		if ssoClient, err = sso.New(sc); err != nil {
+			return err
+		}
+	}
+	authOpts := auth.Options{Credentials: st, Users: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st}
+	if ssoClient != nil {
+		authOpts.SSO = ssoClient
+	}
+	authSvc, err := auth.New(authOpts)
 	if err != nil {
 		return err
 	}
@@ -143,6 +163,9 @@ func Run(ctx context.Context, cfg Config) error {
 	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log})
 	if err != nil {
 		return err
+	}
+	if ssoClient != nil {
+		web.SetSSO(ssoClient)
 	}
 	handler = console.Mount(handler, web)
 	// Agents' gRPC streams come in on the API's own listener.
