@@ -12,6 +12,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
 )
@@ -56,6 +57,7 @@ func (d storeDeployments) Subscribe(ctx context.Context, _ string) <-chan store.
 type fixture struct {
 	c      *Console
 	st     store.Store
+	auth   *auth.Service
 	cookie *http.Cookie
 }
 
@@ -72,7 +74,15 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	as, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: "http://sortie.test", TTL: time.Hour})
+	as, err := auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: "http://sortie.test", TTL: time.Hour, Tenants: st, Audit: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sec, err := secrets.New(ctx, secrets.Options{Store: st, KeyPath: dir + "/master.key"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	apiHandler, err := api.New(api.Options{Deployments: storeDeployments{st}, Auth: as, Store: st, Providers: st, Secrets: sec})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -84,11 +94,11 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := New(Options{Deployments: storeDeployments{st}, Auth: as})
+	c, err := New(Options{Deployments: storeDeployments{st}, Auth: as, API: apiHandler})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{c: c, st: st, cookie: &http.Cookie{Name: sessionCookie, Value: tok.AccessToken}}
+	return &fixture{c: c, st: st, auth: as, cookie: &http.Cookie{Name: sessionCookie, Value: tok.AccessToken}}
 }
 
 // spec is a pipeline of three targets (a → b, a → c) with gates and a
@@ -138,6 +148,9 @@ func (f *fixture) seed(tb testing.TB, n int) (newest string) {
 			{Tenant: store.DefaultTenant, Pipeline: id, At: now, Type: "status", Data: []byte(`{"target":"a","to":"RUNNING"}`)},
 			{Tenant: store.DefaultTenant, Pipeline: id, At: now, Type: "status", Data: []byte(`{"target":"a","step":"beforeDeployment/0","to":"PAUSED"}`)},
 		}
+		if i == n-1 {
+			evs = append(evs, reportEvents(id, now)...)
+		}
 		if err := f.st.CreatePipeline(ctx, p, nil, evs); err != nil {
 			tb.Fatal(err)
 		}
@@ -151,6 +164,27 @@ func (f *fixture) seed(tb testing.TB, n int) (newest string) {
 		newest = id
 	}
 	return newest
+}
+
+// reportEvents are what the executors report of target a: ten analysis
+// judgments, a webhook call and the objects a set-weight wrote.
+func reportEvents(id string, at time.Time) []store.Event {
+	ev := func(typ, data string) store.Event {
+		return store.Event{Tenant: store.DefaultTenant, Pipeline: id, At: at, Type: typ, Data: []byte(data)}
+	}
+	var out []store.Event
+	for run := 1; run <= 10; run++ {
+		verdict, value := "pass", "0.004"
+		if run == 10 {
+			verdict, value = "fail", "0.2"
+		}
+		out = append(out, ev("judgment", fmt.Sprintf(`{"target":"a","step":"beforeDeployment/0","command":"c","run":%d,"runs":10,"query":"error-rate","provider":"prom","sent":"sum(rate(http_errors{app=\"web\"}[1m])) < 0.01","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:01:00Z","value":%s,"upperLimit":0.01,"verdict":%q}`, run, value, verdict)))
+	}
+	out = append(out,
+		ev("webhook", `{"target":"a","step":"beforeDeployment/0","command":"w","webhook":"smoke","request":"POST https://ci.example/hooks/smoke\nAuthorization: Bearer ******\n\n{\"app\":\"web\"}"}`),
+		ev("applied", `{"target":"a","step":"canary/0","command":"k","objects":[{"kind":"ConfigMap","namespace":"ns-a","name":"web-settings"},{"kind":"Deployment","namespace":"ns-a","name":"web-canary"},{"kind":"Service","namespace":"ns-a","name":"web"}]}`),
+	)
+	return out
 }
 
 func (f *fixture) get(tb testing.TB, path string) *httptest.ResponseRecorder {
@@ -176,6 +210,10 @@ func BenchmarkPages(b *testing.B) {
 		{"pipeline", "/pipelines/" + newest},
 		{"pipeline-fragment", "/console/fragments/pipelines/" + newest + "?target=b"},
 		{"source-diff", "/pipelines/" + newest + "/source"},
+		{"secrets", "/settings/secrets"},
+		{"providers", "/settings/providers"},
+		{"users", "/settings/users"},
+		{"audit", "/settings/audit?action=pipeline.approve"},
 	} {
 		b.Run(page.name, func(b *testing.B) {
 			for b.Loop() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -117,6 +118,12 @@ func (s *sortie) call(method, path string, in, out any) {
 // deploy starts a pipeline of app through the REST API, as the CLI does.
 func (s *sortie) deploy(app, image, steps string) string {
 	s.t.Helper()
+	return s.deployWith(app, image, steps, "")
+}
+
+// deployWith is deploy with extra top-level sections (webhooks, analysis).
+func (s *sortie) deployWith(app, image, steps, extra string) string {
+	s.t.Helper()
 	file := fmt.Sprintf(`version: v1
 kind: kubernetes
 application: %[1]s
@@ -145,7 +152,7 @@ manifests:
           metadata: {labels: {app: %[1]s}}
           spec:
             containers: [{name: web, image: "%[3]s"}]
-`, app, s.ns, image, steps)
+%[5]s`, app, s.ns, image, steps, extra)
 	var res struct {
 		PipelineID string `json:"pipelineId"`
 	}
@@ -334,6 +341,22 @@ func TestLoginAndWatchCanaryAdvanceLiveThenApprove(t *testing.T) {
 	}
 	waitFor(t, ctx, "the pipeline succeeded", `document.querySelector('.live-meta') && document.querySelector('.live-meta').dataset.status === 'SUCCEEDED'`)
 	waitFor(t, ctx, "the timeline shows who approved", `document.getElementById('timeline').innerText.includes('approve canary/3 by bootstrap admin')`)
+	// The click is in the audit log as the API's own approve route records it.
+	var audit struct {
+		Entries []struct {
+			Actor, ClientID, Remote string
+			Objects                 []string
+		} `json:"entries"`
+	}
+	s.call("GET", "/api/v1/audit?action=pipeline.approve", nil, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Actor != "bootstrap admin" || audit.Entries[0].ClientID != s.adminID ||
+		len(audit.Entries[0].Objects) == 0 || audit.Entries[0].Objects[0] != id || audit.Entries[0].Remote != "127.0.0.1" {
+		t.Errorf("audit entries of pipeline.approve: %+v, want the click on %s by the bootstrap admin from 127.0.0.1", audit.Entries, id)
+	}
+	do(t, ctx, "open the audit log", chromedp.Navigate(s.url+"/settings/audit?action=pipeline.approve"), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	if got := text(t, ctx, "#audit tbody"); !strings.Contains(got, "pipeline.approve") || !strings.Contains(got, id) {
+		t.Errorf("the audit page shows %q", got)
+	}
 
 	// The source page diffs against the previous pipeline (v1 → v2).
 	do(t, ctx, "open the source", chromedp.Navigate(s.url+"/pipelines/"+id+"/source"), chromedp.WaitVisible(chromedp.CSS("table.diff")))
@@ -425,8 +448,123 @@ func TestLoginRefusals(t *testing.T) {
 	tok := s.token(s.adminID, s.adminSK)
 	do(t, ctx, "ask for a page", chromedp.Navigate(s.url+"/settings/secrets"), chromedp.WaitVisible(chromedp.CSS("#token")))
 	do(t, ctx, "paste a token", chromedp.SetValue(chromedp.CSS("#token"), tok))
-	do(t, ctx, "use the token", clickLoad("#login-token button[type=submit]"), chromedp.WaitVisible(chromedp.CSS("#placeholder")))
-	if got := text(t, ctx, "#placeholder"); !strings.Contains(got, "issue 8") {
-		t.Errorf("secrets page says %q, want the issue that brings secrets", got)
+	do(t, ctx, "use the token", clickLoad("#login-token button[type=submit]"), chromedp.WaitVisible(chromedp.CSS("#secret-form")))
+}
+
+// TestWebhookMessageAndWhatTheTargetTouched stores a secret through the
+// secrets page, deploys a canary whose runWebhook gate calls a test server
+// (the external system) with that secret in a header, and, with the
+// pipeline open, answers the call through the real API with a deployer's
+// real token: the page shows the callback's markdown rendered, without a
+// reload, the call as sent with the secret masked, and the Kubernetes
+// objects the target wrote.
+func TestWebhookMessageAndWhatTheTargetTouched(t *testing.T) {
+	s := startServer(t)
+	ctx := browser(t)
+	calls := make(chan map[string]string, 4)
+	ext := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		json.NewDecoder(r.Body).Decode(&body)
+		body["authorization"] = r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusAccepted)
+		calls <- body
+	}))
+	t.Cleanup(ext.Close)
+	const hookToken = "hook-token-3f9a1c"
+
+	login(t, ctx, s, s.adminID, s.adminSK)
+	do(t, ctx, "store a secret",
+		chromedp.Navigate(s.url+"/settings/secrets"),
+		chromedp.WaitVisible(chromedp.CSS("#secret-form")),
+		chromedp.SendKeys(chromedp.CSS("#secret-name"), "HOOK_TOKEN"),
+		chromedp.SendKeys(chromedp.CSS("#secret-value"), hookToken),
+		clickLoad("#secret-form button[type=submit]"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-secret="HOOK_TOKEN"]`)),
+	)
+	if html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, hookToken) {
+		t.Error("the secrets page shows the value")
 	}
+
+	webhooks := fmt.Sprintf(`webhooks:
+  - name: smoke
+    method: POST
+    uriTemplate: %s/run
+    headers:
+      - {key: Content-Type, value: application/json}
+      - {key: Authorization, value: "Bearer {{secrets.HOOK_TOKEN}}"}
+    bodyTemplate:
+      inline: '{"app": "{{armory.applicationName}}", "callbackUri": "{{armory.callbackUri}}"}'
+`, ext.URL)
+	steps := `        - setWeight: 50
+        - runWebhook: {name: smoke}
+        - setWeight: 100`
+	// The first deployment of an application goes straight to its new
+	// version; the second runs the canary and its gate.
+	s.waitAPI(s.deployWith("shop", "shop:v1", steps, webhooks), "SUCCEEDED")
+	id := s.deployWith("shop", "shop:v2", steps, webhooks)
+	var call map[string]string
+	select {
+	case call = <-calls:
+	case <-time.After(time.Minute):
+		var p json.RawMessage
+		s.call("GET", "/api/v1/pipelines/"+id, nil, &p)
+		t.Fatalf("the webhook was never called; the pipeline:\n%s", p)
+	}
+	if call["authorization"] != "Bearer "+hookToken || call["app"] != "shop" {
+		t.Errorf("the webhook got %v", call)
+	}
+
+	do(t, ctx, "open the pipeline",
+		chromedp.Navigate(s.url+"/pipelines/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`li.step.current[data-step="canary/1"]`)),
+		chromedp.Evaluate[chromedp.Void](`window.__noReload = 3`),
+	)
+	// The external system answers through the API with a real token of
+	// the tenant.
+	var nc struct{ ClientID, ClientSecret string }
+	s.call("POST", "/api/v1/credentials", map[string]any{"name": "smoke runner", "roles": []string{"deployer"}}, &nc)
+	body, _ := json.Marshal(map[string]any{"success": true, "mdMessage": "**Smoke tests** passed: [report](https://example.com/r)"})
+	req, _ := http.NewRequest("POST", call["callbackUri"]+"/callback", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+s.token(nc.ClientID, nc.ClientSecret))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+
+	msg := `li.step[data-step="canary/1"] .msg`
+	waitFor(t, ctx, "the webhook message", `!!document.querySelector('`+msg+` strong')`)
+	waitFor(t, ctx, "no reload", `window.__noReload === 3`)
+	if got := text(t, ctx, msg+" strong"); got != "Smoke tests" {
+		t.Errorf("bold text %q", got)
+	}
+	link, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(function(){var a=document.querySelector('`+msg+` a');return [a.href,a.textContent,a.rel,a.target]})()`))
+	if err != nil || link[0] != "https://example.com/r" || link[1] != "report" || !strings.Contains(link[2], "noopener") || link[3] != "_blank" {
+		t.Errorf("link %v (%v)", link, err)
+	}
+	if got := text(t, ctx, msg); got != "Smoke tests passed: report" {
+		t.Errorf("message text %q", got)
+	}
+	tags, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('`+msg+` *')).map(function(e){return e.tagName})`))
+	if strings.Join(tags, ",") != "P,STRONG,A" {
+		t.Errorf("the message renders tags %v, want only P, STRONG and A", tags)
+	}
+	// The call as sent, secret masked; the objects the target wrote.
+	request, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('li.step[data-step="canary/1"] details.call pre').textContent`))
+	if !strings.Contains(request, "POST "+ext.URL+"/run") || !strings.Contains(request, "Authorization: Bearer ") || strings.Contains(request, hookToken) {
+		t.Errorf("the webhook call shows %q", request)
+	}
+	waitFor(t, ctx, "the pipeline succeeded", `document.querySelector('.live-meta').dataset.status === 'SUCCEEDED'`)
+	waitFor(t, ctx, "the objects the target wrote", `!!document.querySelector('#objects tr[data-object="Deployment/shop"]')`)
+	if got := text(t, ctx, `#objects tr[data-object="Deployment/shop"]`); !strings.Contains(got, s.ns) {
+		t.Errorf("objects row %q lacks the namespace %s", got, s.ns)
+	}
+	if html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, hookToken) {
+		t.Error("the pipeline page shows the secret")
+	}
+	screenshot(t, ctx, "webhook-message.png", "#detail")
 }

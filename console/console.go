@@ -39,6 +39,12 @@ type Options struct {
 	// Agents lists the connected agents (the server's agent hub); nil
 	// means none are.
 	Agents api.Agents
+	// API is the REST API's handler (api.New). The console makes every
+	// write, and reads configuration, through it in process with the
+	// session's token, so the API's role checks and audit log apply to
+	// clicks as they do to the CLI. Nil means Mount's apiHandler; a console
+	// with neither shows pages but changes nothing.
+	API http.Handler
 	// Logger receives server errors; nil discards.
 	Logger *slog.Logger
 	// Heartbeat is the event streams' heartbeat period; zero means
@@ -53,6 +59,7 @@ type Console struct {
 	d         api.Deployments
 	auth      *auth.Service
 	agents    api.Agents
+	api       http.Handler
 	sso       SSO
 	log       *slog.Logger
 	heartbeat time.Duration
@@ -67,7 +74,7 @@ func New(o Options) (*Console, error) {
 	if o.Deployments == nil || o.Auth == nil {
 		return nil, errors.New("console: Options need Deployments and Auth")
 	}
-	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
+	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -88,8 +95,12 @@ func New(o Options) (*Console, error) {
 
 // Mount returns a handler that sends the API's routes (every path of
 // api.Routes and anything under api.Prefix) to apiHandler and everything
-// else to the console.
+// else to the console. A *Console built without Options.API makes its
+// writes through apiHandler; call Mount before serving.
 func Mount(apiHandler, console http.Handler) http.Handler {
+	if c, ok := console.(*Console); ok && c.api == nil {
+		c.api = apiHandler
+	}
 	mux := http.NewServeMux()
 	seen := map[string]bool{}
 	for _, rt := range api.Routes() {
@@ -130,7 +141,17 @@ func (c *Console) routes() *http.ServeMux {
 	post("POST /settings/credentials", c.createCredential)
 	post("POST /settings/credentials/{id}/delete", c.deleteCredential)
 	page("GET /settings/agents", c.agentsPage)
-	page("GET /settings/{page}", c.placeholderPage)
+	page("GET /settings/secrets", c.secretsPage)
+	post("POST /settings/secrets", c.putSecret)
+	post("POST /settings/secrets/{name}/delete", c.deleteSecret)
+	page("GET /settings/providers", c.providersPage)
+	post("POST /settings/providers", c.createProvider)
+	post("POST /settings/providers/{name}/delete", c.deleteProvider)
+	page("GET /settings/users", c.usersPage)
+	post("POST /settings/credentials/{id}/roles", c.setRoles)
+	page("GET /settings/audit", c.auditPage)
+	page("GET /settings/tenant", c.tenantPage)
+	post("POST /settings/tenant", c.switchTenant)
 	partial("GET /console/fragments/list", c.listFragment)
 	partial("GET /console/fragments/pipelines/{id}", c.pipelineFragment)
 	partial("GET /console/events", c.events)
@@ -191,8 +212,9 @@ func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
 // fail answers a request that the runner refused or that failed, in the
 // user's words.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	var ae *apiError
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 		c.notFound(w, r, s)
 	default:
 		c.serverError(w, r, err)
@@ -203,7 +225,10 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 func userMessage(err error) string {
 	var pe *pipeline.Error
 	var ae *api.Error
+	var ce *apiError
 	switch {
+	case errors.As(err, &ce):
+		return ce.Message
 	case errors.As(err, &pe):
 		return pe.Message
 	case errors.As(err, &ae):
@@ -214,4 +239,13 @@ func userMessage(err error) string {
 		return "the pipeline changed meanwhile; try again"
 	}
 	return ""
+}
+
+// errorText is an error as the user reads it: the API's or engine's message
+// when there is one.
+func errorText(err error) string {
+	if msg := userMessage(err); msg != "" {
+		return msg
+	}
+	return err.Error()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -20,10 +21,17 @@ type Page struct {
 	Session *session
 	Flash   *Flash
 	Nav     string
+	// MaySwitch: the principal is an organization admin, who may act in
+	// another tenant.
+	MaySwitch bool
 }
 
 func (c *Console) page(r *http.Request, s *session, title string) Page {
-	return Page{Title: title, Session: s, Nav: navOf(r.URL.Path)}
+	p := Page{Title: title, Session: s, Nav: navOf(r.URL.Path)}
+	if s != nil {
+		p.MaySwitch = auth.Has(s.Roles, nil, auth.GrantOrganization)
+	}
+	return p
 }
 
 func navOf(path string) string {
@@ -177,6 +185,8 @@ type Detail struct {
 	Steps                        []StepRow
 	Rollback                     Action
 	Timeline                     []TimelineRow
+	// Objects are the Kubernetes objects the target's commands wrote.
+	Objects []ObjectRow
 }
 
 // StepRow is one step of the detail panel.
@@ -187,6 +197,10 @@ type StepRow struct {
 	MessageHTML   template.HTML
 	DeadlineLabel string
 	Actions       []Action
+	// Judgments are an analysis step's runs; Calls a webhook step's
+	// requests as sent (secrets masked).
+	Judgments []JudgmentRow
+	Calls     []WebhookCall
 }
 
 // TimelineRow is one entry of a target's events timeline.
@@ -256,6 +270,8 @@ func detailOf(st *pipeline.State, s *session, t *pipeline.TargetState, evs []sto
 		d.Account, d.Namespace, d.DependsOn, d.Strategy = ts.Account, ts.Namespace, ts.DependsOn, ts.Strategy.Name
 	}
 	d.NewPods, d.OldPods, d.PodsKnown = podCounts(t)
+	reports := reportsOf(t.Name, evs)
+	d.Objects = reports.objects
 	cur := currentStep(t)
 	steps := t.Steps
 	if t.Rollback != nil {
@@ -269,6 +285,8 @@ func detailOf(st *pipeline.State, s *session, t *pipeline.TargetState, evs []sto
 			Current:       i == cur || (step.Kind == pipeline.KindRollback && step.Status.Active()),
 			DeadlineLabel: deadlineLabel(step),
 			Actions:       stepActions(st, s.Principal, t.Name, step),
+			Judgments:     reports.judgments[step.ID],
+			Calls:         reports.calls[step.ID],
 		}
 		if step.Message != "" {
 			// Webhook callbacks bring markdown; every message goes through
@@ -329,34 +347,32 @@ func (c *Console) pipelineFragment(w http.ResponseWriter, r *http.Request, s *se
 	c.render(w, r, http.StatusOK, "pipelinelive", d)
 }
 
-// act runs approve, skip, rollback or cancel through the same Deployments
-// the API uses, as the signed-in principal.
+// act runs approve, skip, rollback or cancel through the REST API in
+// process, as the signed-in principal: the API checks the roles, the engine
+// the gate's requiresRoles, and the API's audit log records the click as it
+// records the same call from the CLI.
 func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
 	f := r.PostForm
-	by := s.Principal.Engine()
-	var ev pipeline.Event
-	target, step := f.Get("target"), f.Get("step")
-	switch r.PathValue("action") {
-	case "approve":
-		ev = pipeline.Approve{Target: target, Step: step, By: by}
-	case "skip":
-		ev = pipeline.Skip{Target: target, Step: step, By: by}
+	action := r.PathValue("action")
+	req := api.ActionRequest{Target: f.Get("target"), Step: f.Get("step")}
+	switch action {
+	case "approve", "skip":
 	case "rollback":
-		ev = pipeline.Rollback{Target: target, Reason: strings.TrimSpace(f.Get("reason")), By: by}
+		req.Step, req.Reason = "", strings.TrimSpace(f.Get("reason"))
 	case "cancel":
-		ev = pipeline.Cancel{Reason: strings.TrimSpace(f.Get("reason")), By: by}
+		req = api.ActionRequest{Reason: strings.TrimSpace(f.Get("reason"))}
 	default:
 		c.notFound(w, r, s)
 		return
 	}
 	back := "/pipelines/" + url.PathEscape(id)
-	if target != "" {
-		back += "?target=" + url.QueryEscape(target)
+	if req.Target != "" {
+		back += "?target=" + url.QueryEscape(req.Target)
 	}
-	// The API's own gate: viewers and agents never reach the engine.
+	// Said in the console's words before the API says it in its own.
 	refusal := mayDeploy(s.Principal)
-	if _, isApprove := ev.(pipeline.Approve); isApprove && refusal != "" {
+	if action == "approve" && refusal != "" {
 		if slices.ContainsFunc(s.Roles, func(r string) bool { return !slices.Contains(systemRoles, r) }) {
 			refusal = ""
 		}
@@ -366,7 +382,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	if _, err := c.d.Act(r.Context(), s.Principal, id, ev); err != nil {
+	if err := c.callAPI(r, s, http.MethodPost, api.Prefix+"/pipelines/"+url.PathEscape(id)+"/"+action, req, nil); err != nil {
 		if msg := userMessage(err); msg != "" {
 			setFlash(w, r, "error", "Refused: "+msg)
 			http.Redirect(w, r, back, http.StatusSeeOther)
@@ -375,7 +391,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, err)
 		return
 	}
-	setFlash(w, r, "ok", actionDone(r.PathValue("action"), target, step))
+	setFlash(w, r, "ok", actionDone(action, req.Target, req.Step))
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
@@ -409,8 +425,8 @@ func (c *Console) redeploy(w http.ResponseWriter, r *http.Request, s *session) {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	res, err := c.d.Redeploy(r.Context(), s.Principal, id, api.RedeployRequest{Targets: targets})
-	if err != nil {
+	var res api.StartResult
+	if err := c.callAPI(r, s, http.MethodPost, api.Prefix+"/pipelines/"+url.PathEscape(id)+"/redeploy", api.RedeployRequest{Targets: targets}, &res); err != nil {
 		if msg := userMessage(err); msg != "" {
 			setFlash(w, r, "error", "Redeploy refused: "+msg)
 			http.Redirect(w, r, back, http.StatusSeeOther)

@@ -184,7 +184,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		var msg string
-		token, status, msg = c.exchange(r, strings.TrimSpace(f.Get("client_id")), f.Get("client_secret"))
+		token, status, msg = c.exchange(r, strings.TrimSpace(f.Get("client_id")), f.Get("client_secret"), strings.TrimSpace(f.Get("tenant")))
 		d.Error = msg
 	}
 	if token != "" {
@@ -209,13 +209,18 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // exchange gets a token for a client id and secret from the server's own
-// token endpoint, in process: the same rate limits, constant-time checks
-// and log lines as /oauth/token, counted against the browser's address.
-func (c *Console) exchange(r *http.Request, id, secret string) (token string, status int, msg string) {
+// token endpoint, in process: the same rate limits, constant-time checks,
+// log lines and audit entries as /oauth/token, counted against the
+// browser's address. tenant, when not empty, asks for a token of that
+// tenant (organization admins only).
+func (c *Console) exchange(r *http.Request, id, secret, tenant string) (token string, status int, msg string) {
 	if id == "" || secret == "" {
 		return "", http.StatusBadRequest, "Enter a client id and its secret."
 	}
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+	if tenant != "" {
+		form.Set("tenant", tenant)
+	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, auth.TokenPath, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", http.StatusInternalServerError, "The login could not be processed."
@@ -236,6 +241,8 @@ func (c *Console) exchange(r *http.Request, id, secret string) (token string, st
 		return "", rec.Code, "Too many login attempts; wait " + rec.Header().Get("Retry-After") + " seconds and try again."
 	case rec.Code == http.StatusUnauthorized:
 		return "", rec.Code, "Unknown client id or wrong secret."
+	case rec.Code == http.StatusBadRequest && tenant != "":
+		return "", rec.Code, "No token for tenant " + tenant + ": " + body.Description
 	}
 	return "", rec.Code, "The login failed: " + body.Description
 }

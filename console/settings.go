@@ -1,12 +1,13 @@
 package console
 
 import (
-	"github.com/sortie-cd/sortie/api"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -95,12 +96,18 @@ func (c *Console) createCredential(w http.ResponseWriter, r *http.Request, s *se
 		c.render(w, r, http.StatusBadRequest, "credentials", d)
 		return
 	}
-	cred, secret, err := c.auth.CreateCredential(r.Context(), s.Tenant, name, roles)
-	if err != nil {
+	var nc api.NewCredential
+	if err := c.callAPI(r, s, http.MethodPost, api.Prefix+"/credentials", api.CreateCredentialRequest{Name: name, Roles: roles}, &nc); err != nil {
+		if msg := userMessage(err); msg != "" {
+			d.Error = msg
+			c.render(w, r, http.StatusBadRequest, "credentials", d)
+			return
+		}
 		c.fail(w, r, s, err)
 		return
 	}
-	d.Created, d.Secret, d.Name = &cred, secret, ""
+	cred := store.Credential{ClientID: nc.ClientID, Name: nc.Name, Roles: nc.Roles, CreatedAt: nc.CreatedAt, Tenant: s.Tenant}
+	d.Created, d.Secret, d.Name = &cred, nc.ClientSecret, ""
 	d.Credentials = append([]store.Credential{cred}, d.Credentials...)
 	c.render(w, r, http.StatusOK, "credentials", d)
 }
@@ -113,41 +120,13 @@ func (c *Console) deleteCredential(w http.ResponseWriter, r *http.Request, s *se
 	case id == s.ClientID:
 		setFlash(w, r, "error", "You are signed in with that credential; delete it while signed in with another one.")
 	default:
-		if err := c.auth.DeleteCredential(r.Context(), s.Tenant, id); err != nil {
-			setFlash(w, r, "error", "Could not delete "+id+": "+strings.TrimPrefix(err.Error(), "auth: "))
+		if err := c.callAPI(r, s, http.MethodDelete, api.Prefix+"/credentials/"+url.PathEscape(id), nil, nil); err != nil {
+			setFlash(w, r, "error", "Could not delete "+id+": "+errorText(err))
 		} else {
 			setFlash(w, r, "ok", "Deleted credential "+id+". Tokens already issued to it stay valid until they expire.")
 		}
 	}
 	http.Redirect(w, r, "/settings/credentials", http.StatusSeeOther)
-}
-
-// placeholder is a configuration page whose feature another issue brings.
-type placeholder struct {
-	Name, Issue, Body string
-}
-
-var placeholders = map[string]placeholder{
-	"secrets": {"Secrets", "issue 8 (tenants, identity, roles, secrets and audit)",
-		"Write-only, encrypted secrets per tenant arrive with issue 8. Nothing is stored yet."},
-	"providers": {"Metric providers", "the webhooks and analysis issue",
-		"Metric providers (Prometheus and others) for canary analysis arrive with the analysis issue."},
-	"users": {"Users and roles", "issue 8 (tenants, identity, roles, secrets and audit)",
-		"Users, single sign-on and custom roles arrive with issue 8. Today machine client credentials carry the roles: see Client credentials."},
-}
-
-type placeholderData struct {
-	Page
-	placeholder
-}
-
-func (c *Console) placeholderPage(w http.ResponseWriter, r *http.Request, s *session) {
-	ph, ok := placeholders[r.PathValue("page")]
-	if !ok {
-		c.notFound(w, r, s)
-		return
-	}
-	c.render(w, r, http.StatusOK, "placeholder", placeholderData{Page: c.page(r, s, ph.Name), placeholder: ph})
 }
 
 type agentsData struct {
