@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -50,9 +51,27 @@ type Provider struct {
 	Issuer string
 }
 
-// Start builds (once) and starts a provider with clients and users; it
-// stops when the test ends.
+// Start builds (once) and starts a provider with clients and users on a
+// free loopback port; it stops when the test ends.
 func Start(t testing.TB, clients []Client, users []User) *Provider {
+	t.Helper()
+	return StartOn(t, "127.0.0.1:0", clients, users)
+}
+
+// FreeAddr returns a loopback address with a port free now, for a provider
+// whose issuer must be known before it starts (StartOn).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// StartOn is Start listening on addr: the issuer is "http://" + addr + "/".
+func StartOn(t testing.TB, addr string, clients []Client, users []User) *Provider {
 	t.Helper()
 	bin, err := build(t)
 	if err != nil {
@@ -64,7 +83,7 @@ func Start(t testing.TB, clients []Client, users []User) *Provider {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-config", path)
+	cmd := exec.CommandContext(ctx, bin, "-config", path, "-addr", addr)
 	logPath := filepath.Join(t.TempDir(), "oidc.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
