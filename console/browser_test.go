@@ -566,5 +566,6 @@ func TestWebhookMessageAndWhatTheTargetTouched(t *testing.T) {
 	if html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, hookToken) {
 		t.Error("the pipeline page shows the secret")
 	}
+	do(t, ctx, "open the call", chromedp.Evaluate[chromedp.Void](`document.querySelector('details.call').open = true`))
 	screenshot(t, ctx, "webhook-message.png", "#detail")
 }

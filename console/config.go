@@ -366,6 +366,10 @@ func (c *Console) tenantData(r *http.Request, s *session) tenantData {
 		d.Reason = "You act in tenant " + s.Tenant + " only: switching tenants takes the organization-admin role; your roles: " + roleList(s.Roles) + "."
 		return d
 	}
+	if user, ok := s.Username(); ok {
+		d.Reason = "You are signed in as user " + user + " of tenant " + s.Tenant + ", and a user belongs to one tenant: to act in another, log in there with its user account or with an organization admin's client credential."
+		return d
+	}
 	var list api.TenantList
 	if err := c.callAPI(r, s, http.MethodGet, api.Prefix+"/tenants", nil, &list); err != nil {
 		d.Reason = "The tenants could not be listed: " + errorText(err)

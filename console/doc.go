@@ -8,9 +8,12 @@
 // with go:embed, no build step and no external asset: the deployments list
 // (filters, search), the pipeline view (an SVG graph laid out on the server
 // by waves of dependsOn, the selected target's steps, weights, pod counts,
-// messages and timeline), the stored source with a line diff (Myers)
-// against the previous pipeline of the application, client credentials,
-// and placeholder pages for what later issues bring. Pages update live: the
+// messages, analysis runs against their limits, webhook calls as sent,
+// the Kubernetes objects written and the timeline), the stored source with
+// a line diff (Myers) against the previous pipeline of the application,
+// and the configuration: agents, client credentials, secrets (write-only),
+// metric providers, users and roles, the audit log, and the tenant switch
+// of organization admins. Pages update live: the
 // script listens to /console/events (Server-Sent Events backed by
 // Deployments.Subscribe and Events, replayed after Last-Event-ID) and
 // fetches the affected HTML fragment again.
@@ -24,17 +27,26 @@
 // one-way hash a cross-site page can neither read nor compute), and a
 // cross-origin Origin header is refused as well.
 //
-// Actions (approve, skip, roll back, cancel, redeploy) go through the same
-// api.Deployments as the REST API, as the signed-in principal; buttons are
-// disabled, with the reason shown, when the principal's roles or the
-// state do not allow them, using the API's role rules and the gate's
-// requiresRoles.
+// Reads of deployments go to api.Deployments directly (they are the hot
+// path). Every write (approve, skip, roll back, cancel, redeploy,
+// credentials and their roles, secrets, providers) and every read of
+// configuration goes through the REST API's own handler in process, with
+// the session's token and the browser's address: the API's route table
+// checks the grant and records the audit entry, so a click is refused and
+// audited exactly as the same call from the CLI. Buttons are disabled, with
+// the reason shown, when the principal's roles or the state do not allow
+// them, using the API's grants (auth.SystemRoles) and the gate's
+// requiresRoles. A tenant switch asks the token endpoint for a token of
+// the other tenant (organization admins only), with the client secret
+// typed again: the console keeps no secret.
 //
 // # What it must not do
 //
-// Keep state of its own, persist anything but through Deployments and
-// auth.Service, show anything of another tenant (every call passes the
-// session's tenant), put a token or secret in a URL or a log line, or
-// render any text from a deployment unescaped: step and webhook messages
-// go through Markdown, which escapes everything and adds only its own tags.
+// Keep state of its own, write anything but through the REST API (or the
+// token endpoint, to log in), show a secret's value, show anything of
+// another tenant (every call passes the session's tenant), put a token or
+// secret in a URL or a log line, or render any text from a deployment
+// unescaped: step and webhook messages go through Markdown, which escapes
+// everything and adds only its own tags; analysis queries and webhook
+// requests are shown as text.
 package console

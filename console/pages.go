@@ -29,7 +29,8 @@ type Page struct {
 func (c *Console) page(r *http.Request, s *session, title string) Page {
 	p := Page{Title: title, Session: s, Nav: navOf(r.URL.Path)}
 	if s != nil {
-		p.MaySwitch = auth.Has(s.Roles, nil, auth.GrantOrganization)
+		_, user := s.Username()
+		p.MaySwitch = !user && auth.Has(s.Roles, nil, auth.GrantOrganization)
 	}
 	return p
 }

@@ -37,12 +37,14 @@ func (c *Console) credentialsData(r *http.Request, s *session) (credentialsData,
 		d.Reason = "Only a tenant admin or an organization admin manages client credentials; your roles: " + roleList(s.Roles) + "."
 		return d, nil
 	}
-	cs, err := c.auth.ListCredentials(r.Context(), s.Tenant)
-	if err != nil {
+	var list api.CredentialList
+	if err := c.callAPI(r, s, http.MethodGet, api.Prefix+"/credentials", nil, &list); err != nil {
 		return d, err
 	}
-	slices.SortFunc(cs, func(a, b store.Credential) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	d.Credentials = cs
+	for _, cv := range list.Credentials {
+		d.Credentials = append(d.Credentials, store.Credential{Tenant: s.Tenant, ClientID: cv.ClientID, Name: cv.Name, Roles: cv.Roles, CreatedAt: cv.CreatedAt})
+	}
+	slices.SortFunc(d.Credentials, func(a, b store.Credential) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return d, nil
 }
 
