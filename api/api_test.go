@@ -77,6 +77,7 @@ func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 		Auth:        h.auth,
 		Logger:      slog.New(slog.NewTextHandler(h.logs, nil)),
 		Metrics:     prometheus.NewRegistry(),
+		Store:       h.store,
 	}
 	for _, e := range edit {
 		e(&o)
