@@ -1,14 +1,3 @@
-// Package sso is Sortie's single sign-on with an OpenID Connect provider:
-// discovery, the browser's authorization code flow with PKCE, the device
-// flow Sortie proxies for the CLI, verification of ID tokens (signature by
-// the provider's published keys, issuer, audience, expiry, nonce), and the
-// mapping of the provider's groups to a tenant and roles.
-//
-// It is the one package that talks to the provider (with
-// github.com/coreos/go-oidc and golang.org/x/oauth2). It must not issue
-// Sortie tokens or keep users: it returns an auth.Identity, and package
-// auth provisions the user and issues the tokens. It never logs a token or
-// the client secret.
 package sso
 
 import (

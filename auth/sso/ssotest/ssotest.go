@@ -1,11 +1,3 @@
-// Package ssotest runs a real OpenID Connect provider for tests: the
-// example server of github.com/zitadel/oidc/v3 (tools/oidc of this
-// repository, its own module), built once from the module proxy into the
-// test cache (~/.cache/sortie/oidc-provider-<hash>) and started on
-// loopback. It is no fake: discovery, the authorization code flow with
-// PKCE, the device flow and the signed ID tokens are the OP library's.
-//
-// It must not be imported outside tests.
 package ssotest
 
 import (
@@ -160,7 +152,7 @@ func build(t testing.TB) (string, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
 	cmd := exec.Command("go", "build", "-o", tmp, "./provider")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build in %s: %v\n%s", dir, err, out)
 	}

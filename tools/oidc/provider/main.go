@@ -13,8 +13,8 @@
 //   - it listens on -addr (port 0: any) and prints "issuer URL" on
 //     standard output once it serves.
 //
-// Nothing of it ships; package sso's tests build it once (see
-// sso/ssotest) from the module proxy.
+// Nothing of it ships; tests build it once from the module proxy with
+// package auth/sso/ssotest.
 package main
 
 import (
