@@ -167,7 +167,14 @@ random bytes: openssl rand -base64 32) if set, else <data-dir>/master.key,
 created on first start. To replace a key given by SORTIE_MASTER_KEY,
 restart with the new one there and the old one in
 SORTIE_PREVIOUS_MASTER_KEYS; a key file is rotated while the server runs
-(POST /api/v1/master-key/rotate, organization admins).`),
+(POST /api/v1/master-key/rotate, organization admins).
+
+People log in with local accounts ('sortie users') or, with --oidc-issuer,
+through an OpenID Connect provider: register one client there with the
+authorization code grant (redirect URL PUBLIC-URL/login/sso/callback) and the
+device grant, give its id and secret (--oidc-client-secret-file or
+SORTIE_OIDC_CLIENT_SECRET), and map groups with --oidc-group-role
+GROUP=TENANT:ROLE[,ROLE...] (repeatable).`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(ios)
