@@ -27,9 +27,12 @@ test: kube-bin proto-tools vet
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks, each printed beside a baseline measured in the same run: a
-# 3-step canary through Sortie beside kubectl apply + rollout status on the
-# local cluster, and engine transitions per second with the SQLite store.
+# Benchmarks, each printed beside a baseline measured in the same run, on the
+# local cluster: a 3-step canary through server + agent processes and through
+# the in-process executor beside kubectl apply + rollout status; a rollback
+# until the old version is Ready beside kubectl rollout undo; the agent's
+# memory idle and with 50 workloads; and engine transitions per second with
+# the SQLite store. A few minutes.
 .PHONY: bench
 bench: kube-bin
 	$(GO) run ./bench

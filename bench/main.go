@@ -2,21 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
 func main() {
 	var o options
-	flag.IntVar(&o.rollouts, "rollouts", 7, "canary rollouts to time (and as many kubectl rollouts), after one untimed warm-up each")
+	flag.IntVar(&o.rollouts, "rollouts", 7, "canary rollouts to time each way (server + agent, in-process, kubectl), after one untimed warm-up each")
+	flag.IntVar(&o.rollbacks, "rollbacks", 5, "rollbacks to time (and as many kubectl rollout undo)")
+	flag.IntVar(&o.workloads, "workloads", 50, "Deployments in the deployment the agent's memory is measured through")
 	flag.IntVar(&o.pipelines, "pipelines", 400, "pipelines the engine benchmark runs")
 	flag.IntVar(&o.concurrency, "concurrency", 8, "pipelines the engine benchmark runs at once")
-	flag.StringVar(&o.only, "only", "", "run only this part: rollout or engine")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: rollout, rollback, memory, engine")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -26,23 +30,39 @@ func main() {
 
 type options struct {
 	rollouts    int
+	rollbacks   int
+	workloads   int
 	pipelines   int
 	concurrency int
 	only        string
 }
 
+// parts are the benchmark's parts, in the order they run; all but engine
+// share one cluster.
+var parts = []string{"rollout", "rollback", "memory", "engine"}
+
+// wants reports whether -only selects part.
+func (o options) wants(part string) bool {
+	return o.only == "" || slices.Contains(strings.Split(o.only, ","), part)
+}
+
 func run(ctx context.Context, out io.Writer, o options) error {
-	switch o.only {
-	case "", "rollout", "engine":
-	default:
-		return fmt.Errorf("-only %q: want rollout or engine", o.only)
-	}
-	if o.only != "engine" {
-		if err := benchRollout(ctx, out, o.rollouts); err != nil {
-			return fmt.Errorf("rollout: %w", err)
+	if o.only != "" {
+		for p := range strings.SplitSeq(o.only, ",") {
+			if !slices.Contains(parts, p) {
+				return fmt.Errorf("-only %q: want a comma-separated list of %s", o.only, strings.Join(parts, ", "))
+			}
 		}
 	}
-	if o.only != "rollout" {
+	if o.rollouts < 1 || o.rollbacks < 1 || o.workloads < 1 {
+		return errors.New("-rollouts, -rollbacks and -workloads must be at least 1")
+	}
+	if o.wants("rollout") || o.wants("rollback") || o.wants("memory") {
+		if err := benchCluster(ctx, out, o); err != nil {
+			return err
+		}
+	}
+	if o.wants("engine") {
 		if err := benchEngine(ctx, out, o.pipelines, o.concurrency); err != nil {
 			return fmt.Errorf("engine: %w", err)
 		}

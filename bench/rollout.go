@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sortie-cd/sortie/kube"
@@ -36,55 +34,41 @@ var benchUser = pipeline.Principal{Name: "bench", Roles: []string{pipeline.RoleD
 // rolloutLimit bounds one rollout, either side.
 const rolloutLimit = 5 * time.Minute
 
-// benchRollout times n rollouts of a new image each way, alternating which
+// benchRollout times n rollouts of a new image each way, rotating which
 // goes first, after one untimed warm-up each (Sortie's first deployment of
 // an application goes straight to 100 %, and kubectl's creates the
-// Deployment).
-func benchRollout(ctx context.Context, out io.Writer, n int) error {
-	if n < 1 {
-		return errors.New("-rollouts must be at least 1")
-	}
-	fmt.Fprintln(os.Stderr, "bench: starting a local Kubernetes cluster (the first run builds it, which takes several minutes)")
-	bins, err := localkube.EnsureBinaries(ctx, localkube.BuildOptions{Log: os.Stderr})
+// Deployment). Each way has its own namespace, and every rollout is checked
+// in the cluster.
+func benchRollout(ctx context.Context, out io.Writer, r *rig, n int) error {
+	remote, err := newAgentSide(ctx, r)
 	if err != nil {
 		return err
 	}
-	cluster, err := localkube.Start(ctx, localkube.Options{Binaries: bins})
+	local, err := newSortieSide(ctx, r)
 	if err != nil {
 		return err
 	}
-	defer cluster.Stop()
-	dir, err := os.MkdirTemp("", "sortie-bench-")
+	defer local.close()
+	kubectl, err := newKubectlSide(ctx, r, "bench-kubectl")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-
-	sortie, err := newSortieSide(ctx, cluster, dir)
-	if err != nil {
-		return err
-	}
-	defer sortie.close()
-	kubectl, err := newKubectlSide(ctx, cluster, bins, dir)
-	if err != nil {
-		return err
-	}
-	sides := []side{sortie, kubectl}
+	sides := []side{remote, local, kubectl}
 	took := make([][]time.Duration, len(sides))
-	fmt.Fprintf(os.Stderr, "bench: %d rollouts each way", n)
+	fmt.Fprintf(os.Stderr, "bench: %d rollouts each way (%s)", n, strings.Join(names(sides), "; "))
 	for i := 0; i <= n; i++ {
 		image := fmt.Sprintf("registry.example/web:%d", i+1)
 		for j := range sides {
-			s := sides[(i+j)%len(sides)]
+			k := (i + j) % len(sides)
+			s := sides[k]
 			d, err := s.rollout(ctx, image)
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", s.name(), image, err)
 			}
-			if err := checkRolledOut(ctx, cluster, s.namespace(), image); err != nil {
+			if err := checkRolledOut(ctx, r.cluster, s.namespace(), image); err != nil {
 				return fmt.Errorf("%s, %s: %w", s.name(), image, err)
 			}
 			if i > 0 {
-				k := (i + j) % len(sides)
 				took[k] = append(took[k], d)
 			}
 		}
@@ -92,16 +76,27 @@ func benchRollout(ctx context.Context, out io.Writer, n int) error {
 	}
 	fmt.Fprintln(os.Stderr)
 
-	fmt.Fprintf(out, "Rollout of a new image on a 4-replica Deployment, local cluster (real control plane, kwok pods), %d timed runs each\n\n", n)
-	rows := [][]string{{"", "median", "mean", "min", "max"}}
+	base := median(took[len(sides)-1])
+	fmt.Fprintf(out, "Rollout of a new image on a 4-replica Deployment, local cluster (real control plane, kwok pods), %d timed runs each way\n", n)
+	fmt.Fprintf(out, "Sortie runs a 3-step canary without pauses (setWeight 25, 50, 100, then finalize); each run checked in the cluster (4 Ready replicas of the image, one Deployment)\n\n")
+	rows := [][]string{{"", "median", "mean", "min", "max", "median / kubectl"}}
 	for k, s := range sides {
 		d := took[k]
-		rows = append(rows, []string{s.name(), ms(median(d)), ms(mean(d)), ms(slices.Min(d)), ms(slices.Max(d))})
+		rows = append(rows, []string{s.name(), ms(median(d)), ms(mean(d)), ms(slices.Min(d)), ms(slices.Max(d)), fmt.Sprintf("%.2f×", float64(median(d))/float64(base))})
 	}
 	table(out, rows)
-	fmt.Fprintf(out, "\nratio sortie / kubectl (medians): %.2f×\n", float64(median(took[0]))/float64(median(took[1])))
-	fmt.Fprintf(out, "sortie's steps, mean: %s\n\n", sortie.stepSummary())
+	fmt.Fprintf(out, "\nserver + agent / in-process (medians): %.2f×\n", float64(median(took[0]))/float64(median(took[1])))
+	fmt.Fprintf(out, "steps, mean, server + agent: %s\n", remote.steps.String())
+	fmt.Fprintf(out, "steps, mean, in-process:     %s\n\n", local.steps.String())
 	return nil
+}
+
+func names(sides []side) []string {
+	var out []string
+	for _, s := range sides {
+		out = append(out, s.name())
+	}
+	return out
 }
 
 // side is one way of rolling out an image.
@@ -111,37 +106,82 @@ type side interface {
 	rollout(ctx context.Context, image string) (time.Duration, error)
 }
 
+// webRequest is the deployment file (named name, with text file) of the
+// application of web.yml to ns, with image.
+func webRequest(name, file, ns, image string) runner.StartRequest {
+	return runner.StartRequest{
+		FileName:  name,
+		File:      strings.ReplaceAll(file, "NAMESPACE", ns),
+		Manifests: map[string]string{"web.yml": strings.ReplaceAll(webManifest, "IMAGE", image)},
+	}
+}
+
+// agentSide runs the canary as users do: `sortie server` and `sortie
+// agent` as separate processes, the pipeline started over HTTP and
+// followed on its event stream.
+type agentSide struct {
+	ns    string
+	srv   *server
+	steps stepTimes
+}
+
+func newAgentSide(ctx context.Context, r *rig) (*agentSide, error) {
+	ns, err := r.namespace(ctx, "bench-agent")
+	if err != nil {
+		return nil, err
+	}
+	return &agentSide{ns: ns, srv: r.srv}, nil
+}
+
+func (s *agentSide) name() string      { return "sortie server + agent (processes, HTTP)" }
+func (s *agentSide) namespace() string { return s.ns }
+
+func (s *agentSide) rollout(ctx context.Context, image string) (time.Duration, error) {
+	start := time.Now()
+	id, err := s.srv.start(ctx, webRequest("canary.yml", canaryFile, s.ns, image))
+	if err != nil {
+		return 0, err
+	}
+	p, _, err := s.srv.follow(ctx, id, 0, ended)
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	if p.Status != pipeline.StatusSucceeded {
+		return 0, fmt.Errorf("pipeline %s ended %s: %s", id, p.Status, describe(p))
+	}
+	s.steps.add(p.Targets[0].Steps)
+	return took, nil
+}
+
 // sortieSide runs the canary through the runner, the SQLite store and the
 // in-process executor, as `sortie dev` does, minus HTTP.
 type sortieSide struct {
 	ns    string
 	store *sqlite.Store
 	r     *runner.Runner
-	// steps sums the time spent in each step over the timed runs.
-	steps map[string]time.Duration
-	order []string
-	runs  int
+	steps stepTimes
 }
 
-func newSortieSide(ctx context.Context, c *localkube.Cluster, dir string) (*sortieSide, error) {
-	ns, err := namespace(ctx, c, "bench-sortie")
+func newSortieSide(ctx context.Context, r *rig) (*sortieSide, error) {
+	ns, err := r.namespace(ctx, "bench-sortie")
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "sortie.db"), sqlite.Options{})
+	st, err := sqlite.Open(ctx, filepath.Join(r.dir, "sortie.db"), sqlite.Options{})
 	if err != nil {
 		return nil, err
 	}
-	kx, err := kube.New(c.Config, nil)
+	kx, err := kube.New(r.cluster.Config, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	r := runner.New(runner.Options{Store: st, Executor: kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)})
-	return &sortieSide{ns: ns, store: st, r: r, steps: map[string]time.Duration{}}, nil
+	run := runner.New(runner.Options{Store: st, Executor: kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)})
+	return &sortieSide{ns: ns, store: st, r: run}, nil
 }
 
-func (s *sortieSide) name() string      { return "sortie 3-step canary" }
+func (s *sortieSide) name() string      { return "sortie in-process executor" }
 func (s *sortieSide) namespace() string { return s.ns }
 
 func (s *sortieSide) close() {
@@ -155,13 +195,8 @@ func (s *sortieSide) rollout(ctx context.Context, image string) (time.Duration, 
 	ctx, cancel := context.WithTimeout(ctx, rolloutLimit)
 	defer cancel()
 	events := s.r.Subscribe(ctx, store.DefaultTenant)
-	req := runner.StartRequest{
-		FileName:  "canary.yml",
-		File:      strings.ReplaceAll(canaryFile, "NAMESPACE", s.ns),
-		Manifests: map[string]string{"web.yml": strings.ReplaceAll(webManifest, "IMAGE", image)},
-	}
 	start := time.Now()
-	res, err := s.r.Start(ctx, benchUser, store.DefaultTenant, req)
+	res, err := s.r.Start(ctx, benchUser, store.DefaultTenant, webRequest("canary.yml", canaryFile, s.ns, image))
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +210,7 @@ func (s *sortieSide) rollout(ctx context.Context, image string) (time.Duration, 
 			if p.Status != pipeline.StatusSucceeded {
 				return 0, fmt.Errorf("pipeline %s ended %s: %s", p.ID, p.Status, p.State.Message)
 			}
-			s.record(p)
+			s.steps.add(p.State.Targets[0].Steps)
 			return took, nil
 		}
 		select {
@@ -189,26 +224,34 @@ func (s *sortieSide) rollout(ctx context.Context, image string) (time.Duration, 
 	}
 }
 
-// record adds the pipeline's step durations to the summary; the warm-up
-// (a first deployment, with finalize only) is left out.
-func (s *sortieSide) record(p *store.Pipeline) {
-	t := p.State.Targets[0]
-	if len(t.Steps) == 1 {
+// stepTimes sums the time spent in each step of the canaries; the
+// warm-up (a first deployment, with finalize only) is left out.
+type stepTimes struct {
+	sums  map[string]time.Duration
+	order []string
+	runs  int
+}
+
+func (s *stepTimes) add(steps []pipeline.StepState) {
+	if len(steps) == 1 {
 		return
 	}
+	if s.sums == nil {
+		s.sums = map[string]time.Duration{}
+	}
 	s.runs++
-	for _, st := range t.Steps {
-		if _, ok := s.steps[st.ID]; !ok {
+	for _, st := range steps {
+		if _, ok := s.sums[st.ID]; !ok {
 			s.order = append(s.order, st.ID)
 		}
-		s.steps[st.ID] += st.EndedAt.Sub(st.StartedAt)
+		s.sums[st.ID] += st.EndedAt.Sub(st.StartedAt)
 	}
 }
 
-func (s *sortieSide) stepSummary() string {
+func (s *stepTimes) String() string {
 	var parts []string
 	for _, id := range s.order {
-		parts = append(parts, fmt.Sprintf("%s %s", id, ms(s.steps[id]/time.Duration(s.runs))))
+		parts = append(parts, fmt.Sprintf("%s %s", id, ms(s.sums[id]/time.Duration(s.runs))))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -219,12 +262,12 @@ type kubectlSide struct {
 	ns, kubectl, kubeconfig, manifest string
 }
 
-func newKubectlSide(ctx context.Context, c *localkube.Cluster, bins localkube.Binaries, dir string) (*kubectlSide, error) {
-	ns, err := namespace(ctx, c, "bench-kubectl")
+func newKubectlSide(ctx context.Context, r *rig, ns string) (*kubectlSide, error) {
+	ns, err := r.namespace(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
-	return &kubectlSide{ns: ns, kubectl: bins.Path(localkube.Kubectl), kubeconfig: c.Kubeconfig, manifest: filepath.Join(dir, "web.yml")}, nil
+	return &kubectlSide{ns: ns, kubectl: r.bins.Path(localkube.Kubectl), kubeconfig: r.cluster.Kubeconfig, manifest: filepath.Join(r.dir, ns+".yml")}, nil
 }
 
 func (k *kubectlSide) name() string      { return "kubectl apply + rollout status" }
@@ -251,16 +294,6 @@ func (k *kubectlSide) run(ctx context.Context, args ...string) error {
 		return fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-func namespace(ctx context.Context, c *localkube.Cluster, name string) (string, error) {
-	_, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	return name, localkube.WaitServiceAccount(wctx, c.Client, name)
 }
 
 // checkRolledOut makes sure a timed rollout really happened: the
