@@ -100,13 +100,16 @@ func TestRelayLimits(t *testing.T) {
 	if _, err := c.Do(req); err == nil || !strings.Contains(err.Error(), "over the 10 MiB limit") {
 		t.Errorf("response body over the limit: err = %v", err)
 	}
-	// The request's deadline is the agent's: the call is abandoned there,
-	// and the agent's own message says so.
+	// The request's deadline is the agent's too: the call fails at it and
+	// is abandoned on the agent's side. Which side's message arrives first
+	// (the agent's "no answer within" or the caller's own deadline) is a
+	// race both ways legitimately win on a loaded machine; either says no
+	// answer came.
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	req, _ = http.NewRequestWithContext(ctx, "GET", target.URL+"/slow", nil)
 	start := time.Now()
-	if _, err := c.Do(req); err == nil || !strings.Contains(err.Error(), "no answer within") {
+	if _, err := c.Do(req); err == nil || !strings.Contains(err.Error(), "no answer") {
 		t.Errorf("slow call: err = %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
