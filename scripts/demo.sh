@@ -40,7 +40,12 @@ out=$("$bin/sortie" deploy start -f demo/deploy.yml --add-context version=v2 -o 
 id=$(printf '%s' "$out" | sed -n 's/.*"pipelineId": *"\([^"]*\)".*/\1/p')
 cat <<MSG
 
-Pipeline $id is running. In this shell:
+Pipeline $id is running. Watch it in the console:
+
+  http://$addr/pipelines/$id
+  (log in with the client_id and client_secret of $state/data/admin-credentials.json)
+
+or in this shell:
 
   export XDG_CONFIG_HOME=$state/config    # the CLI's login for the demo server
   $bin/sortie deploy watch $id            # follow it live (Ctrl-C leaves it running)
