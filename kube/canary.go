@@ -190,10 +190,17 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 	// A Deployment this pipeline created keeps saying so when the command
 	// is repeated (after a restart): server-side apply would otherwise drop
 	// the annotation the first apply set, and a rollback would leave the
-	// Deployment behind.
-	if live == nil || live.Annotations[AnnotationCreatedBy] == w.t.Pipeline {
-		desired.SetAnnotations(withLabels(desired.GetAnnotations(), map[string]string{AnnotationCreatedBy: w.t.Pipeline}))
-	} else if _, saved := live.Annotations[AnnotationPreviousTemplate]; !saved && live.Spec.Template.Labels[LabelVersion] != w.version {
+	// Deployment behind. One an earlier pipeline created keeps naming that
+	// one, for the same reason: a rollback of this promotion restores the
+	// template, not the annotations the apply dropped.
+	createdBy := w.t.Pipeline
+	if live != nil {
+		createdBy = live.Annotations[AnnotationCreatedBy]
+	}
+	if createdBy != "" {
+		desired.SetAnnotations(withLabels(desired.GetAnnotations(), map[string]string{AnnotationCreatedBy: createdBy}))
+	}
+	if live != nil && createdBy != w.t.Pipeline && live.Annotations[AnnotationPreviousTemplate] == "" && live.Spec.Template.Labels[LabelVersion] != w.version {
 		prev, err := json.Marshal(live.Spec.Template)
 		if err != nil {
 			return Progress{}, err

@@ -498,3 +498,45 @@ func TestRepeatedFirstDeploymentStillRollsBack(t *testing.T) {
 		t.Errorf("deployments left after rolling back a repeated first deployment: %v", keys(ds))
 	}
 }
+
+// TestRollbackOfPromotionKeepsTheDeploymentAsBefore rolls back a promotion
+// whose new pods never become Ready, of a Deployment an earlier pipeline
+// created: the Deployment is as before, its annotations included (the
+// promotion's apply once dropped the earlier pipeline's created-by, which
+// the rollback did not put back).
+func TestRollbackOfPromotionKeepsTheDeploymentAsBefore(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	deployV1(t, e, ns)
+	before := deployments(t, ns)["web"]
+	v2 := target(ns, "p2", manifests(t, "web:v2", 4, ", "+localkube.FailLabel+": ImagePullBackOff"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, err := e.Finalize(ctx, v2)
+	cancel()
+	var nre *kube.NotReadyError
+	if !errors.As(err, &nre) {
+		t.Fatalf("finalize: err = %v, want a NotReadyError", err)
+	}
+	if _, err := e.Rollback(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	web := deployments(t, ns)["web"]
+	if got := web.Spec.Template.Spec.Containers[0].Image; got != "web:v1" || *web.Spec.Replicas != 4 {
+		t.Errorf("deployment after the rollback: %s ×%d", got, *web.Spec.Replicas)
+	}
+	sortie := func(d *appsv1.Deployment) map[string]string {
+		out := map[string]string{}
+		for k, v := range d.Annotations {
+			if strings.HasPrefix(k, "sortie.dev/") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	if got, want := sortie(web), sortie(before); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Sortie's annotations after the rollback: %v, want %v as before", got, want)
+	}
+	if got := readyByImage(t, ns); got["web:v1"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods after the rollback: %v", got)
+	}
+}
