@@ -3,6 +3,8 @@ package analysis_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -162,6 +164,75 @@ func TestPrometheusAuthAndSecrets(t *testing.T) {
 	_, err = analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL, AgentIdentifier: "edge"}, analysis.Env{})
 	if err == nil || !strings.Contains(err.Error(), "agent edge") {
 		t.Errorf("relay without a relay: %v", err)
+	}
+}
+
+// doerFunc is a Doer made of a function.
+type doerFunc func(*http.Request) (*http.Response, error)
+
+func (f doerFunc) Do(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestProviderErrorsMaskSecrets: a provider (or a proxy before it) that
+// quotes the request back, credentials included, in an error page, a JSON
+// error or a transport error, gets no secret value and no basic-auth pair
+// into the error, which becomes a judgment's message; an unreachable
+// provider stays an UnreachableError.
+func TestProviderErrorsMaskSecrets(t *testing.T) {
+	echo := func(status int, format string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			quoted := strings.Join([]string{r.Header.Get("Authorization"), r.Header.Get("DD-API-KEY"), r.Header.Get("DD-APPLICATION-KEY"), r.Header.Get("API-Key")}, " ")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, format, quoted)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	env := analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken-value", "user": "the-user", "pw": "pass-word", "api": "api-key-value", "app": "app-key-value"}}
+	forbidden := []string{"t0ken-value", "the-user", "pass-word", "api-key-value", "app-key-value", "dGhlLXVzZXI6cGFzcy13b3Jk"}
+	basic := &analysis.Auth{Type: analysis.AuthBasic, UsernameSecret: "user", PasswordSecret: "pw"}
+	bearer := &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "tok"}
+	for _, tc := range []struct {
+		name        string
+		c           analysis.Config
+		doer        analysis.Doer
+		unreachable bool
+	}{
+		{name: "basic, 401 page", c: analysis.Config{Type: analysis.TypePrometheus, URL: echo(401, "denied: %s").URL, Auth: basic}},
+		{name: "bearer, 401 page", c: analysis.Config{Type: analysis.TypePrometheus, URL: echo(401, "denied: %s").URL, Auth: bearer}},
+		{name: "bearer, JSON error", c: analysis.Config{Type: analysis.TypePrometheus, Auth: bearer,
+			URL: echo(400, `{"status":"error","errorType":"bad_data","error":"request %s"}`).URL}},
+		{name: "basic, 200 error", c: analysis.Config{Type: analysis.TypePrometheus, Auth: basic,
+			URL: echo(200, `{"status":"error","errorType":"bad_data","error":"request %s"}`).URL}},
+		{name: "bearer, transport error", c: analysis.Config{Type: analysis.TypePrometheus, URL: "http://prom.invalid", Auth: bearer},
+			doer: doerFunc(func(r *http.Request) (*http.Response, error) {
+				return nil, fmt.Errorf("proxy refused %s", r.Header.Get("Authorization"))
+			}), unreachable: true},
+		{name: "datadog", c: analysis.Config{Type: analysis.TypeDatadog, APIKeySecret: "api", ApplicationKeySecret: "app",
+			URL: echo(403, `{"errors":["keys %s"]}`).URL}},
+		{name: "new relic", c: analysis.Config{Type: analysis.TypeNewRelic, APIKeySecret: "api", AccountID: 1,
+			URL: echo(200, `{"errors":[{"message":"key %s"}]}`).URL}},
+	} {
+		tc.c.Name = "p"
+		e := env
+		e.Direct = tc.doer
+		p, err := analysis.Open(t.Context(), tc.c, e)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, err = p.Query(t.Context(), analysis.Query{Text: "up", Start: time.Now(), End: time.Now()})
+		if err == nil || !strings.Contains(err.Error(), "******") {
+			t.Errorf("%s: %v, want an error with the credentials masked", tc.name, err)
+			continue
+		}
+		for _, v := range forbidden {
+			if strings.Contains(err.Error(), v) {
+				t.Errorf("%s: the error holds %q: %v", tc.name, v, err)
+			}
+		}
+		var u *analysis.UnreachableError
+		if errors.As(err, &u) != tc.unreachable {
+			t.Errorf("%s: %T %v, unreachable %v", tc.name, err, err, tc.unreachable)
+		}
 	}
 }
 

@@ -13,6 +13,9 @@
 //     the seam for networkMode remoteNetworkAgent), Datadog (GET
 //     /api/v1/query, the mean of the one series' points in the window), New
 //     Relic (NerdGraph NRQL, the one number of the one result row).
+//     Errors quote what the provider answered with every secret value it
+//     was sent (and the basic-auth pair) masked: a provider, or a proxy
+//     before it, may quote the request back, credentials included.
 //   - Analyzer.Run runs one analysis step: every interval, numberOfJudgmentRuns
 //     times, each query rendered with the window's variables, sent, and its
 //     value compared with lowerLimit/upperLimit. The window grows from the

@@ -74,6 +74,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 	if doer == nil {
 		doer = defaultClient
 	}
+	var secrets masker // every value resolved, and the forms it is sent in
 	secret := func(name string) (string, error) {
 		if env.Secrets == nil {
 			return "", fmt.Errorf("secret %s is not set", name)
@@ -82,6 +83,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 		if err != nil {
 			return "", fmt.Errorf("metric provider %s: %w", c.Name, err)
 		}
+		secrets = append(secrets, v)
 		return v, nil
 	}
 	h := http.Header{}
@@ -115,6 +117,9 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 				r := &http.Request{Header: http.Header{}}
 				r.SetBasicAuth(user, pw)
 				h.Set("Authorization", r.Header.Get("Authorization"))
+				// What the header carries: a provider quoting it back
+				// must not get the pair into a message.
+				secrets = append(secrets, strings.TrimPrefix(r.Header.Get("Authorization"), "Basic "))
 			case AuthBearer:
 				tok, err := secret(a.TokenSecret)
 				if err != nil {
@@ -123,7 +128,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 				h.Set("Authorization", "Bearer "+tok)
 			}
 		}
-		return &prometheus{base: strings.TrimRight(c.URL, "/"), doer: doer, header: h}, nil
+		return maskedProvider{&prometheus{base: strings.TrimRight(c.URL, "/"), doer: doer, header: h, secrets: secrets}, secrets}, nil
 	case TypeDatadog:
 		api, err := secret(c.APIKeySecret)
 		if err != nil {
@@ -139,7 +144,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 		if base == "" {
 			base = DefaultDatadogURL
 		}
-		return &datadog{base: strings.TrimRight(base, "/"), doer: doer, header: h}, nil
+		return maskedProvider{&datadog{base: strings.TrimRight(base, "/"), doer: doer, header: h, secrets: secrets}, secrets}, nil
 	case TypeNewRelic:
 		key, err := secret(c.APIKeySecret)
 		if err != nil {
@@ -150,15 +155,58 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 		if endpoint == "" {
 			endpoint = DefaultNewRelicURL
 		}
-		return &newRelic{endpoint: endpoint, account: c.AccountID, doer: doer, header: h}, nil
+		return maskedProvider{&newRelic{endpoint: endpoint, account: c.AccountID, doer: doer, header: h, secrets: secrets}, secrets}, nil
 	}
 	return nil, fmt.Errorf("metric provider %s: unknown type %q", c.Name, c.Type)
 }
 
+// masker holds the secret values a provider sends (and their encoded
+// forms): whatever the provider answers may quote the request (a proxy's
+// error page, an echoing endpoint), and what it answers ends up in
+// judgments, events and logs.
+type masker []string
+
+const maskText = "******"
+
+// mask replaces every secret value in s.
+func (m masker) mask(s string) string {
+	for _, v := range m {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, maskText)
+		}
+	}
+	return s
+}
+
+// err is e with the secret values masked; e itself when it holds none.
+func (m masker) err(e error) error {
+	if e == nil || m.mask(e.Error()) == e.Error() {
+		return e
+	}
+	return errors.New(m.mask(e.Error()))
+}
+
+// maskedProvider masks the secret values in p's errors, whatever put them
+// there. UnreachableError is left as it is (send masks it) so that callers
+// still tell it apart.
+type maskedProvider struct {
+	p       Provider
+	secrets masker
+}
+
+func (m maskedProvider) Query(ctx context.Context, q Query) (float64, error) {
+	v, err := m.p.Query(ctx, q)
+	if _, ok := err.(*UnreachableError); ok {
+		return v, err
+	}
+	return v, m.secrets.err(err)
+}
+
 // send makes one request and decodes a JSON answer into v. Transport
 // errors and 5xx are UnreachableError; other non-2xx answers are errors
-// carrying what the provider said (decoded into v first, when it is JSON).
-func send(ctx context.Context, doer Doer, method, u string, header http.Header, body []byte, v any) error {
+// carrying what the provider said (decoded into v first, when it is JSON),
+// secret values masked.
+func send(ctx context.Context, doer Doer, method, u string, header http.Header, body []byte, v any, secrets masker) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -176,19 +224,19 @@ func send(ctx context.Context, doer Doer, method, u string, header http.Header, 
 	req.Header.Set("Accept", "application/json")
 	resp, err := doer.Do(req)
 	if err != nil {
-		return &UnreachableError{Err: err}
+		return &UnreachableError{Err: secrets.err(err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return &UnreachableError{Err: err}
+		return &UnreachableError{Err: secrets.err(err)}
 	}
 	if resp.StatusCode >= 500 {
 		return &UnreachableError{Err: fmt.Errorf("%s answered %s", req.URL.Host, resp.Status)}
 	}
 	jsonErr := json.Unmarshal(b, v)
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s answered %s: %s", req.URL.Host, resp.Status, snippet(b))
+		return fmt.Errorf("%s answered %s: %s", req.URL.Host, resp.Status, snippet(secrets.mask(string(b))))
 	}
 	if jsonErr != nil {
 		return fmt.Errorf("%s answered something that is not the expected JSON: %w", req.URL.Host, jsonErr)
@@ -196,8 +244,8 @@ func send(ctx context.Context, doer Doer, method, u string, header http.Header, 
 	return nil
 }
 
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
+func snippet(s string) string {
+	s = strings.TrimSpace(s)
 	if len(s) > 300 {
 		s = s[:300] + "…"
 	}
@@ -206,9 +254,10 @@ func snippet(b []byte) string {
 
 // prometheus runs instant queries at the window's end.
 type prometheus struct {
-	base   string
-	doer   Doer
-	header http.Header
+	base    string
+	doer    Doer
+	header  http.Header
+	secrets masker
 }
 
 type promAnswer struct {
@@ -224,7 +273,7 @@ type promAnswer struct {
 func (p *prometheus) Query(ctx context.Context, q Query) (float64, error) {
 	v := url.Values{"query": {q.Text}, "time": {strconv.FormatFloat(float64(q.End.UnixMilli())/1000, 'f', 3, 64)}}
 	var a promAnswer
-	if err := send(ctx, p.doer, http.MethodGet, p.base+"/api/v1/query?"+v.Encode(), p.header, nil, &a); err != nil {
+	if err := send(ctx, p.doer, http.MethodGet, p.base+"/api/v1/query?"+v.Encode(), p.header, nil, &a, p.secrets); err != nil {
 		if a.Error != "" {
 			return 0, fmt.Errorf("prometheus: %s: %s", a.ErrorType, a.Error)
 		}
@@ -274,9 +323,10 @@ func promNumber(v any) (float64, error) {
 // datadog queries timeseries points (API v1 /api/v1/query) over the window
 // and answers the mean of the one series' non-null points.
 type datadog struct {
-	base   string
-	doer   Doer
-	header http.Header
+	base    string
+	doer    Doer
+	header  http.Header
+	secrets masker
 }
 
 type ddAnswer struct {
@@ -292,7 +342,7 @@ type ddAnswer struct {
 func (d *datadog) Query(ctx context.Context, q Query) (float64, error) {
 	v := url.Values{"from": {strconv.FormatInt(q.Start.Unix(), 10)}, "to": {strconv.FormatInt(q.End.Unix(), 10)}, "query": {q.Text}}
 	var a ddAnswer
-	if err := send(ctx, d.doer, http.MethodGet, d.base+"/api/v1/query?"+v.Encode(), d.header, nil, &a); err != nil {
+	if err := send(ctx, d.doer, http.MethodGet, d.base+"/api/v1/query?"+v.Encode(), d.header, nil, &a, d.secrets); err != nil {
 		if msg := ddError(a); msg != "" {
 			return 0, fmt.Errorf("datadog: %s", msg)
 		}
@@ -335,6 +385,7 @@ type newRelic struct {
 	account  int64
 	doer     Doer
 	header   http.Header
+	secrets  masker
 }
 
 const nerdGraphQuery = `query($accountId: Int!, $nrql: Nrql!) { actor { account(id: $accountId) { nrql(query: $nrql) { results } } } }`
@@ -363,7 +414,7 @@ func (n *newRelic) Query(ctx context.Context, q Query) (float64, error) {
 		return 0, err
 	}
 	var a nrAnswer
-	err = send(ctx, n.doer, http.MethodPost, n.endpoint, n.header, body, &a)
+	err = send(ctx, n.doer, http.MethodPost, n.endpoint, n.header, body, &a, n.secrets)
 	if len(a.Errors) > 0 {
 		var msgs []string
 		for _, e := range a.Errors {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Prometheus is a running Prometheus and the exporter it scrapes.
@@ -37,10 +38,25 @@ type Prometheus struct {
 	log     *os.File
 }
 
+// Options change the Prometheus StartWith starts.
+type Options struct {
+	// BasicAuth, when not empty, makes Prometheus's web API and UI demand
+	// one of these users (name to password) with HTTP basic auth: the
+	// passwords go bcrypt-hashed into a --web.config.file, as Prometheus
+	// wants them. Scrapes are unaffected (Prometheus sends them).
+	BasicAuth map[string]string
+}
+
 // Start starts Prometheus scraping a new exporter every second and waits
 // until it has scraped twice (so it is up and has samples). A missing
 // prometheus binary fails the test: CI installs it (.ci/run).
 func Start(t testing.TB) *Prometheus {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Prometheus {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -77,8 +93,25 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	p.log = logf
-	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path", filepath.Join(dir, "data"), "--web.listen-address", addr)
+	args := []string{"--config.file", filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path", filepath.Join(dir, "data"), "--web.listen-address", addr}
+	if len(o.BasicAuth) > 0 {
+		web := "basic_auth_users:\n"
+		for user, password := range o.BasicAuth {
+			// The lowest cost: Prometheus checks the hash on every request.
+			hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			web += fmt.Sprintf("  %q: %q\n", user, hash)
+		}
+		path := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(path, []byte(web), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--web.config.file", path)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("promtest: start prometheus: %v", err)

@@ -1,0 +1,7 @@
+package server
+
+import "testing"
+
+// SortieBinary is sortieBinary for the external tests (package
+// server_test): ./cmd/sortie built once per test run.
+func SortieBinary(t *testing.T) string { return sortieBinary(t) }
