@@ -446,8 +446,8 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		d := time.Duration(ms) * time.Millisecond
 		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
 	}
-	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source}
 	ex := &execution{cancel: cancel}
+	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source, Report: a.reporter(id, ex)}
 	a.execs[id] = ex
 	a.mu.Unlock()
 	a.m.running.Inc()

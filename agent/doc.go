@@ -12,6 +12,10 @@
 // command id once through its executor (package kubeexec in `sortie
 // agent`), attaches a repeated id to its running execution, and keeps
 // finished results a while so that a repeat is answered, not run twice.
+// The executor's Job.Report crosses the stream too: each report travels as
+// a Report message and reaches the Job.Report of the command's Execute on
+// the server, so agent-run targets get the same events (kubeexec's
+// "applied") as in-process ones.
 //
 // Decisions:
 //
@@ -50,6 +54,19 @@
 //     intervals (30 s by default: 10 MiB needs about 350 KB/s).
 //   - Heartbeats both ways every interval (the server's, told in Welcome);
 //     three intervals of silence end the stream on either side.
+//   - Reports: the agent sends a command's reports, then its result, on
+//     the same stream; the hub queues what arrives for the command in that
+//     order and Execute appends the reports (job.Report) before it returns
+//     the result, so the log has them before the result's transition. The
+//     stream's reading only queues: a slow store never delays heartbeats.
+//     A report is refused (by the agent before sending, by the hub on
+//     receipt) over 256 KiB of data, when the data is not JSON, or for a
+//     type the server writes itself (action, command, status, webhook,
+//     judgment); the hub ignores reports for a command it does not wait
+//     for (unknown, finished, another agent's), and drops reports beyond
+//     4 MiB queued for one command. Reports are not kept: one made while
+//     disconnected is lost, and a repeat answered from a kept result
+//     sends none.
 //
 // Invariants: agents dial out (the server never connects to a cluster);
 // only the agent holds cluster credentials; only the server persists. The

@@ -84,8 +84,6 @@ type Hub struct {
 // connKey is a tenant and an agent identifier, or a tenant and a command id.
 type connKey struct{ tenant, id string }
 
-type call struct{ result chan pipeline.CommandResult }
-
 // conn is one connected agent stream.
 type conn struct {
 	tenant      string
@@ -201,7 +199,9 @@ func (h *Hub) List(tenant string) []Info {
 // connected (it never was, or it went away mid-command) it waits for it
 // and sends the command again when it is back: the agent runs a command id
 // once, so a repeat attaches to the running execution or returns the
-// finished result. When ctx ends first, the agent is told to cancel.
+// finished result. When ctx ends first, the agent is told to cancel. The
+// agent's reports for the command go to job.Report, all of them before
+// Execute returns the result.
 func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
 	c := job.Command
 	fail := func(format string, args ...any) pipeline.CommandResult {
@@ -211,7 +211,7 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 	if err != nil {
 		return fail("encode command for agent %q: %v", c.Account, err)
 	}
-	cl := &call{result: make(chan pipeline.CommandResult, 1)}
+	cl := newCall(c.Account)
 	ck := connKey{job.Tenant, c.ID}
 	h.mu.Lock()
 	if h.calls[ck] == nil {
@@ -238,8 +238,11 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 			select {
 			case <-changed:
 				continue
-			case r := <-cl.result:
-				return r
+			case <-cl.ready:
+				if r, ok := h.settle(ctx, cl, job, log); ok {
+					return r
+				}
+				continue
 			case <-ctx.Done():
 				return fail("agent %q is not connected: %v", c.Account, context.Cause(ctx))
 			}
@@ -251,21 +254,28 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 		if err := cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Command{Command: msg}}); err != nil {
 			log.Info("send command to agent failed; waiting for it to reconnect", "err", err)
 		}
-		select {
-		case r := <-cl.result:
-			return r
-		case <-cn.done:
-			log.Info("agent disconnected with a command in flight; sending it again when the agent is back")
-		case <-ctx.Done():
-			// Best effort: a stream that has ended needs no cancel.
-			go cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Cancel{Cancel: &agentpb.Cancel{Id: c.ID}}})
-			return fail("agent %q did not answer: %v", c.Account, context.Cause(ctx))
+	wait:
+		for {
+			select {
+			case <-cl.ready:
+				if r, ok := h.settle(ctx, cl, job, log); ok {
+					return r
+				}
+			case <-cn.done:
+				log.Info("agent disconnected with a command in flight; sending it again when the agent is back")
+				break wait
+			case <-ctx.Done():
+				// Best effort: a stream that has ended needs no cancel.
+				go cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Cancel{Cancel: &agentpb.Cancel{Id: c.ID}}})
+				return fail("agent %q did not answer: %v", c.Account, context.Cause(ctx))
+			}
 		}
 	}
 }
 
-// wireJob is runner.Job as a Command carries it. Job.Report does not cross
-// the wire: progress events from agents are not part of the protocol yet.
+// wireJob is runner.Job as a Command carries it. Job.Report, a func, does
+// not travel: the agent's executor reports through Report messages, which
+// the hub hands to the Job.Report of the command's Execute.
 type wireJob struct {
 	Tenant  string           `json:"tenant"`
 	Command pipeline.Command `json:"command"`
@@ -486,6 +496,10 @@ func (h *Hub) received(c *conn, m *agentpb.AgentMessage) {
 		h.relayed(c, rr)
 		return
 	}
+	if rep := m.GetReport(); rep != nil {
+		h.reported(c, rep)
+		return
+	}
 	res := m.GetResult()
 	if res == nil {
 		return
@@ -498,9 +512,9 @@ func (h *Hub) received(c *conn, m *agentpb.AgentMessage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for cl := range h.calls[connKey{c.tenant, r.CommandID}] {
-		select {
-		case cl.result <- r:
-		default:
+		if cl.account == c.info.ID && cl.result == nil {
+			cl.result = &r
+			cl.signal()
 		}
 	}
 }

@@ -30,6 +30,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Result
 	//	*AgentMessage_RelayResponse
+	//	*AgentMessage_Report
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -108,6 +109,15 @@ func (x *AgentMessage) GetRelayResponse() *RelayResponse {
 	return nil
 }
 
+func (x *AgentMessage) GetReport() *Report {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -128,6 +138,10 @@ type AgentMessage_RelayResponse struct {
 	RelayResponse *RelayResponse `protobuf:"bytes,4,opt,name=relay_response,json=relayResponse,proto3,oneof"`
 }
 
+type AgentMessage_Report struct {
+	Report *Report `protobuf:"bytes,5,opt,name=report,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -135,6 +149,8 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Result) isAgentMessage_Msg() {}
 
 func (*AgentMessage_RelayResponse) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Report) isAgentMessage_Msg() {}
 
 // ServerMessage is what the server sends.
 type ServerMessage struct {
@@ -630,6 +646,79 @@ func (x *Result) GetResult() []byte {
 	return nil
 }
 
+// Report is an event of a running command (the engine's Job.Report): the
+// server appends it to the log of the command's pipeline, without changing
+// the pipeline's state, if it still waits for that command from this agent;
+// otherwise it is ignored. The server applies a command's reports in the
+// order they arrive, and all of them before the command's Result, so the
+// agent sends them before the Result on the same stream. A report is not
+// kept: one that cannot be sent (no stream) is lost, and a repeated command
+// answered from a kept result sends none.
+type Report struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CommandId string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	// event_type is the event's type (store.Event.Type), such as "applied";
+	// the types the server itself writes (action, command, status, webhook,
+	// judgment) are refused.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// data is the event's data as JSON: at most 256 KiB, or the report is
+	// refused.
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Report) Reset() {
+	*x = Report{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Report) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Report) ProtoMessage() {}
+
+func (x *Report) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Report.ProtoReflect.Descriptor instead.
+func (*Report) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Report) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *Report) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *Report) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 // RelayRequest asks the agent to make one HTTP request inside its network.
 // The request body is at most 1 MiB (the server refuses larger ones); the
 // agent reads at most 10 MiB of the response body and answers with an
@@ -652,7 +741,7 @@ type RelayRequest struct {
 
 func (x *RelayRequest) Reset() {
 	*x = RelayRequest{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +753,7 @@ func (x *RelayRequest) String() string {
 func (*RelayRequest) ProtoMessage() {}
 
 func (x *RelayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +766,7 @@ func (x *RelayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayRequest.ProtoReflect.Descriptor instead.
 func (*RelayRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RelayRequest) GetId() string {
@@ -733,7 +822,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +834,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +847,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Header) GetKey() string {
@@ -791,7 +880,7 @@ type RelayResponse struct {
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +892,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +905,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RelayResponse) GetId() string {
@@ -865,7 +954,7 @@ type RelayCancel struct {
 
 func (x *RelayCancel) Reset() {
 	*x = RelayCancel{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +966,7 @@ func (x *RelayCancel) String() string {
 func (*RelayCancel) ProtoMessage() {}
 
 func (x *RelayCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +979,7 @@ func (x *RelayCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayCancel.ProtoReflect.Descriptor instead.
 func (*RelayCancel) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RelayCancel) GetId() string {
@@ -904,12 +993,13 @@ var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
 	"\n" +
-	"\vagent.proto\x12\x0fsortie.agent.v1\"\xfd\x01\n" +
+	"\vagent.proto\x12\x0fsortie.agent.v1\"\xb0\x02\n" +
 	"\fAgentMessage\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.sortie.agent.v1.HelloH\x00R\x05hello\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.sortie.agent.v1.HeartbeatH\x00R\theartbeat\x121\n" +
 	"\x06result\x18\x03 \x01(\v2\x17.sortie.agent.v1.ResultH\x00R\x06result\x12G\n" +
-	"\x0erelay_response\x18\x04 \x01(\v2\x1e.sortie.agent.v1.RelayResponseH\x00R\rrelayResponseB\x05\n" +
+	"\x0erelay_response\x18\x04 \x01(\v2\x1e.sortie.agent.v1.RelayResponseH\x00R\rrelayResponse\x121\n" +
+	"\x06report\x18\x05 \x01(\v2\x17.sortie.agent.v1.ReportH\x00R\x06reportB\x05\n" +
 	"\x03msg\"\xfa\x02\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.sortie.agent.v1.WelcomeH\x00R\awelcome\x12:\n" +
@@ -941,7 +1031,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x06Result\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\fR\x06result\"\xae\x01\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\"Z\n" +
+	"\x06Report\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\xae\x01\n" +
 	"\fRelayRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
@@ -976,7 +1072,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_agent_proto_goTypes = []any{
 	(*AgentMessage)(nil),  // 0: sortie.agent.v1.AgentMessage
 	(*ServerMessage)(nil), // 1: sortie.agent.v1.ServerMessage
@@ -986,31 +1082,33 @@ var file_agent_proto_goTypes = []any{
 	(*Command)(nil),       // 5: sortie.agent.v1.Command
 	(*Cancel)(nil),        // 6: sortie.agent.v1.Cancel
 	(*Result)(nil),        // 7: sortie.agent.v1.Result
-	(*RelayRequest)(nil),  // 8: sortie.agent.v1.RelayRequest
-	(*Header)(nil),        // 9: sortie.agent.v1.Header
-	(*RelayResponse)(nil), // 10: sortie.agent.v1.RelayResponse
-	(*RelayCancel)(nil),   // 11: sortie.agent.v1.RelayCancel
+	(*Report)(nil),        // 8: sortie.agent.v1.Report
+	(*RelayRequest)(nil),  // 9: sortie.agent.v1.RelayRequest
+	(*Header)(nil),        // 10: sortie.agent.v1.Header
+	(*RelayResponse)(nil), // 11: sortie.agent.v1.RelayResponse
+	(*RelayCancel)(nil),   // 12: sortie.agent.v1.RelayCancel
 }
 var file_agent_proto_depIdxs = []int32{
 	2,  // 0: sortie.agent.v1.AgentMessage.hello:type_name -> sortie.agent.v1.Hello
 	4,  // 1: sortie.agent.v1.AgentMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
 	7,  // 2: sortie.agent.v1.AgentMessage.result:type_name -> sortie.agent.v1.Result
-	10, // 3: sortie.agent.v1.AgentMessage.relay_response:type_name -> sortie.agent.v1.RelayResponse
-	3,  // 4: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
-	4,  // 5: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
-	5,  // 6: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
-	6,  // 7: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
-	8,  // 8: sortie.agent.v1.ServerMessage.relay_request:type_name -> sortie.agent.v1.RelayRequest
-	11, // 9: sortie.agent.v1.ServerMessage.relay_cancel:type_name -> sortie.agent.v1.RelayCancel
-	9,  // 10: sortie.agent.v1.RelayRequest.headers:type_name -> sortie.agent.v1.Header
-	9,  // 11: sortie.agent.v1.RelayResponse.headers:type_name -> sortie.agent.v1.Header
-	0,  // 12: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
-	1,  // 13: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
-	13, // [13:14] is the sub-list for method output_type
-	12, // [12:13] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 3: sortie.agent.v1.AgentMessage.relay_response:type_name -> sortie.agent.v1.RelayResponse
+	8,  // 4: sortie.agent.v1.AgentMessage.report:type_name -> sortie.agent.v1.Report
+	3,  // 5: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
+	4,  // 6: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
+	5,  // 7: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
+	6,  // 8: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
+	9,  // 9: sortie.agent.v1.ServerMessage.relay_request:type_name -> sortie.agent.v1.RelayRequest
+	12, // 10: sortie.agent.v1.ServerMessage.relay_cancel:type_name -> sortie.agent.v1.RelayCancel
+	10, // 11: sortie.agent.v1.RelayRequest.headers:type_name -> sortie.agent.v1.Header
+	10, // 12: sortie.agent.v1.RelayResponse.headers:type_name -> sortie.agent.v1.Header
+	0,  // 13: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
+	1,  // 14: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1023,6 +1121,7 @@ func file_agent_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Result)(nil),
 		(*AgentMessage_RelayResponse)(nil),
+		(*AgentMessage_Report)(nil),
 	}
 	file_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
@@ -1038,7 +1137,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,15 +36,18 @@ const (
 // Unauthenticated, PermissionDenied, InvalidArgument, AlreadyExists for a
 // second agent with the same identifier). Then both sides send Heartbeats,
 // the server sends Commands (and Cancels), and the agent answers each
-// Command with one Result. A command may arrive more than once (after a
-// reconnect, or a server restart): its id makes the repeat harmless. The
-// server may also send RelayRequests (an HTTP call for the agent to make
-// inside its network: webhooks and metric queries with networkMode
-// remoteNetworkAgent), each answered with one RelayResponse, and
+// Command with one Result. While a command runs, the agent may send Reports
+// for it (events for the pipeline's log, such as the objects it wrote),
+// always before its Result on the same stream. A command may arrive more
+// than once (after a reconnect, or a server restart): its id makes the
+// repeat harmless. The server may also send RelayRequests (an HTTP call for
+// the agent to make inside its network: webhooks and metric queries with
+// networkMode remoteNetworkAgent), each answered with one RelayResponse, and
 // RelayCancels for calls it no longer waits for.
 //
-// Payloads that belong to the deployment engine (a job, a result) travel as
-// JSON, so that the engine's types change without a protocol change.
+// Payloads that belong to the deployment engine (a job, a result, a
+// report's data) travel as JSON, so that the engine's types change without
+// a protocol change.
 type AgentClient interface {
 	// Connect is the agent's stream. The first message must be a Hello.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AgentMessage, ServerMessage], error)
@@ -85,15 +88,18 @@ type Agent_ConnectClient = grpc.BidiStreamingClient[AgentMessage, ServerMessage]
 // Unauthenticated, PermissionDenied, InvalidArgument, AlreadyExists for a
 // second agent with the same identifier). Then both sides send Heartbeats,
 // the server sends Commands (and Cancels), and the agent answers each
-// Command with one Result. A command may arrive more than once (after a
-// reconnect, or a server restart): its id makes the repeat harmless. The
-// server may also send RelayRequests (an HTTP call for the agent to make
-// inside its network: webhooks and metric queries with networkMode
-// remoteNetworkAgent), each answered with one RelayResponse, and
+// Command with one Result. While a command runs, the agent may send Reports
+// for it (events for the pipeline's log, such as the objects it wrote),
+// always before its Result on the same stream. A command may arrive more
+// than once (after a reconnect, or a server restart): its id makes the
+// repeat harmless. The server may also send RelayRequests (an HTTP call for
+// the agent to make inside its network: webhooks and metric queries with
+// networkMode remoteNetworkAgent), each answered with one RelayResponse, and
 // RelayCancels for calls it no longer waits for.
 //
-// Payloads that belong to the deployment engine (a job, a result) travel as
-// JSON, so that the engine's types change without a protocol change.
+// Payloads that belong to the deployment engine (a job, a result, a
+// report's data) travel as JSON, so that the engine's types change without
+// a protocol change.
 type AgentServer interface {
 	// Connect is the agent's stream. The first message must be a Hello.
 	Connect(grpc.BidiStreamingServer[AgentMessage, ServerMessage]) error
