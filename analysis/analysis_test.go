@@ -87,8 +87,17 @@ func TestPrometheusPassThenFail(t *testing.T) {
 	if first.Verdict != analysis.Pass || first.Value == nil || *first.Value != 0.01 || first.Sent != `max(max_over_time(app_error_rate{app="web"}[1s]))` {
 		t.Errorf("first judgment %+v", first)
 	}
-	if last.Verdict != analysis.Fail || *last.Value != 0.5 || *last.UpperLimit != 0.1 || last.Run > 4 {
-		t.Errorf("last judgment %+v: want a failure of 0.5 within a few runs", last)
+	// The first run that sees 0.5 fails and ends the analysis. When that is
+	// depends on Prometheus scraping the new value (every second), so on a
+	// loaded machine it may take a few runs more; the benchmark in package
+	// gate measures that latency. Every run before it passed.
+	if last.Verdict != analysis.Fail || *last.Value != 0.5 || *last.UpperLimit != 0.1 || last.Run > 10 {
+		t.Errorf("last judgment %+v: want a failure of 0.5, ending the analysis early", last)
+	}
+	for _, j := range got[:len(got)-1] {
+		if j.Verdict != analysis.Pass {
+			t.Errorf("judgment %d before the failure: %+v, want a pass", j.Run, j)
+		}
 	}
 }
 
