@@ -167,35 +167,6 @@ func (s *sortie) snapshot() string {
 	return strings.Join(out, "\n")
 }
 
-// Rollback and cancel, at each pause of a canary, leave the namespace as
-// it was before the pipeline, through server and agent processes.
-func TestRollbackAndCancelLeaveTheClusterAsBefore(t *testing.T) {
-	s := newSortie(t)
-	s.startAgent()
-	s.succeed(deployFile(s.ns, "web:v1", twoPauses, "", ""), "the first deployment")
-	before := s.snapshot()
-	if strings.Contains(before, "-sortie-") {
-		t.Fatalf("before: %s", before)
-	}
-	for _, c := range []struct {
-		action string
-		weight int
-	}{{"rollback", 25}, {"rollback", 50}, {"cancel", 25}, {"cancel", 50}} {
-		id := s.start(deployFile(s.ns, "web:v2", twoPauses, "", ""))
-		s.waitPipeline(id, fmt.Sprintf("the pause at %d%%", c.weight), awaiting(25))
-		if c.weight == 50 {
-			s.act(id, "approve")
-			s.waitPipeline(id, "the pause at 50%", awaiting(50))
-		}
-		s.act(id, c.action)
-		p := s.waitPipeline(id, c.action+" ends", ended)
-		if after := s.snapshot(); after != before {
-			t.Errorf("%s at %d%% (pipeline %s): the namespace is\n%s\nwas\n%s", c.action, c.weight, p.Status, after, before)
-		}
-		s.wantPods(fmt.Sprintf("after %s at %d%%", c.action, c.weight), 4, 0)
-	}
-}
-
 const blueGreen = `    blueGreen:
       activeService: web
       previewService: web-preview
@@ -218,22 +189,11 @@ spec:
 // servedBy returns the images of the pods a Service selects.
 func (s *sortie) servedBy(svc string) map[string]int {
 	s.t.Helper()
-	ctx := context.Background()
-	sv, err := kubetest.Client(s.t).CoreV1().Services(s.ns).Get(ctx, svc, metav1.GetOptions{})
+	sv, err := kubetest.Client(s.t).CoreV1().Services(s.ns).Get(context.Background(), svc, metav1.GetOptions{})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	pods, err := kubetest.Client(s.t).CoreV1().Pods(s.ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(&metav1.LabelSelector{MatchLabels: sv.Spec.Selector})})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			out[p.Spec.Containers[0].Image]++
-		}
-	}
-	return out
+	return s.selected(sv.Spec.Selector)
 }
 
 func awaitingAny(p *api.PipelineView) bool { return p.Status == pipeline.StatusAwaitingApproval }
@@ -349,52 +309,6 @@ spec:
 	s.wantPods("after the deployment", 4, 0)
 }
 
-// A canary with Gateway API HTTPRoute weights through the agent: the
-// deployment file's trafficManagement reaches the cluster (the weights at
-// a pause), and the route is the user's own again at the end.
-func TestTrafficManagedCanaryThroughAgent(t *testing.T) {
-	s := newSortie(t)
-	installTrafficCRDs(t)
-	s.startAgent()
-	route := `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web}
-spec:
-  parentRefs: [{name: gateway}]
-  rules:
-  - backendRefs: [{name: web, port: 80}]
-`
-	traffic := `trafficManagement:
-  - targets: [prod]
-    httpRoute:
-      - {name: web, rootServiceName: web}
-`
-	s.succeed(deployFile(s.ns, "web:v1", twoPauses, traffic, route), "the first deployment")
-	id := s.start(deployFile(s.ns, "web:v2", twoPauses, traffic, route))
-	s.waitPipeline(id, "the pause at 25%", awaiting(25))
-	if got := s.routeWeights(); got != "web-sortie-stable=75 web-canary=25" {
-		t.Errorf("route at 25%%: %s", got)
-	}
-	s.wantPods("at 25% (both versions at full size)", 4, 4)
-	s.act(id, "approve")
-	s.waitPipeline(id, "the pause at 50%", awaiting(50))
-	if got := s.routeWeights(); got != "web-sortie-stable=50 web-canary=50" {
-		t.Errorf("route at 50%%: %s", got)
-	}
-	s.act(id, "approve")
-	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
-	}
-	if got := s.routeWeights(); got != "web=<nil>" {
-		t.Errorf("route after the canary: %s", got)
-	}
-	s.wantPods("after the canary", 0, 4)
-	if got := s.snapshot(); strings.Contains(got, "-sortie-") || strings.Contains(got, "web-canary") {
-		t.Errorf("after the canary: %s", got)
-	}
-}
-
 var httpRouteGVR = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
 
 func installTrafficCRDs(t *testing.T) {
@@ -416,27 +330,6 @@ func installTrafficCRDs(t *testing.T) {
 	if _, err := e.Apply(ctx, "default", objs); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func (s *sortie) routeWeights() string {
-	s.t.Helper()
-	d, err := dynamic.NewForConfig(kubetest.Config(s.t))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	u, err := d.Resource(httpRouteGVR).Namespace(s.ns).Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	rules, _ := u.Object["spec"].(map[string]any)["rules"].([]any)
-	var out []string
-	for _, r := range rules {
-		for _, ref := range r.(map[string]any)["backendRefs"].([]any) {
-			m := ref.(map[string]any)
-			out = append(out, fmt.Sprintf("%v=%v", m["name"], m["weight"]))
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // An agent whose ServiceAccount may not write Services fails the step
