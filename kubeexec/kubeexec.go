@@ -98,8 +98,8 @@ type AppliedEvent struct {
 }
 
 // reportApplied appends an EventApplied event to the pipeline's log when
-// the runner gave the job a Report (the agent's jobs have none: Report does
-// not cross the agent's connection) and the command wrote anything. A
+// the job has a Report (the runner's own, or, on an agent, one that sends a
+// Report message over its connection) and the command wrote anything. A
 // failed report is logged, never the command's failure.
 func reportApplied(ctx context.Context, job runner.Job, objs []kube.Applied, log *slog.Logger) {
 	if job.Report == nil || len(objs) == 0 {

@@ -91,7 +91,7 @@ manifests:
 		t.Errorf("applied objects %v, want the ConfigMap and the canary's workload", got.Objects)
 	}
 
-	// Without Report (an agent's job), the command runs all the same.
+	// Without a Report, the command runs all the same.
 	job.Report, job.Command.ID, job.Command.Weight = nil, "p1/prod/canary/0b", 100
 	if res := x.Execute(ctx, job); !res.Success {
 		t.Fatalf("set weight without Report failed: %s", res.Message)
