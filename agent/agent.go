@@ -113,7 +113,9 @@ func (s *session) send(m *agentpb.AgentMessage) error {
 type execution struct {
 	cancel    context.CancelFunc
 	cancelled bool
-	finished  time.Time // zero while running
+	target    string        // tenant/pipeline/target of the command
+	done      chan struct{} // closed when the executor returned
+	finished  time.Time     // zero while running
 	result    []byte
 }
 
@@ -446,8 +448,23 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		d := time.Duration(ms) * time.Millisecond
 		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
 	}
-	ex := &execution{cancel: cancel}
+	ex := &execution{cancel: cancel, target: wj.Tenant + "/" + wj.Command.Pipeline + "/" + wj.Command.Target, done: make(chan struct{})}
 	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source, Report: a.reporter(id, ex)}
+	// A rollback supersedes whatever else of its target still runs: the
+	// server no longer waits for it, and its Cancel may come after the
+	// rollback, or the execution may take a moment to stop. It is
+	// cancelled here, and the rollback starts once it has returned, so
+	// that no write of it lands after the rollback's.
+	var superseded []chan struct{}
+	if wj.Command.Kind == pipeline.CmdRollback {
+		for _, o := range a.execs {
+			if o.target == ex.target && o.done != nil && o.finished.IsZero() {
+				o.cancelled = true
+				o.cancel()
+				superseded = append(superseded, o.done)
+			}
+		}
+	}
 	a.execs[id] = ex
 	a.mu.Unlock()
 	a.m.running.Inc()
@@ -455,8 +472,18 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		defer cancel()
 		start := time.Now()
 		log := a.log.With("tenant", tenant, "pipeline", job.Command.Pipeline, "target", job.Command.Target, "command", id, "kind", job.Command.Kind)
+		if len(superseded) > 0 {
+			log.Info("waiting for the superseded commands of the target to stop", "commands", len(superseded))
+			for _, done := range superseded {
+				select {
+				case <-done:
+				case <-ctx.Done():
+				}
+			}
+		}
 		log.Info("running command")
 		res := executor.Execute(ctx, job)
+		close(ex.done)
 		res.CommandID = id
 		a.m.running.Dec()
 		a.m.commands.WithLabelValues(string(job.Command.Kind), fmt.Sprint(res.Success)).Inc()

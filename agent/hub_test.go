@@ -109,7 +109,7 @@ func (e *env) credential(roles ...string) (id, secret string) {
 }
 
 // startAgent runs an agent until the test ends or stop is called.
-func (e *env) startAgent(id string, x *fakeExec) (a *Agent, stop func()) {
+func (e *env) startAgent(id string, x runner.Executor) (a *Agent, stop func()) {
 	e.t.Helper()
 	cid, secret := e.credential(pipeline.RoleAgent)
 	url := e.url
@@ -563,4 +563,53 @@ func (p *proxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// stubbornExec is a fakeExec whose command c1, once cancelled, returns
+// only when released: an execution that takes a moment to stop.
+type stubbornExec struct {
+	*fakeExec
+	stopped, release chan struct{}
+}
+
+func (x *stubbornExec) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
+	if job.Command.ID != "c1" {
+		return x.fakeExec.Execute(ctx, job)
+	}
+	x.started <- job.Command.ID
+	<-ctx.Done()
+	close(x.stopped)
+	<-x.release
+	return pipeline.CommandResult{Message: ctx.Err().Error()}
+}
+
+// A rollback that reaches the agent while another command of its target
+// still runs (its Cancel not there yet, or the execution slow to stop)
+// cancels that command and starts only once it has returned.
+func TestRollbackWaitsForTheSupersededCommand(t *testing.T) {
+	e := newEnv(t)
+	x := &stubbornExec{fakeExec: newFakeExec(), stopped: make(chan struct{}), release: make(chan struct{})}
+	e.startAgent("prod", x)
+	e.waitHub("prod connects", e.connected("prod"))
+	_ = e.execute(t.Context(), job("prod", "c1")) // never cancelled by the hub
+	waitStarted(t, x.fakeExec, "c1")
+	rb := job("prod", "r1")
+	rb.Command.Kind = pipeline.CmdRollback
+	ch := e.execute(t.Context(), rb)
+	select {
+	case <-x.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the rollback did not cancel the running command of its target")
+	}
+	select {
+	case id := <-x.started:
+		t.Fatalf("%s started before the superseded command returned", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(x.release)
+	waitStarted(t, x.fakeExec, "r1")
+	x.gate("r1") <- pipeline.CommandResult{Success: true}
+	if r := waitResult(t, ch); !r.Success {
+		t.Errorf("rollback: %+v", r)
+	}
 }
