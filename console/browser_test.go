@@ -124,13 +124,9 @@ func (s *sortie) deploy(app, image, steps string) string {
 // deployWith is deploy with extra top-level sections (webhooks, analysis).
 func (s *sortie) deployWith(app, image, steps, extra string) string {
 	s.t.Helper()
-	file := fmt.Sprintf(`version: v1
-kind: kubernetes
-application: %[1]s
-targets:
-  staging:
+	return s.deployFile(app, image, fmt.Sprintf(`  staging:
     account: local
-    namespace: %[2]s
+    namespace: %s
     strategy: c
     constraints:
       beforeDeployment:
@@ -139,7 +135,19 @@ strategies:
   c:
     canary:
       steps:
-%[4]s
+%s`, s.ns, steps), extra)
+}
+
+// deployFile starts a pipeline of app whose manifest is one Deployment of
+// image; targets is the file's targets section (without its key) and
+// what follows it up to the manifests, extra any sections after them.
+func (s *sortie) deployFile(app, image, targets, extra string) string {
+	s.t.Helper()
+	file := fmt.Sprintf(`version: v1
+kind: kubernetes
+application: %[1]s
+targets:
+%[3]s
 manifests:
   - inline: |
       apiVersion: apps/v1
@@ -151,8 +159,8 @@ manifests:
         template:
           metadata: {labels: {app: %[1]s}}
           spec:
-            containers: [{name: web, image: "%[3]s"}]
-%[5]s`, app, s.ns, image, steps, extra)
+            containers: [{name: web, image: "%[2]s"}]
+%[4]s`, app, image, targets, extra)
 	var res struct {
 		PipelineID string `json:"pipelineId"`
 	}
