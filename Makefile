@@ -19,9 +19,14 @@ $(LOCALKUBE): $(shell find localkube cmd/localkube -name '*.go' 2>/dev/null) go.
 kube-bin: $(LOCALKUBE)
 	@$(LOCALKUBE) build >/dev/null
 
-# Every test, the real-cluster ones included.
+# Every test, the real-cluster ones included. The tests over the Armory users'
+# corpus (not in the repository) run when $$SORTIE_ARMORY_EXAMPLES or
+# ../shared/armory-examples is present, and are skipped, said here, when not.
+ARMORY_EXAMPLES ?= $(or $(SORTIE_ARMORY_EXAMPLES),$(abspath $(CURDIR)/../shared/armory-examples))
 test: kube-bin proto-tools vet
-	$(GO) test -timeout 30m -count=1 ./...
+	@if [ -d "$(ARMORY_EXAMPLES)" ]; then echo "make test: the Armory users' corpus is at $(ARMORY_EXAMPLES); its tests run"; \
+	  else echo "make test: *** the Armory users' corpus is NOT here ($(ARMORY_EXAMPLES)); its tests are SKIPPED ***"; fi
+	SORTIE_ARMORY_EXAMPLES=$(ARMORY_EXAMPLES) $(GO) test -timeout 30m -count=1 ./...
 
 # Only the tests that need no cluster.
 test-short:

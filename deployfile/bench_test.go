@@ -8,10 +8,9 @@ import (
 
 // largestExample is the largest deployment file of the shared examples.
 func largestExample(b *testing.B) string {
-	shared := sharedDir(b)
 	var largest string
 	var size int64
-	for _, root := range []string{filepath.Join(shared, "examples"), filepath.Join(shared, "armory-examples")} {
+	for _, root := range exampleRoots(b) {
 		for _, rel := range armoryDeployFiles(b, root) {
 			p := filepath.Join(root, filepath.FromSlash(rel))
 			if st, err := os.Stat(p); err == nil && st.Size() > size {

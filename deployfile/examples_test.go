@@ -13,7 +13,7 @@ import (
 )
 
 func TestDesignExamplesValidate(t *testing.T) {
-	dir := filepath.Join(sharedDir(t), "examples")
+	dir := examplesDir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.yml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples in %s (%v)", dir, err)
@@ -105,7 +105,7 @@ func armoryDeployFiles(t testing.TB, root string) []string {
 }
 
 func TestArmoryExamples(t *testing.T) {
-	root := filepath.Join(sharedDir(t), "armory-examples")
+	root := armoryDir(t)
 	files := armoryDeployFiles(t, root)
 	var listed []string
 	for f := range armoryOutcomes {
@@ -153,7 +153,7 @@ func TestArmoryExamples(t *testing.T) {
 // deploy.yml kept outside the repository, run from the repository root,
 // finds every manifest there, with a warning that says how to write it.
 func TestArmoryCwdFallback(t *testing.T) {
-	repo := filepath.Join(sharedDir(t), "armory-examples", "borealis-demo")
+	repo := filepath.Join(armoryDir(t), "borealis-demo")
 	data, err := os.ReadFile(filepath.Join(repo, "deploy.yml"))
 	if err != nil {
 		t.Fatal(err)

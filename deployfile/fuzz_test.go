@@ -11,19 +11,8 @@ import (
 // FuzzParse feeds the parser every example file and mutations of them; it
 // must never panic and must always point its problems at a position.
 func FuzzParse(f *testing.F) {
-	shared := sharedDir(f)
-	err := filepath.WalkDir(shared, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || (!strings.HasSuffix(p, ".yml") && !strings.HasSuffix(p, ".yaml")) {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err == nil {
-			f.Add(data)
-		}
-		return err
-	})
-	if err != nil {
-		f.Fatal(err)
+	for _, root := range exampleRoots(f) {
+		addSeeds(f, root)
 	}
 	f.Add([]byte(head + s1))
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
@@ -39,4 +28,21 @@ func FuzzParse(f *testing.F) {
 			_ = NewPlan(res.File)
 		}
 	})
+}
+
+// addSeeds adds every YAML file under root to the corpus.
+func addSeeds(f *testing.F, root string) {
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || (!strings.HasSuffix(p, ".yml") && !strings.HasSuffix(p, ".yaml")) {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil {
+			f.Add(data)
+		}
+		return err
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
 }

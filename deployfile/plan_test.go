@@ -31,12 +31,12 @@ func TestPlan(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile(filepath.Join(sharedDir(t), "examples", "environments.yml"))
+	src, err := os.ReadFile(filepath.Join(examplesDir(t), "environments.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The example's manifests directory does not exist; point it at ours.
-	text := strings.Replace(string(src), "path: manifests/orders/", "path: app.yaml", 1)
+	text := strings.Replace(string(src), "path: manifests/ledger/", "path: app.yaml", 1)
 	if err := os.WriteFile(filepath.Join(dir, "deploy.yml"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestPlan(t *testing.T) {
 
 func TestPlanBlueGreenAndMesh(t *testing.T) {
 	for _, name := range []string{"blue-green.yml", "analysis-mesh.yml"} {
-		res := Load(filepath.Join(sharedDir(t), "examples", name), Options{WorkDir: t.TempDir()})
+		res := Load(filepath.Join(examplesDir(t), name), Options{WorkDir: t.TempDir()})
 		if len(res.Errors) > 0 {
 			t.Fatal(res.Errors)
 		}
@@ -118,11 +118,11 @@ func TestPlanBlueGreenAndMesh(t *testing.T) {
 			if diff := cmp.Diff(want, kinds); diff != "" || tp.Traffic != TrafficService {
 				t.Errorf("blue/green steps (-want +got):\n%s", diff)
 			}
-			if !strings.Contains(tp.Steps[3].Description, `"storefront"`) {
+			if !strings.Contains(tp.Steps[3].Description, `"shop"`) {
 				t.Errorf("redirect: %s", tp.Steps[3].Description)
 			}
 		case "analysis-mesh.yml":
-			if tp.Traffic != TrafficSMI || tp.Steps[0].Pods != nil || !strings.Contains(tp.Steps[0].Description, "5% of traffic") {
+			if tp.Traffic != TrafficSMI || tp.Steps[0].Pods != nil || !strings.Contains(tp.Steps[0].Description, "10% of traffic") {
 				t.Errorf("mesh canary: %+v", tp.Steps[0])
 			}
 		}
