@@ -42,15 +42,16 @@ func readEnvironment() environment {
 		return ""
 	}
 	e := environment{
-		Server:            get("SORTIE_SERVER"),
-		ClientID:          get("SORTIE_CLIENT_ID", "ARMORY_CLIENT_ID"),
-		ClientSecret:      get("SORTIE_CLIENT_SECRET", "ARMORY_CLIENT_SECRET"),
-		Token:             get("SORTIE_TOKEN"),
+		Server:            get("SORTIE_SERVER", "ARMORY_ADDR"),
+		ClientID:          get("SORTIE_CLIENT_ID", "ARMORY_CLIENT_ID", "ARMORY_CLIENTID"),
+		ClientSecret:      get("SORTIE_CLIENT_SECRET", "ARMORY_CLIENT_SECRET", "ARMORY_CLIENTSECRET"),
+		Token:             get("SORTIE_TOKEN", "ARMORY_AUTHTOKEN", "ARMORY_AUTH_TOKEN"),
 		CI:                strings.EqualFold(get("CI"), "true") || get("CI") == "1",
 		ConfigPath:        get("SORTIE_CONFIG"),
 		GitHubOutput:      get("GITHUB_OUTPUT"),
 		GitHubStepSummary: get("GITHUB_STEP_SUMMARY"),
 	}
+	e.applyGlobals()
 	if e.ConfigPath == "" {
 		if dir, err := os.UserConfigDir(); err == nil {
 			e.ConfigPath = filepath.Join(dir, "sortie", "config.yaml")
