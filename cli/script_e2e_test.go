@@ -37,8 +37,10 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	if err := os.Symlink(exe, filepath.Join(bin, "sortie")); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"sortie", "armory"} {
+		if err := os.Symlink(exe, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	admin, err := client.New(client.Options{Server: srv.URL, ClientID: srv.Credentials.ClientID, ClientSecret: srv.Credentials.ClientSecret})
 	if err != nil {
@@ -72,6 +74,20 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("capture: %s does not match stdout", args[1])
 				}
 				ts.Setenv(args[0], m[1])
+			},
+			// jsonfield FILE KEY VAR: VAR = the string KEY of the JSON
+			// object in FILE (stdout for the last command's), as `jq -r .KEY`.
+			"jsonfield": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 3 {
+					ts.Fatalf("usage: jsonfield FILE KEY VAR")
+				}
+				var doc map[string]any
+				ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &doc))
+				v, ok := doc[args[1]].(string)
+				if !ok || v == "" {
+					ts.Fatalf("%s has no string %q", args[0], args[1])
+				}
+				ts.Setenv(args[2], v)
 			},
 			"waitgate": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
