@@ -42,6 +42,10 @@ func TestScripts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	entrypoint, err := filepath.Abs(filepath.Join("..", "action", "entrypoint.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin, err := client.New(client.Options{Server: srv.URL, ClientID: srv.Credentials.ClientID, ClientSecret: srv.Credentials.ClientSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +60,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("ADMIN_ID", srv.Credentials.ClientID)
 			env.Setenv("ADMIN_SECRET", srv.Credentials.ClientSecret)
 			env.Setenv("NS", ns)
+			env.Setenv("ACTION_ENTRYPOINT", entrypoint)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
