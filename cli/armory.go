@@ -93,7 +93,9 @@ var armoryEnvFlags = []string{"clientId", "clientSecret", "addr", "authToken", "
 func applyArmoryEnv(cmd *cobra.Command) error {
 	for _, name := range armoryEnvFlags {
 		f := cmd.Flags().Lookup(name)
-		if f == nil || f.Changed {
+		if f == nil || f.Changed || name != "output" && f != cmd.Root().PersistentFlags().Lookup(name) {
+			// Only Armory's own flags: `sortie server --addr` is a listen
+			// address, never ARMORY_ADDR.
 			continue
 		}
 		for _, env := range armoryEnvNames(name) {
