@@ -120,6 +120,9 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
+		if scm != nil {
+			req.Commit = scm.commit()
+		}
 	}
 	env := readEnvironment()
 	c, err := newAPIClient(ios, opts.Conn)

@@ -104,6 +104,9 @@ func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]
 		fmt.Fprintf(w, ", ended at %s", fmtTime(v.EndedAt))
 	}
 	fmt.Fprintln(w, ".")
+	if v.Commit != nil {
+		fmt.Fprintf(w, "Commit: %s\n", commitText(v.Commit))
+	}
 	for _, t := range v.Targets {
 		fmt.Fprintf(w, "\nTarget %s (account %s, namespace %s", t.Name, t.Account, t.Namespace)
 		if t.Strategy != "" {

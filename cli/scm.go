@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/sortie-cd/sortie/store"
 )
 
 // scmInfo is where a deployment comes from, as Armory's --with-scm read it
@@ -49,6 +51,16 @@ func readSCM(opts DeployStartOptions) (*scmInfo, error) {
 		Repository:    os.Getenv("GITHUB_REPOSITORY"),
 		Server:        os.Getenv("GITHUB_SERVER_URL"),
 	}, nil
+}
+
+// commit is s as the server records it.
+func (s *scmInfo) commit() *store.Commit {
+	return &store.Commit{Sha: s.Sha, Branch: s.ReferenceName, Repository: s.Repository, Actor: s.Principal, Server: s.Server, Event: s.Event}
+}
+
+// commitText is "repository@branch (sha) by actor" of a recorded commit.
+func commitText(c *store.Commit) string {
+	return (&scmInfo{Sha: c.Sha, ReferenceName: c.Branch, Repository: c.Repository, Principal: c.Actor}).summary()
 }
 
 // summary is "repository@branch (sha) by actor", leaving out what is unknown.
