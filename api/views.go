@@ -32,6 +32,8 @@ type PipelineView struct {
 	// Spec is what runs: strategies, gates (with the roles an approval
 	// requires), timeouts.
 	Spec pipeline.Spec `json:"spec"`
+	// Commit is where the deployment comes from, when its start said.
+	Commit *store.Commit `json:"commit,omitempty"`
 }
 
 // TargetView is one target's state with its place in the graph.
@@ -58,6 +60,7 @@ func viewOf(sp *store.Pipeline) PipelineView {
 		EndedAt:     st.EndedAt,
 		Version:     sp.Version,
 		Deployed:    sp.Deployed,
+		Commit:      sp.Source.Commit,
 		Targets:     make([]TargetView, 0, len(st.Targets)),
 		History:     st.History,
 		Spec:        st.Spec,

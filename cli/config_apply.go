@@ -30,7 +30,11 @@ func newConfigApplyCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Create the tenants a YAML file lists and put their custom roles (with the
 grants each holds), then print what changed. Running it twice changes
-nothing the second time. '-f -' reads standard input.`),
+nothing the second time. '-f -' reads standard input.
+
+Armory CD-as-a-Service's RBAC file (tenants by name; roles with tenant and
+grants of type api, resource deployment or tenant, permission full) is
+accepted too, and its changes printed as Armory's CLI printed them.`),
 		Example: strings.TrimSpace(`
   sortie config apply -f org.yaml
 
@@ -66,11 +70,24 @@ func runConfigApply(ctx context.Context, ios IOStreams, opts ConfigApplyOptions)
 	if err != nil {
 		return fmt.Errorf("read the configuration: %w", err)
 	}
-	var cfg api.Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", opts.File, err)
+	var (
+		cfg    api.Config
+		armory bool
+		node   yaml.Node
+		names  map[string]string
+	)
+	if err := yaml.Unmarshal(b, &node); err == nil && isArmoryConfig(&node) {
+		// Armory's RBAC file: tenants by name, roles with api grants.
+		armory = true
+		if cfg, names, err = fromArmoryConfig(opts.File, &node); err != nil {
+			return err
+		}
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", opts.File, err)
+		}
 	}
 	changes, err := c.ApplyConfig(ctx, cfg)
 	if err != nil {
@@ -78,6 +95,11 @@ func runConfigApply(ctx context.Context, ios IOStreams, opts ConfigApplyOptions)
 	}
 	if changes == nil {
 		changes = []string{}
+	}
+	if armory {
+		for i, ch := range changes {
+			changes[i] = armoryChange(ch, names)
+		}
 	}
 	return writeData(ios.Out, opts.Output, api.ConfigChanges{Changes: changes}, func(w io.Writer) error {
 		if len(changes) == 0 {

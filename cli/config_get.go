@@ -26,13 +26,24 @@ takes them (YAML; -o json for JSON).`),
 		RunE:    func(cmd *cobra.Command, _ []string) error { return runConfigGet(cmd.Context(), ios, opts) },
 	}
 	opts.Conn.bind(cmd)
-	cmd.Flags().StringVarP(&opts.Output, "output", "o", "yaml", "output format: yaml or json")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "yaml", "output format: yaml, json, or armory (Armory's RBAC file)")
 	return cmd
 }
 
 func runConfigGet(ctx context.Context, ios IOStreams, opts ConfigGetOptions) error {
 	if opts.Output == "text" {
 		opts.Output = "yaml" // the configuration's text form is its YAML
+	}
+	if opts.Output == "armory" {
+		c, err := newAPIClient(ios, opts.Conn)
+		if err != nil {
+			return err
+		}
+		cfg, err := c.GetConfig(ctx)
+		if err != nil {
+			return err
+		}
+		return writeArmoryConfig(ios.Out, *cfg)
 	}
 	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {

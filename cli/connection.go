@@ -42,15 +42,16 @@ func readEnvironment() environment {
 		return ""
 	}
 	e := environment{
-		Server:            get("SORTIE_SERVER"),
-		ClientID:          get("SORTIE_CLIENT_ID", "ARMORY_CLIENT_ID"),
-		ClientSecret:      get("SORTIE_CLIENT_SECRET", "ARMORY_CLIENT_SECRET"),
-		Token:             get("SORTIE_TOKEN"),
+		Server:            get("SORTIE_SERVER", "ARMORY_ADDR"),
+		ClientID:          get("SORTIE_CLIENT_ID", "ARMORY_CLIENT_ID", "ARMORY_CLIENTID"),
+		ClientSecret:      get("SORTIE_CLIENT_SECRET", "ARMORY_CLIENT_SECRET", "ARMORY_CLIENTSECRET"),
+		Token:             get("SORTIE_TOKEN", "ARMORY_AUTHTOKEN", "ARMORY_AUTH_TOKEN"),
 		CI:                strings.EqualFold(get("CI"), "true") || get("CI") == "1",
 		ConfigPath:        get("SORTIE_CONFIG"),
 		GitHubOutput:      get("GITHUB_OUTPUT"),
 		GitHubStepSummary: get("GITHUB_STEP_SUMMARY"),
 	}
+	e.applyGlobals()
 	if e.ConfigPath == "" {
 		if dir, err := os.UserConfigDir(); err == nil {
 			e.ConfigPath = filepath.Join(dir, "sortie", "config.yaml")
@@ -150,7 +151,10 @@ func (o *connOptions) bind(cmd *cobra.Command) {
 type connection struct {
 	Server                 string
 	ClientID, ClientSecret string
-	Token                  client.Token
+	// Tenant is the tenant a credential's tokens are asked for ('login
+	// --tenant'); empty: the credential's own.
+	Tenant string
+	Token  client.Token
 	// cache is set when the credentials are the config file's: new tokens
 	// are then written back to it.
 	cache bool
@@ -191,6 +195,7 @@ func resolveConnection(o connOptions) (connection, error) {
 		return c, errors.New("not logged in: run 'sortie login --server URL --client-id ID --client-secret SECRET' (or set SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET)")
 	}
 	if c.ClientID != "" && c.ClientID == file.ClientID && sameServer(c.Server, file.Server) {
+		c.Tenant = file.Tenant
 		c.cache = !env.CI
 		if file.Token != "" && env.Token == "" {
 			c.Token = client.Token{AccessToken: file.Token, Expiry: file.TokenExpiry}
@@ -203,7 +208,7 @@ func resolveConnection(o connOptions) (connection, error) {
 // it holds these credentials (and CI is not set).
 func (c connection) client(ios IOStreams) (*client.Client, error) {
 	o := client.Options{
-		Server: c.Server, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		Server: c.Server, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Tenant: c.Tenant,
 		Token: c.Token, UserAgent: "sortie-cli/" + Version,
 	}
 	if c.cache {

@@ -24,6 +24,13 @@ type DeployStartOptions struct {
 	Context     []string
 	Watch       bool
 	Output      string
+	// Account is Armory's --account: it overrode the file's accounts only
+	// for a --file URL, which neither CLI fetches; a local file keeps its own.
+	Account string
+	// WithSCM and SCMFile are Armory's --with-scm and --with-scm-file: the
+	// commit the deployment comes from (see scm.go).
+	WithSCM bool
+	SCMFile string
 }
 
 func newDeployStartCmd(ios IOStreams) *cobra.Command {
@@ -58,6 +65,9 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable)")
 	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context")
 	f.BoolVarP(&opts.Watch, "watch", "w", false, "follow the deployment until it ends; exit 0 only if it succeeded")
+	f.StringVar(&opts.Account, "account", "", "Armory's override of the accounts of a --file URL; a local file keeps its own")
+	f.BoolVar(&opts.WithSCM, "with-scm", false, "record the commit, branch, repository and actor from the CI environment (GITHUB_*)")
+	f.StringVar(&opts.SCMFile, "with-scm-file", "", "record the commit, branch, repository and actor from this JSON file")
 	opts.Conn.bind(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -65,12 +75,15 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 
 // startOutput is what `deploy start -o json` prints.
 type startOutput struct {
-	PipelineID  string          `json:"pipelineId"`
-	Application string          `json:"application,omitempty"`
-	Link        string          `json:"link"`
-	Status      pipeline.Status `json:"status"`
-	Queued      bool            `json:"queued"`
-	Warnings    []string        `json:"warnings"`
+	PipelineID string `json:"pipelineId"`
+	// DeploymentID is PipelineID under Armory's name, so that scripts
+	// reading .deploymentId keep working.
+	DeploymentID string          `json:"deploymentId"`
+	Application  string          `json:"application,omitempty"`
+	Link         string          `json:"link"`
+	Status       pipeline.Status `json:"status"`
+	Queued       bool            `json:"queued"`
+	Warnings     []string        `json:"warnings"`
 	// Pipeline is the final pipeline, with --watch.
 	Pipeline *api.PipelineView `json:"pipeline,omitempty"`
 }
@@ -91,6 +104,13 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 	if err != nil {
 		return err
 	}
+	scm, err := readSCM(opts)
+	if err != nil {
+		return err
+	}
+	if opts.Account != "" {
+		fmt.Fprintf(ios.ErrOut, "note: --account overrides accounts only of a --file URL (as in Armory's CLI); %s keeps its own accounts\n", firstOf(opts.File, "the stored deployment"))
+	}
 	var (
 		req     api.StartRequest
 		fileApp string
@@ -100,6 +120,9 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
+		if scm != nil {
+			req.Commit = scm.commit()
+		}
 	}
 	env := readEnvironment()
 	c, err := newAPIClient(ios, opts.Conn)
@@ -124,15 +147,35 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		}
 		return apiFailure(ios, err)
 	}
-	out := startOutput{PipelineID: res.PipelineID, Application: app, Link: consoleLink(c.Server(), res.PipelineID), Status: res.Status, Queued: res.Queued, Warnings: res.Warnings}
+	if scm != nil && opts.Output == "text" {
+		fmt.Fprintf(ios.ErrOut, "source: %s\n", scm.summary())
+	}
+	out := startOutput{PipelineID: res.PipelineID, DeploymentID: res.PipelineID, Application: app, Link: consoleLink(c.Server(), res.PipelineID), Status: res.Status, Queued: res.Queued, Warnings: res.Warnings}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}
-	if opts.Output == "text" {
+	switch {
+	case opts.Output == "text" && globals.Armory:
+		writeArmoryStart(ios.Out, out)
+	case opts.Output == "text":
 		writeStartText(ios.Out, out)
 	}
 	var outcome error
-	if opts.Watch {
+	if opts.Watch && globals.Armory {
+		var live io.Writer
+		if opts.Output == "text" {
+			live = ios.Out
+		}
+		final, err := armoryWatch(ctx, c, out, live)
+		if err != nil {
+			return err
+		}
+		if final == nil {
+			return writeGitHubOrWarn(ios, env, out)
+		}
+		out.Status, out.Pipeline = final.Status, final
+		outcome = finalOutcome(ios, final)
+	} else if opts.Watch {
 		live := ios.Out
 		if opts.Output != "text" {
 			live = ios.ErrOut
@@ -148,7 +191,11 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		outcome = finalOutcome(ios, final)
 	}
 	if opts.Output != "text" {
-		if err := writeData(ios.Out, opts.Output, out, nil); err != nil {
+		var doc any = out
+		if globals.Armory {
+			doc = armoryStartOutput{DeploymentID: out.PipelineID, Status: string(out.Status)}
+		}
+		if err := writeData(ios.Out, opts.Output, doc, nil); err != nil {
 			return err
 		}
 	}

@@ -25,7 +25,7 @@ type DeployStatusOptions struct {
 func newDeployStatusCmd(ios IOStreams) *cobra.Command {
 	opts := DeployStatusOptions{}
 	cmd := &cobra.Command{
-		Use:   "status ID",
+		Use:   "status ID | -i ID",
 		Short: "Show a deployment: its targets, steps, gates and history",
 		Long: strings.TrimSpace(`
 Show a deployment as the server keeps it: its status, each target with its
@@ -35,12 +35,20 @@ the limits, the verdict), and every action taken with who took it.
 
 -o json prints the API's pipeline object (see docs/cli.md).`),
 		Example: "  sortie deploy status 01JD3X5R8Q4W2E0M6K9T7N5B3C -o json",
-		Args:    exactArgs(1, "ID"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && opts.ID == "" || len(args) == 0 && opts.ID != "" {
+				return nil
+			}
+			return usageErrorf("%s takes the deployment's ID, as an argument or with -i (Armory's --deploymentId)", cmd.CommandPath())
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.ID = args[0]
+			if len(args) == 1 {
+				opts.ID = args[0]
+			}
 			return runDeployStatus(cmd.Context(), ios, opts)
 		},
 	}
+	cmd.Flags().StringVarP(&opts.ID, "deployment-id", "i", "", "the deployment's ID (Armory's -i/--deploymentId)")
 	opts.Conn.bind(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -56,6 +64,10 @@ func runDeployStatus(ctx context.Context, ios IOStreams, opts DeployStatusOption
 		return aboutDeployment(opts.ID, err)
 	}
 	return writeData(ios.Out, opts.Output, v, func(w io.Writer) error {
+		if globals.Armory {
+			writeArmoryStatus(w, v)
+			return nil
+		}
 		var judgments map[string][]gate.JudgmentEvent
 		if analysed(v) {
 			evs, err := c.Events(ctx, opts.ID, 0)
@@ -92,6 +104,9 @@ func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]
 		fmt.Fprintf(w, ", ended at %s", fmtTime(v.EndedAt))
 	}
 	fmt.Fprintln(w, ".")
+	if v.Commit != nil {
+		fmt.Fprintf(w, "Commit: %s\n", commitText(v.Commit))
+	}
 	for _, t := range v.Targets {
 		fmt.Fprintf(w, "\nTarget %s (account %s, namespace %s", t.Name, t.Account, t.Namespace)
 		if t.Strategy != "" {

@@ -4,4 +4,9 @@
 //
 // It maps errors to exit codes in one place (Main) and must never print a
 // stack trace, a token or a secret.
+//
+// It also accepts Armory CD-as-a-Service's command line (armory.go): its
+// persistent flags and ARMORY_* variables, its camel-case flag names, its
+// RBAC file in config apply, and, when the binary runs as "armory"
+// (MainAs), its output lines, JSON shapes and exit codes.
 package cli

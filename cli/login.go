@@ -73,7 +73,7 @@ use it to get new tokens (each use replaces it), until it is revoked by
 	f.StringVar(&opts.ClientSecret, "client-secret", "", "the client secret (SORTIE_CLIENT_SECRET); '-' reads it from standard input")
 	f.StringVar(&opts.CredentialsFile, "credentials-file", "", "a credentials file as the server writes it (admin-credentials.json)")
 	f.StringVar(&opts.Username, "username", "", "log in as this local user (password from a no-echo prompt or standard input)")
-	f.StringVar(&opts.Tenant, "tenant", "", "the user's tenant (default main)")
+	f.StringVarP(&opts.Tenant, "tenant", "e", "", "the tenant: a user's (default main), or one an organization admin's credential acts in (Armory's -e/--envName)")
 	f.BoolVar(&opts.SSO, "sso", false, "log in through the server's single sign-on (device flow)")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -129,7 +129,9 @@ func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
 	case id == "" || secret == "":
 		return usageErrorf("give --client-id and --client-secret (or SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET), or --credentials-file")
 	}
-	c, err := client.New(client.Options{Server: server, ClientID: id, ClientSecret: secret, UserAgent: "sortie-cli/" + Version})
+	// --tenant (Armory's -e/--envName): an organization admin's
+	// credential acting in another tenant; the token is for that one.
+	c, err := client.New(client.Options{Server: server, ClientID: id, ClientSecret: secret, Tenant: opts.Tenant, UserAgent: "sortie-cli/" + Version})
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -137,6 +139,9 @@ func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
 	if err != nil {
 		if client.StatusOf(err) == 401 {
 			return fmt.Errorf("login to %s refused: unknown client id or wrong client secret", c.Server())
+		}
+		if opts.Tenant != "" && client.StatusOf(err) == 400 {
+			return fmt.Errorf("login to %s in tenant %s refused: only an organization admin's credential acts in another tenant, and only in one that exists: %w", c.Server(), opts.Tenant, err)
 		}
 		return fmt.Errorf("login to %s: %w", c.Server(), err)
 	}
@@ -148,7 +153,7 @@ func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
 		}
 	}
 	if !env.CI {
-		cfg := configFile{Server: c.Server(), ClientID: id, ClientSecret: secret, Token: tok.AccessToken, TokenExpiry: tok.Expiry.UTC()}
+		cfg := configFile{Server: c.Server(), ClientID: id, ClientSecret: secret, Tenant: opts.Tenant, Token: tok.AccessToken, TokenExpiry: tok.Expiry.UTC()}
 		if err := cfg.save(env.ConfigPath); err != nil {
 			return err
 		}

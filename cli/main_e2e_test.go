@@ -15,12 +15,12 @@ import (
 // environment), or runs the tests with the shared local cluster, which the
 // end-to-end tests deploy to; the package's other tests do not use it.
 func TestMain(m *testing.M) {
-	if filepath.Base(os.Args[0]) == "sortie" {
-		code := Main(context.Background(), os.Args[1:], SystemStreams())
+	if name := filepath.Base(os.Args[0]); name == "sortie" || name == "armory" {
+		code := MainAs(context.Background(), name, os.Args[1:], SystemStreams())
 		if code != 0 {
 			// For the scripts to check the exit code: testscript only
 			// tells success from failure.
-			fmt.Fprintf(os.Stderr, "[sortie exited %d]\n", code)
+			fmt.Fprintf(os.Stderr, "[%s exited %d]\n", name, code)
 		}
 		os.Exit(code)
 	}

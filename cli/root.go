@@ -12,7 +12,11 @@ import (
 // Main runs the sortie command line with args (without the program name) and
 // returns the process exit code.
 func Main(ctx context.Context, args []string, ios IOStreams) int {
-	root := NewRootCmd(ios)
+	return runCLI(ctx, args, ios, false)
+}
+
+func runCLI(ctx context.Context, args []string, ios IOStreams, armory bool) int {
+	root := newRootCmd(ios, armory)
 	root.SetArgs(args)
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
@@ -32,7 +36,9 @@ func Main(ctx context.Context, args []string, ios IOStreams) int {
 }
 
 // NewRootCmd builds the whole command tree.
-func NewRootCmd(ios IOStreams) *cobra.Command {
+func NewRootCmd(ios IOStreams) *cobra.Command { return newRootCmd(ios, false) }
+
+func newRootCmd(ios IOStreams, armory bool) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "sortie",
 		Short: "Progressive delivery to Kubernetes: canary and blue/green with approvals, webhooks and analysis",
@@ -44,7 +50,8 @@ CD-as-a-Service run unchanged.`),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(flagError)
+	bindGlobalFlags(root, armory)
 	root.AddCommand(
 		newVersionCmd(ios),
 		newExitCodesHelp(),

@@ -37,7 +37,13 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	if err := os.Symlink(exe, filepath.Join(bin, "sortie")); err != nil {
+	for _, name := range []string{"sortie", "armory"} {
+		if err := os.Symlink(exe, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entrypoint, err := filepath.Abs(filepath.Join("..", "action", "entrypoint.sh"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	admin, err := client.New(client.Options{Server: srv.URL, ClientID: srv.Credentials.ClientID, ClientSecret: srv.Credentials.ClientSecret})
@@ -54,6 +60,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("ADMIN_ID", srv.Credentials.ClientID)
 			env.Setenv("ADMIN_SECRET", srv.Credentials.ClientSecret)
 			env.Setenv("NS", ns)
+			env.Setenv("ACTION_ENTRYPOINT", entrypoint)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -72,6 +79,20 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("capture: %s does not match stdout", args[1])
 				}
 				ts.Setenv(args[0], m[1])
+			},
+			// jsonfield FILE KEY VAR: VAR = the string KEY of the JSON
+			// object in FILE (stdout for the last command's), as `jq -r .KEY`.
+			"jsonfield": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 3 {
+					ts.Fatalf("usage: jsonfield FILE KEY VAR")
+				}
+				var doc map[string]any
+				ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &doc))
+				v, ok := doc[args[1]].(string)
+				if !ok || v == "" {
+					ts.Fatalf("%s has no string %q", args[0], args[1])
+				}
+				ts.Setenv(args[2], v)
 			},
 			"waitgate": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

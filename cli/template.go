@@ -62,7 +62,7 @@ Features add to the skeleton:
 			return runTemplate(ios, opts)
 		},
 	}
-	k.Flags().StringSliceVar(&opts.Features, "features", nil, "comma-separated: "+strings.Join(templateFeatures, ","))
+	k.Flags().StringSliceVarP(&opts.Features, "features", "f", nil, "comma-separated: "+strings.Join(templateFeatures, ","))
 	k.Flags().StringVar(&opts.OutDir, "out", "", "write DIR/deploy.yml and DIR/manifests/APP.yaml instead of printing")
 	cmd.AddCommand(k)
 	return cmd

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 
@@ -11,12 +12,24 @@ import (
 // Version is set at link time (-ldflags "-X github.com/sortie-cd/sortie/cli.Version=...").
 var Version = "dev"
 
+// versionOutput is `version -o json`; Armory's CLI printed {"version": ...}.
+type versionOutput struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Go       string `json:"go,omitempty"`
+	Platform string `json:"platform,omitempty"`
+}
+
 func newVersionCmd(ios IOStreams) *cobra.Command {
-	return &cobra.Command{
+	output := ""
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of sortie",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			rev := "unknown"
 			if info, ok := debug.ReadBuildInfo(); ok {
 				for _, s := range info.Settings {
@@ -25,8 +38,17 @@ func newVersionCmd(ios IOStreams) *cobra.Command {
 					}
 				}
 			}
-			_, err := fmt.Fprintf(ios.Out, "sortie %s (%s, %s, %s/%s)\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return err
+			v := versionOutput{Version: Version, Revision: rev, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+			if globals.Armory && output == "text" {
+				// Armory's CLI printed its version as JSON whatever -o said.
+				output = "json"
+			}
+			return writeData(ios.Out, output, v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "sortie %s (%s, %s, %s)\n", v.Version, v.Revision, v.Go, v.Platform)
+				return err
+			})
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// ClientID and ClientSecret get tokens with the client-credentials
 	// grant. Empty means the client only has Token.
 	ClientID, ClientSecret string
+	// Tenant, when not empty, asks client-credential tokens for that tenant
+	// instead of the credential's own (only an organization admin's
+	// credential may; the server refuses others).
+	Tenant string
 	// Token is a token already held (cached, or given by the user). Zero
 	// means fetch one on the first request.
 	Token Token
@@ -67,6 +71,7 @@ type Client struct {
 	base      *url.URL
 	id        string
 	secret    string
+	tenant    string
 	onToken   func(Token)
 	hc        *http.Client
 	now       func() time.Time
@@ -82,7 +87,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{base: u, id: o.ClientID, secret: o.ClientSecret, onToken: o.OnToken, hc: o.HTTPClient, now: o.Now, userAgent: o.UserAgent, tok: o.Token}
+	c := &Client{base: u, id: o.ClientID, secret: o.ClientSecret, tenant: o.Tenant, onToken: o.OnToken, hc: o.HTTPClient, now: o.Now, userAgent: o.UserAgent, tok: o.Token}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -147,7 +152,11 @@ func (c *Client) FetchToken(ctx context.Context) (Token, error) {
 	if c.id == "" || c.secret == "" {
 		return Token{}, errors.New("no client credentials to get a token with")
 	}
-	return c.requestToken(ctx, url.Values{"grant_type": {"client_credentials"}, "client_id": {c.id}, "client_secret": {c.secret}})
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.id}, "client_secret": {c.secret}}
+	if c.tenant != "" {
+		form.Set("tenant", c.tenant)
+	}
+	return c.requestToken(ctx, form)
 }
 
 // PasswordLogin logs a local user in (the password grant) in tenant (empty:

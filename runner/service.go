@@ -27,6 +27,8 @@ type StartRequest struct {
 	Targets []string `json:"targets,omitempty"`
 	// Application overrides the file's application name.
 	Application string `json:"application,omitempty"`
+	// Commit, when not nil, is recorded with the pipeline.
+	Commit *store.Commit `json:"commit,omitempty"`
 }
 
 // StartResult says what became of a start.
@@ -104,7 +106,7 @@ func (r *Runner) Start(ctx context.Context, by pipeline.Principal, tenant string
 			return StartResult{}, &pipeline.Error{Code: pipeline.CodeInvalid, Message: fmt.Sprintf("target %q is not in the deployment file", name)}
 		}
 	}
-	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context}
+	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Commit: req.Commit}
 	res, err := r.start(ctx, by, tenant, f, req.Targets, src)
 	res.Warnings = warnings
 	return res, err

@@ -60,6 +60,20 @@ type Source struct {
 	// Model is the parsed file as the CLI sent it, for the server's adapters
 	// (the executor renders manifests per target from it).
 	Model json.RawMessage `json:"model,omitempty"`
+	// Commit is where the deployment comes from, when the CLI was told
+	// (deploy start --with-scm or --with-scm-file).
+	Commit *Commit `json:"commit,omitempty"`
+}
+
+// Commit is the source-control revision a deployment was started from, as
+// CI reported it (Armory's --with-scm).
+type Commit struct {
+	Sha        string `json:"sha,omitempty"`
+	Branch     string `json:"branch,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+	Server     string `json:"server,omitempty"`
+	Event      string `json:"event,omitempty"`
 }
 
 // Times given to the store are kept to the nanosecond and come back in UTC;

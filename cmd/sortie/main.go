@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/sortie-cd/sortie/cli"
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], cli.SystemStreams())
+	code := cli.MainAs(ctx, filepath.Base(os.Args[0]), os.Args[1:], cli.SystemStreams())
 	stop()
 	os.Exit(code)
 }
