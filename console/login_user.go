@@ -127,7 +127,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, token, next str
 	}
 	c.startSession(w, r, token)
 	c.log.Info("console login", "client_id", p.ClientID, "tenant", p.Tenant)
-	if next == "" {
+	if next = safeNext(next); next == "" {
 		next = "/"
 	}
 	if !crossSite {

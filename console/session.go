@@ -346,9 +346,21 @@ func takeFlash(w http.ResponseWriter, r *http.Request) *Flash {
 	return &Flash{Kind: kind, Message: msg}
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: only a path that
+// parses with no scheme, host or user, starts with one "/", and holds no
+// control character or backslash (browsers drop tabs and newlines and read
+// a backslash as "/", so "/<tab>/evil.example" would leave the site), else "".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return ""
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f || r == '\\' || (r >= 0x80 && r <= 0x9f) {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return ""
 	}
 	return next
