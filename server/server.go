@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		return errors.New("server: a data directory is required (--data-dir)")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privateDir(cfg.DataDir, log); err != nil {
 		return fmt.Errorf("server: data directory: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -244,4 +244,25 @@ func apiError(err error) error {
 		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUnprocessable, Message: unprocessable.Message}
 	}
 	return err
+}
+
+// privateDir creates the data directory readable by its owner only, and
+// takes group and other access away from one that already exists: it holds
+// the database, the signing keys, the master key and the bootstrap
+// credential.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return err
+		}
+		log.Warn("data directory was open to other users; now owner only", "data_dir", dir, "was", perm.String())
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -71,6 +72,9 @@ var migrations embed.FS
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := ownerOnly(abs); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s := &Store{log: opts.Logger, now: opts.Now}
@@ -316,3 +320,32 @@ func fromNanos(n sql.NullInt64) time.Time {
 
 // nowUTC returns the store's clock in UTC.
 func (s *Store) nowUTC() time.Time { return s.now().UTC() }
+
+// ownerOnly creates the database file readable and writable by its owner
+// only, and takes group and other access away from an existing one and its
+// WAL and shared-memory files (SQLite gives those the database file's mode):
+// rows hold hashed secrets, wrapped data keys and the audit trail.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, info.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
