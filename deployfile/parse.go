@@ -122,6 +122,13 @@ func parse(name string, data []byte, r *report) *File {
 	}
 	d.decodeStruct(reflect.ValueOf(f).Elem(), root, root, "")
 	f.Pos = Pos{File: name, Line: 1, Col: 1}
+	// Armory's schema defaulted both; files that leave them out ran there.
+	if f.Version == "" {
+		f.Version = "v1"
+	}
+	if f.Kind == "" {
+		f.Kind = "kubernetes"
+	}
 	if d.over {
 		return f
 	}

@@ -454,3 +454,19 @@ strategies:
 		t.Errorf("manifest target ref: %+v", got)
 	}
 }
+
+// Armory's schema defaulted version and kind, so files without them ran there.
+func TestVersionAndKindDefault(t *testing.T) {
+	text := strings.TrimPrefix(head, "version: v1\nkind: kubernetes\n") + s1
+	res := Parse("deploy.yml", []byte(text))
+	if err := res.Err(); err != nil {
+		t.Fatalf("a file without version and kind was refused: %v", err)
+	}
+	if res.File.Version != "v1" || res.File.Kind != "kubernetes" {
+		t.Fatalf("version, kind = %q, %q; want v1, kubernetes", res.File.Version, res.File.Kind)
+	}
+	res = Parse("deploy.yml", []byte(strings.Replace(head, "version: v1", "version: v2", 1)+s1))
+	if res.Err() == nil {
+		t.Fatal("version: v2 was accepted")
+	}
+}
