@@ -470,3 +470,30 @@ func TestVersionAndKindDefault(t *testing.T) {
 		t.Fatal("version: v2 was accepted")
 	}
 }
+
+// Armory's CLI merged --add-context before validating: a key given only
+// there counts as defined.
+func TestAddedContextCountsAsDefined(t *testing.T) {
+	text := head + s1 + `webhooks:
+  - name: w
+    method: POST
+    uriTemplate: http://127.0.0.1:{{context.port}}/hook
+    disableCallback: true
+`
+	text = strings.Replace(text, "        - setWeight: 100\n", "        - setWeight: 100\n        - runWebhook: {name: w}\n", 1)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deploy.yml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := Load(path, Options{}); res.Err() == nil || !strings.Contains(res.Err().Error(), `context key "port" is not defined`) {
+		t.Fatalf("without the added key: %v; want the undefined context key", res.Err())
+	}
+	res := Load(path, Options{Context: map[string]string{"port": "8080"}})
+	if err := res.Err(); err != nil {
+		t.Fatalf("with --add-context port=8080: %v", err)
+	}
+	if got := res.File.Context["port"]; got != "8080" {
+		t.Fatalf("context port = %q, want 8080", got)
+	}
+}
