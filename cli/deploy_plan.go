@@ -44,7 +44,7 @@ func runDeployPlan(ios IOStreams, opts DeployPlanOptions) error {
 	default:
 		return usageErrorf("--output must be text, json or yaml, not %q", opts.Output)
 	}
-	res, err := loadDeployFile(opts.File, false)
+	res, err := loadDeployFile(opts.File, false, nil)
 	if err != nil {
 		return err
 	}

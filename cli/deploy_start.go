@@ -116,7 +116,7 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		fileApp string
 	)
 	if opts.File != "" {
-		if req, fileApp, err = buildStartRequest(ios, opts.File); err != nil {
+		if req, fileApp, err = buildStartRequest(ios, opts.File, addCtx); err != nil {
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
@@ -230,8 +230,8 @@ func writeStartText(w io.Writer, out startOutput) {
 
 // buildStartRequest validates the file locally (problems with positions,
 // exit 1) and gathers the manifests' text as the server expects it.
-func buildStartRequest(ios IOStreams, file string) (api.StartRequest, string, error) {
-	res, err := loadDeployFile(file, true)
+func buildStartRequest(ios IOStreams, file string, addCtx map[string]string) (api.StartRequest, string, error) {
+	res, err := loadDeployFile(file, true, addCtx)
 	if err != nil {
 		return api.StartRequest{}, "", err
 	}

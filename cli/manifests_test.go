@@ -59,7 +59,7 @@ manifests:
 	t.Chdir(root)
 
 	var errOut bytes.Buffer
-	req, app, err := buildStartRequest(IOStreams{Out: &bytes.Buffer{}, ErrOut: &errOut}, filepath.Join("deploy", "app.yml"))
+	req, app, err := buildStartRequest(IOStreams{Out: &bytes.Buffer{}, ErrOut: &errOut}, filepath.Join("deploy", "app.yml"), nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}

@@ -48,7 +48,7 @@ func runValidate(ios IOStreams, opts ValidateOptions) error {
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output must be text or json, not %q", opts.Output)
 	}
-	res, err := loadDeployFile(opts.File, opts.RequireManifests)
+	res, err := loadDeployFile(opts.File, opts.RequireManifests, nil)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 // loadDeployFile loads the file named by -f, resolving manifests from the
 // working directory as a fallback.
-func loadDeployFile(path string, requireManifests bool) (*deployfile.Result, error) {
+func loadDeployFile(path string, requireManifests bool, addContext map[string]string) (*deployfile.Result, error) {
 	if path == "" {
 		return nil, usageErrorf("give the deployment file with -f FILE")
 	}
@@ -98,7 +98,7 @@ func loadDeployFile(path string, requireManifests bool) (*deployfile.Result, err
 	if err != nil {
 		return nil, fmt.Errorf("find the working directory: %w", err)
 	}
-	return deployfile.Load(path, deployfile.Options{WorkDir: wd, RequireManifests: requireManifests}), nil
+	return deployfile.Load(path, deployfile.Options{WorkDir: wd, RequireManifests: requireManifests, Context: addContext}), nil
 }
 
 // reportProblems prints warnings and errors to ErrOut, one per line as

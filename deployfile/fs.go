@@ -20,7 +20,7 @@ func LoadFS(fsys fs.FS, name string, opts Options) *Result {
 		return &Result{Errors: Problems{{Pos: Pos{File: name}, Code: CodeSyntax, Message: "cannot read the deployment file: " + rootCause(err).Error()}}}
 	}
 	r := &report{}
-	f := parse(name, data, r)
+	f := parse(name, data, r, opts)
 	if f != nil {
 		loadManifestsFS(fsys, f, opts, r)
 	}

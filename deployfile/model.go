@@ -13,8 +13,8 @@ import (
 
 // File is a parsed deployment file.
 type File struct {
-	Version           string               `yaml:"version" json:"version" required:"true" enum:"v1" doc:"Version of the file format; always v1."`
-	Kind              string               `yaml:"kind" json:"kind" required:"true" enum:"kubernetes" doc:"What is deployed; always kubernetes."`
+	Version           string               `yaml:"version" json:"version" enum:"v1" doc:"Version of the file format; always v1, the default when omitted (as Armory's schema had it)."`
+	Kind              string               `yaml:"kind" json:"kind" enum:"kubernetes" doc:"What is deployed; always kubernetes, the default when omitted (as Armory's schema had it)."`
 	Application       string               `yaml:"application" json:"application" required:"true" doc:"Name of the application; one deployment of it runs at a time."`
 	Description       string               `yaml:"description" json:"description,omitempty" doc:"Free text shown with the deployment."`
 	Context           Context              `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in webhooks and analysis queries."`

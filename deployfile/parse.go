@@ -34,6 +34,10 @@ type Options struct {
 	// otherwise it is a warning, so that a file can be checked before its
 	// manifests are rendered.
 	RequireManifests bool
+	// Context is added to (and overrides) the file's context before the
+	// file is validated, as Armory merged --add-context first: a key given
+	// only here counts as defined.
+	Context map[string]string
 }
 
 // Load reads, parses and validates the deployment file at path, and reads
@@ -44,7 +48,7 @@ func Load(path string, opts Options) *Result {
 		return &Result{Errors: Problems{{Pos: Pos{File: path}, Code: CodeSyntax, Message: "cannot read the deployment file: " + errors.Unwrap(err).Error()}}}
 	}
 	r := &report{}
-	f := parse(path, data, r)
+	f := parse(path, data, r, opts)
 	if f != nil {
 		loadManifests(f, opts, r)
 	}
@@ -58,7 +62,7 @@ func Load(path string, opts Options) *Result {
 // path are left for Load.
 func Parse(name string, data []byte) *Result {
 	r := &report{}
-	f := parse(name, data, r)
+	f := parse(name, data, r, Options{})
 	res := &Result{File: f}
 	res.Errors, res.Warnings = r.finish()
 	return res
@@ -105,7 +109,7 @@ func parseDocument(name string, data []byte, r *report) *yaml.Node {
 	return doc.Content[0]
 }
 
-func parse(name string, data []byte, r *report) *File {
+func parse(name string, data []byte, r *report, opts Options) *File {
 	root := parseDocument(name, data, r)
 	if root == nil {
 		return nil
@@ -122,8 +126,18 @@ func parse(name string, data []byte, r *report) *File {
 	}
 	d.decodeStruct(reflect.ValueOf(f).Elem(), root, root, "")
 	f.Pos = Pos{File: name, Line: 1, Col: 1}
+	// Armory's schema defaulted both; files that leave them out ran there.
+	if f.Version == "" {
+		f.Version = "v1"
+	}
+	if f.Kind == "" {
+		f.Kind = "kubernetes"
+	}
 	if d.over {
 		return f
+	}
+	if len(opts.Context) > 0 {
+		f.Context = merge(f.Context, opts.Context)
 	}
 	validate(f, r)
 	parseInlineManifests(f, data, r)

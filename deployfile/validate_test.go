@@ -454,3 +454,46 @@ strategies:
 		t.Errorf("manifest target ref: %+v", got)
 	}
 }
+
+// Armory's schema defaulted version and kind, so files without them ran there.
+func TestVersionAndKindDefault(t *testing.T) {
+	text := strings.TrimPrefix(head, "version: v1\nkind: kubernetes\n") + s1
+	res := Parse("deploy.yml", []byte(text))
+	if err := res.Err(); err != nil {
+		t.Fatalf("a file without version and kind was refused: %v", err)
+	}
+	if res.File.Version != "v1" || res.File.Kind != "kubernetes" {
+		t.Fatalf("version, kind = %q, %q; want v1, kubernetes", res.File.Version, res.File.Kind)
+	}
+	res = Parse("deploy.yml", []byte(strings.Replace(head, "version: v1", "version: v2", 1)+s1))
+	if res.Err() == nil {
+		t.Fatal("version: v2 was accepted")
+	}
+}
+
+// Armory's CLI merged --add-context before validating: a key given only
+// there counts as defined.
+func TestAddedContextCountsAsDefined(t *testing.T) {
+	text := head + s1 + `webhooks:
+  - name: w
+    method: POST
+    uriTemplate: http://127.0.0.1:{{context.port}}/hook
+    disableCallback: true
+`
+	text = strings.Replace(text, "        - setWeight: 100\n", "        - setWeight: 100\n        - runWebhook: {name: w}\n", 1)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deploy.yml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := Load(path, Options{}); res.Err() == nil || !strings.Contains(res.Err().Error(), `context key "port" is not defined`) {
+		t.Fatalf("without the added key: %v; want the undefined context key", res.Err())
+	}
+	res := Load(path, Options{Context: map[string]string{"port": "8080"}})
+	if err := res.Err(); err != nil {
+		t.Fatalf("with --add-context port=8080: %v", err)
+	}
+	if got := res.File.Context["port"]; got != "8080" {
+		t.Fatalf("context port = %q, want 8080", got)
+	}
+}

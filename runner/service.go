@@ -71,7 +71,7 @@ func Load(req StartRequest) (*deployfile.File, []string, error) {
 		}
 		fsys[clean] = &fstest.MapFile{Data: []byte(text)}
 	}
-	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true})
+	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context})
 	var warnings []string
 	for _, w := range res.Warnings {
 		warnings = append(warnings, w.String())
