@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sortie-cd/sortie/redact"
 )
 
 // SecretResolver returns the value of a tenant's secret; a secret that is
@@ -74,7 +76,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 	if doer == nil {
 		doer = defaultClient
 	}
-	var secrets masker // every value resolved, and the forms it is sent in
+	secrets := masker{&redact.Set{}} // every value resolved, and the forms it is sent in
 	secret := func(name string) (string, error) {
 		if env.Secrets == nil {
 			return "", fmt.Errorf("secret %s is not set", name)
@@ -83,7 +85,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 		if err != nil {
 			return "", fmt.Errorf("metric provider %s: %w", c.Name, err)
 		}
-		secrets = append(secrets, v)
+		secrets.add(v)
 		return v, nil
 	}
 	h := http.Header{}
@@ -119,7 +121,7 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 				h.Set("Authorization", r.Header.Get("Authorization"))
 				// What the header carries: a provider quoting it back
 				// must not get the pair into a message.
-				secrets = append(secrets, strings.TrimPrefix(r.Header.Get("Authorization"), "Basic "))
+				secrets.add(strings.TrimPrefix(r.Header.Get("Authorization"), "Basic "))
 			case AuthBearer:
 				tok, err := secret(a.TokenSecret)
 				if err != nil {
@@ -164,19 +166,13 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 // forms): whatever the provider answers may quote the request (a proxy's
 // error page, an echoing endpoint), and what it answers ends up in
 // judgments, events and logs.
-type masker []string
+type masker struct{ set *redact.Set }
 
-const maskText = "******"
+// add records v and its encoded forms.
+func (m masker) add(v string) { m.set.Add(v) }
 
-// mask replaces every secret value in s.
-func (m masker) mask(s string) string {
-	for _, v := range m {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, maskText)
-		}
-	}
-	return s
-}
+// mask replaces every secret value in s, and its encoded forms.
+func (m masker) mask(s string) string { return m.set.Mask(s) }
 
 // err is e with the secret values masked; e itself when it holds none.
 func (m masker) err(e error) error {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/redact"
 )
 
 // SecretResolver returns the value of a tenant's secret. A secret that is
@@ -62,20 +63,15 @@ type Request struct {
 	Headers []Header
 	Body    string
 
-	secrets []string // values to mask
+	secrets redact.Set // values to mask, and their encoded forms
 }
 
-const maskText = "******"
+// Mask replaces every secret value the request was rendered with in s, and
+// the forms an echo of it may take (JSON- or URL-escaped, base64).
+func (r *Request) Mask(s string) string { return r.secrets.Mask(s) }
 
-// Mask replaces every secret value the request was rendered with in s.
-func (r *Request) Mask(s string) string {
-	for _, v := range r.secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, maskText)
-		}
-	}
-	return s
-}
+// CarriesSecret says whether a secret value was rendered into the request.
+func (r *Request) CarriesSecret() bool { return !r.secrets.Empty() }
 
 // Masked is the request as text, secret values masked: what logs and events
 // show.
@@ -116,7 +112,7 @@ func Render(ctx context.Context, tenant string, wh *deployfile.Webhook, v Vars, 
 				return "", fmt.Errorf("webhook %s: %s: %w", wh.Name, what, err)
 			}
 			resolved[t.Name] = val
-			req.secrets = append(req.secrets, val)
+			req.secrets.Add(val)
 		}
 		out, err := deployfile.Render(text, deployfile.Variables{
 			Armory:  v.Armory,
@@ -283,8 +279,13 @@ func (s *Sender) attempt(ctx context.Context, doer Doer, req *Request) (int, boo
 		return resp.StatusCode, false, nil
 	}
 	msg := fmt.Sprintf("%s %s answered %s", req.Method, req.URL, resp.Status)
-	if t := strings.TrimSpace(string(snippet)); t != "" {
+	// The start of the answer says what went wrong, but an endpoint may
+	// quote the request back in a form no mask knows: when the request
+	// carried a secret, viewers do not get to read it.
+	if t := strings.TrimSpace(string(snippet)); t != "" && !req.CarriesSecret() {
 		msg += ": " + t
+	} else if t != "" {
+		msg += " (response body not shown: the request carried a secret)"
 	}
 	return resp.StatusCode, resp.StatusCode >= 500, errors.New(req.Mask(msg))
 }
