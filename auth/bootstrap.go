@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -57,7 +58,7 @@ func Bootstrap(ctx context.Context, creds CredentialStore, dataDir, serverURL st
 		return "", fmt.Errorf("auth: bootstrap: %w", err)
 	}
 	path := filepath.Join(dataDir, AdminCredentialsFile)
-	if err := writePrivateFile(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WritePrivate(path, append(b, '\n')); err != nil {
 		return "", fmt.Errorf("auth: bootstrap: %w", err)
 	}
 	if err := creds.CreateCredential(ctx, c); err != nil {
@@ -65,31 +66,4 @@ func Bootstrap(ctx context.Context, creds CredentialStore, dataDir, serverURL st
 		return "", fmt.Errorf("auth: bootstrap: store credential: %w", err)
 	}
 	return path, nil
-}
-
-// writePrivateFile replaces path with data, readable by its owner only,
-// atomically: a reader sees the old file or the whole new one.
-func writePrivateFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, a no-op
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/webhook"
 )
@@ -244,54 +245,10 @@ func writeKeyFile(path string, ring []masterKey) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("secrets: master key file: %w", err)
 	}
-	if err := replaceFile(path, []byte(b.String())); err != nil {
+	if err := atomicfile.WritePrivate(path, []byte(b.String())); err != nil {
 		return fmt.Errorf("secrets: write master key file: %w", err)
 	}
 	return nil
-}
-
-// replaceFile writes data to a new file beside path, syncs and closes it,
-// renames it over path and syncs the directory, checking each step: a key
-// file is replaced by a complete one or not at all (a failed write once
-// renamed a truncated file over the only copy of the key).
-func replaceFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	renamed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // unwrap opens a wrapped data key with the ring's key of its id.
