@@ -30,3 +30,16 @@ func (s *Service) ListCredentials(ctx context.Context, tenant string) ([]store.C
 func (s *Service) DeleteCredential(ctx context.Context, tenant, clientID string) error {
 	return s.creds.DeleteCredential(ctx, tenant, clientID)
 }
+
+// GetCredential returns a credential of tenant; another tenant's answers
+// store.ErrNotFound, as an unknown id does.
+func (s *Service) GetCredential(ctx context.Context, tenant, clientID string) (*store.Credential, error) {
+	c, err := s.creds.GetCredential(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Tenant != tenant {
+		return nil, store.ErrNotFound
+	}
+	return c, nil
+}

@@ -25,6 +25,8 @@
 //     provisioned just in time with the roles their groups map to; the
 //     device flow is proxied (DeviceAuthorizationHandler, the device-code
 //     grant), the browser's code flow completes in package sso.
+//   - Roles: SystemRoles and GrantsOf say what grants roles give; Covers is
+//     the subset rule package api applies to every change of a principal.
 //   - Bootstrap gives a new server its first admin credential and writes it
 //     to <data-dir>/admin-credentials.json (mode 0600).
 //

@@ -133,6 +133,14 @@ func (s *Service) ListUsers(ctx context.Context, tenant string) ([]store.User, e
 	return s.users.ListUsers(ctx, tenant)
 }
 
+// GetUser returns a user of tenant.
+func (s *Service) GetUser(ctx context.Context, tenant, username string) (*store.User, error) {
+	if err := s.needUsers(); err != nil {
+		return nil, err
+	}
+	return s.users.GetUser(ctx, tenant, username)
+}
+
 // DeleteUser deletes a user of tenant and its refresh tokens. Access tokens
 // already issued stay valid until they expire (at most the token lifetime).
 func (s *Service) DeleteUser(ctx context.Context, tenant, username string) error {
