@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sortie-cd/sortie/auth"
@@ -52,7 +53,9 @@ func (s *server) authority(ctx context.Context, p Principal) (authority, error) 
 	return authority{p: p, grants: auth.GrantsOf(p.Roles, custom), custom: custom}, nil
 }
 
-// assign refuses roles that are malformed (400) or that give a grant the
+// assign refuses roles that are malformed (400), not defined in the tenant
+// (400, naming the role: a misspelt role would otherwise be kept and give
+// nothing, or, before, let its holder approve), or that give a grant the
 // caller lacks (403).
 func (a authority) assign(roles []string) error {
 	if len(roles) == 0 {
@@ -61,6 +64,10 @@ func (a authority) assign(roles []string) error {
 	for _, role := range roles {
 		if !roleName.MatchString(role) {
 			return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("role %q is not a valid role name (lower-case letters, digits, '.', '_', '-')", role))
+		}
+		if _, ok := a.custom[role]; !ok && !auth.IsSystemRole(role) {
+			return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("role %q is not defined in tenant %s: use a system role (%s) or one of the tenant's custom roles (%s; an organization admin defines them with 'sortie config apply')",
+				role, a.p.Tenant, strings.Join(systemRoleNames(), ", "), a.customNames()))
 		}
 		if g, ok := auth.Covers(a.grants, auth.GrantsOf([]string{role}, a.custom)); !ok {
 			return errorf(http.StatusForbidden, CodeForbidden, fmt.Sprintf("you may not give role %s: it gives grant %s, which your roles (%s) do not; a principal assigns only roles whose grants it holds", role, g, rolesText(a.p.Roles)))
@@ -90,6 +97,27 @@ func (a authority) covers(role string, grants []string) error {
 		return errorf(http.StatusForbidden, CodeForbidden, fmt.Sprintf("you may not define role %s with grant %s, which your roles (%s) do not give", role, g, rolesText(a.p.Roles)))
 	}
 	return nil
+}
+
+func (a authority) customNames() string {
+	if len(a.custom) == 0 {
+		return "it has none"
+	}
+	names := make([]string, 0, len(a.custom))
+	for n := range a.custom {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func systemRoleNames() []string {
+	names := make([]string, 0, len(auth.SystemRoles))
+	for n := range auth.SystemRoles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 func rolesText(roles []string) string {

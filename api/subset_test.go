@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
@@ -150,5 +151,65 @@ func TestTenantAdminCannotBecomeOrganizationAdmin(t *testing.T) {
 	// A missing principal is still 404, not 403.
 	if resp := h.do("PUT", "/api/v1/users/nobody/password", ta, api.SetPasswordRequest{Password: evil}); resp.status != 404 {
 		t.Errorf("reset of an unknown user: %d %s", resp.status, resp.body)
+	}
+}
+
+// TestOnlyTheApproveGrantApproves reproduces issue 16 item 2: any custom
+// role could approve, one defined with only read and a misspelt one alike,
+// and a misspelt role was kept when assigned. Now approve comes only from
+// grants, and an undefined role is refused when assigned (400 naming it).
+func TestOnlyTheApproveGrantApproves(t *testing.T) {
+	h := newHarness(t)
+	h.runner.add(samplePipeline(store.DefaultTenant, "p1", time.Now()))
+	org, _ := h.token(store.DefaultTenant, pipeline.RoleOrganizationAdmin)
+	cfg := api.Config{Tenants: []api.TenantConfig{{Name: store.DefaultTenant, Roles: []api.RoleConfig{
+		{Name: "auditor", Grants: []string{"read"}},
+		{Name: "release-manager", Grants: []string{"read", "approve"}},
+	}}}}
+	if resp := h.do("PUT", "/api/v1/config", org, cfg); resp.status != 200 {
+		t.Fatalf("config: %d %s", resp.status, resp.body)
+	}
+	approve := func(tok string) response {
+		return h.do("POST", "/api/v1/pipelines/p1/approve", tok, api.ActionRequest{Target: "staging"})
+	}
+	auditor, _ := h.token(store.DefaultTenant, "auditor")
+	if resp := approve(auditor); resp.status != 403 {
+		t.Errorf("a read-only custom role approves: %d %s, want 403", resp.status, resp.body)
+	}
+	// A role name no definition has, as a server before this fix kept it.
+	misspelt, _ := h.token(store.DefaultTenant, "relase-manager")
+	if resp := approve(misspelt); resp.status != 403 {
+		t.Errorf("a misspelt role approves: %d %s, want 403", resp.status, resp.body)
+	}
+	if len(h.runner.acted) != 0 {
+		t.Fatalf("the runner was asked to approve: %v", h.runner.acted)
+	}
+	rm, _ := h.token(store.DefaultTenant, "release-manager")
+	if resp := approve(rm); resp.status != 200 || len(h.runner.acted) != 1 {
+		t.Errorf("a custom role defined with approve: %d %s", resp.status, resp.body)
+	}
+
+	// Assigning a role that is not defined is refused, naming it.
+	ta, taCred := h.token(store.DefaultTenant, pipeline.RoleTenantAdmin)
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "x", Roles: []string{"relase-manager"}}},
+		{"POST", "/api/v1/users", api.CreateUserRequest{Username: "rita", Roles: []string{"relase-manager"}}},
+		{"PUT", "/api/v1/credentials/" + taCred.ClientID + "/roles", api.SetRolesRequest{Roles: []string{pipeline.RoleTenantAdmin, "relase-manager"}}},
+	} {
+		resp := h.do(c.method, c.path, ta, c.body)
+		if resp.status != 400 || !strings.Contains(resp.errors(t).Errors[0].Message, `role "relase-manager" is not defined in tenant main`) {
+			t.Errorf("%s %s with a misspelt role: %d %s, want 400 naming it", c.method, c.path, resp.status, resp.body)
+		}
+	}
+	// A role of another tenant is not defined in this one.
+	other, _ := h.token(otherTenant, pipeline.RoleTenantAdmin)
+	if resp := h.do("POST", "/api/v1/credentials", other, api.CreateCredentialRequest{Name: "x", Roles: []string{"release-manager"}}); resp.status != 400 {
+		t.Errorf("tenant main's custom role given in tenant other: %d %s", resp.status, resp.body)
+	}
+	if resp := h.do("POST", "/api/v1/users", ta, api.CreateUserRequest{Username: "rita", Roles: []string{"release-manager"}}); resp.status != 201 {
+		t.Errorf("a defined custom role: %d %s", resp.status, resp.body)
 	}
 }

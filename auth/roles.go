@@ -16,8 +16,9 @@ const (
 	// GrantDeploy: start, skip, roll back, cancel and redeploy pipelines,
 	// and answer webhook callbacks.
 	GrantDeploy Grant = "deploy"
-	// GrantApprove: reach the approve route. Which approvals the principal
-	// may give is the engine's call (requiresRoles).
+	// GrantApprove: reach the approve route; nothing else lets a principal
+	// approve. Which approvals it may give is then the engine's call
+	// (requiresRoles: a holder of a required role, or an admin).
 	GrantApprove Grant = "approve"
 	// GrantAdmin: manage the tenant's credentials, metric providers and
 	// secrets, and read its audit log.
@@ -50,15 +51,14 @@ func IsSystemRole(role string) bool {
 
 // GrantsOf returns the grants roles give, each once: a system role what
 // SystemRoles says, a custom role what custom (its stored definition, by
-// name, in the principal's tenant) says, and approve.
+// name, in the principal's tenant) says. A role that is neither gives
+// nothing: a misspelt or deleted role name is no permission.
 func GrantsOf(roles []string, custom map[string][]Grant) []Grant {
 	var out []Grant
 	for _, r := range roles {
 		gs, ok := SystemRoles[r]
 		if !ok {
-			// A custom role gives approve in any case: it exists to be
-			// required by approvals (requiresRoles).
-			gs = append([]Grant{GrantApprove}, custom[r]...)
+			gs = custom[r]
 		}
 		for _, g := range gs {
 			if !slices.Contains(out, g) {
