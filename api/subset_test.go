@@ -213,3 +213,70 @@ func TestOnlyTheApproveGrantApproves(t *testing.T) {
 		t.Errorf("a defined custom role: %d %s", resp.status, resp.body)
 	}
 }
+
+// TestCustomAdminRoleGrantsNoMoreThanItHolds reproduces issue 16 item 3: a
+// custom role named admin, defined with read and admin, created
+// tenant-admin credentials and gave itself more roles. The subset rule
+// holds for custom roles too: it manages viewers and agents only.
+func TestCustomAdminRoleGrantsNoMoreThanItHolds(t *testing.T) {
+	h := newHarness(t)
+	org, _ := h.token(store.DefaultTenant, pipeline.RoleOrganizationAdmin)
+	cfg := api.Config{Tenants: []api.TenantConfig{{Name: store.DefaultTenant, Roles: []api.RoleConfig{
+		{Name: "admin", Grants: []string{"read", "admin"}},
+		{Name: "ops", Grants: []string{"read", "deploy"}},
+	}}}}
+	if resp := h.do("PUT", "/api/v1/config", org, cfg); resp.status != 200 {
+		t.Fatalf("config: %d %s", resp.status, resp.body)
+	}
+	const pw = "a long enough password"
+	for _, u := range []api.CreateUserRequest{
+		{Username: "dev", Password: pw, Roles: []string{pipeline.RoleDeployer}},
+		{Username: "watcher", Password: pw, Roles: []string{pipeline.RoleViewer}},
+	} {
+		if resp := h.do("POST", "/api/v1/users", org, u); resp.status != 201 {
+			t.Fatalf("create %s: %d %s", u.Username, resp.status, resp.body)
+		}
+	}
+	_, ta := h.token(store.DefaultTenant, pipeline.RoleTenantAdmin)
+	ca, self := h.token(store.DefaultTenant, "admin")
+	for _, c := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		// More than it holds: refused.
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "x", Roles: []string{pipeline.RoleTenantAdmin}}, 403},
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "x", Roles: []string{pipeline.RoleDeployer}}, 403},
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "x", Roles: []string{"ops"}}, 403},
+		{"POST", "/api/v1/users", api.CreateUserRequest{Username: "eve", Password: pw, Roles: []string{pipeline.RoleTenantAdmin}}, 403},
+		{"PUT", "/api/v1/credentials/" + self.ClientID + "/roles", api.SetRolesRequest{Roles: []string{pipeline.RoleTenantAdmin}}, 403},
+		{"PUT", "/api/v1/credentials/" + self.ClientID + "/roles", api.SetRolesRequest{Roles: []string{"admin", pipeline.RoleDeployer}}, 403},
+		{"DELETE", "/api/v1/credentials/" + ta.ClientID, nil, 403},
+		{"PUT", "/api/v1/credentials/" + ta.ClientID + "/roles", api.SetRolesRequest{Roles: []string{pipeline.RoleViewer}}, 403},
+		{"PUT", "/api/v1/users/dev/password", api.SetPasswordRequest{Password: pw + "2"}, 403},
+		{"PUT", "/api/v1/users/dev/roles", api.SetRolesRequest{Roles: []string{pipeline.RoleViewer}}, 403},
+		{"DELETE", "/api/v1/users/dev", nil, 403},
+		// Within what it holds: allowed.
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "dashboard", Roles: []string{pipeline.RoleViewer}}, 201},
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "cluster", Roles: []string{pipeline.RoleAgent}}, 201},
+		{"POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "peer", Roles: []string{"admin"}}, 201},
+		{"PUT", "/api/v1/users/watcher/password", api.SetPasswordRequest{Password: pw + "2"}, 204},
+		{"PUT", "/api/v1/credentials/" + self.ClientID + "/roles", api.SetRolesRequest{Roles: []string{"admin", pipeline.RoleViewer}}, 200},
+	} {
+		if resp := h.do(c.method, c.path, ca, c.body); resp.status != c.status {
+			t.Errorf("custom admin: %s %s %v: %d %s, want %d", c.method, c.path, c.body, resp.status, resp.body, c.status)
+		}
+	}
+	if got := h.rolesOf(org, "credentials", self.ClientID); !slices.Equal(got, []string{"admin", pipeline.RoleViewer}) {
+		t.Errorf("the custom admin's roles: %v", got)
+	}
+	if got := h.rolesOf(org, "users", "dev"); !slices.Equal(got, []string{pipeline.RoleDeployer}) {
+		t.Errorf("dev's roles: %v", got)
+	}
+	// Config apply holds a role's definition to the same rule: only a
+	// caller holding every grant defines it (today only organization admins
+	// reach the route, and they hold every grant a custom role may give).
+	if resp := h.do("PUT", "/api/v1/config", ca, cfg); resp.status != 403 {
+		t.Errorf("custom admin applies the configuration: %d %s", resp.status, resp.body)
+	}
+}
