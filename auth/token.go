@@ -55,9 +55,10 @@ type Options struct {
 	// Logger receives refused logins (client id and address, never a
 	// secret); nil discards.
 	Logger *slog.Logger
-	// AddrLimit bounds token requests per remote address, and ClientLimit
-	// failed attempts per client id. Zero values mean DefaultAddrLimit and
-	// DefaultClientLimit.
+	// AddrLimit bounds token requests per remote address (an IPv6 one by
+	// its /64), and ClientLimit failed attempts per client id, or tenant
+	// and username, from one address. Zero values mean DefaultAddrLimit
+	// and DefaultClientLimit.
 	AddrLimit, ClientLimit Limit
 	// Tenants lets an organization admin's credential get a token for
 	// another tenant (the token request's tenant parameter); nil means
@@ -87,8 +88,8 @@ type Limit struct {
 }
 
 // Default limits: an address may ask for a token once a second on average
-// (a burst of 30 lets a CI runner start many jobs at once); a client id may
-// fail ten times, then once a minute.
+// (a burst of 30 lets a CI runner start many jobs at once); a client id or
+// user may fail ten times from one address, then once a minute.
 var (
 	DefaultAddrLimit   = Limit{Rate: 1, Burst: 30}
 	DefaultClientLimit = Limit{Rate: rate.Every(time.Minute), Burst: 10}
