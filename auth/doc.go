@@ -14,7 +14,8 @@
 //   - Service: the OAuth 2.0 token endpoint (client-credentials grant, form
 //     or HTTP Basic client authentication), rate-limited per remote address
 //     (IPv6 by /64) and failures per (client id or user, address), so no one
-//     locks another out; Issue and Verify of the JWTs (EdDSA; claims tenant,
+//     locks another out, and with at most MaxHashes argon2id computations
+//     at once (429 beyond, never a queue); Issue and Verify of the JWTs (EdDSA; claims tenant,
 //     sub, name, roles, iss, aud, exp, iat, jti); and Middleware, which
 //     requires a bearer token and puts the Principal in the context.
 //   - Users: local accounts per tenant with an argon2id password hash,

@@ -134,17 +134,26 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request, form
 		return
 	}
 	c, err := s.creds.GetCredential(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		VerifySecret(dummyHash(), secret)
-		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
-		s.refuse(w, basic)
-		return
-	case err != nil:
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		giveBack()
 		s.serverError(w, "look up credential", err)
 		return
-	case !VerifySecret(c.SecretHash, secret):
+	}
+	hash := dummyHash()
+	if found {
+		hash = c.SecretHash
+	}
+	match, ok := s.verify(w, giveBack, hash, secret)
+	if !ok {
+		return
+	}
+	switch {
+	case !found:
+		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
+		s.refuse(w, basic)
+		return
+	case !match:
 		s.log.Info("token request refused: wrong secret", "client_id", id, "remote", remoteHost(r))
 		s.refuse(w, basic)
 		return
@@ -204,23 +213,32 @@ func (s *Service) passwordGrant(w http.ResponseWriter, r *http.Request, form url
 		return
 	}
 	u, err := s.users.GetUser(r.Context(), tenant, username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		VerifySecret(dummyHash(), password)
-		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
-		s.refuseUser(w)
-		return
-	case err != nil:
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		giveBack()
 		s.serverError(w, "look up user", err)
 		return
+	}
+	// An unknown user, a single sign-on account or one whose password was
+	// never set costs a verification too.
+	hash := dummyHash()
+	if found && len(u.PasswordHash) > 0 {
+		hash = u.PasswordHash
+	}
+	match, ok := s.verify(w, giveBack, hash, password)
+	if !ok {
+		return
+	}
+	switch {
+	case !found:
+		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.refuseUser(w)
+		return
 	case len(u.PasswordHash) == 0:
-		// A single sign-on account, or one whose password was never set.
-		VerifySecret(dummyHash(), password)
 		s.log.Info("token request refused: the user has no password", "user", username, "tenant", tenant, "remote", remoteHost(r))
 		s.refuseUser(w)
 		return
-	case !VerifySecret(u.PasswordHash, password):
+	case !match:
 		s.log.Info("token request refused: wrong password", "user", username, "tenant", tenant, "remote", remoteHost(r))
 		s.refuseUser(w)
 		return

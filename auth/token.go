@@ -74,6 +74,10 @@ type Options struct {
 	// RefreshTTL is a refresh token's lifetime; zero means
 	// DefaultRefreshTTL.
 	RefreshTTL time.Duration
+	// MaxHashes bounds the argon2id hashes and verifications (19 MiB
+	// each) running at once; a request that finds every slot taken is
+	// answered 429 at once. Zero means DefaultMaxHashes.
+	MaxHashes int
 	// SSO, when not nil, logs users in through an OpenID Connect provider:
 	// the token endpoint's device-code grant and the device authorization
 	// endpoint proxy to it.
@@ -111,6 +115,10 @@ type Service struct {
 	audit    AuditLog
 	users    UserStore
 	sso      SSO
+	// slots holds one value per hash running (hashing).
+	slots chan struct{}
+	// inHash, when set (tests), runs inside each hash slot.
+	inHash func()
 
 	refreshTTL time.Duration
 }
@@ -135,6 +143,10 @@ func New(o Options) (*Service, error) {
 
 		refreshTTL: o.RefreshTTL,
 	}
+	if o.MaxHashes <= 0 {
+		o.MaxHashes = DefaultMaxHashes
+	}
+	s.slots = make(chan struct{}, o.MaxHashes)
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = DefaultRefreshTTL
 	}
