@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
@@ -23,6 +24,7 @@ const (
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
+	CodeBusy             = "busy"
 )
 
 // Error is an error with its HTTP status, for the runner to return what the
@@ -107,6 +109,8 @@ func Classify(err error) (int, []ErrorEntry) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, []ErrorEntry{{Message: "not found", Code: CodeNotFound}}
+	case errors.Is(err, auth.ErrBusy):
+		return http.StatusTooManyRequests, []ErrorEntry{{Message: err.Error(), Code: CodeBusy}}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, []ErrorEntry{{Message: "the resource changed meanwhile or already exists; read it again and retry", Code: CodeConflict}}
 	}

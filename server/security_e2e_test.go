@@ -51,6 +51,17 @@ func TestApprovalRoles(t *testing.T) {
 	if code, b := approve(pipeline.RoleAgent); code != 403 {
 		t.Errorf("agent approving: %d %s, want 403", code, b)
 	}
+	// A custom role approves only when defined with the approve grant.
+	root := s.token(a.rootID, a.rootSecret, "")
+	cfg := isolationConfig("main")
+	cfg.Tenants[0].Roles = append(cfg.Tenants[0].Roles, api.RoleConfig{Name: "auditor", Grants: []string{"read"}})
+	s.must(200, "PUT", api.Prefix+"/config", root, cfg, nil)
+	var nc api.NewCredential
+	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "auditor", Roles: []string{"auditor"}}, &nc)
+	a.tokens["auditor"] = s.token(nc.ClientID, nc.ClientSecret, "")
+	if code, b := approve("auditor"); code != 403 {
+		t.Errorf("a read-only custom role approving: %d %s, want 403", code, b)
+	}
 	if code, b := approve(pipeline.RoleDeployer); code != 403 || !strings.Contains(b, "release-manager") {
 		t.Errorf("deployer approving a gate that requires release-manager: %d %s, want 403 naming the role", code, b)
 	}
