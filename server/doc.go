@@ -2,4 +2,9 @@
 // runner, executor and the HTTP API — and runs it until its context ends:
 // the body of `sortie server` and `sortie dev`. It is the only package that
 // knows every adapter; the adapters know only the domain.
+//
+// It owns the listener: TLS with a certificate reloaded when its files
+// change (tls.go), or plaintext on loopback, or beyond loopback only when
+// told a TLS proxy is in front. It must never serve plaintext on another
+// address by default, nor start with a key file others can read.
 package server
