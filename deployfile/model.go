@@ -137,16 +137,17 @@ func (u TimeUnit) Duration() time.Duration {
 
 // AnalysisStep judges the new version by queries run every interval.
 type AnalysisStep struct {
-	Interval             int64    `yaml:"interval" json:"interval" required:"true" doc:"Time between judgment runs, in units."`
-	Units                TimeUnit `yaml:"units" alias:"unit" json:"units" required:"true" doc:"seconds, minutes or hours (any case)."`
-	NumberOfJudgmentRuns int      `yaml:"numberOfJudgmentRuns" json:"numberOfJudgmentRuns" required:"true" doc:"How many times the queries run."`
-	Queries              []Ref    `yaml:"queries" json:"queries" required:"true" doc:"Names of queries under analysis.queries."`
-	RollBackMode         string   `yaml:"rollBackMode" json:"rollBackMode,omitempty" enum:"automatic,manual" doc:"On failure: roll back by itself (automatic) or wait for a person (manual)."`
-	RollForwardMode      string   `yaml:"rollForwardMode" json:"rollForwardMode,omitempty" enum:"automatic,manual" doc:"On success: go on by itself (automatic) or wait for a person (manual)."`
-	Inconclusive         string   `yaml:"inconclusive" json:"inconclusive,omitempty" enum:"wait,rollback,proceed" doc:"Sortie extension: when a query returns no data or NaN, or its provider stays unreachable, wait for a person to approve or roll back (wait, the default, whatever rollBackMode says), roll back (rollback), or go on as if the analysis passed (proceed)."`
-	LookbackMethod       string   `yaml:"lookbackMethod" json:"lookbackMethod,omitempty" enum:"UNSET,GROWING,SLIDING" doc:"Window of each run: from the start (GROWING) or the last interval (SLIDING)."`
-	MetricProviderName   string   `yaml:"metricProviderName" json:"metricProviderName,omitempty" doc:"Metric provider; default analysis.defaultMetricProviderName."`
-	Context              Context  `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in the queries."`
+	Interval              int64    `yaml:"interval" json:"interval" required:"true" doc:"Time between judgment runs, in units."`
+	Units                 TimeUnit `yaml:"units" alias:"unit" json:"units" required:"true" doc:"seconds, minutes or hours (any case)."`
+	NumberOfJudgmentRuns  int      `yaml:"numberOfJudgmentRuns" json:"numberOfJudgmentRuns" required:"true" doc:"How many times the queries run, one interval apart. Each query's judgment is the mean of its values over all runs, compared with its limits after the last run (unless abortOnFailedJudgment)."`
+	AbortOnFailedJudgment bool     `yaml:"abortOnFailedJudgment" json:"abortOnFailedJudgment,omitempty" doc:"End the analysis as failed at the first run whose value of a query is outside the query's limits, instead of judging the mean after the last run."`
+	Queries               []Ref    `yaml:"queries" json:"queries" required:"true" doc:"Names of queries under analysis.queries."`
+	RollBackMode          string   `yaml:"rollBackMode" json:"rollBackMode,omitempty" enum:"automatic,manual" doc:"On failure: roll back by itself (automatic) or wait for a person (manual)."`
+	RollForwardMode       string   `yaml:"rollForwardMode" json:"rollForwardMode,omitempty" enum:"automatic,manual" doc:"On success: go on by itself (automatic) or wait for a person (manual)."`
+	Inconclusive          string   `yaml:"inconclusive" json:"inconclusive,omitempty" enum:"wait,rollback,proceed" doc:"Sortie extension: when a query returns no data or NaN, or its provider stays unreachable, wait for a person to approve or roll back (wait, the default, whatever rollBackMode says), roll back (rollback), or go on as if the analysis passed (proceed)."`
+	LookbackMethod        string   `yaml:"lookbackMethod" json:"lookbackMethod,omitempty" enum:"UNSET,GROWING,SLIDING" doc:"Window of each run: from the start (GROWING) or the last interval (SLIDING)."`
+	MetricProviderName    string   `yaml:"metricProviderName" json:"metricProviderName,omitempty" doc:"Metric provider; default analysis.defaultMetricProviderName."`
+	Context               Context  `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in the queries."`
 	// Every is Interval in Units.
 	Every time.Duration `yaml:"-" json:"every"`
 	Pos   Pos           `yaml:"-" json:"-"`
