@@ -11,6 +11,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -61,9 +62,9 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 	f := cmd.Flags()
 	f.StringVarP(&opts.File, "file", "f", "", "the deployment file")
 	f.StringVarP(&opts.Redeploy, "pipeline-id", "i", "", "redeploy this earlier deployment's file and manifests")
-	f.StringVarP(&opts.Application, "application", "n", "", "the application name (overrides the file's)")
-	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable)")
-	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context")
+	f.StringVarP(&opts.Application, "application", "n", "", "the application name (overrides the file's; the file may then lack one)")
+	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable); replaces the file's targetFilters")
+	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context, contextOverrides and step contexts")
 	f.BoolVarP(&opts.Watch, "watch", "w", false, "follow the deployment until it ends; exit 0 only if it succeeded")
 	f.StringVar(&opts.Account, "account", "", "Armory's override of the accounts of a --file URL; a local file keeps its own")
 	f.BoolVar(&opts.WithSCM, "with-scm", false, "record the commit, branch, repository and actor from the CI environment (GITHUB_*)")
@@ -116,7 +117,7 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		fileApp string
 	)
 	if opts.File != "" {
-		if req, fileApp, err = buildStartRequest(ios, opts.File, addCtx); err != nil {
+		if req, fileApp, err = buildStartRequest(ios, opts.File, deployfile.Options{RequireManifests: true, Context: addCtx, Application: opts.Application}); err != nil {
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
@@ -230,8 +231,8 @@ func writeStartText(w io.Writer, out startOutput) {
 
 // buildStartRequest validates the file locally (problems with positions,
 // exit 1) and gathers the manifests' text as the server expects it.
-func buildStartRequest(ios IOStreams, file string, addCtx map[string]string) (api.StartRequest, string, error) {
-	res, err := loadDeployFile(file, true, addCtx)
+func buildStartRequest(ios IOStreams, file string, o deployfile.Options) (api.StartRequest, string, error) {
+	res, err := loadDeployFile(file, o)
 	if err != nil {
 		return api.StartRequest{}, "", err
 	}

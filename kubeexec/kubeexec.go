@@ -192,7 +192,7 @@ func (e *Executor) file(id string, src *store.Source) (*deployfile.File, error) 
 	if f, ok := e.files[id]; ok {
 		return f, nil
 	}
-	f, _, err := runner.Load(runner.StartRequest{FileName: src.FileName, File: src.File, Manifests: src.Manifests, Context: src.Context})
+	f, _, err := runner.Load(runner.StartRequest{FileName: src.FileName, File: src.File, Manifests: src.Manifests, Context: src.Context, Application: src.Application})
 	if err != nil {
 		return nil, fmt.Errorf("the stored deployment no longer loads: %w", err)
 	}

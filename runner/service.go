@@ -71,24 +71,13 @@ func Load(req StartRequest) (*deployfile.File, []string, error) {
 		}
 		fsys[clean] = &fstest.MapFile{Data: []byte(text)}
 	}
-	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context})
+	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context, Application: req.Application})
 	var warnings []string
 	for _, w := range res.Warnings {
 		warnings = append(warnings, w.String())
 	}
 	if len(res.Errors) > 0 {
 		return nil, warnings, &InvalidError{Problems: res.Errors}
-	}
-	if req.Application != "" {
-		res.File.Application = req.Application
-	}
-	if len(req.Context) > 0 {
-		if res.File.Context == nil {
-			res.File.Context = deployfile.Context{}
-		}
-		for k, v := range req.Context {
-			res.File.Context[k] = v
-		}
 	}
 	return res.File, warnings, nil
 }
@@ -106,8 +95,13 @@ func (r *Runner) Start(ctx context.Context, by pipeline.Principal, tenant string
 			return StartResult{}, &pipeline.Error{Code: pipeline.CodeInvalid, Message: fmt.Sprintf("target %q is not in the deployment file", name)}
 		}
 	}
-	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Commit: req.Commit}
-	res, err := r.start(ctx, by, tenant, f, req.Targets, src)
+	// -t replaces the file's targetFilters, as in Armory's CLI.
+	filters := req.Targets
+	if len(filters) == 0 {
+		filters = f.IncludedTargets()
+	}
+	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Application: req.Application, Commit: req.Commit}
+	res, err := r.start(ctx, by, tenant, f, filters, src)
 	res.Warnings = warnings
 	return res, err
 }

@@ -57,6 +57,9 @@ type Source struct {
 	Manifests map[string]string `json:"manifests,omitempty"`
 	// Context is the context the deployment was started with.
 	Context map[string]string `json:"context,omitempty"`
+	// Application is the application name the deployment was started with
+	// (deploy start -n), which the file may lack.
+	Application string `json:"application,omitempty"`
 	// Model is the parsed file as the CLI sent it, for the server's adapters
 	// (the executor renders manifests per target from it).
 	Model json.RawMessage `json:"model,omitempty"`
