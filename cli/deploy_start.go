@@ -32,6 +32,9 @@ type DeployStartOptions struct {
 	// commit the deployment comes from (see scm.go).
 	WithSCM bool
 	SCMFile string
+	// ManifestCAFile holds PEM certificates trusted, besides the system's,
+	// for manifests named by https URL.
+	ManifestCAFile string
 }
 
 func newDeployStartCmd(ios IOStreams) *cobra.Command {
@@ -42,7 +45,9 @@ func newDeployStartCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Start a deployment of a deployment file: the file is validated here first
 (every problem with file:line:col, exit 1), then sent with the text of the
-manifests it names. Prints the deployment's id, its link and any warnings.
+manifests it names (a manifest named by an https URL is fetched here, and
+its text sent and stored with the deployment, so a redeploy is identical).
+Prints the deployment's id, its link and any warnings.
 
 -i PIPELINE_ID redeploys an earlier deployment's stored file and manifests.
 
@@ -69,6 +74,7 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 	f.StringVar(&opts.Account, "account", "", "Armory's override of the accounts of a --file URL; a local file keeps its own")
 	f.BoolVar(&opts.WithSCM, "with-scm", false, "record the commit, branch, repository and actor from the CI environment (GITHUB_*)")
 	f.StringVar(&opts.SCMFile, "with-scm-file", "", "record the commit, branch, repository and actor from this JSON file")
+	f.StringVar(&opts.ManifestCAFile, "manifest-ca-file", envOr("SORTIE_MANIFEST_CA_FILE", ""), "PEM file of CAs trusted, besides the system's, for manifests named by https URL (SORTIE_MANIFEST_CA_FILE)")
 	opts.Conn.bind(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -117,7 +123,12 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		fileApp string
 	)
 	if opts.File != "" {
-		if req, fileApp, err = buildStartRequest(ios, opts.File, deployfile.Options{RequireManifests: true, Context: addCtx, Application: opts.Application}); err != nil {
+		fetcher, err := newManifestFetcher(ctx, opts.ManifestCAFile)
+		if err != nil {
+			return err
+		}
+		o := deployfile.Options{RequireManifests: true, Context: addCtx, Application: opts.Application, Fetch: fetcher.fetch}
+		if req, fileApp, err = buildStartRequest(ios, opts.File, o); err != nil {
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
@@ -230,7 +241,9 @@ func writeStartText(w io.Writer, out startOutput) {
 }
 
 // buildStartRequest validates the file locally (problems with positions,
-// exit 1) and gathers the manifests' text as the server expects it.
+// exit 1; manifests named by URL fetched through o.Fetch, a failure being
+// one of the problems) and gathers the manifests' text as the server
+// expects it.
 func buildStartRequest(ios IOStreams, file string, o deployfile.Options) (api.StartRequest, string, error) {
 	res, err := loadDeployFile(file, o)
 	if err != nil {

@@ -2,8 +2,12 @@ package deployfile
 
 import (
 	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // Keys of Armory's deployment-file schema (its pipeline request:
@@ -168,5 +172,50 @@ webhooks:
 	}
 	if err := Parse("deploy.yml", []byte(head+s1+"contextOverrides: [a]\n")).Err(); err == nil || !strings.Contains(err.Error(), "contextOverrides must be a map of names to values") {
 		t.Errorf("a list as contextOverrides: %v", err)
+	}
+}
+
+// Manifests named by URL are read only through Options.Fetch; their
+// objects are positioned in the URL's text.
+func TestURLManifests(t *testing.T) {
+	const u = "https://manifests.example.com/app.yaml"
+	text := strings.Replace(head, `  - inline: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"`, "  - path: "+u, 1) + s1
+	dir := t.TempDir()
+	path := filepath.Join(dir, "deploy.yml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Offline (validate): a warning, nothing fetched.
+	res := Load(path, Options{RequireManifests: true})
+	if res.Err() != nil || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Message, "URLs are not read offline") {
+		t.Fatalf("offline: %v, warnings %v", res.Err(), res.Warnings)
+	}
+	fetch := func(text string, err error) func(string) (string, error) {
+		return func(got string) (string, error) {
+			if got != u {
+				t.Errorf("fetched %q, want %q", got, u)
+			}
+			return text, err
+		}
+	}
+	res = Load(path, Options{RequireManifests: true, Fetch: fetch("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fetched}\n", nil)})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fs := res.File.Manifests[0].Files; len(fs) != 1 || fs[0].Path != u || fs[0].Objects[0].Name != "fetched" || fs[0].Objects[0].Pos != (Pos{u, 1, 1}) {
+		t.Errorf("fetched manifest: %+v", fs)
+	}
+	res = Load(path, Options{Fetch: fetch("", errors.New("the server answered 404 Not Found"))})
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), path+`:10:5: manifests[0].path "`+u+`" cannot be fetched: the server answered 404 Not Found`) {
+		t.Errorf("a failed fetch: %v", err)
+	}
+	res = Load(path, Options{Fetch: fetch("apiVersion: v1\nkind: ConfigMap\n", nil)})
+	if err := res.Err(); err == nil || !strings.Contains(err.Error(), u+":1:1: this manifest document is not a Kubernetes object: it has no metadata.name") {
+		t.Errorf("a fetched manifest that is not an object: %v", err)
+	}
+	// What a client submitted must carry the URL's text.
+	fsys := fstest.MapFS{"deploy.yml": &fstest.MapFile{Data: []byte(text)}}
+	if err := LoadFS(fsys, "deploy.yml", Options{RequireManifests: true}).Err(); err == nil || !strings.Contains(err.Error(), "whose text was not submitted") {
+		t.Errorf("submitted without the URL's text: %v", err)
 	}
 }

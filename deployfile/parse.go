@@ -39,6 +39,11 @@ type Options struct {
 	// validated, as Armory merged --add-context first: a key given only
 	// here counts as defined.
 	Context map[string]string
+	// Fetch, when not nil, reads a manifest named by an http(s) URL: the
+	// CLI's fetcher at deploy start, or the server's lookup of the text the
+	// CLI sent. deployfile itself never touches the network; without Fetch a
+	// URL manifest is a warning (not read offline).
+	Fetch func(url string) (string, error)
 	// Application, when not empty, is the application name given on the
 	// command line (deploy start -n): it overrides the file's, and the file
 	// need not have one.

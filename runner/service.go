@@ -19,7 +19,8 @@ type StartRequest struct {
 	FileName string `json:"fileName"`
 	File     string `json:"file"`
 	// Manifests maps manifest paths, relative to the deployment file's
-	// folder, to their text.
+	// folder, to their text; a manifest named by URL is keyed by its URL
+	// and holds the text the CLI fetched.
 	Manifests map[string]string `json:"manifests,omitempty"`
 	// Context adds to (and overrides) the file's context.
 	Context map[string]string `json:"context,omitempty"`
@@ -64,14 +65,27 @@ func Load(req StartRequest) (*deployfile.File, []string, error) {
 	}
 	dir := path.Dir(name)
 	fsys := fstest.MapFS{name: &fstest.MapFile{Data: []byte(req.File)}}
+	// Manifests named by URL were fetched by the CLI and travel keyed by
+	// their URL; the server never fetches them, so a redeploy is identical.
+	fetched := map[string]string{}
 	for p, text := range req.Manifests {
+		if deployfile.IsURL(p) {
+			fetched[p] = text
+			continue
+		}
 		clean := path.Clean(path.Join(dir, p))
 		if strings.HasPrefix(clean, "../") || path.IsAbs(clean) {
 			return nil, nil, &InvalidError{Problems: deployfile.Problems{{Pos: deployfile.Pos{File: p}, Message: "manifest path leaves the deployment file's folder"}}}
 		}
 		fsys[clean] = &fstest.MapFile{Data: []byte(text)}
 	}
-	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context, Application: req.Application})
+	fetch := func(url string) (string, error) {
+		if text, ok := fetched[url]; ok {
+			return text, nil
+		}
+		return "", errors.New("its text was not submitted with the deployment file (deploy start fetches it and sends it)")
+	}
+	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context, Application: req.Application, Fetch: fetch})
 	var warnings []string
 	for _, w := range res.Warnings {
 		warnings = append(warnings, w.String())
