@@ -62,10 +62,6 @@ func (d *decoder) errorf(n *yaml.Node, code, format string, args ...any) {
 	d.r.errorf(d.pos(n), code, format, args...)
 }
 
-func (d *decoder) warnf(n *yaml.Node, code, format string, args ...any) {
-	d.r.warnf(d.pos(n), code, format, args...)
-}
-
 // resolve follows aliases and counts nodes; nil means stop.
 func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
