@@ -57,7 +57,7 @@ func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, erro
 		applyRest = append(applyRest, pinned)
 		delete(pending, u.GetName())
 	}
-	applied, err := e.Apply(ctx, ns, applyRest)
+	applied, err := e.apply(ctx, ns, t.OwnNamespaces, applyRest)
 	if err != nil {
 		return Progress{}, err
 	}

@@ -36,7 +36,7 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 		if rest, err = e.withoutLiveTraffic(ctx, t, rest); err != nil {
 			return total, err
 		}
-		if total.Applied, err = e.Apply(ctx, t.Namespace, rest); err != nil {
+		if total.Applied, err = e.apply(ctx, t.Namespace, t.OwnNamespaces, rest); err != nil {
 			return total, err
 		}
 	}

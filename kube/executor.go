@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,10 +84,21 @@ type Applied = progress.Object
 // namespaced object), CRDs and Namespaces first, waiting for each CRD to be
 // established before objects that may be its instances.
 func (e *Executor) Apply(ctx context.Context, ns string, objs []*unstructured.Unstructured) ([]Applied, error) {
+	return e.apply(ctx, ns, false, objs)
+}
+
+// apply is Apply; with own (a target that names no namespace), each object
+// goes where its manifest says, or to "default" when it says nothing, as
+// kubectl apply would put it.
+func (e *Executor) apply(ctx context.Context, ns string, own bool, objs []*unstructured.Unstructured) ([]Applied, error) {
 	var out []Applied
 	for _, u := range applyOrder(objs) {
 		u = u.DeepCopy()
-		res, err := e.applyOne(ctx, ns, u)
+		objNS := ns
+		if own {
+			objNS = cmp.Or(u.GetNamespace(), metav1.NamespaceDefault)
+		}
+		res, err := e.applyOne(ctx, objNS, u)
 		if err != nil {
 			return out, err
 		}
