@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,6 +35,9 @@ type Executor struct {
 	dyn    dynamic.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 	log    *slog.Logger
+	// namespaces, when not empty, are the only ones it writes in
+	// (LimitNamespaces).
+	namespaces []string
 }
 
 // New returns an Executor for the cluster of cfg. A nil log discards.
@@ -132,8 +136,14 @@ func (e *Executor) ri(u *unstructured.Unstructured, ns string) (dynamic.Resource
 		return nil, err
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		if err := e.allowedNamespace(u.GetKind()+" "+u.GetName(), ns); err != nil {
+			return nil, err
+		}
 		u.SetNamespace(ns)
 		return e.dyn.Resource(m.Resource).Namespace(ns), nil
+	}
+	if len(e.namespaces) > 0 && (u.GetKind() != "Namespace" || !slices.Contains(e.namespaces, u.GetName())) {
+		return nil, &ErrNamespaceNotAllowed{What: u.GetKind() + " " + u.GetName() + " (cluster-scoped)", Allowed: e.namespaces}
 	}
 	u.SetNamespace("")
 	return e.dyn.Resource(m.Resource), nil
