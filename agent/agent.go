@@ -73,6 +73,11 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ResultTTL: zero means DefaultResultTTL.
 	ResultTTL time.Duration
+	// ServiceProxy, when set, carries relayed requests for a Service's
+	// in-cluster name (NAME.NAMESPACE.svc): the cluster's API server's
+	// service proxy, so that preview URLs and relayed calls reach Services
+	// wherever the agent runs.
+	ServiceProxy http.RoundTripper
 }
 
 // Agent is the cluster's end of the connection: it dials out to the server,

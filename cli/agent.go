@@ -129,8 +129,13 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 		kx.LimitNamespaces(o.namespaces)
 		log.Info("writes limited to namespaces", "namespaces", strings.Join(o.namespaces, ","))
 	}
+	serviceProxy, err := kx.ServiceProxy()
+	if err != nil {
+		return err
+	}
 	opts := agent.Options{
-		ServerURL: o.server, AgentID: o.agentID, ClientID: clientID, ClientSecret: secret,
+		ServiceProxy: serviceProxy,
+		ServerURL:    o.server, AgentID: o.agentID, ClientID: clientID, ClientSecret: secret,
 		Executor: func(tenant string) runner.Executor {
 			return kubeexec.New(tenant, map[string]*kube.Executor{o.agentID: kx}, log)
 		},

@@ -171,6 +171,14 @@ type RunWebhook struct {
 	Pos     Pos     `yaml:"-" json:"-"`
 }
 
+// Preview URLs of exposeServices live DefaultPreviewTTL unless the step's
+// ttl says otherwise, within [MinPreviewTTL, MaxPreviewTTL].
+const (
+	DefaultPreviewTTL = 5 * time.Minute
+	MinPreviewTTL     = time.Minute
+	MaxPreviewTTL     = 24 * time.Hour
+)
+
 // ExposeServices gives Services of the new version temporary preview URLs.
 type ExposeServices struct {
 	Services []string  `yaml:"services" json:"services" required:"true" doc:"Names of Services to expose."`

@@ -8,10 +8,12 @@ import (
 	"maps"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sortie-cd/sortie/analysis"
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/preview"
 	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
@@ -22,6 +24,12 @@ import (
 // command on Cluster, which alone answers HasAccount.
 type Router struct {
 	Gates, Cluster runner.Executor
+	// Previews, when set, gives each Service an exposeServices step
+	// exposed its preview URL, in the step's message; nil leaves the
+	// cluster executor's message.
+	Previews *preview.Links
+	// Now: nil means time.Now (the links' expiry in the message).
+	Now func() time.Time
 }
 
 // IsGate reports whether Router sends commands of kind k to Gates.
@@ -34,7 +42,31 @@ func (r Router) Execute(ctx context.Context, job runner.Job) pipeline.CommandRes
 	if IsGate(job.Command.Kind) {
 		return r.Gates.Execute(ctx, job)
 	}
-	return r.Cluster.Execute(ctx, job)
+	res := r.Cluster.Execute(ctx, job)
+	if job.Command.Kind == pipeline.CmdExposeServices && res.Success && r.Previews != nil {
+		res.Message = r.previewMessage(job)
+	}
+	return res
+}
+
+// previewMessage lists the preview URL of each Service the step exposed,
+// and until when it works.
+func (r Router) previewMessage(job runner.Job) string {
+	c := job.Command
+	var step preview.Step
+	if err := json.Unmarshal(c.Params, &step); err != nil {
+		return "Services exposed"
+	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Preview URLs, valid until %s:", now.Add(step.Lifetime()).UTC().Format("2006-01-02 15:04 MST"))
+	for _, svc := range step.Services {
+		fmt.Fprintf(&b, "\n- %s: %s", svc, r.Previews.URL(preview.Ref{Tenant: job.Tenant, Pipeline: c.Pipeline, Target: c.Target, Service: svc}))
+	}
+	return b.String()
 }
 
 // HasAccount implements runner.Executor.
@@ -61,6 +93,9 @@ type Options struct {
 	Relay webhook.Relay
 	// Log: nil discards. Requests are logged masked.
 	Log *slog.Logger
+	// Previews gives {{armory.preview.SERVICE}} its value; nil leaves it
+	// without one.
+	Previews *preview.Links
 }
 
 // Executor executes gate commands.
@@ -152,7 +187,7 @@ func (e *Executor) callWebhook(ctx context.Context, job runner.Job) (bool, strin
 		return false, fmt.Sprintf("webhook %s is not in the deployment file", c.Webhook)
 	}
 	vars := webhook.Vars{
-		Armory:  t.Vars(map[string]string{"callbackUri": e.o.PublicURL + CallbackPath(c.Pipeline, c.Target, c.Step)}),
+		Armory:  t.Vars(e.previewVars(job, map[string]string{"callbackUri": e.o.PublicURL + CallbackPath(c.Pipeline, c.Target, c.Step)})),
 		Context: withContext(t.Context, c.Context),
 	}
 	req, err := webhook.Render(ctx, job.Tenant, wh, vars, e.o.Secrets)
@@ -181,7 +216,7 @@ func (e *Executor) runAnalysis(ctx context.Context, job runner.Job) analysis.Out
 	if err := json.Unmarshal(c.Params, &step); err != nil {
 		return analysis.Outcome{Verdict: analysis.Fail, Message: fmt.Sprintf("analysis parameters do not decode: %v", err)}
 	}
-	in := analysis.Input{Tenant: job.Tenant, Step: step, Armory: t.Vars(nil), Context: withContext(t.Context, step.Context),
+	in := analysis.Input{Tenant: job.Tenant, Step: step, Armory: t.Vars(e.previewVars(job, nil)), Context: withContext(t.Context, step.Context),
 		DefaultProvider: t.DefaultProvider}
 	for _, ref := range step.Queries {
 		q := t.Queries[ref.Name]
@@ -195,6 +230,21 @@ func (e *Executor) runAnalysis(ctx context.Context, job runner.Job) analysis.Out
 			e.o.Log.Warn("report judgment", "pipeline", c.Pipeline, "step", c.Step, "err", err)
 		}
 	})
+}
+
+// previewVars adds to extra the preview URLs of the target's exposed
+// Services ({{armory.preview.SERVICE}}).
+func (e *Executor) previewVars(job runner.Job, extra map[string]string) map[string]string {
+	if e.o.Previews == nil || job.Spec == nil {
+		return extra
+	}
+	ts := job.Spec.Target(job.Command.Target)
+	if ts == nil {
+		return extra
+	}
+	out := e.o.Previews.Vars(job.Tenant, job.Command.Pipeline, ts)
+	maps.Copy(out, extra)
+	return out
 }
 
 // withContext is the target's context with a step's over it.

@@ -34,6 +34,7 @@ type Executor struct {
 	client kubernetes.Interface
 	dyn    dynamic.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+	cfg    *rest.Config
 	log    *slog.Logger
 	// namespaces, when not empty, are the only ones it writes in
 	// (LimitNamespaces).
@@ -65,6 +66,7 @@ func New(cfg *rest.Config, log *slog.Logger) (*Executor, error) {
 		client: client,
 		dyn:    dyn,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
+		cfg:    cfg,
 		log:    log,
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -41,13 +42,12 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	fail := func(err error) pipeline.CommandResult {
 		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error()}
 	}
-	switch c.Kind {
-	case pipeline.CmdExposeServices:
-		return fail(fmt.Errorf("exposeServices is not supported yet"))
-	}
 	ex, ok := e.accounts[c.Account]
 	if !ok || job.Tenant != e.tenant {
 		return fail(fmt.Errorf("no cluster for account %q", c.Account))
+	}
+	if c.Kind == pipeline.CmdExposeServices {
+		return exposeServices(ctx, ex, job)
 	}
 	t, err := e.target(job)
 	if err != nil {
@@ -107,6 +107,37 @@ func summary(c pipeline.Command, p kube.Progress) string {
 	default:
 		return fmt.Sprintf("%d new pods ready", p.NewPods)
 	}
+}
+
+// exposeServices checks that each Service the step names exists in the
+// target's namespace with one port. The server then gives each a preview
+// URL (gate.Router), which reaches it through this cluster's executor.
+func exposeServices(ctx context.Context, ex *kube.Executor, job runner.Job) pipeline.CommandResult {
+	c := job.Command
+	res := pipeline.CommandResult{CommandID: c.ID}
+	var step struct {
+		Services []string `json:"services"`
+	}
+	if err := json.Unmarshal(c.Params, &step); err != nil {
+		res.Message = fmt.Sprintf("exposeServices parameters do not decode: %v", err)
+		return res
+	}
+	if job.Target == nil {
+		res.Message = fmt.Sprintf("no plan for target %q", c.Target)
+		return res
+	}
+	var parts []string
+	for _, name := range step.Services {
+		s, err := ex.ExposeService(ctx, job.Target.Namespace, name)
+		if err != nil {
+			res.Message = err.Error()
+			return res
+		}
+		parts = append(parts, fmt.Sprintf("%s (port %d)", s.Name, s.Port))
+	}
+	res.Success = true
+	res.Message = "Services " + strings.Join(parts, ", ") + " can be previewed"
+	return res
 }
 
 // target decodes the manifests of the command's target plan.

@@ -25,6 +25,7 @@ import (
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/preview"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
@@ -168,11 +169,19 @@ func Run(ctx context.Context, cfg Config) error {
 		accounts[account] = kx
 		log.Info("serving account in process", "account", account, "kubeconfig", cfg.Kubeconfig)
 	}
+	pkey, err := previewKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	previews, err := preview.NewLinks(pkey, public)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, sec, agentRelay{hub}, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, previews, st, sec, agentRelay{hub}, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -193,6 +202,9 @@ func Run(ctx context.Context, cfg Config) error {
 		web.SetSSO(ssoClient)
 	}
 	handler = console.Mount(handler, web)
+	handler = withPreviews(handler, &preview.Handler{
+		Links: previews, Pipeline: r.Get, Doer: previewDoers{accounts, hub}.Doer, ServiceURL: serviceURL, Log: log,
+	})
 	if secure {
 		handler = withHSTS(handler)
 	}
@@ -232,8 +244,20 @@ func Run(ctx context.Context, cfg Config) error {
 // resolve {{secrets.NAME}} and provider credentials from the tenant's
 // secrets. Webhooks with networkMode remoteNetworkAgent and Prometheus
 // providers naming an agent go through relay (the agents' hub).
-func gateRouter(cluster runner.Executor, public string, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log}), Cluster: cluster}
+func gateRouter(cluster runner.Executor, public string, previews *preview.Links, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log, Previews: previews}), Cluster: cluster, Previews: previews}
+}
+
+// withPreviews serves preview URLs (no login: the URL is the capability)
+// beside everything else.
+func withPreviews(next http.Handler, p *preview.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, preview.Path) {
+			p.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // deployments adapts the runner to what the API asks.

@@ -83,6 +83,7 @@ var rules = map[string]rule{
 	"localkube":                     {noImports: []string{module}},
 	"pipeline":                      {stdlib: true},
 	"plan":                          {stdlib: true, imports: []string{module + "deployfile", module + "pipeline", module + "store"}},
+	"preview":                       {noDeps: append([]string{runner, module + "agent"}, noCluster...)},
 	"progress":                      {stdlib: true},
 	"redact":                        {stdlib: true},
 	"runner":                        {noImports: append([]string{netHTTP, console, module + "api"}, noCluster...), noDeps: noCluster},
