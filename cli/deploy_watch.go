@@ -287,10 +287,6 @@ func approvers(v *api.PipelineView, target, stepID string) string {
 
 // requiredRoles finds a step's pause in the spec by its id (group/index).
 func requiredRoles(spec *pipeline.Spec, target, stepID string) []string {
-	ts := spec.Target(target)
-	if ts == nil {
-		return nil
-	}
 	group, idx, ok := strings.Cut(stepID, "/")
 	if !ok {
 		return nil
@@ -299,29 +295,11 @@ func requiredRoles(spec *pipeline.Spec, target, stepID string) []string {
 	if err != nil || i < 0 {
 		return nil
 	}
-	var list []pipeline.Step
-	switch group {
-	case pipeline.GroupBefore:
-		list = ts.BeforeDeployment
-	case pipeline.GroupAfter:
-		list = ts.AfterDeployment
-	case pipeline.GroupCanary:
-		if ts.Strategy.Canary != nil {
-			list = ts.Strategy.Canary.Steps
-		}
-	case pipeline.GroupRedirectAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.RedirectTrafficAfter
-		}
-	case pipeline.GroupShutDownAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
-		}
-	}
-	if i >= len(list) || list[i].Pause == nil {
+	sp := spec.StepOf(target, pipeline.StepState{Group: group, Index: i})
+	if sp == nil || sp.Pause == nil {
 		return nil
 	}
-	return list[i].Pause.RequiresRoles
+	return sp.Pause.RequiresRoles
 }
 
 // eventLine is one event as a line: time, what changed, and for a gate

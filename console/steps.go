@@ -21,33 +21,7 @@ var (
 // specStep returns the spec item behind a step laid out from a list, or
 // nil for the strategy's own phases.
 func specStep(st *pipeline.State, target string, s *pipeline.StepState) *pipeline.Step {
-	ts := st.Spec.Target(target)
-	if ts == nil || s.Index < 0 {
-		return nil
-	}
-	var list []pipeline.Step
-	switch s.Group {
-	case pipeline.GroupBefore:
-		list = ts.BeforeDeployment
-	case pipeline.GroupAfter:
-		list = ts.AfterDeployment
-	case pipeline.GroupCanary:
-		if ts.Strategy.Canary != nil {
-			list = ts.Strategy.Canary.Steps
-		}
-	case pipeline.GroupRedirectAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.RedirectTrafficAfter
-		}
-	case pipeline.GroupShutDownAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
-		}
-	}
-	if s.Index >= len(list) {
-		return nil
-	}
-	return &list[s.Index]
+	return st.Spec.StepOf(target, *s)
 }
 
 // stepTitle names a step as a person reads it: "set weight 25%", "pause
