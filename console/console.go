@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
-	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -52,6 +52,10 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock for durations shown; nil means time.Now.
 	Now func() time.Time
+	// SecureCookies marks every cookie Secure, also on a request that came
+	// in plaintext: the public URL is https and a TLS proxy in front
+	// terminates TLS. Without it only requests over TLS get Secure cookies.
+	SecureCookies bool
 }
 
 // Console serves the web console.
@@ -64,6 +68,7 @@ type Console struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	now       func() time.Time
+	secure    bool
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 }
@@ -74,7 +79,7 @@ func New(o Options) (*Console, error) {
 	if o.Deployments == nil || o.Auth == nil {
 		return nil, errors.New("console: Options need Deployments and Auth")
 	}
-	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
+	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now, secure: o.SecureCookies}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -170,6 +175,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
+	if c.secure {
+		r = r.WithContext(context.WithValue(r.Context(), secureCookiesKey{}, true))
+	}
 	c.mux.ServeHTTP(w, r)
 }
 
@@ -223,22 +231,18 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 
 // userMessage returns what to tell the user about a refused action.
 func userMessage(err error) string {
-	var pe *pipeline.Error
-	var ae *api.Error
-	var ce *apiError
-	switch {
-	case errors.As(err, &ce):
-		return ce.Message
-	case errors.As(err, &pe):
-		return pe.Message
-	case errors.As(err, &ae):
-		return ae.Message
-	case errors.Is(err, store.ErrNotFound):
-		return "no such pipeline"
-	case errors.Is(err, store.ErrConflict):
-		return "the pipeline changed meanwhile; try again"
+	if ce, ok := errors.AsType[*apiError](err); ok {
+		return ce.Message // the API's own words, from its answer
 	}
-	return ""
+	status, entries := api.Classify(err)
+	if status == http.StatusInternalServerError {
+		return ""
+	}
+	msgs := make([]string, len(entries))
+	for i, e := range entries {
+		msgs[i] = e.Message
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // errorText is an error as the user reads it: the API's or engine's message

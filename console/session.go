@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
@@ -227,8 +226,7 @@ func (c *Console) exchange(r *http.Request, id, secret, tenant string) (token st
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = r.RemoteAddr
-	rec := httptest.NewRecorder()
-	c.auth.TokenHandler().ServeHTTP(rec, req)
+	rec := serveInProcess(c.auth.TokenHandler(), req)
 	var body struct {
 		AccessToken string `json:"access_token"`
 		Description string `json:"error_description"`
@@ -304,17 +302,27 @@ func tokenExpiry(token string) (time.Time, bool) {
 	return time.Unix(cl.Exp, 0), true
 }
 
+// secureCookiesKey marks a request whose cookies are Secure though it came
+// in plaintext (Options.SecureCookies).
+type secureCookiesKey struct{}
+
+// secureCookie says whether cookies set in answer to r carry Secure: r
+// came over TLS, or through a TLS proxy of an https public URL.
+func secureCookie(r *http.Request) bool {
+	return r.TLS != nil || r.Context().Value(secureCookiesKey{}) != nil
+}
+
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/", Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(r),
 	})
 }
 
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(r),
 	})
 }
 

@@ -120,8 +120,10 @@ func roleList(roles []string) string {
 }
 
 // approveAction is the approve button of a step awaiting approval: the API
-// lets through deploy roles and custom roles, and the engine checks an
-// approval gate's requiresRoles (admins always pass).
+// lets through the approve grant (deploy roles, and custom roles defined
+// with it: the button is offered to any custom role and the API decides),
+// and the engine checks an approval gate's requiresRoles (admins always
+// pass).
 func approveAction(st *pipeline.State, p auth.Principal, target string, s *pipeline.StepState) Action {
 	a := Action{Name: "approve", Label: "Approve", Target: target, Step: s.ID}
 	custom := slices.ContainsFunc(p.Roles, func(r string) bool { return !slices.Contains(systemRoles, r) })
