@@ -178,7 +178,7 @@ func (a *Analyzer) Run(ctx context.Context, in Input, report func(context.Contex
 			j.Run, j.Runs = run, runs
 			if j.Value != nil {
 				values[i] = append(values[i], *j.Value)
-				if j.Verdict == Fail && !step.AbortOnFailedJudgment {
+				if j.Verdict == Fail && !step.AbortOnFailedJudgment && runs > 1 {
 					j.Message += fmt.Sprintf("; the mean of the %d runs decides", runs)
 				}
 			}

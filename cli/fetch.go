@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/sortie-cd/sortie/client"
 )
 
 // Manifests named by URL (`manifests[].path: https://...`, as Armory's
@@ -92,20 +92,12 @@ func allowedManifestURL(u *url.URL) error {
 	case "https":
 		return nil
 	case "http":
-		if isLoopback(u.Hostname()) {
+		if client.Loopback(u.Hostname()) {
 			return nil
 		}
 		return errors.New("plain http is allowed only to a loopback address (127.0.0.1, ::1, localhost); use https")
 	}
 	return fmt.Errorf("the scheme %q is not https", u.Scheme)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // fetch is deployfile.Options.Fetch: the text at raw, or why not. Its

@@ -188,7 +188,7 @@ type ExposeServices struct {
 
 // Manifest is one entry of manifests: a path (file or directory) or inline YAML.
 type Manifest struct {
-	Path    string `yaml:"path" json:"path,omitempty" doc:"A file, or a directory read recursively for .yaml/.yml files, relative to the deployment file's folder."`
+	Path    string `yaml:"path" json:"path,omitempty" doc:"A file, or a directory read recursively for .yaml/.yml files, relative to the deployment file's folder; or an https URL, which deploy start fetches (its text is stored with the deployment)."`
 	Inline  string `yaml:"inline" json:"inline,omitempty" doc:"Kubernetes manifests written in place."`
 	Targets []Ref  `yaml:"targets" json:"targets,omitempty" doc:"Targets that get these manifests; all targets when omitted."`
 	// Files are the manifest files read for this entry (one for inline).

@@ -90,7 +90,7 @@ func (r *Runner) Start(ctx context.Context, by pipeline.Principal, tenant string
 	if len(filters) == 0 {
 		filters = f.IncludedTargets()
 	}
-	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Application: req.Application, Commit: req.Commit}
+	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Commit: req.Commit}
 	res, err := r.start(ctx, by, tenant, f, filters, src)
 	res.Warnings = warnings
 	return res, err
