@@ -47,14 +47,23 @@ var (
 	pathParam  = regexp.MustCompile(`\{([a-z]+)\}`)
 )
 
+// ActionDenied is the audit action of a request refused with 403; its
+// first object is the route ("PUT /api/v1/users/{username}/password"),
+// then the path's ids.
+const ActionDenied = "denied"
+
 // record appends the audit entry of an answered request: the principal,
-// its address, the route's action, the path's ids and the id of what it
-// created (from Location). A failure is logged: the action happened.
-func (s *server) record(r *http.Request, p Principal, rt route, location string) {
+// its address, the action, the path's ids and the id of what it created
+// (from Location). A failure is logged: the action happened (or was
+// refused) whatever the log says.
+func (s *server) record(r *http.Request, p Principal, rt route, action, location string) {
 	if s.store == nil {
 		return
 	}
 	var objects []string
+	if action == ActionDenied {
+		objects = append(objects, rt.method+" "+rt.path)
+	}
 	for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
 		objects = append(objects, r.PathValue(m[1]))
 	}
@@ -63,9 +72,9 @@ func (s *server) record(r *http.Request, p Principal, rt route, location string)
 			objects = append(objects, id)
 		}
 	}
-	e := store.AuditEntry{Tenant: p.Tenant, Actor: p.Name, ClientID: p.ClientID, Remote: remoteHost(r), Action: rt.audit, Objects: objects}
+	e := store.AuditEntry{Tenant: p.Tenant, Actor: p.Name, ClientID: p.ClientID, Remote: remoteHost(r), Action: action, Objects: objects}
 	if err := s.store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
-		s.log.Error("audit entry not recorded", "action", rt.audit, "client_id", p.ClientID, "err", err)
+		s.log.Error("audit entry not recorded", "action", action, "client_id", p.ClientID, "err", err)
 	}
 }
 

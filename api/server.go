@@ -275,16 +275,18 @@ func (s *server) handler(rt route) http.HandlerFunc {
 		}
 		if !ok {
 			s.writeError(w, r, errorf(http.StatusForbidden, CodeForbidden, "your roles do not allow "+r.Method+" "+rt.path))
-			return
-		}
-		if rt.audit == "" {
-			rt.handle(s, w, r, p)
+			s.record(r, p, rt, ActionDenied, "")
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		rt.handle(s, rec, r, p)
-		if rec.status < 300 {
-			s.record(r, p, rt, rec.Header().Get("Location"))
+		switch {
+		case rec.status == http.StatusForbidden:
+			// Refused by the handler: the subset rule, an approval's
+			// requiresRoles, a wrong current password.
+			s.record(r, p, rt, ActionDenied, "")
+		case rt.audit != "" && rec.status < 300:
+			s.record(r, p, rt, rt.audit, rec.Header().Get("Location"))
 		}
 	}
 }
