@@ -449,7 +449,7 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
 	}
 	ex := &execution{cancel: cancel, target: wj.Tenant + "/" + wj.Command.Pipeline + "/" + wj.Command.Target, done: make(chan struct{})}
-	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source, Report: a.reporter(id, ex)}
+	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Target: wj.Target, Report: a.reporter(id, ex)}
 	// A rollback supersedes whatever else of its target still runs: the
 	// server no longer waits for it, and its Cancel may come after the
 	// rollback, or the execution may take a moment to stop. It is

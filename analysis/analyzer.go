@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
 // Verdicts of a judgment and of an analysis.
 const (
-	Pass         = "pass"
-	Fail         = "fail"
-	Inconclusive = "inconclusive"
+	Pass         = progress.Pass
+	Fail         = progress.Fail
+	Inconclusive = progress.Inconclusive
 )
 
 // Lookback methods.
@@ -30,21 +31,7 @@ const (
 
 // Judgment is one query of one judgment run: what was sent, what came
 // back and what it means. It is what the pipeline's log records.
-type Judgment struct {
-	Run        int       `json:"run"`
-	Runs       int       `json:"runs"`
-	Query      string    `json:"query"`
-	Provider   string    `json:"provider"`
-	Sent       string    `json:"sent"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	Value      *float64  `json:"value,omitempty"`
-	LowerLimit *float64  `json:"lowerLimit,omitempty"`
-	UpperLimit *float64  `json:"upperLimit,omitempty"`
-	Verdict    string    `json:"verdict"`
-	Message    string    `json:"message,omitempty"`
-	Attempts   int       `json:"attempts,omitempty"`
-}
+type Judgment = progress.Judgment
 
 // Input is one analysis step to run.
 type Input struct {

@@ -8,15 +8,14 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/analysis"
-	"github.com/sortie-cd/sortie/gate"
-	"github.com/sortie-cd/sortie/kubeexec"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
 // The executors' progress reports of a target, read from its pipeline's
-// event log: analysis judgments (gate.EventJudgment), webhook calls
-// (gate.EventWebhook, secrets already masked by the gate executor) and the
-// Kubernetes objects each command wrote (kubeexec.EventApplied).
+// event log: analysis judgments (progress.EventJudgment), webhook calls
+// (progress.EventWebhook, secrets already masked by the gate executor) and the
+// Kubernetes objects each command wrote (progress.EventApplied).
 
 // JudgmentRow is one run of one query of an analysis step.
 type JudgmentRow struct {
@@ -56,8 +55,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 	objects := map[string]*ObjectRow{}
 	for _, ev := range evs {
 		switch ev.Type {
-		case gate.EventJudgment:
-			var j gate.JudgmentEvent
+		case progress.EventJudgment:
+			var j progress.JudgmentEvent
 			if json.Unmarshal(ev.Data, &j) != nil || j.Target != target {
 				continue
 			}
@@ -65,8 +64,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 				tr.judgments = map[string][]JudgmentRow{}
 			}
 			tr.judgments[j.Step] = append(tr.judgments[j.Step], judgmentRow(ev.At, j.Judgment))
-		case gate.EventWebhook:
-			var wc gate.WebhookEvent
+		case progress.EventWebhook:
+			var wc progress.WebhookEvent
 			if json.Unmarshal(ev.Data, &wc) != nil || wc.Target != target {
 				continue
 			}
@@ -74,8 +73,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 				tr.calls = map[string][]WebhookCall{}
 			}
 			tr.calls[wc.Step] = append(tr.calls[wc.Step], WebhookCall{At: ev.At, Webhook: wc.Webhook, Request: wc.Request})
-		case kubeexec.EventApplied:
-			var a kubeexec.AppliedEvent
+		case progress.EventApplied:
+			var a progress.AppliedEvent
 			if json.Unmarshal(ev.Data, &a) != nil || a.Target != target {
 				continue
 			}

@@ -27,6 +27,7 @@ import (
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/server"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -259,10 +260,10 @@ func (e *env) events(id, typ string) []store.Event {
 	return out
 }
 
-func (e *env) judgments(id string) []gate.JudgmentEvent {
-	var out []gate.JudgmentEvent
-	for _, ev := range e.events(id, gate.EventJudgment) {
-		var j gate.JudgmentEvent
+func (e *env) judgments(id string) []progress.JudgmentEvent {
+	var out []progress.JudgmentEvent
+	for _, ev := range e.events(id, progress.EventJudgment) {
+		var j progress.JudgmentEvent
 		if err := json.Unmarshal(ev.Data, &j); err != nil {
 			e.t.Fatal(err)
 		}
@@ -535,7 +536,7 @@ func TestWebhookCallbackSucceeds(t *testing.T) {
 	if status, body := e.post(cb+"/callback", deployer, map[string]any{"success": true}); status != http.StatusConflict || !strings.Contains(body, "has ended") {
 		t.Errorf("late callback: %d %s", status, body)
 	}
-	ev := e.events(id, gate.EventWebhook)
+	ev := e.events(id, progress.EventWebhook)
 	if len(ev) != 1 || !strings.Contains(string(ev[0].Data), x.srv.URL+"/run") {
 		t.Errorf("webhook events %v", ev)
 	}

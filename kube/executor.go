@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/sortie-cd/sortie/progress"
 )
 
 // Executor performs Sortie's operations in one cluster.
@@ -75,18 +77,7 @@ func (e *Executor) ServerVersion() (string, error) {
 }
 
 // Applied names one object an apply wrote.
-type Applied struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-}
-
-func (a Applied) String() string {
-	if a.Namespace == "" {
-		return a.Kind + "/" + a.Name
-	}
-	return a.Kind + "/" + a.Namespace + "/" + a.Name
-}
+type Applied = progress.Object
 
 // Apply server-side applies objs into namespace ns (forced onto every
 // namespaced object), CRDs and Namespaces first, waiting for each CRD to be

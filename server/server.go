@@ -205,12 +205,12 @@ type deployments struct{ r *runner.Runner }
 
 func (d deployments) Start(ctx context.Context, p api.Principal, req api.StartRequest) (api.StartResult, error) {
 	res, err := d.r.Start(ctx, p.Engine(), p.Tenant, req)
-	return res, apiError(err)
+	return res, err
 }
 
 func (d deployments) Redeploy(ctx context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
 	res, err := d.r.Redeploy(ctx, p.Engine(), p.Tenant, id, req.Targets)
-	return res, apiError(err)
+	return res, err
 }
 
 func (d deployments) Get(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
@@ -231,19 +231,6 @@ func (d deployments) Events(ctx context.Context, tenant, id string, after int64)
 
 func (d deployments) Subscribe(ctx context.Context, tenant string) <-chan store.Event {
 	return d.r.Subscribe(ctx, tenant)
-}
-
-// apiError gives the runner's own errors their HTTP meaning.
-func apiError(err error) error {
-	var invalid *runner.InvalidError
-	var unprocessable *runner.UnprocessableError
-	switch {
-	case errors.As(err, &invalid):
-		return invalid.Problems
-	case errors.As(err, &unprocessable):
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUnprocessable, Message: unprocessable.Message}
-	}
-	return err
 }
 
 // privateDir creates the data directory readable by its owner only, and
