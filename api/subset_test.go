@@ -283,8 +283,8 @@ func TestCustomAdminRoleGrantsNoMoreThanItHolds(t *testing.T) {
 
 // TestRefusedRequestsAreAudited reproduces issue 16 item 15 for the API:
 // a request refused with 403 left no trace. It is now an audit entry
-// "denied" naming the route and the path's ids, whether the route's grant
-// was missing or the handler refused (here the subset rule).
+// "denied" naming the route, and the path's ids when the handler refused
+// after finding them in the caller's tenant (here the subset rule).
 func TestRefusedRequestsAreAudited(t *testing.T) {
 	h := newHarness(t)
 	org, _ := h.token(store.DefaultTenant, pipeline.RoleOrganizationAdmin)
@@ -295,6 +295,11 @@ func TestRefusedRequestsAreAudited(t *testing.T) {
 	ta, tc := h.token(store.DefaultTenant, pipeline.RoleTenantAdmin)
 	if resp := h.do("GET", "/api/v1/credentials", viewer, nil); resp.status != 403 {
 		t.Fatalf("viewer lists credentials: %d", resp.status)
+	}
+	// Refused for the route's grant, before any lookup: the id (which
+	// might be another tenant's) stays out of this tenant's log.
+	if resp := h.do("DELETE", "/api/v1/credentials/some-other-tenants-id", viewer, nil); resp.status != 403 {
+		t.Fatalf("viewer deletes a credential: %d", resp.status)
 	}
 	if resp := h.do("PUT", "/api/v1/users/olga/password", ta, api.SetPasswordRequest{Password: "the attacker's password"}); resp.status != 403 {
 		t.Fatalf("tenant admin resets olga: %d", resp.status)
@@ -316,6 +321,7 @@ func TestRefusedRequestsAreAudited(t *testing.T) {
 	}
 	want := []entry{
 		{vc.ClientID, "127.0.0.1", []string{"GET /api/v1/credentials"}},
+		{vc.ClientID, "127.0.0.1", []string{"DELETE /api/v1/credentials/{id}"}},
 		{tc.ClientID, "127.0.0.1", []string{"PUT /api/v1/users/{username}/password", "olga"}},
 	}
 	if !slices.EqualFunc(want, got, func(a, b entry) bool {
