@@ -209,7 +209,7 @@ func resolveConnection(o connOptions) (connection, error) {
 func (c connection) client(ios IOStreams) (*client.Client, error) {
 	o := client.Options{
 		Server: c.Server, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Tenant: c.Tenant,
-		Token: c.Token, UserAgent: "sortie-cli/" + Version,
+		Token: c.Token,
 	}
 	if c.cache {
 		o.OnToken = func(t client.Token) {
@@ -224,7 +224,7 @@ func (c connection) client(ios IOStreams) (*client.Client, error) {
 			}
 		}
 	}
-	return client.New(o)
+	return newClient(o)
 }
 
 // newAPIClient resolves the connection and returns its client.

@@ -29,6 +29,9 @@ func judgmentsByStep(evs []store.Event) map[string][]progress.JudgmentEvent {
 // judgmentText is one judgment in a line: judgmentVerdict and the query as
 // sent.
 func judgmentText(j progress.JudgmentEvent) string {
+	if j.Mean {
+		return judgmentVerdict(j) // the mean of runs shown above, sent nowhere
+	}
 	return fmt.Sprintf("%s; sent to %s: %s", judgmentVerdict(j), firstOf(j.Provider, "?"), oneLine(j.Sent, 300))
 }
 
@@ -46,7 +49,11 @@ func judgmentVerdict(j progress.JudgmentEvent) string {
 	if j.Attempts > 1 {
 		verdict += fmt.Sprintf(" after %d attempts", j.Attempts)
 	}
-	return fmt.Sprintf("run %d/%d %s = %s (%s): %s", j.Run, j.Runs, j.Query, value, limitsText(j.LowerLimit, j.UpperLimit), verdict)
+	run := fmt.Sprintf("run %d/%d", j.Run, j.Runs)
+	if j.Mean {
+		run = fmt.Sprintf("mean of %d runs", j.Runs)
+	}
+	return fmt.Sprintf("%s %s = %s (%s): %s", run, j.Query, value, limitsText(j.LowerLimit, j.UpperLimit), verdict)
 }
 
 func limitsText(lower, upper *float64) string {

@@ -131,7 +131,7 @@ func runLogin(ctx context.Context, ios IOStreams, opts LoginOptions) error {
 	}
 	// --tenant (Armory's -e/--envName): an organization admin's
 	// credential acting in another tenant; the token is for that one.
-	c, err := client.New(client.Options{Server: server, ClientID: id, ClientSecret: secret, Tenant: opts.Tenant, UserAgent: "sortie-cli/" + Version})
+	c, err := newClient(client.Options{Server: server, ClientID: id, ClientSecret: secret, Tenant: opts.Tenant})
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -204,7 +204,7 @@ func runLogout(ctx context.Context, ios IOStreams, _ LogoutOptions) error {
 	if f, err := loadConfigFile(env.ConfigPath); err == nil && f.RefreshToken != "" && f.Server != "" {
 		// End the session on the server too; a server out of reach only
 		// leaves a refresh token that expires by itself.
-		if c, err := client.New(client.Options{Server: f.Server, Token: client.Token{RefreshToken: f.RefreshToken}, UserAgent: "sortie-cli/" + Version}); err == nil {
+		if c, err := newClient(client.Options{Server: f.Server, Token: client.Token{RefreshToken: f.RefreshToken}}); err == nil {
 			if err := c.Revoke(ctx); err != nil {
 				fmt.Fprintf(ios.ErrOut, "warning: could not revoke the session on %s: %v\n", f.Server, err)
 			}

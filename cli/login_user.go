@@ -24,7 +24,7 @@ func runUserLogin(ctx context.Context, ios IOStreams, env environment, opts Logi
 	if server == "" {
 		return usageErrorf("give the server's URL with --server (or SORTIE_SERVER)")
 	}
-	c, err := client.New(client.Options{Server: server, UserAgent: "sortie-cli/" + Version})
+	c, err := newClient(client.Options{Server: server})
 	if err != nil {
 		return usageErrorf("%v", err)
 	}

@@ -52,6 +52,7 @@ CD-as-a-Service run unchanged.`),
 	}
 	root.SetFlagErrorFunc(flagError)
 	bindGlobalFlags(root, armory)
+	bindTransportFlags(root)
 	root.AddCommand(
 		newVersionCmd(ios),
 		newExitCodesHelp(),

@@ -20,6 +20,8 @@ import (
 type serverOptions struct {
 	addr, dataDir, publicURL string
 	logLevel, logFormat      string
+	tlsCertFile, tlsKeyFile  string
+	behindTLSProxy           bool
 	// Single sign-on (OpenID Connect).
 	oidcIssuer, oidcClientID, oidcSecretFile string
 	oidcRedirectURL, oidcGroupsClaim         string
@@ -32,6 +34,9 @@ func (o *serverOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.addr, "addr", envOr("SORTIE_ADDR", "127.0.0.1:8080"), "listen address (SORTIE_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("SORTIE_DATA_DIR", defaultDataDir()), "where the database, keys and bootstrap credentials live (SORTIE_DATA_DIR)")
 	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
+	f.StringVar(&o.tlsCertFile, "tls-cert-file", envOr("SORTIE_TLS_CERT_FILE", ""), "serve TLS with this PEM certificate (the chain after it), read again when it changes (SORTIE_TLS_CERT_FILE)")
+	f.StringVar(&o.tlsKeyFile, "tls-key-file", envOr("SORTIE_TLS_KEY_FILE", ""), "the certificate's PEM private key: mode 0600 (0640 if owned by root) (SORTIE_TLS_KEY_FILE)")
+	f.BoolVar(&o.behindTLSProxy, "behind-tls-proxy", envOr("SORTIE_BEHIND_TLS_PROXY", "") == "true", "allow plaintext on a non-loopback --addr: a proxy in front terminates TLS (SORTIE_BEHIND_TLS_PROXY=true)")
 	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
 	f.StringVar(&o.oidcIssuer, "oidc-issuer", envOr("SORTIE_OIDC_ISSUER", ""), "single sign-on: the OpenID Connect provider's issuer URL (SORTIE_OIDC_ISSUER); empty turns single sign-on off")
@@ -111,6 +116,7 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 	}
 	return server.Config{
 		Addr: o.addr, DataDir: o.dataDir, PublicURL: o.publicURL, Log: slog.New(h),
+		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile, BehindTLSProxy: o.behindTLSProxy,
 		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg,
 		Ready: func(addr, creds string) {
 			if creds != "" {
@@ -158,6 +164,14 @@ func newServerCmd(ios IOStreams) *cobra.Command {
 Run the control plane. Agents in each cluster dial in to it; the CLI and the
 console talk to its API. State lives in a SQLite database under --data-dir;
 a deployment in flight when the server stops resumes when it starts again.
+
+It listens on --addr (default 127.0.0.1:8080). With --tls-cert-file and
+--tls-key-file it serves TLS (HTTP/2 and HTTP/1.1; the agents' gRPC on the
+same port) and sends HSTS; the files are read again when they change, so a
+renewed certificate needs no restart. Plaintext on a non-loopback address is
+refused unless --behind-tls-proxy says a proxy in front terminates TLS (it
+must speak HTTP/2 to the server for the agents); give it --public-url
+https://... so the console's cookies are Secure.
 
 On first start the server writes an admin client credential to
 <data-dir>/admin-credentials.json and says so.

@@ -3,10 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -64,7 +67,19 @@ type Options struct {
 	Now func() time.Time
 	// UserAgent is sent with every request; empty means "sortie-client".
 	UserAgent string
+	// RootCAs are the CAs trusted for the server's certificate; nil means
+	// the system's (SSL_CERT_FILE and SSL_CERT_DIR replace those). Unused
+	// with HTTPClient.
+	RootCAs *x509.CertPool
+	// Plaintext allows an http:// Server that is not a loopback address:
+	// credentials and tokens then cross the network in the clear. Without
+	// it New refuses such a URL with ErrPlaintext.
+	Plaintext bool
 }
+
+// ErrPlaintext is New's error for an http:// URL of a host that is not
+// loopback, without Options.Plaintext.
+var ErrPlaintext = errors.New("refusing to send credentials in plaintext to a server that is not on this machine")
 
 // Client calls one Sortie server. It is safe for concurrent use.
 type Client struct {
@@ -87,6 +102,9 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.Scheme == "http" && !o.Plaintext && !Loopback(u.Hostname()) {
+		return nil, fmt.Errorf("%w (%s): use its https:// URL", ErrPlaintext, u.Redacted())
+	}
 	c := &Client{base: u, id: o.ClientID, secret: o.ClientSecret, tenant: o.Tenant, onToken: o.OnToken, hc: o.HTTPClient, now: o.Now, userAgent: o.UserAgent, tok: o.Token}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: &http.Transport{
@@ -94,6 +112,8 @@ func New(o Options) (*Client, error) {
 			ResponseHeaderTimeout: 60 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,
 			IdleConnTimeout:       90 * time.Second,
+			TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:     true,
 		}}
 	}
 	if c.now == nil {
@@ -103,6 +123,16 @@ func New(o Options) (*Client, error) {
 		c.userAgent = "sortie-client"
 	}
 	return c, nil
+}
+
+// Loopback reports whether host (a URL's host name, without port) is
+// localhost or a loopback address.
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseServer checks a server URL: http or https, a host, no query. A

@@ -38,19 +38,25 @@ type sortie struct {
 	ns               string
 }
 
-func startServer(t *testing.T) *sortie {
+func startServer(t *testing.T) *sortie { t.Helper(); return startServerWith(t, nil) }
+
+// startServerWith is startServer with the configuration changed by edit
+// (nil: none); a TLS certificate makes its URL https.
+func startServerWith(t *testing.T, edit func(*server.Config)) *sortie {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	dir := t.TempDir()
-	go func() {
-		done <- server.Run(ctx, server.Config{
-			Addr: "127.0.0.1:0", DataDir: dir,
-			Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
-			Ready: func(addr, creds string) { ready <- [2]string{addr, creds} },
-		})
-	}()
+	cfg := server.Config{
+		Addr: "127.0.0.1:0", DataDir: dir,
+		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
+		Ready: func(addr, creds string) { ready <- [2]string{addr, creds} },
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	go func() { done <- server.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -71,7 +77,11 @@ func startServer(t *testing.T) *sortie {
 	if err := json.Unmarshal(b, &cf); err != nil {
 		t.Fatal(err)
 	}
-	return &sortie{t: t, url: "http://" + r[0], adminID: cf.ClientID, adminSK: cf.ClientSecret, ns: kubetest.Namespace(t)}
+	scheme := "http://"
+	if cfg.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	return &sortie{t: t, url: scheme + r[0], adminID: cf.ClientID, adminSK: cf.ClientSecret, ns: kubetest.Namespace(t)}
 }
 
 // token gets an access token from the REST API's token endpoint.
@@ -190,12 +200,12 @@ func (s *sortie) waitAPI(id string, want string) {
 
 // browser starts Debian's headless chromium with a fresh profile. A
 // missing chromium fails the test: CI installs it.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium is missing (%v): the console's browser tests need Debian's chromium; install it with `apt-get install -y chromium` (.ci/run does)", err)
 	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true),
@@ -204,7 +214,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
-	)
+	}, extra...)...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
 	t.Cleanup(cancel2)

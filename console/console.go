@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock for durations shown; nil means time.Now.
 	Now func() time.Time
+	// SecureCookies marks every cookie Secure, also on a request that came
+	// in plaintext: the public URL is https and a TLS proxy in front
+	// terminates TLS. Without it only requests over TLS get Secure cookies.
+	SecureCookies bool
 }
 
 // Console serves the web console.
@@ -63,6 +68,7 @@ type Console struct {
 	log       *slog.Logger
 	heartbeat time.Duration
 	now       func() time.Time
+	secure    bool
 	pages     map[string]*template.Template
 	mux       *http.ServeMux
 }
@@ -73,7 +79,7 @@ func New(o Options) (*Console, error) {
 	if o.Deployments == nil || o.Auth == nil {
 		return nil, errors.New("console: Options need Deployments and Auth")
 	}
-	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now}
+	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now, secure: o.SecureCookies}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -169,6 +175,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
+	if c.secure {
+		r = r.WithContext(context.WithValue(r.Context(), secureCookiesKey{}, true))
+	}
 	c.mux.ServeHTTP(w, r)
 }
 

@@ -21,7 +21,7 @@
 // Sessions: the login form exchanges a client id and secret at the
 // server's own token endpoint (in process, with its rate limits), or takes
 // a pasted token; the session is an HttpOnly, SameSite=Strict cookie (Secure
-// over TLS) holding that short-lived JWT, verified on every request, so a
+// over TLS, and with Options.SecureCookies behind a TLS proxy) holding that short-lived JWT, verified on every request, so a
 // session ends when its token does and the user is asked to log in again.
 // Every POST carries a CSRF token derived from the session's JWT (a
 // one-way hash a cross-site page can neither read nor compute), and a

@@ -148,7 +148,7 @@ func (c *Console) ssoStart(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
 	v := base64.RawURLEncoding.EncodeToString([]byte(state + "\x00" + nonce + "\x00" + verifier + "\x00" + next))
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: v, Path: "/login/sso", MaxAge: int((10 * time.Minute).Seconds()),
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secureCookie(r)})
 	http.Redirect(w, r, c.sso.AuthCodeURL(state, nonce, verifier), http.StatusFound)
 }
 
@@ -164,7 +164,7 @@ func (c *Console) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, status, "login", d)
 	}
 	ck, err := r.Cookie(ssoCookie)
-	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Path: "/login/sso", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil})
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Path: "/login/sso", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secureCookie(r)})
 	if err != nil {
 		fail(http.StatusBadRequest, "The single sign-on took too long or started elsewhere; try again.")
 		return

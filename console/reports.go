@@ -19,8 +19,11 @@ import (
 
 // JudgmentRow is one run of one query of an analysis step.
 type JudgmentRow struct {
-	At                     time.Time
-	Run, Runs              int
+	At        time.Time
+	Run, Runs int
+	// Mean: the row is the query's mean over all runs, which decides
+	// the analysis unless abortOnFailedJudgment.
+	Mean                   bool
 	Query, Provider        string
 	Sent                   string
 	Value, Lower, Upper    string
@@ -103,7 +106,7 @@ func reportsOf(target string, evs []store.Event) targetReports {
 
 func judgmentRow(at time.Time, j analysis.Judgment) JudgmentRow {
 	return JudgmentRow{
-		At: at, Run: j.Run, Runs: j.Runs, Query: j.Query, Provider: j.Provider, Sent: j.Sent,
+		At: at, Run: j.Run, Runs: j.Runs, Mean: j.Mean, Query: j.Query, Provider: j.Provider, Sent: j.Sent,
 		Value: number(j.Value), Lower: number(j.LowerLimit), Upper: number(j.UpperLimit),
 		Verdict: j.Verdict, Message: j.Message, WindowStart: j.Start, WindowEnd: j.End,
 	}

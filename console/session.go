@@ -302,17 +302,27 @@ func tokenExpiry(token string) (time.Time, bool) {
 	return time.Unix(cl.Exp, 0), true
 }
 
+// secureCookiesKey marks a request whose cookies are Secure though it came
+// in plaintext (Options.SecureCookies).
+type secureCookiesKey struct{}
+
+// secureCookie says whether cookies set in answer to r carry Secure: r
+// came over TLS, or through a TLS proxy of an https public URL.
+func secureCookie(r *http.Request) bool {
+	return r.TLS != nil || r.Context().Value(secureCookiesKey{}) != nil
+}
+
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/", Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(r),
 	})
 }
 
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secureCookie(r),
 	})
 }
 

@@ -122,7 +122,7 @@ func (e *Executor) target(job runner.Job) (*kube.Target, error) {
 	}
 	t := &kube.Target{
 		Application: pt.Application, Pipeline: c.Pipeline, Target: c.Target,
-		Namespace: pt.Namespace,
+		Namespace: pt.Namespace, OwnNamespaces: pt.OwnNamespaces, Version: pt.Version,
 	}
 	if t.Namespace == "" {
 		t.Namespace = plan.DefaultNamespace

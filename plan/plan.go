@@ -1,9 +1,12 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/sortie-cd/sortie/deployfile"
 )
@@ -38,9 +41,21 @@ type Target struct {
 	Pipeline    string `json:"pipeline"`
 	Name        string `json:"name"`
 	Account     string `json:"account"`
-	// Namespace is the target's namespace as the file gives it ("" when it
-	// gives none).
-	Namespace string `json:"namespace,omitempty"`
+	// Namespace is the target's namespace. When the file gives none, it is
+	// the one its Deployments name (or "default"), and OwnNamespaces is set:
+	// each object then goes to the namespace its manifest names, or
+	// "default", as kubectl apply would put it.
+	Namespace     string `json:"namespace"`
+	OwnNamespaces bool   `json:"ownNamespaces,omitempty"`
+	// Version names what the target deploys: a hash of its rendered
+	// manifests, so that a change to any of them (a ConfigMap the pods read,
+	// say) is a new version that goes through the strategy, and the same
+	// manifests again are the same version. ReplicaSetName is Armory's name
+	// for the new version's pods: the first Deployment's name and the
+	// version ({{armory.replicaSetName}}, the deploy.armory.io/replica-set-name
+	// annotation and ARMORY_REPLICA_SET_NAME).
+	Version        string `json:"version"`
+	ReplicaSetName string `json:"replicaSetName,omitempty"`
 	// Manifests are the target's manifest files, their variables rendered.
 	Manifests []Manifest `json:"manifests"`
 	// Traffic, when set, moves a canary's traffic by weights.
@@ -101,23 +116,33 @@ type HTTPRouteTraffic struct {
 }
 
 // Vars are the armory.* (and sortie.*) values of the target, by bare name:
-// applicationName, deploymentId, environmentName, accountName and
-// namespace, with extra (what only the caller knows, such as callbackUri
-// or an analysis window) over them.
+// applicationName, deploymentId, environmentName, accountName, namespace
+// and replicaSetName (when the target has a Deployment), with extra (what
+// only the caller knows, such as callbackUri or an analysis window) over
+// them.
 func (t *Target) Vars(extra map[string]string) map[string]string {
+	v := t.manifestVars()
+	if t.ReplicaSetName != "" {
+		v["replicaSetName"] = t.ReplicaSetName
+	}
+	maps.Copy(v, extra)
+	return v
+}
+
+// manifestVars are the variables manifests render with: all but
+// replicaSetName, which names what they render to.
+func (t *Target) manifestVars() map[string]string {
 	ns := t.Namespace
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	v := map[string]string{
+	return map[string]string{
 		"applicationName": t.Application,
 		"deploymentId":    t.Pipeline,
 		"environmentName": t.Name,
 		"accountName":     t.Account,
 		"namespace":       ns,
 	}
-	maps.Copy(v, extra)
-	return v
 }
 
 // Resolve resolves a valid deployment file, as it will run under pipeline
@@ -131,6 +156,13 @@ func Resolve(f *deployfile.File, pipelineID string) (*Plan, error) {
 			Name: dt.Name, Account: dt.Account, Namespace: dt.Namespace,
 			Context: maps.Clone(f.Context),
 			Traffic: traffic(f, dt.Name),
+		}
+		if t.Namespace == "" {
+			ns, err := ownNamespace(f, t)
+			if err != nil {
+				return nil, err
+			}
+			t.Namespace, t.OwnNamespaces = ns, true
 		}
 		if err := t.render(f); err != nil {
 			return nil, err
@@ -148,7 +180,7 @@ func forTarget(refs []deployfile.Ref, target string) bool {
 // render fills the target's manifests, their variables rendered.
 func (t *Target) render(f *deployfile.File) error {
 	vars := deployfile.Variables{
-		Armory:  t.Vars(nil),
+		Armory:  t.manifestVars(),
 		Context: t.Context,
 		Secret: func(string) (string, bool) {
 			return "", false // secrets belong in webhooks, not in manifests
@@ -169,7 +201,54 @@ func (t *Target) render(f *deployfile.File) error {
 	if len(t.Manifests) == 0 {
 		return fmt.Errorf("no manifests for target %q", t.Name)
 	}
+	h := sha256.New()
+	for _, m := range t.Manifests {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(m.Path), m.Path, len(m.Text), m.Text)
+	}
+	t.Version = hex.EncodeToString(h.Sum(nil))[:10]
+	if d := t.deployments(f); len(d) > 0 {
+		t.ReplicaSetName = d[0].Name + "-" + t.Version
+	}
 	return nil
+}
+
+// deployments are the Deployments among the target's manifests, in order.
+func (t *Target) deployments(f *deployfile.File) []deployfile.Object {
+	var out []deployfile.Object
+	for _, m := range f.Manifests {
+		if m == nil || !forTarget(m.Targets, t.Name) {
+			continue
+		}
+		for _, mf := range m.Files {
+			for _, o := range mf.Objects {
+				if o.Kind == "Deployment" && strings.HasPrefix(o.APIVersion, "apps/") {
+					out = append(out, o)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ownNamespace is the namespace of a target the file gives none: the one
+// its Deployments name, or "default". Deployments in two namespaces cannot
+// share one strategy, and are refused.
+func ownNamespace(f *deployfile.File, t *Target) (string, error) {
+	ns := ""
+	for _, d := range t.deployments(f) {
+		dns := d.Namespace
+		if dns == "" {
+			dns = DefaultNamespace
+		}
+		if ns != "" && dns != ns {
+			return "", fmt.Errorf("target %s has no namespace and its Deployments name two (%s and %s); give the target a namespace", t.Name, ns, dns)
+		}
+		ns = dns
+	}
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return ns, nil
 }
 
 // gates fills the webhooks and queries the target's steps use.

@@ -11,7 +11,8 @@ type StartRequest struct {
 	FileName string `json:"fileName"`
 	File     string `json:"file"`
 	// Manifests maps manifest paths, relative to the deployment file's
-	// folder, to their text.
+	// folder, to their text; a manifest named by URL is keyed by its URL
+	// and holds the text the CLI fetched.
 	Manifests map[string]string `json:"manifests,omitempty"`
 	// Context adds to (and overrides) the file's context.
 	Context map[string]string `json:"context,omitempty"`

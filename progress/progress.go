@@ -71,8 +71,12 @@ type Judgment struct {
 	LowerLimit *float64  `json:"lowerLimit,omitempty"`
 	UpperLimit *float64  `json:"upperLimit,omitempty"`
 	Verdict    string    `json:"verdict"`
-	Message    string    `json:"message,omitempty"`
-	Attempts   int       `json:"attempts,omitempty"`
+	// Mean marks the judgment of a query's mean over all runs, made after
+	// the last run; it decides the analysis unless abortOnFailedJudgment.
+	// Value is the mean, Start and End span the whole analysis.
+	Mean     bool   `json:"mean,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
 }
 
 // JudgmentEvent is the data of an EventJudgment event.

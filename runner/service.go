@@ -41,31 +41,33 @@ func Load(req StartRequest) (*deployfile.File, []string, error) {
 	}
 	dir := path.Dir(name)
 	fsys := deployfile.Files{name: req.File}
+	// Manifests named by URL were fetched by the CLI and travel keyed by
+	// their URL; the server never fetches them, so a redeploy is identical.
+	fetched := map[string]string{}
 	for p, text := range req.Manifests {
+		if deployfile.IsURL(p) {
+			fetched[p] = text
+			continue
+		}
 		clean := path.Clean(path.Join(dir, p))
 		if strings.HasPrefix(clean, "../") || path.IsAbs(clean) {
 			return nil, nil, &InvalidError{Problems: deployfile.Problems{{Pos: deployfile.Pos{File: p}, Message: "manifest path leaves the deployment file's folder"}}}
 		}
 		fsys[clean] = text
 	}
-	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context})
+	fetch := func(url string) (string, error) {
+		if text, ok := fetched[url]; ok {
+			return text, nil
+		}
+		return "", errors.New("its text was not submitted with the deployment file (deploy start fetches it and sends it)")
+	}
+	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context, Application: req.Application, Fetch: fetch})
 	var warnings []string
 	for _, w := range res.Warnings {
 		warnings = append(warnings, w.String())
 	}
 	if len(res.Errors) > 0 {
 		return nil, warnings, &InvalidError{Problems: res.Errors}
-	}
-	if req.Application != "" {
-		res.File.Application = req.Application
-	}
-	if len(req.Context) > 0 {
-		if res.File.Context == nil {
-			res.File.Context = deployfile.Context{}
-		}
-		for k, v := range req.Context {
-			res.File.Context[k] = v
-		}
 	}
 	return res.File, warnings, nil
 }
@@ -83,8 +85,13 @@ func (r *Runner) Start(ctx context.Context, by pipeline.Principal, tenant string
 			return StartResult{}, &pipeline.Error{Code: pipeline.CodeInvalid, Message: fmt.Sprintf("target %q is not in the deployment file", name)}
 		}
 	}
-	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Commit: req.Commit}
-	res, err := r.start(ctx, by, tenant, f, req.Targets, src)
+	// -t replaces the file's targetFilters, as in Armory's CLI.
+	filters := req.Targets
+	if len(filters) == 0 {
+		filters = f.IncludedTargets()
+	}
+	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Application: req.Application, Commit: req.Commit}
+	res, err := r.start(ctx, by, tenant, f, filters, src)
 	res.Warnings = warnings
 	return res, err
 }

@@ -58,13 +58,14 @@ func (l agentList) ListAgents(tenant string) []api.AgentView {
 	return out
 }
 
-// protocols serves HTTP/1 and HTTP/2, cleartext HTTP/2 (prior knowledge)
-// included: agents' gRPC streams share the API's listener. Over TLS
-// (terminated in front of the server) the proxy must speak HTTP/2 to it.
-func protocols() *http.Protocols {
+// protocols serves HTTP/1 and HTTP/2: agents' gRPC streams share the API's
+// listener. Over the server's own TLS, HTTP/2 is chosen by ALPN; in
+// plaintext, cleartext HTTP/2 (prior knowledge) is served too, and a TLS
+// proxy in front must speak HTTP/2 to the server for the agents' streams.
+func protocols(tls bool) *http.Protocols {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)
-	p.SetUnencryptedHTTP2(true)
+	p.SetUnencryptedHTTP2(!tls)
 	return &p
 }

@@ -38,8 +38,17 @@ type Config struct {
 	// DataDir holds the database, signing keys and the bootstrap admin
 	// credentials.
 	DataDir string
-	// PublicURL is how clients reach the server; empty means http://Addr.
+	// PublicURL is how clients reach the server; empty means http://Addr
+	// (https://Addr with TLS). An https URL makes the console's cookies
+	// Secure and sends HSTS, also when a TLS proxy in front terminates TLS.
 	PublicURL string
+	// TLSCertFile and TLSKeyFile, when set, serve TLS with that
+	// certificate (PEM, the chain after the leaf) and key (PEM, readable by
+	// its owner only), read again when they change.
+	TLSCertFile, TLSKeyFile string
+	// BehindTLSProxy allows plaintext on a non-loopback address: a proxy
+	// in front terminates TLS. Without it such a listener is refused.
+	BehindTLSProxy bool
 	// Kubeconfig and Account, when set (sortie dev), serve targets of that
 	// account in process against that cluster, in tenant main.
 	Kubeconfig string
@@ -74,15 +83,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := privateDir(cfg.DataDir, log); err != nil {
 		return fmt.Errorf("server: data directory: %w", err)
 	}
+	var certs *certReloader
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		var err error
+		if certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
 	defer ln.Close()
+	if certs == nil {
+		if err := plaintextAllowed(ln.Addr(), cfg.BehindTLSProxy); err != nil {
+			return err
+		}
+	}
 	public := cfg.PublicURL
 	if public == "" {
 		public = "http://" + ln.Addr().String()
+		if certs != nil {
+			public = "https://" + ln.Addr().String()
+		}
 	}
+	secure := certs != nil || strings.HasPrefix(strings.ToLower(public), "https://")
 
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sortie.db"), sqlite.Options{Logger: log})
 	if err != nil {
@@ -160,7 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	// The web console answers every path the API does not.
-	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log})
+	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure})
 	if err != nil {
 		return err
 	}
@@ -168,11 +193,22 @@ func Run(ctx context.Context, cfg Config) error {
 		web.SetSSO(ssoClient)
 	}
 	handler = console.Mount(handler, web)
+	if secure {
+		handler = withHSTS(handler)
+	}
 	// Agents' gRPC streams come in on the API's own listener.
-	srv := &http.Server{Handler: hub.Handler(handler), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols()}
+	srv := &http.Server{Handler: hub.Handler(handler), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols(certs != nil)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("sortie server listening", "addr", ln.Addr().String(), "url", public, "data_dir", cfg.DataDir)
+	if certs != nil {
+		srv.TLSConfig = certs.tlsConfig()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+		if !isLoopback(ln.Addr()) {
+			log.Warn("serving plaintext HTTP on a non-loopback address (--behind-tls-proxy): a proxy in front must terminate TLS, and nothing else may reach this port", "addr", ln.Addr().String())
+		}
+	}
+	log.Info("sortie server listening", "addr", ln.Addr().String(), "url", public, "tls", certs != nil, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String(), credFile)
 	}

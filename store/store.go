@@ -57,6 +57,9 @@ type Source struct {
 	Manifests map[string]string `json:"manifests,omitempty"`
 	// Context is the context the deployment was started with.
 	Context map[string]string `json:"context,omitempty"`
+	// Application is the application name the deployment was started with
+	// (deploy start -n), which the file may lack.
+	Application string `json:"application,omitempty"`
 	// Plan is the deployment resolved per target when it started (package
 	// plan, as JSON): what the executors run. Empty for pipelines stored
 	// before plans were; the runner resolves those from the source.

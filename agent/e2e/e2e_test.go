@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/tlstest"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
@@ -171,14 +173,33 @@ type sortie struct {
 	server            *proc
 	data, addr        string
 	ns                string
+	// hc is the test's HTTP client; caFile, when set, is the CA of the
+	// server's TLS certificate, given to the agent as --ca-file.
+	hc         *http.Client
+	caFile     string
+	serverArgs []string
 }
 
-func newSortie(t *testing.T) *sortie {
+func newSortie(t *testing.T) *sortie { t.Helper(); return newSortieWith(t, nil) }
+
+// newSortieWith starts the server with TLS, its certificate issued by ca,
+// when ca is not nil.
+func newSortieWith(t *testing.T, ca *tlstest.CA) *sortie {
 	t.Helper()
 	data := t.TempDir()
-	srv := start(t, "server", nil, "server", "--addr", "127.0.0.1:0", "--data-dir", data)
+	var serverArgs []string
+	if ca != nil {
+		dir := t.TempDir()
+		leaf := ca.Issue(t, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		serverArgs = []string{"--tls-cert-file", leaf.CertFile, "--tls-key-file", leaf.KeyFile}
+	}
+	srv := start(t, "server", nil, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", data}, serverArgs...)...)
 	addr := srv.waitLine(listening)[1]
-	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t), server: srv, data: data, addr: addr}
+	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t), server: srv, data: data, addr: addr, hc: http.DefaultClient, serverArgs: serverArgs}
+	if ca != nil {
+		s.url, s.caFile = "https://"+addr, ca.File
+		s.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
+	}
 	var cf auth.CredentialsFile
 	b, err := os.ReadFile(filepath.Join(data, auth.AdminCredentialsFile))
 	if err != nil {
@@ -197,7 +218,7 @@ func newSortie(t *testing.T) *sortie {
 func (s *sortie) tokenFor(id, secret string) string {
 	s.t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
-	resp, err := http.PostForm(s.url+auth.TokenPath, form)
+	resp, err := s.hc.PostForm(s.url+auth.TokenPath, form)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -223,7 +244,7 @@ func (s *sortie) call(method, path string, body any, want int, out any) []byte {
 	req, _ := http.NewRequest(method, s.url+path, r)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.hc.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -245,7 +266,7 @@ func (s *sortie) call(method, path string, body any, want int, out any) []byte {
 func (s *sortie) restartServer() {
 	s.t.Helper()
 	s.server.stop(syscall.SIGTERM)
-	s.server = start(s.t, "restarted server", nil, "server", "--addr", s.addr, "--data-dir", s.data)
+	s.server = start(s.t, "restarted server", nil, append([]string{"server", "--addr", s.addr, "--data-dir", s.data}, s.serverArgs...)...)
 	s.server.waitLine(listening)
 }
 
@@ -253,8 +274,11 @@ func (s *sortie) restartServer() {
 // and waits until the server accepted it.
 func (s *sortie) startAgent() {
 	s.t.Helper()
-	s.agent = start(s.t, "agent", []string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey},
-		"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", kubetest.Cluster(s.t).Kubeconfig)
+	args := []string{"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", kubetest.Cluster(s.t).Kubeconfig}
+	if s.caFile != "" {
+		args = append(args, "--ca-file", s.caFile)
+	}
+	s.agent = start(s.t, "agent", []string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey}, args...)
 	s.agent.waitLine(connected)
 }
 
@@ -273,7 +297,7 @@ func (s *sortie) waitPipeline(id, what string, cond func(*api.PipelineView) bool
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/pipelines/"+id+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.hc.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -463,6 +487,28 @@ func TestCanaryThroughAgent(t *testing.T) {
 // The agent is killed (SIGKILL) while the canary waits at a pause and
 // while a step runs; a new agent process picks the deployment up and it
 // finishes correctly.
+// TestCanaryOverTLS: the server serves TLS with a certificate of a private
+// CA; the agent, given that CA with --ca-file, connects over HTTP/2 on the
+// API's port and deploys a canary.
+func TestCanaryOverTLS(t *testing.T) {
+	s := newSortieWith(t, tlstest.NewCA(t, t.TempDir()))
+	s.startAgent()
+	id := s.startPipeline("web:v1")
+	if p := s.waitPipeline(id, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment: %s", dump(p))
+	}
+	id = s.startPipeline("web:v2")
+	s.waitPipeline(id, "the pause at 25%", awaiting(25))
+	s.wantPods("at 25%", 3, 1)
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	s.waitPipeline(id, "the pause at 50%", awaiting(50))
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary: %s", dump(p))
+	}
+	s.wantPods("after the canary", 0, 4)
+}
+
 func TestAgentKilledMidCanary(t *testing.T) {
 	s := newSortie(t)
 	s.startAgent()

@@ -44,7 +44,7 @@ func (s *sortie) follow(id string) *events {
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/pipelines/"+id+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.hc.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ type Server struct {
 
 // Start runs server.Run with cfg on a free loopback port (Addr and Ready are
 // set here; DataDir defaults to a temporary directory) until the test ends.
+// With cfg.TLSCertFile the URL is https.
 func Start(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
 	if cfg.DataDir == "" {
@@ -49,7 +50,11 @@ func Start(t testing.TB, cfg server.Config) *Server {
 	case <-time.After(time.Minute):
 		t.Fatal("the server did not start within a minute")
 	}
-	s := &Server{URL: "http://" + r.addr, CredentialsPath: r.creds}
+	scheme := "http://"
+	if cfg.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	s := &Server{URL: scheme + r.addr, CredentialsPath: r.creds}
 	b, err := os.ReadFile(r.creds)
 	if err != nil {
 		t.Fatal(err)

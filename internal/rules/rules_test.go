@@ -91,6 +91,7 @@ var rules = map[string]rule{
 	"store":                         {noImports: []string{sqlite, modernc}, noDeps: append([]string{runner}, noCluster...)},
 	"store/sqlite":                  {noDeps: append([]string{runner}, noCluster...)},
 	"store/storetest":               {testOnly: true, noDeps: []string{sqlite, modernc}},
+	"tlstest":                       {testOnly: true, noDeps: []string{module}},
 	"webhook":                       {noDeps: append([]string{runner, module + "store"}, noCluster...)},
 }
 
