@@ -94,7 +94,7 @@ func (a authority) covers(role string, grants []string) error {
 		want = append(want, auth.Grant(g))
 	}
 	if g, ok := auth.Covers(a.grants, want); !ok {
-		return errorf(http.StatusForbidden, CodeForbidden, fmt.Sprintf("you may not define role %s with grant %s, which your roles (%s) do not give", role, g, rolesText(a.p.Roles)))
+		return errorf(http.StatusForbidden, CodeForbidden, fmt.Sprintf("you may not define, change or delete role %s: it gives or would give grant %s, which your roles (%s) do not", role, g, rolesText(a.p.Roles)))
 	}
 	return nil
 }

@@ -47,25 +47,42 @@ var (
 	pathParam  = regexp.MustCompile(`\{([a-z]+)\}`)
 )
 
+// ActionDenied is the audit action of a request refused with 403; its
+// first object is the route ("PUT /api/v1/users/{username}/password"),
+// then, when the handler refused, the path's ids.
+const ActionDenied = "denied"
+
 // record appends the audit entry of an answered request: the principal,
 // its address, the route's action, the path's ids and the id of what it
-// created (from Location). A failure is logged: the action happened.
+// created (from Location).
 func (s *server) record(r *http.Request, p Principal, rt route, location string) {
-	if s.store == nil {
-		return
-	}
-	var objects []string
-	for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
-		objects = append(objects, r.PathValue(m[1]))
-	}
+	objects := pathIDs(r, rt)
 	if location != "" {
 		if id := location[strings.LastIndex(location, "/")+1:]; !slices.Contains(objects, id) {
 			objects = append(objects, id)
 		}
 	}
-	e := store.AuditEntry{Tenant: p.Tenant, Actor: p.Name, ClientID: p.ClientID, Remote: remoteHost(r), Action: rt.audit, Objects: objects}
+	s.appendAudit(r, p, rt.audit, objects)
+}
+
+// pathIDs are the values of r's path parameters, in rt's order.
+func pathIDs(r *http.Request, rt route) []string {
+	var ids []string
+	for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
+		ids = append(ids, r.PathValue(m[1]))
+	}
+	return ids
+}
+
+// appendAudit appends an entry of p's. A failure is logged: the action
+// happened (or was refused) whatever the log says.
+func (s *server) appendAudit(r *http.Request, p Principal, action string, objects []string) {
+	if s.store == nil {
+		return
+	}
+	e := store.AuditEntry{Tenant: p.Tenant, Actor: p.Name, ClientID: p.ClientID, Remote: remoteHost(r), Action: action, Objects: objects}
 	if err := s.store.AppendAudit(context.WithoutCancel(r.Context()), e); err != nil {
-		s.log.Error("audit entry not recorded", "action", rt.audit, "client_id", p.ClientID, "err", err)
+		s.log.Error("audit entry not recorded", "action", action, "client_id", p.ClientID, "err", err)
 	}
 }
 
@@ -426,6 +443,24 @@ func (s *server) applyConfig(w http.ResponseWriter, r *http.Request, p Principal
 	for _, t := range c.Tenants {
 		for _, role := range t.Roles {
 			if err := a.covers(t.Name+"/"+role.Name, role.Grants); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		// So does changing or deleting a role: its holders have grants
+		// the caller must hold too.
+		stored, err := s.store.ListRoles(ctx, t.Name)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		for _, sr := range stored {
+			kept := slices.ContainsFunc(t.Roles, func(rc RoleConfig) bool { return rc.Name == sr.Name && slices.Equal(rc.Grants, sr.Grants) })
+			listed := slices.ContainsFunc(t.Roles, func(rc RoleConfig) bool { return rc.Name == sr.Name })
+			if kept || (!listed && !c.AllowAutoDelete) {
+				continue
+			}
+			if err := a.covers(t.Name+"/"+sr.Name, sr.Grants); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

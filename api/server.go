@@ -275,18 +275,35 @@ func (s *server) handler(rt route) http.HandlerFunc {
 		}
 		if !ok {
 			s.writeError(w, r, errorf(http.StatusForbidden, CodeForbidden, "your roles do not allow "+r.Method+" "+rt.path))
-			return
-		}
-		if rt.audit == "" {
-			rt.handle(s, w, r, p)
+			s.recordDenied(w, r, p, rt, false)
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		rt.handle(s, rec, r, p)
-		if rec.status < 300 {
+		switch {
+		case rec.status == http.StatusForbidden:
+			// Refused by the handler: the subset rule, an approval's
+			// requiresRoles, a wrong current password.
+			s.recordDenied(w, r, p, rt, true)
+		case rt.audit != "" && rec.status < 300:
 			s.record(r, p, rt, rec.Header().Get("Location"))
 		}
 	}
+}
+
+// recordDenied records a 403 once the answer has left: the caller does not
+// wait for the audit log's write (nor does an event stream's client).
+// looked tells that the handler refused, after finding the path's ids in
+// the caller's tenant: only then are they recorded. A request refused for
+// its route's grant was looked up nowhere, and its ids, which may be
+// another tenant's, stay out of this tenant's log.
+func (s *server) recordDenied(w http.ResponseWriter, r *http.Request, p Principal, rt route, looked bool) {
+	http.NewResponseController(w).Flush()
+	objects := []string{rt.method + " " + rt.path}
+	if looked {
+		objects = append(objects, pathIDs(r, rt)...)
+	}
+	s.appendAudit(r, p, ActionDenied, objects)
 }
 
 func (s *server) unauthorized(w http.ResponseWriter, r *http.Request, err error) {

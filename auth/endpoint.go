@@ -151,10 +151,12 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request, form
 	switch {
 	case !found:
 		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
+		s.recordFailure(r, store.AuditEntry{ClientID: id, Objects: []string{id, "unknown client id"}})
 		s.refuse(w, basic)
 		return
 	case !match:
 		s.log.Info("token request refused: wrong secret", "client_id", id, "remote", remoteHost(r))
+		s.recordFailure(r, store.AuditEntry{Tenant: c.Tenant, Actor: c.Name, ClientID: id, Objects: []string{id, "wrong secret"}})
 		s.refuse(w, basic)
 		return
 	}
@@ -229,18 +231,20 @@ func (s *Service) passwordGrant(w http.ResponseWriter, r *http.Request, form url
 	if !ok {
 		return
 	}
+	failed := func(msg, reason string) {
+		s.log.Info("token request refused: "+msg, "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.recordFailure(r, store.AuditEntry{Tenant: tenant, Actor: username, ClientID: UserSubject(username), Objects: []string{UserSubject(username), reason}})
+		s.refuseUser(w)
+	}
 	switch {
 	case !found:
-		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
-		s.refuseUser(w)
+		failed("unknown user", "unknown user")
 		return
 	case len(u.PasswordHash) == 0:
-		s.log.Info("token request refused: the user has no password", "user", username, "tenant", tenant, "remote", remoteHost(r))
-		s.refuseUser(w)
+		failed("the user has no password", "no password")
 		return
 	case !match:
-		s.log.Info("token request refused: wrong password", "user", username, "tenant", tenant, "remote", remoteHost(r))
-		s.refuseUser(w)
+		failed("wrong password", "wrong password")
 		return
 	}
 	giveBack()
@@ -279,6 +283,7 @@ func (s *Service) refreshGrant(w http.ResponseWriter, r *http.Request, form url.
 	switch {
 	case errors.Is(err, errBadRefresh):
 		s.log.Info("token request refused: bad refresh token", "remote", remoteHost(r))
+		s.recordFailure(r, store.AuditEntry{Objects: []string{GrantRefreshToken, "bad refresh token"}})
 		oauthError(w, http.StatusBadRequest, "invalid_grant", errBadRefresh.Error())
 		return
 	case err != nil:
@@ -288,6 +293,9 @@ func (s *Service) refreshGrant(w http.ResponseWriter, r *http.Request, form url.
 	tok, refresh, err := s.userTokens(r.Context(), u)
 	if err != nil {
 		s.serverError(w, "issue token", err)
+		return
+	}
+	if !s.recordLogin(w, r, store.AuditEntry{Tenant: u.Tenant, Actor: u.Username, ClientID: UserSubject(u.Username), Objects: []string{UserSubject(u.Username), GrantRefreshToken}}) {
 		return
 	}
 	s.writeToken(w, tok, refresh)
@@ -334,6 +342,35 @@ func (s *Service) recordLogin(w http.ResponseWriter, r *http.Request, e store.Au
 		return false
 	}
 	return true
+}
+
+// ActionLoginFailed is the audit action of a refused login: a wrong or
+// unknown secret, password or refresh token. Its objects are what was
+// tried (a client id, user:<username>, refresh_token) and why it failed,
+// never the secret.
+const ActionLoginFailed = "login.failed"
+
+// recordFailure appends a refused login's audit entry: in the tenant it
+// names when that tenant exists, else in the default tenant (an unknown
+// client id names none), where an organization admin reads it. A failure
+// to record is logged; the answer is a refusal either way.
+func (s *Service) recordFailure(r *http.Request, e store.AuditEntry) {
+	if s.audit == nil {
+		return
+	}
+	e.At, e.Remote, e.Action = s.now(), remoteHost(r), ActionLoginFailed
+	if e.Tenant == "" {
+		e.Tenant = store.DefaultTenant
+	}
+	ctx := context.WithoutCancel(r.Context())
+	err := s.audit.AppendAudit(ctx, e)
+	if errors.Is(err, store.ErrNotFound) && e.Tenant != store.DefaultTenant {
+		e.Tenant = store.DefaultTenant
+		err = s.audit.AppendAudit(ctx, e)
+	}
+	if err != nil {
+		s.log.Error("refused login not recorded", "client_id", e.ClientID, "remote", e.Remote, "err", err)
+	}
 }
 
 func (s *Service) writeToken(w http.ResponseWriter, tok Token, refresh string) {

@@ -400,6 +400,14 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// Credentials: a deployer may not approve this gate, a release manager
 	// may, both through SORTIE_CLIENT_ID/SECRET (over the config file).
+	// The custom role is defined (with the approve grant) before it is
+	// given: an undefined one is refused.
+	if r := e.exit(ExitFailure, "credentials", "create", "release manager", "--role", "release-manager"); !strings.Contains(r.errOut, `role "release-manager" is not defined in tenant main`) {
+		t.Errorf("an undefined custom role: %s", r.errOut)
+	}
+	orgFile := filepath.Join(e.dir, "roles.yaml")
+	os.WriteFile(orgFile, []byte("tenants:\n  - name: main\n    roles:\n      - name: release-manager\n        grants: [read, approve]\n"), 0o644)
+	e.ok("config", "apply", "-f", orgFile)
 	deployerCred := decode[api.NewCredential](t, e.ok("credentials", "create", "ci deployer", "--role", "deployer", "-o", "json"))
 	rmCred := decode[api.NewCredential](t, e.ok("credentials", "create", "release manager", "--role", "release-manager", "-o", "json"))
 	e.secret(deployerCred.ClientSecret)
@@ -455,7 +463,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// Organization configuration as YAML, applied twice.
 	org := filepath.Join(e.dir, "org.yaml")
-	os.WriteFile(org, []byte("tenants:\n  - name: main\n    roles:\n      - name: auditor\n        grants: [read]\n  - name: payments\n"), 0o644)
+	os.WriteFile(org, []byte("tenants:\n  - name: main\n    roles:\n      - name: release-manager\n        grants: [read, approve]\n      - name: auditor\n        grants: [read]\n  - name: payments\n"), 0o644)
 	if r := e.ok("config", "apply", "-f", org); !strings.Contains(r.out, "tenant payments created") {
 		t.Errorf("config apply:\n%s", r.out)
 	}

@@ -289,9 +289,9 @@ type auditData struct {
 }
 
 // auditActions are the actions the audit log records: the API's audited
-// routes, and logins.
+// routes, logins and refused logins, and requests refused with 403.
 func auditActions() []string {
-	out := []string{"login"}
+	out := []string{"login", auth.ActionLoginFailed, api.ActionDenied}
 	for _, rt := range api.Routes() {
 		if rt.Audit != "" && !slices.Contains(out, rt.Audit) {
 			out = append(out, rt.Audit)

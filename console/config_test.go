@@ -173,7 +173,7 @@ func TestConsoleWritesGoThroughTheAPIAndAreAudited(t *testing.T) {
 }
 
 // TestViewersAreRefusedWithTheReason: the pages say why, the buttons are
-// disabled, and a forged POST is refused by the API and audited nowhere.
+// disabled, and a forged POST is refused by the API and audited as denied.
 func TestViewersAreRefusedWithTheReason(t *testing.T) {
 	f := newFixture(t)
 	viewer, _, _ := f.session(t, "dashboard", pipeline.RoleViewer)
@@ -201,7 +201,10 @@ func TestViewersAreRefusedWithTheReason(t *testing.T) {
 		t.Errorf("a viewer's secret write: %q", got)
 	}
 	if es := f.audit(t, "secret.put"); len(es) != 0 {
-		t.Errorf("a refused write is audited: %+v", es)
+		t.Errorf("a refused write is audited as done: %+v", es)
+	}
+	if es := f.audit(t, "denied"); len(es) != 1 || es[0].Objects[0] != "PUT /api/v1/secrets/{name}" {
+		t.Errorf("the refused write is not audited as denied: %+v", es)
 	}
 }
 
