@@ -79,8 +79,12 @@ func runConfigApply(ctx context.Context, ios IOStreams, opts ConfigApplyOptions)
 	if err := yaml.Unmarshal(b, &node); err == nil && isArmoryConfig(&node) {
 		// Armory's RBAC file: tenants by name, roles with api grants.
 		armory = true
-		if cfg, names, err = fromArmoryConfig(opts.File, &node); err != nil {
+		var notes []string
+		if cfg, names, notes, err = fromArmoryConfig(opts.File, &node); err != nil {
 			return err
+		}
+		for _, n := range notes {
+			fmt.Fprintln(ios.ErrOut, n)
 		}
 	} else {
 		dec := yaml.NewDecoder(bytes.NewReader(b))

@@ -48,7 +48,10 @@ var armoryResources = map[string][]string{
 	"tenant":     {"read", "deploy", "approve", "admin"},
 }
 
-// armorySystemOnly are resources Sortie gives only through a system role.
+// armorySystemOnly are resources Sortie gives only through a system role:
+// a role granting one is that system role (organization), or holds the
+// rest of its grants and leaves the agent connection to the agent role
+// (agentHub). Either way config apply says so.
 var armorySystemOnly = map[string]string{
 	"organization": "organization-admin",
 	"agentHub":     "agent",
@@ -97,13 +100,14 @@ func isArmoryConfig(doc *yaml.Node) bool {
 
 // fromArmoryConfig converts Armory's document (its node, for positions)
 // into Sortie's; every problem names its line and column.
-// names maps the Sortie names it made back to the document's.
-func fromArmoryConfig(file string, doc *yaml.Node) (api.Config, map[string]string, error) {
+// names maps the Sortie names it made back to the document's; notes say
+// what became of grants only Sortie's system roles give.
+func fromArmoryConfig(file string, doc *yaml.Node) (cfg api.Config, names map[string]string, notes []string, err error) {
 	var ac armoryConfig
 	if err := doc.Decode(&ac); err != nil {
-		return api.Config{}, nil, fmt.Errorf("%s: %w", file, err)
+		return api.Config{}, nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
-	names := map[string]string{}
+	names = map[string]string{}
 	for i, t := range ac.Tenants {
 		ac.Tenants[i] = armorySlug(t)
 		names[ac.Tenants[i]] = t
@@ -138,7 +142,7 @@ func fromArmoryConfig(file string, doc *yaml.Node) (api.Config, map[string]strin
 			n := roleNodes[i].grant(j, key)
 			return fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
 		}
-		var grants []string
+		var grants, system []string
 		for j, g := range r.Grants {
 			switch {
 			case g.Type != "api":
@@ -149,7 +153,9 @@ func fromArmoryConfig(file string, doc *yaml.Node) (api.Config, map[string]strin
 				continue
 			}
 			if sys, ok := armorySystemOnly[g.Resource]; ok {
-				problems = append(problems, fmt.Sprintf("%s: role %q: resource %s is what Sortie's system role %s gives; give a credential or user that role ('sortie credentials create NAME --role %s')", pos(j, "resource"), names[r.Name], g.Resource, sys, sys))
+				if !slices.Contains(system, sys) {
+					system = append(system, sys)
+				}
 				continue
 			}
 			m, ok := armoryResources[g.Resource]
@@ -163,6 +169,16 @@ func fromArmoryConfig(file string, doc *yaml.Node) (api.Config, map[string]strin
 				}
 			}
 		}
+		switch {
+		case slices.Contains(system, "organization-admin"):
+			notes = append(notes, fmt.Sprintf("Role %s is Sortie's system role organization-admin (organization-wide power is no custom role): give that role to its members, e.g. 'sortie credentials create NAME --role organization-admin'", names[r.Name]))
+			continue
+		case slices.Contains(system, "agent") && len(grants) == 0:
+			notes = append(notes, fmt.Sprintf("Role %s is Sortie's system role agent: give that role to the credentials agents connect with ('sortie credentials create NAME --role agent')", names[r.Name]))
+			continue
+		case slices.Contains(system, "agent"):
+			notes = append(notes, fmt.Sprintf("Role %s: its agentHub grant is Sortie's system role agent, which only agent credentials hold; the role keeps its other grants", names[r.Name]))
+		}
 		in := []string{r.Tenant}
 		if r.Tenant == "" {
 			in = tenants // organization-wide: the role in every tenant
@@ -172,13 +188,13 @@ func fromArmoryConfig(file string, doc *yaml.Node) (api.Config, map[string]strin
 		}
 	}
 	if len(problems) > 0 {
-		return api.Config{}, nil, fmt.Errorf("%s", strings.Join(problems, "\n"))
+		return api.Config{}, nil, nil, fmt.Errorf("%s", strings.Join(problems, "\n"))
 	}
-	cfg := api.Config{AllowAutoDelete: ac.AllowAutoDelete}
+	cfg = api.Config{AllowAutoDelete: ac.AllowAutoDelete}
 	for _, t := range tenants {
 		cfg.Tenants = append(cfg.Tenants, api.TenantConfig{Name: t, Roles: roles[t]})
 	}
-	return cfg, names, nil
+	return cfg, names, notes, nil
 }
 
 // roleNode is one role's YAML node, for the positions of its grants.
