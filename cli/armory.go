@@ -60,7 +60,7 @@ func bindGlobalFlags(root *cobra.Command, armory bool) {
 	pf := root.PersistentFlags()
 	pf.StringVarP(&globals.ClientID, "clientId", "c", "", "client id of a client credential (Armory's flag; SORTIE_CLIENT_ID)")
 	pf.StringVarP(&globals.ClientSecret, "clientSecret", "s", "", "its secret (Armory's flag; SORTIE_CLIENT_SECRET)")
-	pf.BoolVarP(&globals.Verbose, "verbose", "v", false, "more detail on standard error")
+	pf.BoolVarP(&globals.Verbose, "verbose", "v", false, "tell each request to the server on standard error (method, URL, status, time; never a token)")
 	pf.StringVar(&globals.Addr, "addr", "", "the server's URL (Armory's hidden flag; --server is Sortie's)")
 	pf.StringVarP(&globals.AuthToken, "authToken", "a", "", "a token to use as is (Armory's hidden flag; SORTIE_TOKEN)")
 	_ = pf.MarkHidden("addr")
@@ -72,7 +72,14 @@ func bindGlobalFlags(root *cobra.Command, armory bool) {
 		return pflag.NormalizedName(name)
 	})
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		return applyArmoryEnv(cmd)
+		if err := applyArmoryEnv(cmd); err != nil {
+			return err
+		}
+		verboseOut = nil
+		if globals.Verbose {
+			verboseOut = cmd.ErrOrStderr()
+		}
+		return nil
 	}
 }
 

@@ -3,7 +3,11 @@ package cli
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
+	"net/url"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +23,11 @@ type transportFlags struct {
 
 // transport holds them for the one command line being run (as globals).
 var transport transportFlags
+
+// verboseOut, with -v/--verbose, is where each HTTP exchange with the
+// server is told (method, URL without query, status, duration; never a
+// header or body); nil otherwise.
+var verboseOut io.Writer
 
 func bindTransportFlags(root *cobra.Command) {
 	transport = transportFlags{}
@@ -39,6 +48,15 @@ func newClient(o client.Options) (*client.Client, error) {
 	}
 	o.Plaintext = transport.Insecure
 	o.UserAgent = "sortie-cli/" + Version
+	if w := verboseOut; w != nil {
+		o.Trace = func(method string, u *url.URL, status int, d time.Duration, err error) {
+			if err != nil {
+				fmt.Fprintf(w, "%s %s: %v (%s)\n", method, u, err, d.Round(time.Millisecond))
+				return
+			}
+			fmt.Fprintf(w, "%s %s: %d (%s)\n", method, u, status, d.Round(time.Millisecond))
+		}
+	}
 	c, err := client.New(o)
 	if errors.Is(err, client.ErrPlaintext) {
 		return nil, usageErrorf("%v, or give --insecure to send them unencrypted anyway", err)

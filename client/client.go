@@ -71,6 +71,10 @@ type Options struct {
 	// the system's (SSL_CERT_FILE and SSL_CERT_DIR replace those). Unused
 	// with HTTPClient.
 	RootCAs *x509.CertPool
+	// Trace, when set, is told of every HTTP exchange once it is answered
+	// (or failed): method, URL without its query, status and duration. It
+	// never sees a header or a body, so no token or secret.
+	Trace func(method string, u *url.URL, status int, d time.Duration, err error)
 	// Plaintext allows an http:// Server that is not a loopback address:
 	// credentials and tokens then cross the network in the clear. Without
 	// it New refuses such a URL with ErrPlaintext.
@@ -115,6 +119,15 @@ func New(o Options) (*Client, error) {
 			TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2:     true,
 		}}
+	}
+	if o.Trace != nil {
+		hc := *c.hc
+		next := hc.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		hc.Transport = tracing{next: next, trace: o.Trace}
+		c.hc = &hc
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -376,4 +389,23 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, bo
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// tracing tells Options.Trace of each exchange.
+type tracing struct {
+	next  http.RoundTripper
+	trace func(method string, u *url.URL, status int, d time.Duration, err error)
+}
+
+func (t tracing) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	u := *r.URL
+	u.RawQuery, u.User = "", nil
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	t.trace(r.Method, &u, status, time.Since(start), err)
+	return resp, err
 }
