@@ -8,7 +8,7 @@ import (
 )
 
 // TestActionsInEveryState tries every action in every state a pipeline can be
-// in: each is accepted where DESIGN.md allows it and refused with a clear
+// in: each is accepted where STATES.md allows it and refused with a clear
 // message everywhere else.
 func TestActionsInEveryState(t *testing.T) {
 	sp := spec(target("prod", canary(weight(10), pause(time.Hour), approval(RoleDeployer), analysis(ModeManual, ""), hook("check"))).

@@ -2,7 +2,7 @@ package pipeline
 
 import "slices"
 
-// Status is the state of a pipeline, a target or a step, as DESIGN.md lists
+// Status is the state of a pipeline, a target or a step, as pipeline/STATES.md lists
 // them. The same vocabulary serves all three so that the console and the API
 // render one set of badges.
 type Status string

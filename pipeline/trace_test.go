@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The traces below walk every transition of DESIGN.md §3; each is compared
+// The traces below walk every transition of STATES.md; each is compared
 // with testdata/<name>.golden (go test ./pipeline -update rewrites them).
 
 func TestTraceCanary(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // errBusy is the suite's admission refusal.
 var errBusy = errors.New("application busy")
 
-// oneInFlight is the admission rule of DESIGN.md §3 without enqueueOne:
+// oneInFlight is the admission rule of pipeline/STATES.md without enqueueOne:
 // refuse while any other pipeline of the application is unfinished.
 func oneInFlight(others []pipeline.Ref) error {
 	if len(others) > 0 {
