@@ -73,6 +73,11 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// ResultTTL: zero means DefaultResultTTL.
 	ResultTTL time.Duration
+	// ServiceProxy, when set, carries relayed requests for a Service's
+	// in-cluster name (NAME.NAMESPACE.svc): the cluster's API server's
+	// service proxy, so that preview URLs and relayed calls reach Services
+	// wherever the agent runs.
+	ServiceProxy http.RoundTripper
 }
 
 // Agent is the cluster's end of the connection: it dials out to the server,
@@ -449,7 +454,7 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
 	}
 	ex := &execution{cancel: cancel, target: wj.Tenant + "/" + wj.Command.Pipeline + "/" + wj.Command.Target, done: make(chan struct{})}
-	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Source: wj.Source, Report: a.reporter(id, ex)}
+	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Target: wj.Target, Report: a.reporter(id, ex)}
 	// A rollback supersedes whatever else of its target still runs: the
 	// server no longer waits for it, and its Cancel may come after the
 	// rollback, or the execution may take a moment to stop. It is

@@ -22,8 +22,8 @@ import (
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/runner"
-	"github.com/sortie-cd/sortie/store"
 )
 
 // DefaultHeartbeat is how often each side of a stream sends a heartbeat
@@ -207,7 +207,7 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 	fail := func(format string, args ...any) pipeline.CommandResult {
 		return pipeline.CommandResult{CommandID: c.ID, Message: fmt.Sprintf(format, args...)}
 	}
-	payload, err := json.Marshal(wireJob{Tenant: job.Tenant, Command: job.Command, Spec: job.Spec, Source: job.Source})
+	payload, err := json.Marshal(wireJob{Tenant: job.Tenant, Command: job.Command, Spec: job.Spec, Target: job.Target})
 	if err != nil {
 		return fail("encode command for agent %q: %v", c.Account, err)
 	}
@@ -280,7 +280,9 @@ type wireJob struct {
 	Tenant  string           `json:"tenant"`
 	Command pipeline.Command `json:"command"`
 	Spec    *pipeline.Spec   `json:"spec,omitempty"`
-	Source  *store.Source    `json:"source,omitempty"`
+	// Target is the plan of the command's target only: an agent sees the
+	// manifests and gates of the targets it runs, never another's.
+	Target *plan.Target `json:"target,omitempty"`
 }
 
 // Connect implements agentpb.AgentServer: one agent's stream.

@@ -23,6 +23,7 @@ import (
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
@@ -45,7 +46,6 @@ type env struct {
 	url    string // http://127.0.0.1:port
 	addr   string
 	server *http.Server
-	mu     sync.Mutex
 	proxy  *proxy // when set, agents dial through it
 }
 
@@ -217,7 +217,7 @@ func job(account, id string) runner.Job {
 		Tenant:  store.DefaultTenant,
 		Command: pipeline.Command{ID: id, Kind: pipeline.CmdSetWeight, Pipeline: "p1", Target: "prod", Account: account, Weight: 25},
 		Spec:    &pipeline.Spec{Application: "web"},
-		Source:  &store.Source{FileName: "deploy.yml"},
+		Target:  &plan.Target{Application: "web", Pipeline: "p1", Name: "prod", Account: account},
 	}
 }
 

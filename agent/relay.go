@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
@@ -224,7 +225,11 @@ func (a *Agent) doRelay(ctx context.Context, req *agentpb.RelayRequest, timeout 
 		}
 	}
 	hr.Header.Set(RelayedByHeader, a.o.AgentID)
-	resp, err := a.relayc.Do(hr)
+	client := a.relayc
+	if a.o.ServiceProxy != nil && isServiceHost(u.Hostname()) {
+		client = &http.Client{Transport: a.o.ServiceProxy, CheckRedirect: a.relayc.CheckRedirect}
+	}
+	resp, err := client.Do(hr)
 	if err != nil {
 		// url.Error repeats the URL, which may carry a secret: the server
 		// has it already and masks it, but say what failed without it.
@@ -272,4 +277,11 @@ func newRelayClient() *http.Client {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
+}
+
+// isServiceHost reports whether host is a Service's in-cluster name
+// (NAME.NAMESPACE.svc, or with .cluster.local).
+func isServiceHost(host string) bool {
+	h := strings.TrimSuffix(host, ".cluster.local")
+	return strings.HasSuffix(h, ".svc") && strings.Count(h, ".") == 2
 }

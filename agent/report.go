@@ -31,7 +31,7 @@ var eventType = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,62}$`)
 
 // serverEventTypes are the event types the server writes itself: the
 // runner's transitions (action, command, status) and the gates' calls and
-// judgments (gate.EventWebhook, gate.EventJudgment). An agent may not
+// judgments (progress.EventWebhook, progress.EventJudgment). An agent may not
 // report them.
 var serverEventTypes = []string{"action", "command", "status", "webhook", "judgment"}
 

@@ -73,6 +73,9 @@ func TestPrometheusPassThenFail(t *testing.T) {
 		Queries: []*deployfile.Query{query("error-rate", `max(max_over_time(app_error_rate{app="{{armory.applicationName}}"}[{{armory.promQlStepInterval}}]))`, nil, f64(0.1))},
 		Armory:  map[string]string{"applicationName": "web"},
 	}
+	// The first failed run ends the analysis only with abortOnFailedJudgment
+	// (without it the mean of the 30 runs would decide, at the end).
+	in.Step.AbortOnFailedJudgment = true
 	var mu sync.Mutex
 	var got []analysis.Judgment
 	out := a.Run(ctx, in, func(_ context.Context, j analysis.Judgment) {
@@ -101,6 +104,94 @@ func TestPrometheusPassThenFail(t *testing.T) {
 		if j.Verdict != analysis.Pass {
 			t.Errorf("judgment %d before the failure: %+v, want a pass", j.Run, j)
 		}
+	}
+}
+
+// TestJudgmentRunsAreAveraged: a real Prometheus serves, run after run,
+// the values a test case lists, and the analysis judges them against
+// upperLimit 1. As Armory specified it, the mean of all runs decides after
+// the last run (0.5, 2, 0.5 passes: a single bad run does not fail it; 0.5,
+// 2, 1 fails, its mean being above the limit); with abortOnFailedJudgment
+// the first run outside the limits ends the analysis at once.
+func TestJudgmentRunsAreAveraged(t *testing.T) {
+	prom := promtest.Start(t)
+	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "app_latency_seconds", Help: "latency"})
+	prom.Registry.MustRegister(gauge)
+	// Each run is an instant query at its window's end. The analyzer's
+	// clock runs a minute ahead of the real one, so that time is after every
+	// sample Prometheus stored (and within its 5-minute lookback): each run
+	// sees the latest scraped value, the one the test set after the run
+	// before, however late a scrape comes on a loaded machine.
+	ahead := func() time.Time { return time.Now().Add(time.Minute) }
+	for _, tc := range []struct {
+		name    string
+		values  []float64
+		abort   bool
+		verdict string
+		runs    int // judgment runs made
+		message string
+	}{
+		{"averaged, a bad run", []float64{0.5, 2, 0.5}, false, analysis.Pass, 3, "the mean of 3 judgment runs"},
+		{"averaged, the mean is above", []float64{0.5, 2, 1}, false, analysis.Fail, 3, "the mean of 3 runs = 1.1666666666666667 is above its upper limit 1"},
+		{"abortOnFailedJudgment", []float64{0.5, 2, 0.5}, true, analysis.Fail, 2, "run 2 of 3: query latency = 2 is above its upper limit 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			gauge.Set(tc.values[0])
+			if err := prom.Scraped(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			a := &analysis.Analyzer{Now: ahead, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+			st := step(3, time.Second, "")
+			st.AbortOnFailedJudgment = tc.abort
+			in := analysis.Input{Tenant: "main", Step: st, DefaultProvider: "prom",
+				Queries: []*deployfile.Query{query("latency", `app_latency_seconds`, nil, f64(1))}}
+			var runs, means []analysis.Judgment
+			out := a.Run(ctx, in, func(ctx context.Context, j analysis.Judgment) {
+				if j.Mean {
+					means = append(means, j)
+					return
+				}
+				runs = append(runs, j)
+				if j.Run < len(tc.values) {
+					gauge.Set(tc.values[j.Run]) // what the next run sees
+					if err := prom.Scraped(ctx, 2); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			if out.Verdict != tc.verdict || !strings.Contains(out.Message, tc.message) {
+				t.Errorf("outcome %+v, want %s with %q", out, tc.verdict, tc.message)
+			}
+			if len(runs) != tc.runs {
+				t.Fatalf("%d judgment runs, want %d: %+v", len(runs), tc.runs, runs)
+			}
+			for i, j := range runs {
+				want := analysis.Pass
+				if tc.values[i] > 1 {
+					want = analysis.Fail
+				}
+				if j.Run != i+1 || j.Value == nil || *j.Value != tc.values[i] || j.Verdict != want {
+					t.Errorf("run %d: %+v, want value %v, %s", i+1, j, tc.values[i], want)
+				}
+			}
+			if tc.abort {
+				if len(means) != 0 {
+					t.Errorf("with abortOnFailedJudgment no mean is judged: %+v", means)
+				}
+				return
+			}
+			if !strings.Contains(runs[1].Message, "the mean of the 3 runs decides") {
+				t.Errorf("the failed run's message %q does not say the mean decides", runs[1].Message)
+			}
+			sum := 0.0
+			for _, v := range tc.values {
+				sum += v
+			}
+			if len(means) != 1 || means[0].Value == nil || *means[0].Value != sum/3 || means[0].Verdict != tc.verdict || means[0].Run != 3 || means[0].Query != "latency" {
+				t.Errorf("mean judgments %+v, want one of %v (%s)", means, sum/3, tc.verdict)
+			}
+		})
 	}
 }
 

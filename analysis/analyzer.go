@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
 // Verdicts of a judgment and of an analysis.
 const (
-	Pass         = "pass"
-	Fail         = "fail"
-	Inconclusive = "inconclusive"
+	Pass         = progress.Pass
+	Fail         = progress.Fail
+	Inconclusive = progress.Inconclusive
 )
 
 // Lookback methods.
@@ -30,21 +31,7 @@ const (
 
 // Judgment is one query of one judgment run: what was sent, what came
 // back and what it means. It is what the pipeline's log records.
-type Judgment struct {
-	Run        int       `json:"run"`
-	Runs       int       `json:"runs"`
-	Query      string    `json:"query"`
-	Provider   string    `json:"provider"`
-	Sent       string    `json:"sent"`
-	Start      time.Time `json:"start"`
-	End        time.Time `json:"end"`
-	Value      *float64  `json:"value,omitempty"`
-	LowerLimit *float64  `json:"lowerLimit,omitempty"`
-	UpperLimit *float64  `json:"upperLimit,omitempty"`
-	Verdict    string    `json:"verdict"`
-	Message    string    `json:"message,omitempty"`
-	Attempts   int       `json:"attempts,omitempty"`
-}
+type Judgment = progress.Judgment
 
 // Input is one analysis step to run.
 type Input struct {
@@ -112,9 +99,14 @@ func (a *Analyzer) sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 // Run runs the analysis: a judgment run at every interval's end, each
-// judgment passed to report as soon as it is made. It returns Fail at the
-// first failed judgment, otherwise Inconclusive if any judgment was,
-// otherwise Pass. When ctx ends it returns what it knows so far as
+// judgment passed to report as soon as it is made. As Armory specified it,
+// each query is judged by the mean of its values over all runs, compared
+// with its limits after the last run (one more judgment per query, with
+// Mean set): a run outside the limits does not end the analysis. With the
+// step's abortOnFailedJudgment, the first run outside the limits ends it as
+// Fail instead. Either way a query that cannot be rendered fails at once,
+// a failure wins over any no-data, NaN or unreachable judgment (which make
+// the outcome Inconclusive), and else it is Pass. When ctx ends it returns what it knows so far as
 // Inconclusive (the caller has stopped listening anyway).
 func (a *Analyzer) Run(ctx context.Context, in Input, report func(context.Context, Judgment)) Outcome {
 	step := in.Step
@@ -168,6 +160,9 @@ func (a *Analyzer) Run(ctx context.Context, in Input, report func(context.Contex
 	start := a.now()
 	runs := step.NumberOfJudgmentRuns
 	inconclusive := ""
+	// values are each query's values so far, for the mean judged after the
+	// last run (Armory's rule unless abortOnFailedJudgment).
+	values := make([][]float64, len(in.Queries))
 	for run := 1; run <= runs; run++ {
 		end := start.Add(time.Duration(run) * interval)
 		if !a.sleepUntil(ctx, end) {
@@ -177,27 +172,75 @@ func (a *Analyzer) Run(ctx context.Context, in Input, report func(context.Contex
 		if strings.EqualFold(step.LookbackMethod, Sliding) {
 			from = end.Add(-interval)
 		}
-		for _, q := range in.Queries {
+		for i, q := range in.Queries {
 			name, p, _ := provider(q) // cached above
 			j := a.judge(ctx, in, q, name, p, from, end, interval, end.Add(interval))
 			j.Run, j.Runs = run, runs
+			if j.Value != nil {
+				values[i] = append(values[i], *j.Value)
+				if j.Verdict == Fail && !step.AbortOnFailedJudgment && runs > 1 {
+					j.Message += fmt.Sprintf("; the mean of the %d runs decides", runs)
+				}
+			}
 			if report != nil {
 				report(ctx, j)
 			}
-			switch j.Verdict {
-			case Fail:
+			switch {
+			// A query that cannot be rendered fails whatever the mode: no
+			// later run can render it either.
+			case j.Verdict == Fail && (step.AbortOnFailedJudgment || j.Value == nil):
 				return Outcome{Fail, fmt.Sprintf("run %d of %d: %s", run, runs, j.Message)}
-			case Inconclusive:
-				if inconclusive == "" {
-					inconclusive = fmt.Sprintf("run %d of %d: %s", run, runs, j.Message)
-				}
+			case j.Verdict == Inconclusive && inconclusive == "":
+				inconclusive = fmt.Sprintf("run %d of %d: %s", run, runs, j.Message)
 			}
+		}
+	}
+	if !step.AbortOnFailedJudgment {
+		failed := ""
+		for i, q := range in.Queries {
+			if len(values[i]) == 0 {
+				continue // every run was inconclusive, and said so
+			}
+			j := meanJudgment(q, values[i], runs)
+			name, _, _ := provider(q)
+			j.Provider, j.Start, j.End = name, start, start.Add(time.Duration(runs)*interval)
+			if report != nil {
+				report(ctx, j)
+			}
+			if j.Verdict == Fail && failed == "" {
+				failed = j.Message
+			}
+		}
+		if failed != "" {
+			return Outcome{Fail, failed}
 		}
 	}
 	if inconclusive != "" {
 		return Outcome{Inconclusive, inconclusive}
 	}
-	return Outcome{Pass, fmt.Sprintf("%d judgment runs of %d queries passed", runs, len(in.Queries))}
+	if step.AbortOnFailedJudgment {
+		return Outcome{Pass, fmt.Sprintf("%d judgment runs of %d queries passed", runs, len(in.Queries))}
+	}
+	return Outcome{Pass, fmt.Sprintf("the mean of %d judgment runs of each of %d queries is within its limits", runs, len(in.Queries))}
+}
+
+// meanJudgment judges the mean of a query's values over the runs that
+// had one: the judgment that decides an analysis without
+// abortOnFailedJudgment.
+func meanJudgment(q *deployfile.Query, vs []float64, runs int) Judgment {
+	sum := 0.0
+	for _, v := range vs {
+		sum += v
+	}
+	mean := sum / float64(len(vs))
+	j := Judgment{Run: runs, Runs: runs, Mean: true, Query: q.Name, Value: &mean, LowerLimit: q.LowerLimit, UpperLimit: q.UpperLimit}
+	j.Verdict, j.Message = verdict(q, mean)
+	of := fmt.Sprintf("the mean of %d runs", len(vs))
+	if len(vs) < runs {
+		of = fmt.Sprintf("the mean of the %d of %d runs with a value", len(vs), runs)
+	}
+	j.Message = strings.Replace(j.Message, "query "+q.Name+" =", "query "+q.Name+": "+of+" =", 1)
+	return j
 }
 
 // judge runs one query for the window [from, end], retrying an unreachable

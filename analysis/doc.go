@@ -21,8 +21,11 @@
 //     value compared with lowerLimit/upperLimit. The window grows from the
 //     analysis start (GROWING, the default) or is the last interval
 //     (SLIDING). Each judgment (query as sent, value, limits, verdict) is
-//     handed to a report callback as it is made. A failed judgment ends the
-//     analysis at once; no data, NaN, an ambiguous answer or a provider
+//     handed to a report callback as it is made. As Armory specified it,
+//     each query's mean over all runs, compared with its limits after the
+//     last run, decides (a judgment of its own, Mean set); with the step's
+//     abortOnFailedJudgment the first run outside the limits ends the
+//     analysis instead. No data, NaN, an ambiguous answer or a provider
 //     still unreachable when the next run is due is "inconclusive".
 //
 // Waits are timers firing at the runs' deadlines, never polling.

@@ -314,8 +314,15 @@ func TestRoles(t *testing.T) {
 	h.runner.add(samplePipeline(store.DefaultTenant, "p1", time.Now()))
 	h.runner.startResult = api.StartResult{PipelineID: "p2", Status: pipeline.StatusRunning}
 	start := api.StartRequest{FileName: "deploy.yml", File: sourceText}
+	// Custom roles give what they are defined with, approve included only
+	// when defined so; an undefined (say, misspelt) role gives nothing.
+	for name, grants := range map[string][]string{"qa": {"approve"}, "auditor": {"read"}} {
+		if err := h.store.PutRole(t.Context(), store.Role{Tenant: store.DefaultTenant, Name: name, Grants: grants}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tokens := map[string]string{}
-	for _, role := range []string{"viewer", "deployer", "tenant-admin", "organization-admin", "agent", "qa"} {
+	for _, role := range []string{"viewer", "deployer", "tenant-admin", "organization-admin", "agent", "qa", "auditor", "relase-manager"} {
 		tokens[role], _ = h.token(store.DefaultTenant, role)
 	}
 	type call struct {
@@ -337,9 +344,11 @@ func TestRoles(t *testing.T) {
 		"tenant-admin":       {"read", "list", "start", "approve", "cancel", "redeploy", "creds"},
 		"organization-admin": {"read", "list", "start", "approve", "cancel", "redeploy", "creds"},
 		"agent":              {},
-		// A custom role may approve the gates that require it (the engine
-		// decides which); it reads and does nothing else.
-		"qa": {"approve"},
+		// A custom role defined with approve may approve the gates that
+		// require it (the engine decides which), and does nothing else.
+		"qa":             {"approve"},
+		"auditor":        {"read", "list"},
+		"relase-manager": {},
 	}
 	for role, tok := range tokens {
 		for name, c := range calls {

@@ -1,13 +1,12 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 
-	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -42,7 +41,15 @@ func (s *server) createCredential(w http.ResponseWriter, r *http.Request, p Prin
 		return
 	}
 	req.Name = strings.TrimSpace(req.Name)
-	if err := checkCredential(req, p); err != nil {
+	if err := checkName(req.Name, "the credential"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.authority(r.Context(), p)
+	if err == nil {
+		err = a.assign(req.Roles)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -55,35 +62,41 @@ func (s *server) createCredential(w http.ResponseWriter, r *http.Request, p Prin
 	writeJSON(w, http.StatusCreated, NewCredential{CredentialView: credentialView(c), ClientSecret: secret})
 }
 
-// checkCredential refuses malformed requests and any grant of a role above
-// the caller's own: only an organization admin makes organization admins.
-func checkCredential(req CreateCredentialRequest, p Principal) error {
-	bad := func(format string, args ...any) error {
-		return errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf(format, args...))
-	}
+// checkName refuses an empty or overlong display name; an empty one is
+// allowed only where optional.
+func checkName(name, what string) error {
 	switch {
-	case req.Name == "":
-		return bad("name is empty: say what the credential is for")
-	case len(req.Name) > 200:
-		return bad("name is over 200 characters")
-	case len(req.Roles) == 0:
-		return bad("roles is empty: give at least one role (viewer, deployer, tenant-admin, organization-admin, agent, or a custom role)")
-	}
-	for _, role := range req.Roles {
-		if !roleName.MatchString(role) {
-			return bad("role %q is not a valid role name (lower-case letters, digits, '.', '_', '-')", role)
-		}
-	}
-	if slices.Contains(req.Roles, pipeline.RoleOrganizationAdmin) && !p.HasAnyRole(pipeline.RoleOrganizationAdmin) {
-		return errorf(http.StatusForbidden, CodeForbidden, "only an organization admin may grant the organization-admin role")
+	case name == "" && what != "":
+		return errorf(http.StatusBadRequest, CodeInvalid, "name is empty: say what "+what+" is for")
+	case len(name) > 200:
+		return errorf(http.StatusBadRequest, CodeInvalid, "name is over 200 characters")
 	}
 	return nil
+}
+
+// mayTouchCredential returns the caller's authority once it has checked
+// that the caller may change or delete credential id of its tenant (404
+// for another tenant's).
+func (s *server) mayTouchCredential(ctx context.Context, p Principal, id string) (authority, error) {
+	a, err := s.authority(ctx, p)
+	if err != nil {
+		return a, err
+	}
+	c, err := s.auth.GetCredential(ctx, p.Tenant, id)
+	if err != nil {
+		return a, err
+	}
+	return a, a.actOn(fmt.Sprintf("credential %s (%s)", c.ClientID, c.Name), c.Roles)
 }
 
 func (s *server) deleteCredential(w http.ResponseWriter, r *http.Request, p Principal) {
 	id := r.PathValue("id")
 	if id == p.ClientID {
 		s.writeError(w, r, errorf(http.StatusConflict, CodeConflict, "this request is made with that credential; delete it with another one"))
+		return
+	}
+	if _, err := s.mayTouchCredential(r.Context(), p, id); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if err := s.auth.DeleteCredential(r.Context(), p.Tenant, id); err != nil {

@@ -66,7 +66,10 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("%d, ids (-want +got):\n%s", resp.status, diff)
 	}
 
-	// Refusals.
+	// Refusals. A custom role must be defined in the tenant to be given.
+	if err := h.store.PutRole(t.Context(), store.Role{Tenant: store.DefaultTenant, Name: "qa", Grants: []string{"approve"}}); err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
 		body   any
 		status int
@@ -77,6 +80,7 @@ func TestCredentials(t *testing.T) {
 		"unknown field":      {`{"name": "x", "roles": ["viewer"], "secret": "mine"}`, 400},
 		"above own roles":    {api.CreateCredentialRequest{Name: "x", Roles: []string{pipeline.RoleOrganizationAdmin}}, 403},
 		"a custom role, too": {api.CreateCredentialRequest{Name: "x", Roles: []string{"qa"}}, 201},
+		"an undefined role":  {api.CreateCredentialRequest{Name: "x", Roles: []string{"q-a"}}, 400},
 	} {
 		resp := h.do("POST", "/api/v1/credentials", admin, tc.body)
 		if resp.status != tc.status {

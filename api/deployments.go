@@ -5,7 +5,7 @@ import (
 
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
-	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -41,11 +41,11 @@ type Deployments interface {
 }
 
 // StartRequest is the body of POST /api/v1/pipelines: a deployment file
-// and what it refers to, as the CLI sends them. The runner defines it.
-type StartRequest = runner.StartRequest
+// and what it refers to, as the CLI sends them.
+type StartRequest = plan.StartRequest
 
 // StartResult answers a start or a redeploy.
-type StartResult = runner.StartResult
+type StartResult = plan.StartResult
 
 // RedeployRequest is the body of POST /api/v1/pipelines/{id}/redeploy.
 type RedeployRequest struct {

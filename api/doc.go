@@ -7,10 +7,13 @@
 // New builds one http.Handler from a single route table (Routes), which
 // registers the standard library's mux and is what the test comparing the
 // routes with docs/openapi.yaml reads. Every /api/v1 route needs a bearer
-// token; roles decide the rest: viewer reads, deployer also starts and acts,
-// tenant-admin and organization-admin also manage credentials. Whether a
-// principal may approve a given gate (requiresRoles) is the engine's call:
-// the API passes the principal along in the event.
+// token; the grants of its roles decide the rest: viewer reads, deployer
+// also starts and acts, tenant-admin and organization-admin also manage
+// credentials. Every route that makes, changes or removes a principal or a
+// role applies the subset rule (authority.go): the caller acts only on
+// principals, and assigns or defines only roles, whose grants it holds.
+// Whether a principal may approve a given gate (requiresRoles) is the
+// engine's call: the API passes the principal along in the event.
 //
 // Errors are mapped to HTTP statuses here and only here: deployment-file
 // problems 400 (one entry each, with file, line and column), the engine's
@@ -27,7 +30,8 @@
 // # What it must not do
 //
 // Run or persist deployments (the runner behind Deployments does), decide
-// an approval's roles, read configuration or the environment, or show
+// an approval's roles, let a principal make, change or become one with a
+// grant it lacks, read configuration or the environment, or show
 // anything of another tenant: every call passes the caller's tenant, and
 // another tenant's ids answer 404. Never return internals in an error body,
 // a client secret other than once at creation, or a secret's hash.

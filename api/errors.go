@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
@@ -18,11 +19,12 @@ const (
 	CodeForbidden        = string(pipeline.CodeForbidden)
 	CodeConflict         = string(pipeline.CodeConflict)
 	CodeUnauthorized     = "unauthorized"
-	CodeUnprocessable    = "unprocessable"
+	CodeUnprocessable    = string(pipeline.CodeUnprocessable)
 	CodeTooLarge         = "too_large"
 	CodeUnsupportedMedia = "unsupported_media_type"
 	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
+	CodeBusy             = "busy"
 )
 
 // Error is an error with its HTTP status, for the runner to return what the
@@ -65,7 +67,7 @@ type ErrorEntry struct {
 // error itself is only logged, under the error id the caller sees.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	id := randomID()
-	status, entries := s.classify(err)
+	status, entries := Classify(err)
 	if status == http.StatusInternalServerError {
 		if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 			s.log.Debug("request cancelled", "error_id", id, "method", r.Method, "path", r.URL.Path)
@@ -76,7 +78,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, ErrorResponse{ErrorID: id, Errors: entries})
 }
 
-func (s *server) classify(err error) (int, []ErrorEntry) {
+// Classify is the one map from an error to its HTTP status and the
+// entries the user reads, for the API and the console alike: a deployment
+// file's problems (400, each with file, line and column), an *Error, the
+// engine's codes, the store's not-found and conflict; anything else is a
+// 500 whose text says nothing of the cause.
+func Classify(err error) (int, []ErrorEntry) {
 	if ps, ok := errors.AsType[deployfile.Problems](err); ok && len(ps) > 0 {
 		entries := make([]ErrorEntry, len(ps))
 		for i, p := range ps {
@@ -89,10 +96,11 @@ func (s *server) classify(err error) (int, []ErrorEntry) {
 	}
 	if e, ok := errors.AsType[*pipeline.Error](err); ok {
 		status := map[pipeline.Code]int{
-			pipeline.CodeInvalid:   http.StatusBadRequest,
-			pipeline.CodeNotFound:  http.StatusNotFound,
-			pipeline.CodeForbidden: http.StatusForbidden,
-			pipeline.CodeConflict:  http.StatusConflict,
+			pipeline.CodeInvalid:       http.StatusBadRequest,
+			pipeline.CodeNotFound:      http.StatusNotFound,
+			pipeline.CodeForbidden:     http.StatusForbidden,
+			pipeline.CodeConflict:      http.StatusConflict,
+			pipeline.CodeUnprocessable: http.StatusUnprocessableEntity,
 		}[e.Code]
 		if status != 0 {
 			return status, []ErrorEntry{{Message: e.Message, Code: string(e.Code)}}
@@ -101,6 +109,8 @@ func (s *server) classify(err error) (int, []ErrorEntry) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, []ErrorEntry{{Message: "not found", Code: CodeNotFound}}
+	case errors.Is(err, auth.ErrBusy):
+		return http.StatusTooManyRequests, []ErrorEntry{{Message: err.Error(), Code: CodeBusy}}
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, []ErrorEntry{{Message: "the resource changed meanwhile or already exists; read it again and retry", Code: CodeConflict}}
 	}

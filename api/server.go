@@ -49,7 +49,7 @@ type Options struct {
 	Providers ProviderStore
 	// Store keeps tenants, custom roles, credentials' roles and the audit
 	// log; nil answers those routes with 501, records no audit and gives
-	// custom roles no grant but approve.
+	// custom roles no grant.
 	Store SecurityStore
 	// Secrets keeps the tenants' secrets and the master key; nil answers
 	// the secret and master-key routes with 501.
@@ -65,7 +65,7 @@ const (
 	signedIn                   // any valid token: the caller's own account
 	read                       // see the tenant's deployments
 	deploy                     // start, act, redeploy
-	approve                    // deploy roles, or a custom role the approval may require
+	approve                    // the approve grant (system deploy roles, or a custom role defined with it)
 	admin                      // credentials, providers, secrets, audit
 	organization               // tenants, roles, the master key
 )
@@ -91,15 +91,9 @@ func (s *server) allowed(ctx context.Context, a access, p Principal) (bool, erro
 	if s.store == nil || !slices.ContainsFunc(p.Roles, func(r string) bool { return !auth.IsSystemRole(r) }) {
 		return false, nil
 	}
-	roles, err := s.store.ListRoles(ctx, p.Tenant)
+	custom, err := s.customRoles(ctx, p.Tenant)
 	if err != nil {
 		return false, err
-	}
-	custom := map[string][]auth.Grant{}
-	for _, r := range roles {
-		for _, gr := range r.Grants {
-			custom[r.Name] = append(custom[r.Name], auth.Grant(gr))
-		}
 	}
 	return auth.Has(p.Roles, custom, g), nil
 }

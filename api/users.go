@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -108,13 +110,16 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	req.Name = strings.TrimSpace(req.Name)
-	// The same rules as a credential's roles: no role above the caller's.
-	if err := checkCredential(CreateCredentialRequest{Name: "-", Roles: req.Roles}, p); err != nil {
-		s.writeError(w, r, err)
-		return
+	err := checkName(req.Name, "")
+	var a authority
+	if err == nil {
+		a, err = s.authority(r.Context(), p)
 	}
-	if len(req.Name) > 200 {
-		s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, "name is over 200 characters"))
+	if err == nil {
+		err = a.assign(req.Roles)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	u, err := s.auth.CreateUser(r.Context(), p.Tenant, req.Username, req.Name, req.Password, req.Roles)
@@ -126,10 +131,29 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request, p Principal)
 	writeJSON(w, http.StatusCreated, userView(u))
 }
 
+// mayTouchUser returns the caller's authority once it has checked that
+// the caller may change, reset or delete user username of its tenant (404
+// when there is none): a password reset is a way to become that user.
+func (s *server) mayTouchUser(ctx context.Context, p Principal, username string) (authority, error) {
+	a, err := s.authority(ctx, p)
+	if err != nil {
+		return a, err
+	}
+	u, err := s.auth.GetUser(ctx, p.Tenant, username)
+	if err != nil {
+		return a, err
+	}
+	return a, a.actOn(fmt.Sprintf("user %q", u.Username), u.Roles)
+}
+
 func (s *server) deleteUser(w http.ResponseWriter, r *http.Request, p Principal) {
 	username := r.PathValue("username")
 	if me, ok := p.Username(); ok && me == username {
 		s.writeError(w, r, errorf(http.StatusConflict, CodeConflict, "this request is made by that user; delete it as another one"))
+		return
+	}
+	if _, err := s.mayTouchUser(r.Context(), p, username); err != nil {
+		s.writeError(w, r, userError(err))
 		return
 	}
 	if err := s.auth.DeleteUser(r.Context(), p.Tenant, username); err != nil {
@@ -145,8 +169,12 @@ func (s *server) setUserRoles(w http.ResponseWriter, r *http.Request, p Principa
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkCredential(CreateCredentialRequest{Name: "-", Roles: req.Roles}, p); err != nil {
-		s.writeError(w, r, err)
+	a, err := s.mayTouchUser(r.Context(), p, r.PathValue("username"))
+	if err == nil {
+		err = a.assign(req.Roles)
+	}
+	if err != nil {
+		s.writeError(w, r, userError(err))
 		return
 	}
 	if err := s.auth.SetUserRoles(r.Context(), p.Tenant, r.PathValue("username"), req.Roles); err != nil {
@@ -160,6 +188,10 @@ func (s *server) setUserPassword(w http.ResponseWriter, r *http.Request, p Princ
 	var req SetPasswordRequest
 	if err := decodeJSON(w, r, maxBodyBytes, &req, false); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.mayTouchUser(r.Context(), p, r.PathValue("username")); err != nil {
+		s.writeError(w, r, userError(err))
 		return
 	}
 	if err := s.auth.SetPassword(r.Context(), p.Tenant, r.PathValue("username"), req.Password); err != nil {

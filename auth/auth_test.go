@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -439,26 +440,27 @@ func TestTokenEndpointLimitsFailuresPerClient(t *testing.T) {
 			t.Fatalf("success: %d %s", w.Code, w.Body)
 		}
 	}
-	// Two failures are allowed, from anywhere; the third is refused
-	// before the secret is even checked, and so is the right secret.
-	for i, addr := range []string{"192.0.2.2:1", "192.0.2.3:1"} {
+	// Two failures are allowed from one address (any port); the third is
+	// refused before the secret is even checked, and so is the right
+	// secret, from that address.
+	for i, addr := range []string{"192.0.2.2:1", "192.0.2.2:2"} {
 		if w := attempt("guess", addr); w.Code != 401 {
 			t.Fatalf("failure %d: %d", i, w.Code)
 		}
 	}
 	for _, s := range []string{"guess", secret} {
-		w := attempt(s, "192.0.2.4:1")
+		w := attempt(s, "192.0.2.2:3")
 		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || decode(t, w).Error != "slow_down" {
 			t.Fatalf("after the burst: %d %s %v", w.Code, w.Body, w.Header())
 		}
 	}
 	// Another client id is not affected.
 	c2, secret2 := f.credential(t, "main", "viewer")
-	if w := tokenRequest(h, "192.0.2.4:1", url.Values{"grant_type": {"client_credentials"}, "client_id": {c2.ClientID}, "client_secret": {secret2}}, "", ""); w.Code != 200 {
+	if w := tokenRequest(h, "192.0.2.2:4", url.Values{"grant_type": {"client_credentials"}, "client_id": {c2.ClientID}, "client_secret": {secret2}}, "", ""); w.Code != 200 {
 		t.Errorf("another client: %d", w.Code)
 	}
 	f.clock.Advance(time.Minute)
-	if w := attempt(secret, "192.0.2.4:1"); w.Code != 200 {
+	if w := attempt(secret, "192.0.2.2:1"); w.Code != 200 {
 		t.Errorf("a minute later: %d %s", w.Code, w.Body)
 	}
 }
@@ -576,5 +578,55 @@ func TestBootstrap(t *testing.T) {
 	}
 	if cs, _ := st.ListCredentials(ctx, store.DefaultTenant); len(cs) != 1 {
 		t.Errorf("%d credentials", len(cs))
+	}
+}
+
+// TestOthersCannotLockTheOwnerOut reproduces issue 16 item 6: anyone
+// could lock a credential out by sending wrong secrets for its public
+// client id (and a user by wrong passwords); the right secret then got
+// 429 from everywhere. Failures now count per (id, address), an IPv6
+// address by its /64: the attacker locks out only itself, and the owner,
+// from another address, logs in.
+func TestOthersCannotLockTheOwnerOut(t *testing.T) {
+	f := userFixture(t, auth.Options{ClientLimit: auth.Limit{Rate: 1.0 / 60, Burst: 3}})
+	c, secret := f.credential(t, "main", "deployer")
+	const pw = "correct horse battery"
+	if _, err := f.svc.CreateUser(t.Context(), "main", "alice", "", pw, []string{"deployer"}); err != nil {
+		t.Fatal(err)
+	}
+	h := f.svc.TokenHandler()
+	client := func(secret string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {secret}}
+	}
+	for _, tc := range []struct {
+		name                string
+		attacker, neighbour string // neighbour: the attacker's other address, counted with it
+		owner               string
+		form                func(secret string) url.Values
+		right               string
+		refused             int
+	}{
+		{"secret, IPv4", "192.0.2.66:4000", "192.0.2.66:4001", "198.51.100.7:5000", client, secret, 401},
+		{"secret, IPv6 /64", "[2001:db8:bad:1::1]:4000", "[2001:db8:bad:1:ffff::2]:4000", "[2001:db8:600d:1::1]:5000", client, secret, 401},
+		{"password, IPv4", "192.0.2.77:4000", "192.0.2.77:4001", "198.51.100.8:5000", func(p string) url.Values { return passwordForm("alice", p, "") }, pw, 400},
+		{"password, IPv6 /64", "[2001:db8:bad:2::1]:4000", "[2001:db8:bad:2::9]:4000", "[2001:db8:600d:2::1]:5000", func(p string) url.Values { return passwordForm("alice", p, "") }, pw, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 3 {
+				if w := tokenRequest(h, tc.attacker, tc.form("wrong-guess-number-"+strconv.Itoa(i)), "", ""); w.Code != tc.refused {
+					t.Fatalf("failure %d: %d %s", i, w.Code, w.Body)
+				}
+			}
+			// The attacker is slowed down, from any address of its /64 ...
+			for _, addr := range []string{tc.attacker, tc.neighbour} {
+				if w := tokenRequest(h, addr, tc.form("wrong-guess-again"), "", ""); w.Code != http.StatusTooManyRequests {
+					t.Errorf("the attacker's next guess from %s: %d, want 429", addr, w.Code)
+				}
+			}
+			// ... and the owner is not.
+			if w := tokenRequest(h, tc.owner, tc.form(tc.right), "", ""); w.Code != 200 {
+				t.Errorf("the owner after the attack: %d %s, want 200", w.Code, w.Body)
+			}
+		})
 	}
 }

@@ -13,7 +13,9 @@
 //     logging anyone out.
 //   - Service: the OAuth 2.0 token endpoint (client-credentials grant, form
 //     or HTTP Basic client authentication), rate-limited per remote address
-//     and per client id; Issue and Verify of the JWTs (EdDSA; claims tenant,
+//     (IPv6 by /64) and failures per (client id or user, address), so no one
+//     locks another out, and with at most MaxHashes argon2id computations
+//     at once (429 beyond, never a queue); Issue and Verify of the JWTs (EdDSA; claims tenant,
 //     sub, name, roles, iss, aud, exp, iat, jti); and Middleware, which
 //     requires a bearer token and puts the Principal in the context.
 //   - Users: local accounts per tenant with an argon2id password hash,
@@ -25,6 +27,8 @@
 //     provisioned just in time with the roles their groups map to; the
 //     device flow is proxied (DeviceAuthorizationHandler, the device-code
 //     grant), the browser's code flow completes in package sso.
+//   - Roles: SystemRoles and GrantsOf say what grants roles give; Covers is
+//     the subset rule package api applies to every change of a principal.
 //   - Bootstrap gives a new server its first admin credential and writes it
 //     to <data-dir>/admin-credentials.json (mode 0600).
 //

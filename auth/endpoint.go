@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -59,9 +60,13 @@ const (
 //
 // Brute force meets three walls: every request counts against its remote
 // address (AddrLimit), every failed attempt against its client id or
-// tenant and username (ClientLimit), both answering 429 with Retry-After;
-// and each attempt costs an argon2id verification, unknown client ids and
-// usernames included. The remote address is the connection's: behind a
+// tenant and username *from that address* (ClientLimit), both answering
+// 429 with Retry-After; and each attempt costs an argon2id verification,
+// unknown client ids and usernames included. Failures count per (id,
+// address) so that nobody can lock a credential or a user out by failing
+// on purpose: the owner, from another address, is never refused for
+// others' failures. An IPv6 address counts by its /64, which one host
+// usually holds whole. The remote address is the connection's: behind a
 // proxy, have the proxy limit too.
 func (s *Service) TokenHandler() http.Handler {
 	return http.HandlerFunc(s.serveToken)
@@ -72,7 +77,7 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Pragma", "no-cache")
 	now := s.now()
 
-	if wait, _ := s.addrs.reserve(remoteHost(r), now); wait > 0 {
+	if wait, _ := s.addrs.reserve(addrKey(remoteHost(r)), now); wait > 0 {
 		tooMany(w, wait)
 		return
 	}
@@ -122,24 +127,33 @@ func (s *Service) clientCredentials(w http.ResponseWriter, r *http.Request, form
 		return
 	}
 
-	wait, giveBack := s.clients.reserve(id, now)
+	wait, giveBack := s.clients.reserve(fromKey(id, r), now)
 	if wait > 0 {
 		s.log.Warn("token request refused: too many failed attempts", "client_id", id, "remote", remoteHost(r))
 		tooMany(w, wait)
 		return
 	}
 	c, err := s.creds.GetCredential(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		VerifySecret(dummyHash(), secret)
-		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
-		s.refuse(w, basic)
-		return
-	case err != nil:
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		giveBack()
 		s.serverError(w, "look up credential", err)
 		return
-	case !VerifySecret(c.SecretHash, secret):
+	}
+	hash := dummyHash()
+	if found {
+		hash = c.SecretHash
+	}
+	match, ok := s.verify(w, giveBack, hash, secret)
+	if !ok {
+		return
+	}
+	switch {
+	case !found:
+		s.log.Info("token request refused: unknown client id", "client_id", id, "remote", remoteHost(r))
+		s.refuse(w, basic)
+		return
+	case !match:
 		s.log.Info("token request refused: wrong secret", "client_id", id, "remote", remoteHost(r))
 		s.refuse(w, basic)
 		return
@@ -192,30 +206,39 @@ func (s *Service) passwordGrant(w http.ResponseWriter, r *http.Request, form url
 		s.refuseUser(w)
 		return
 	}
-	wait, giveBack := s.clients.reserve(userLimitKey(tenant, username), now)
+	wait, giveBack := s.clients.reserve(fromKey(userLimitKey(tenant, username), r), now)
 	if wait > 0 {
 		s.log.Warn("token request refused: too many failed attempts", "user", username, "tenant", tenant, "remote", remoteHost(r))
 		tooMany(w, wait)
 		return
 	}
 	u, err := s.users.GetUser(r.Context(), tenant, username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		VerifySecret(dummyHash(), password)
-		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
-		s.refuseUser(w)
-		return
-	case err != nil:
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		giveBack()
 		s.serverError(w, "look up user", err)
 		return
+	}
+	// An unknown user, a single sign-on account or one whose password was
+	// never set costs a verification too.
+	hash := dummyHash()
+	if found && len(u.PasswordHash) > 0 {
+		hash = u.PasswordHash
+	}
+	match, ok := s.verify(w, giveBack, hash, password)
+	if !ok {
+		return
+	}
+	switch {
+	case !found:
+		s.log.Info("token request refused: unknown user", "user", username, "tenant", tenant, "remote", remoteHost(r))
+		s.refuseUser(w)
+		return
 	case len(u.PasswordHash) == 0:
-		// A single sign-on account, or one whose password was never set.
-		VerifySecret(dummyHash(), password)
 		s.log.Info("token request refused: the user has no password", "user", username, "tenant", tenant, "remote", remoteHost(r))
 		s.refuseUser(w)
 		return
-	case !VerifySecret(u.PasswordHash, password):
+	case !match:
 		s.log.Info("token request refused: wrong password", "user", username, "tenant", tenant, "remote", remoteHost(r))
 		s.refuseUser(w)
 		return
@@ -280,7 +303,7 @@ const RevokePath = "/oauth/revoke"
 func (s *Service) RevokeHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if wait, _ := s.addrs.reserve(remoteHost(r), s.now()); wait > 0 {
+		if wait, _ := s.addrs.reserve(addrKey(remoteHost(r)), s.now()); wait > 0 {
 			tooMany(w, wait)
 			return
 		}
@@ -407,6 +430,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// addrKey is what the limits count a remote host by: an IPv4 address (an
+// IPv4-mapped IPv6 one as IPv4), or an IPv6 address's /64.
+func addrKey(host string) string {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
+// fromKey is the failure limit's key of id (a client id, or a user's
+// userLimitKey) tried from r's address.
+func fromKey(id string, r *http.Request) string {
+	return id + " from " + addrKey(remoteHost(r))
 }
 
 // remoteHost is the address the connection comes from, without its port.

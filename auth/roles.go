@@ -16,8 +16,9 @@ const (
 	// GrantDeploy: start, skip, roll back, cancel and redeploy pipelines,
 	// and answer webhook callbacks.
 	GrantDeploy Grant = "deploy"
-	// GrantApprove: reach the approve route. Which approvals the principal
-	// may give is the engine's call (requiresRoles).
+	// GrantApprove: reach the approve route; nothing else lets a principal
+	// approve. Which approvals it may give is then the engine's call
+	// (requiresRoles: a holder of a required role, or an admin).
 	GrantApprove Grant = "approve"
 	// GrantAdmin: manage the tenant's credentials, metric providers and
 	// secrets, and read its audit log.
@@ -48,21 +49,44 @@ func IsSystemRole(role string) bool {
 	return ok
 }
 
-// Has reports whether roles give g. System roles give what SystemRoles
-// says; a custom role gives what custom (its stored definition, by name)
-// says, and approve in any case: a custom role exists to be required by
-// approvals (requiresRoles), defined in the tenant's configuration or not.
-func Has(roles []string, custom map[string][]Grant, g Grant) bool {
+// GrantsOf returns the grants roles give, each once: a system role what
+// SystemRoles says, a custom role what custom (its stored definition, by
+// name, in the principal's tenant) says. A role that is neither gives
+// nothing: a misspelt or deleted role name is no permission.
+func GrantsOf(roles []string, custom map[string][]Grant) []Grant {
+	var out []Grant
 	for _, r := range roles {
-		if gs, ok := SystemRoles[r]; ok {
-			if slices.Contains(gs, g) {
-				return true
-			}
-			continue
+		gs, ok := SystemRoles[r]
+		if !ok {
+			gs = custom[r]
 		}
-		if g == GrantApprove || slices.Contains(custom[r], g) {
-			return true
+		for _, g := range gs {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
 		}
 	}
-	return false
+	return out
+}
+
+// Has reports whether roles give g (see GrantsOf).
+func Has(roles []string, custom map[string][]Grant, g Grant) bool {
+	return slices.Contains(GrantsOf(roles, custom), g)
+}
+
+// Covers reports whether a principal holding the grants have may act on a
+// principal holding want, or assign a role giving want: the subset rule,
+// which keeps anyone from making, changing or becoming a principal with
+// more than it holds. GrantAgent counts as held by whoever holds
+// GrantAdmin: admins install their tenant's agents, and an agent's grant
+// lets it do nothing an admin cannot. missing is the first grant of want
+// that have lacks.
+func Covers(have, want []Grant) (missing Grant, ok bool) {
+	for _, g := range want {
+		if slices.Contains(have, g) || (g == GrantAgent && slices.Contains(have, GrantAdmin)) {
+			continue
+		}
+		return g, false
+	}
+	return "", true
 }

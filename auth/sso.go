@@ -122,7 +122,7 @@ func (s *Service) LoginIdentity(ctx context.Context, r *http.Request, id Identit
 func (s *Service) DeviceAuthorizationHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if wait, _ := s.addrs.reserve(remoteHost(r), s.now()); wait > 0 {
+		if wait, _ := s.addrs.reserve(addrKey(remoteHost(r)), s.now()); wait > 0 {
 			tooMany(w, wait)
 			return
 		}

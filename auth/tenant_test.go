@@ -73,7 +73,7 @@ func mustKeys(t *testing.T, dir string) *auth.KeySet {
 }
 
 func TestSystemRoleGrants(t *testing.T) {
-	custom := map[string][]auth.Grant{"qa": {auth.GrantRead}}
+	custom := map[string][]auth.Grant{"qa": {auth.GrantRead}, "approver": {auth.GrantApprove}}
 	for _, tc := range []struct {
 		roles []string
 		g     auth.Grant
@@ -85,8 +85,11 @@ func TestSystemRoleGrants(t *testing.T) {
 		{[]string{pipeline.RoleDeployer}, auth.GrantAdmin, false},
 		{[]string{pipeline.RoleTenantAdmin}, auth.GrantOrganization, false},
 		{[]string{pipeline.RoleOrganizationAdmin}, auth.GrantOrganization, true},
-		{[]string{"release-manager"}, auth.GrantApprove, true},
+		// An undefined custom role gives nothing, not even approve.
+		{[]string{"release-manager"}, auth.GrantApprove, false},
 		{[]string{"release-manager"}, auth.GrantRead, false},
+		{[]string{"qa"}, auth.GrantApprove, false},
+		{[]string{"approver"}, auth.GrantApprove, true},
 		{[]string{"qa"}, auth.GrantRead, true},
 		{[]string{"qa"}, auth.GrantDeploy, false},
 	} {

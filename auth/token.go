@@ -55,9 +55,10 @@ type Options struct {
 	// Logger receives refused logins (client id and address, never a
 	// secret); nil discards.
 	Logger *slog.Logger
-	// AddrLimit bounds token requests per remote address, and ClientLimit
-	// failed attempts per client id. Zero values mean DefaultAddrLimit and
-	// DefaultClientLimit.
+	// AddrLimit bounds token requests per remote address (an IPv6 one by
+	// its /64), and ClientLimit failed attempts per client id, or tenant
+	// and username, from one address. Zero values mean DefaultAddrLimit
+	// and DefaultClientLimit.
 	AddrLimit, ClientLimit Limit
 	// Tenants lets an organization admin's credential get a token for
 	// another tenant (the token request's tenant parameter); nil means
@@ -73,6 +74,10 @@ type Options struct {
 	// RefreshTTL is a refresh token's lifetime; zero means
 	// DefaultRefreshTTL.
 	RefreshTTL time.Duration
+	// MaxHashes bounds the argon2id hashes and verifications (19 MiB
+	// each) running at once; a request that finds every slot taken is
+	// answered 429 at once. Zero means DefaultMaxHashes.
+	MaxHashes int
 	// SSO, when not nil, logs users in through an OpenID Connect provider:
 	// the token endpoint's device-code grant and the device authorization
 	// endpoint proxy to it.
@@ -87,8 +92,8 @@ type Limit struct {
 }
 
 // Default limits: an address may ask for a token once a second on average
-// (a burst of 30 lets a CI runner start many jobs at once); a client id may
-// fail ten times, then once a minute.
+// (a burst of 30 lets a CI runner start many jobs at once); a client id or
+// user may fail ten times from one address, then once a minute.
 var (
 	DefaultAddrLimit   = Limit{Rate: 1, Burst: 30}
 	DefaultClientLimit = Limit{Rate: rate.Every(time.Minute), Burst: 10}
@@ -110,6 +115,10 @@ type Service struct {
 	audit    AuditLog
 	users    UserStore
 	sso      SSO
+	// slots holds one value per hash running (hashing).
+	slots chan struct{}
+	// inHash, when set (tests), runs inside each hash slot.
+	inHash func()
 
 	refreshTTL time.Duration
 }
@@ -134,6 +143,10 @@ func New(o Options) (*Service, error) {
 
 		refreshTTL: o.RefreshTTL,
 	}
+	if o.MaxHashes <= 0 {
+		o.MaxHashes = DefaultMaxHashes
+	}
+	s.slots = make(chan struct{}, o.MaxHashes)
 	if s.refreshTTL <= 0 {
 		s.refreshTTL = DefaultRefreshTTL
 	}

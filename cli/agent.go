@@ -29,6 +29,7 @@ import (
 type agentOptions struct {
 	server, agentID, kubeconfig, caFile, credentialsFile, healthAddr string
 	logLevel, logFormat                                              string
+	namespaces                                                       []string
 }
 
 func (o *agentOptions) bind(cmd *cobra.Command) {
@@ -41,6 +42,18 @@ func (o *agentOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.healthAddr, "health-addr", envOr("SORTIE_HEALTH_ADDR", ""), "address of /healthz, /readyz and /metrics, such as :8081; empty means none (SORTIE_HEALTH_ADDR)")
 	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
+	f.StringSliceVar(&o.namespaces, "namespaces", splitList(os.Getenv("SORTIE_NAMESPACES")), "the only namespaces the agent writes in; any other object (and any cluster-scoped one but these Namespaces) is refused before it is written; empty means the whole cluster (SORTIE_NAMESPACES)")
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func newAgentCmd(ios IOStreams) *cobra.Command {
@@ -112,8 +125,17 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 	if err != nil {
 		return err
 	}
+	if len(o.namespaces) > 0 {
+		kx.LimitNamespaces(o.namespaces)
+		log.Info("writes limited to namespaces", "namespaces", strings.Join(o.namespaces, ","))
+	}
+	serviceProxy, err := kx.ServiceProxy()
+	if err != nil {
+		return err
+	}
 	opts := agent.Options{
-		ServerURL: o.server, AgentID: o.agentID, ClientID: clientID, ClientSecret: secret,
+		ServiceProxy: serviceProxy,
+		ServerURL:    o.server, AgentID: o.agentID, ClientID: clientID, ClientSecret: secret,
 		Executor: func(tenant string) runner.Executor {
 			return kubeexec.New(tenant, map[string]*kube.Executor{o.agentID: kx}, log)
 		},

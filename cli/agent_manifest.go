@@ -12,6 +12,7 @@ import (
 // agentManifestOptions are the flags of `sortie agent manifest`.
 type agentManifestOptions struct {
 	agentID, namespace, server, image, secret string
+	namespaces                                []string
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -31,7 +32,12 @@ credential from a Secret you create (the pod waits for it):
   kubectl -n sortie create secret generic sortie-agent-credentials \
     --from-literal=client-id=ID --from-literal=client-secret=SECRET
 
-Make the credential with the agent role (POST /api/v1/credentials).`),
+Make the credential with the agent role (POST /api/v1/credentials).
+
+With --namespaces a,b the agent may write only there: it gets a Role and a
+RoleBinding in each listed namespace instead of the ClusterRole, and runs
+with SORTIE_NAMESPACES, so it refuses any object outside them (and every
+cluster-scoped object but those Namespaces) before writing anything.`),
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			switch {
@@ -44,8 +50,14 @@ Make the credential with the agent role (POST /api/v1/credentials).`),
 			case !dnsLabel.MatchString(o.secret):
 				return usageErrorf("--secret %q is not a valid Secret name", o.secret)
 			}
-			return agentManifest.Execute(ios.Out, map[string]string{
+			for _, ns := range o.namespaces {
+				if !dnsLabel.MatchString(ns) {
+					return usageErrorf("--namespaces: %q is not a valid namespace name", ns)
+				}
+			}
+			return agentManifest.Execute(ios.Out, map[string]any{
 				"AgentID": o.agentID, "Namespace": o.namespace, "Server": o.server, "Image": o.image, "Secret": o.secret,
+				"Namespaces": o.namespaces, "NamespaceList": strings.Join(o.namespaces, ","),
 			})
 		},
 	}
@@ -55,13 +67,15 @@ Make the credential with the agent role (POST /api/v1/credentials).`),
 	f.StringVar(&o.server, "server", envOr("SORTIE_SERVER", ""), "the server's URL as the cluster reaches it")
 	f.StringVar(&o.image, "image", Image(), "the sortie container image (default: the one 'make image' built with this binary)")
 	f.StringVar(&o.secret, "secret", "sortie-agent-credentials", "the Secret holding client-id and client-secret")
+	f.StringSliceVar(&o.namespaces, "namespaces", nil, "the only namespaces the agent may write in (namespaced Roles instead of a ClusterRole); empty means the whole cluster")
 	return cmd
 }
 
-// The ClusterRole covers what the agent applies and watches: the built-in
-// kinds a deployment usually holds, CRDs (and Namespaces) applied first,
-// and the traffic-management kinds. Manifests with other kinds need rules
-// added here.
+// The ClusterRole (or, with --namespaces, a Role in each namespace) covers
+// what the agent applies and watches: the built-in kinds a deployment
+// usually holds, CRDs and Namespaces applied first (cluster-wide only), and
+// the traffic-management kinds. Manifests with other kinds need rules added
+// here.
 var agentManifest = template.Must(template.New("agent").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# sortie agent {{q .AgentID}}: apply with kubectl apply -f -
 # The agent's pod waits for its credentials Secret (a credential with the
 # agent role):
@@ -76,6 +90,32 @@ kind: ServiceAccount
 metadata:
   name: sortie-agent
   namespace: {{.Namespace}}
+{{- if .Namespaces}}
+{{- range .Namespaces}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: sortie-agent
+  namespace: {{.}}
+rules:
+{{- template "rules"}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: sortie-agent
+  namespace: {{.}}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: sortie-agent
+subjects:
+  - kind: ServiceAccount
+    name: sortie-agent
+    namespace: {{$.Namespace}}
+{{- end}}
+{{- else}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -83,38 +123,12 @@ metadata:
   name: sortie-agent
 rules:
   - apiGroups: [""]
-    resources: [namespaces, services, configmaps, secrets, serviceaccounts, persistentvolumeclaims]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [""]
-    resources: [pods, events, endpoints]
-    verbs: [get, list, watch]
-  - apiGroups: [apps]
-    resources: [deployments, replicasets, statefulsets, daemonsets]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [batch]
-    resources: [jobs, cronjobs]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [autoscaling]
-    resources: [horizontalpodautoscalers]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [policy]
-    resources: [poddisruptionbudgets]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [networking.k8s.io]
-    resources: [ingresses, networkpolicies]
+    resources: [namespaces]
     verbs: [get, list, watch, create, update, patch, delete]
   - apiGroups: [apiextensions.k8s.io]
     resources: [customresourcedefinitions]
     verbs: [get, list, watch, create, update, patch]
-  - apiGroups: [split.smi-spec.io]
-    resources: [trafficsplits]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [networking.istio.io]
-    resources: [virtualservices, destinationrules]
-    verbs: [get, list, watch, create, update, patch, delete]
-  - apiGroups: [gateway.networking.k8s.io]
-    resources: [httproutes]
-    verbs: [get, list, watch, create, update, patch, delete]
+{{- template "rules"}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -128,6 +142,7 @@ subjects:
   - kind: ServiceAccount
     name: sortie-agent
     namespace: {{.Namespace}}
+{{- end}}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -155,6 +170,9 @@ spec:
           env:
             - {name: SORTIE_SERVER, value: {{q .Server}}}
             - {name: SORTIE_AGENT_ID, value: {{q .AgentID}}}
+{{- if .Namespaces}}
+            - {name: SORTIE_NAMESPACES, value: {{q .NamespaceList}}}
+{{- end}}
             - name: SORTIE_CLIENT_ID
               valueFrom: {secretKeyRef: {name: {{.Secret}}, key: client-id}}
             - name: SORTIE_CLIENT_SECRET
@@ -171,4 +189,39 @@ spec:
             requests: {cpu: 50m, memory: 64Mi}
             limits: {memory: 256Mi}
           securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+{{- define "rules"}}
+  - apiGroups: [""]
+    resources: [services, configmaps, secrets, serviceaccounts, persistentvolumeclaims]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [""]
+    resources: [pods, events, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [""]
+    resources: [services/proxy]
+    verbs: [get, create, update, patch, delete]
+  - apiGroups: [apps]
+    resources: [deployments, replicasets, statefulsets, daemonsets]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [batch]
+    resources: [jobs, cronjobs]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [autoscaling]
+    resources: [horizontalpodautoscalers]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [policy]
+    resources: [poddisruptionbudgets]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [networking.k8s.io]
+    resources: [ingresses, networkpolicies]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [split.smi-spec.io]
+    resources: [trafficsplits]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [networking.istio.io]
+    resources: [virtualservices, destinationrules]
+    verbs: [get, list, watch, create, update, patch, delete]
+  - apiGroups: [gateway.networking.k8s.io]
+    resources: [httproutes]
+    verbs: [get, list, watch, create, update, patch, delete]
+{{- end}}
 `))

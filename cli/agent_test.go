@@ -50,3 +50,29 @@ func TestAgentUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// With --namespaces the manifest grants the agent namespaced Roles only,
+// and tells the agent its limit.
+func TestAgentManifestLimitedToNamespaces(t *testing.T) {
+	code, out, errOut := run(t, "agent", "manifest", "--agent-id", "prod", "--server", "https://sortie.example.com", "--namespaces", "shop,web")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	objs, err := kube.Decode([]byte(out))
+	if err != nil {
+		t.Fatalf("the manifest does not decode: %v\n%s", err, out)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind()+"/"+o.GetNamespace())
+	}
+	if got, want := strings.Join(kinds, ","), "Namespace/,ServiceAccount/sortie,Role/shop,RoleBinding/shop,Role/web,RoleBinding/web,Deployment/sortie"; got != want {
+		t.Errorf("objects %s, want %s", got, want)
+	}
+	if !strings.Contains(out, `{name: SORTIE_NAMESPACES, value: "shop,web"}`) {
+		t.Errorf("the agent is not told its namespaces:\n%s", out)
+	}
+	if code, _, errOut := run(t, "agent", "manifest", "--agent-id", "prod", "--server", "https://s", "--namespaces", "Bad_Name"); code != 2 || !strings.Contains(errOut, "Bad_Name") {
+		t.Errorf("a bad namespace: exit %d, %s", code, errOut)
+	}
+}

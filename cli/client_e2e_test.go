@@ -38,7 +38,10 @@ type e2e struct {
 	secrets []string
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { return newE2EFor(t, "local") }
+
+// newE2EFor is newE2E with the cluster served under account.
+func newE2EFor(t *testing.T, account string) *e2e {
 	dir := t.TempDir()
 	// The CLI reads its environment; point it at this test's files only.
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
@@ -49,7 +52,7 @@ func newE2E(t *testing.T) *e2e {
 	}
 	srv := clienttest.Start(t, server.Config{
 		DataDir:    filepath.Join(dir, "data"),
-		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
+		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: account,
 	})
 	e := &e2e{t: t, ctx: context.Background(), server: srv.URL, creds: srv.Credentials, credsAt: srv.CredentialsPath, dir: dir, ns: kubetest.Namespace(t)}
 	e.secret(e.creds.ClientSecret)

@@ -14,6 +14,8 @@ import (
 type DeployPlanOptions struct {
 	File   string
 	Output string
+	// Application is what deploy start -n would give.
+	Application string
 }
 
 func newDeployPlanCmd(ios IOStreams) *cobra.Command {
@@ -35,6 +37,7 @@ The file is validated first; an invalid file prints its errors and exits 1.`),
 	}
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "the deployment file")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text, json or yaml")
+	cmd.Flags().StringVarP(&opts.Application, "application", "n", "", "the application name, as deploy start -n gives it (the file then need not have one)")
 	return cmd
 }
 
@@ -44,7 +47,7 @@ func runDeployPlan(ios IOStreams, opts DeployPlanOptions) error {
 	default:
 		return usageErrorf("--output must be text, json or yaml, not %q", opts.Output)
 	}
-	res, err := loadDeployFile(opts.File, false, nil)
+	res, err := loadDeployFile(opts.File, deployfile.Options{Application: opts.Application})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -31,6 +32,9 @@ type DeployStartOptions struct {
 	// commit the deployment comes from (see scm.go).
 	WithSCM bool
 	SCMFile string
+	// ManifestCAFile holds PEM certificates trusted, besides the system's,
+	// for manifests named by https URL.
+	ManifestCAFile string
 }
 
 func newDeployStartCmd(ios IOStreams) *cobra.Command {
@@ -41,7 +45,9 @@ func newDeployStartCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Start a deployment of a deployment file: the file is validated here first
 (every problem with file:line:col, exit 1), then sent with the text of the
-manifests it names. Prints the deployment's id, its link and any warnings.
+manifests it names (a manifest named by an https URL is fetched here, and
+its text sent and stored with the deployment, so a redeploy is identical).
+Prints the deployment's id, its link and any warnings.
 
 -i PIPELINE_ID redeploys an earlier deployment's stored file and manifests.
 
@@ -61,13 +67,14 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 	f := cmd.Flags()
 	f.StringVarP(&opts.File, "file", "f", "", "the deployment file")
 	f.StringVarP(&opts.Redeploy, "pipeline-id", "i", "", "redeploy this earlier deployment's file and manifests")
-	f.StringVarP(&opts.Application, "application", "n", "", "the application name (overrides the file's)")
-	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable)")
-	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context")
+	f.StringVarP(&opts.Application, "application", "n", "", "the application name (overrides the file's; the file may then lack one)")
+	f.StringArrayVarP(&opts.Targets, "target", "t", nil, "deploy only this target (repeatable); replaces the file's targetFilters")
+	f.StringSliceVar(&opts.Context, "add-context", nil, "context values k=v,... added to (and overriding) the file's context, contextOverrides and step contexts")
 	f.BoolVarP(&opts.Watch, "watch", "w", false, "follow the deployment until it ends; exit 0 only if it succeeded")
 	f.StringVar(&opts.Account, "account", "", "Armory's override of the accounts of a --file URL; a local file keeps its own")
 	f.BoolVar(&opts.WithSCM, "with-scm", false, "record the commit, branch, repository and actor from the CI environment (GITHUB_*)")
 	f.StringVar(&opts.SCMFile, "with-scm-file", "", "record the commit, branch, repository and actor from this JSON file")
+	f.StringVar(&opts.ManifestCAFile, "manifest-ca-file", envOr("SORTIE_MANIFEST_CA_FILE", ""), "PEM file of CAs trusted, besides the system's, for manifests named by https URL (SORTIE_MANIFEST_CA_FILE)")
 	opts.Conn.bind(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -116,7 +123,12 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		fileApp string
 	)
 	if opts.File != "" {
-		if req, fileApp, err = buildStartRequest(ios, opts.File, addCtx); err != nil {
+		fetcher, err := newManifestFetcher(ctx, opts.ManifestCAFile)
+		if err != nil {
+			return err
+		}
+		o := deployfile.Options{RequireManifests: true, Context: addCtx, Application: opts.Application, Fetch: fetcher.fetch}
+		if req, fileApp, err = buildStartRequest(ios, opts.File, o); err != nil {
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
@@ -229,9 +241,11 @@ func writeStartText(w io.Writer, out startOutput) {
 }
 
 // buildStartRequest validates the file locally (problems with positions,
-// exit 1) and gathers the manifests' text as the server expects it.
-func buildStartRequest(ios IOStreams, file string, addCtx map[string]string) (api.StartRequest, string, error) {
-	res, err := loadDeployFile(file, true, addCtx)
+// exit 1; manifests named by URL fetched through o.Fetch, a failure being
+// one of the problems) and gathers the manifests' text as the server
+// expects it.
+func buildStartRequest(ios IOStreams, file string, o deployfile.Options) (api.StartRequest, string, error) {
+	res, err := loadDeployFile(file, o)
 	if err != nil {
 		return api.StartRequest{}, "", err
 	}

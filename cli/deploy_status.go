@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sortie-cd/sortie/api"
-	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 )
 
 // DeployStatusOptions are the inputs of `sortie deploy status`.
@@ -68,7 +68,7 @@ func runDeployStatus(ctx context.Context, ios IOStreams, opts DeployStatusOption
 			writeArmoryStatus(w, v)
 			return nil
 		}
-		var judgments map[string][]gate.JudgmentEvent
+		var judgments map[string][]progress.JudgmentEvent
 		if analysed(v) {
 			evs, err := c.Events(ctx, opts.ID, 0)
 			if err != nil {
@@ -97,7 +97,7 @@ func analysed(v *api.PipelineView) bool {
 // writePipelineText is the compact view, then every target's steps, each
 // analysis step followed by its judgments (keyed "target step"), and the
 // history.
-func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]gate.JudgmentEvent) {
+func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]progress.JudgmentEvent) {
 	writeCompactView(w, v)
 	fmt.Fprintf(w, "\nStarted by %s at %s", firstOf(v.StartedBy, "?"), fmtTime(v.CreatedAt))
 	if !v.EndedAt.IsZero() {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
-	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -183,18 +183,18 @@ type watcher struct {
 	view   *api.PipelineView
 	drawn  int
 	// judged is the latest judgment of each analysis step ("target step").
-	judged map[string]gate.JudgmentEvent
+	judged map[string]progress.JudgmentEvent
 }
 
 // note keeps what the view shows of an event besides the pipeline: the
 // latest judgment of each analysis step.
 func (w *watcher) note(ev store.Event) {
-	var j gate.JudgmentEvent
-	if ev.Type != gate.EventJudgment || json.Unmarshal(ev.Data, &j) != nil {
+	var j progress.JudgmentEvent
+	if ev.Type != progress.EventJudgment || json.Unmarshal(ev.Data, &j) != nil {
 		return
 	}
 	if w.judged == nil {
-		w.judged = map[string]gate.JudgmentEvent{}
+		w.judged = map[string]progress.JudgmentEvent{}
 	}
 	w.judged[j.Target+" "+j.Step] = j
 }
@@ -287,10 +287,6 @@ func approvers(v *api.PipelineView, target, stepID string) string {
 
 // requiredRoles finds a step's pause in the spec by its id (group/index).
 func requiredRoles(spec *pipeline.Spec, target, stepID string) []string {
-	ts := spec.Target(target)
-	if ts == nil {
-		return nil
-	}
 	group, idx, ok := strings.Cut(stepID, "/")
 	if !ok {
 		return nil
@@ -299,29 +295,11 @@ func requiredRoles(spec *pipeline.Spec, target, stepID string) []string {
 	if err != nil || i < 0 {
 		return nil
 	}
-	var list []pipeline.Step
-	switch group {
-	case pipeline.GroupBefore:
-		list = ts.BeforeDeployment
-	case pipeline.GroupAfter:
-		list = ts.AfterDeployment
-	case pipeline.GroupCanary:
-		if ts.Strategy.Canary != nil {
-			list = ts.Strategy.Canary.Steps
-		}
-	case pipeline.GroupRedirectAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.RedirectTrafficAfter
-		}
-	case pipeline.GroupShutDownAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
-		}
-	}
-	if i >= len(list) || list[i].Pause == nil {
+	sp := spec.StepOf(target, pipeline.StepState{Group: group, Index: i})
+	if sp == nil || sp.Pause == nil {
 		return nil
 	}
-	return list[i].Pause.RequiresRoles
+	return sp.Pause.RequiresRoles
 }
 
 // eventLine is one event as a line: time, what changed, and for a gate
@@ -374,14 +352,14 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 			return fmt.Sprintf("%s  %-28s command failed%s", at, subject, suffix(": ", r.Message))
 		}
 		return fmt.Sprintf("%s  %-28s command done%s", at, subject, weightNote(r.AchievedWeight))
-	case gate.EventJudgment:
-		var j gate.JudgmentEvent
+	case progress.EventJudgment:
+		var j progress.JudgmentEvent
 		if json.Unmarshal(ev.Data, &j) != nil {
 			break
 		}
 		return fmt.Sprintf("%s  %-28s judgment %s", at, j.Target+" "+j.Step, judgmentText(j))
-	case gate.EventWebhook:
-		var wh gate.WebhookEvent
+	case progress.EventWebhook:
+		var wh progress.WebhookEvent
 		if json.Unmarshal(ev.Data, &wh) != nil {
 			break
 		}

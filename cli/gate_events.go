@@ -6,19 +6,19 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sortie-cd/sortie/gate"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
 // judgmentsByStep gathers a pipeline's judgment events by target and step
 // ("target step"), in the order they were made.
-func judgmentsByStep(evs []store.Event) map[string][]gate.JudgmentEvent {
-	out := map[string][]gate.JudgmentEvent{}
+func judgmentsByStep(evs []store.Event) map[string][]progress.JudgmentEvent {
+	out := map[string][]progress.JudgmentEvent{}
 	for _, ev := range evs {
-		if ev.Type != gate.EventJudgment {
+		if ev.Type != progress.EventJudgment {
 			continue
 		}
-		var j gate.JudgmentEvent
+		var j progress.JudgmentEvent
 		if json.Unmarshal(ev.Data, &j) == nil {
 			out[j.Target+" "+j.Step] = append(out[j.Target+" "+j.Step], j)
 		}
@@ -28,13 +28,16 @@ func judgmentsByStep(evs []store.Event) map[string][]gate.JudgmentEvent {
 
 // judgmentText is one judgment in a line: judgmentVerdict and the query as
 // sent.
-func judgmentText(j gate.JudgmentEvent) string {
+func judgmentText(j progress.JudgmentEvent) string {
+	if j.Mean {
+		return judgmentVerdict(j) // the mean of runs shown above, sent nowhere
+	}
 	return fmt.Sprintf("%s; sent to %s: %s", judgmentVerdict(j), firstOf(j.Provider, "?"), oneLine(j.Sent, 300))
 }
 
 // judgmentVerdict is run n/N, the query's value against its limits and the
 // verdict (with why, when it could not judge).
-func judgmentVerdict(j gate.JudgmentEvent) string {
+func judgmentVerdict(j progress.JudgmentEvent) string {
 	value := "no value"
 	if j.Value != nil {
 		value = strconv.FormatFloat(*j.Value, 'g', -1, 64)
@@ -46,7 +49,11 @@ func judgmentVerdict(j gate.JudgmentEvent) string {
 	if j.Attempts > 1 {
 		verdict += fmt.Sprintf(" after %d attempts", j.Attempts)
 	}
-	return fmt.Sprintf("run %d/%d %s = %s (%s): %s", j.Run, j.Runs, j.Query, value, limitsText(j.LowerLimit, j.UpperLimit), verdict)
+	run := fmt.Sprintf("run %d/%d", j.Run, j.Runs)
+	if j.Mean {
+		run = fmt.Sprintf("mean of %d runs", j.Runs)
+	}
+	return fmt.Sprintf("%s %s = %s (%s): %s", run, j.Query, value, limitsText(j.LowerLimit, j.UpperLimit), verdict)
 }
 
 func limitsText(lower, upper *float64) string {
@@ -64,7 +71,7 @@ func limitsText(lower, upper *float64) string {
 
 // webhookText is a webhook call as recorded (secret values already masked
 // by the server) in one line: the request line, the headers, the body.
-func webhookText(w gate.WebhookEvent) string {
+func webhookText(w progress.WebhookEvent) string {
 	head, body, _ := strings.Cut(w.Request, "\n\n")
 	lines := strings.Split(strings.TrimSpace(head), "\n")
 	s := "webhook " + w.Webhook + " called: " + lines[0]

@@ -27,12 +27,20 @@ func submittedName(file string) string {
 // the files of a directory entry under that path joined with their path
 // inside the directory. A file found through the working-directory fallback
 // is keyed by the path as written too, so the server finds it where the
-// file says. Inline manifests travel inside the file.
+// file says. A manifest named by URL is keyed by its URL, with the text
+// fetched. Inline manifests travel inside the file.
 func collectManifests(f *deployfile.File, wd string) (map[string]string, error) {
 	out := map[string]string{}
 	dir := filepath.Dir(f.Path)
 	for _, m := range f.Manifests {
-		if m == nil || strings.TrimSpace(m.Path) == "" || strings.HasPrefix(m.Path, "http://") || strings.HasPrefix(m.Path, "https://") {
+		if m == nil || strings.TrimSpace(m.Path) == "" {
+			continue
+		}
+		if deployfile.IsURL(m.Path) {
+			if len(m.Files) != 1 {
+				return nil, fmt.Errorf("manifest %q: not fetched", m.Path)
+			}
+			out[m.Path] = m.Files[0].Content
 			continue
 		}
 		rel := strings.TrimLeft(filepath.ToSlash(m.Path), "/")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/runner"
 )
 
@@ -59,7 +60,7 @@ manifests:
 	t.Chdir(root)
 
 	var errOut bytes.Buffer
-	req, app, err := buildStartRequest(IOStreams{Out: &bytes.Buffer{}, ErrOut: &errOut}, filepath.Join("deploy", "app.yml"), nil)
+	req, app, err := buildStartRequest(IOStreams{Out: &bytes.Buffer{}, ErrOut: &errOut}, filepath.Join("deploy", "app.yml"), deployfile.Options{RequireManifests: true})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
@@ -27,6 +29,7 @@ import (
 //	expand FILE...        replace $VARS in files with the script's environment
 //	capture VAR REGEXP    set VAR to REGEXP's first group in the last stdout
 //	waitgate ID           wait (on the event stream) until deployment ID awaits an approval
+//	image DEPLOYMENT      print the images of DEPLOYMENT's containers in $NS, as the cluster has them
 //
 // A sortie that fails prints "[sortie exited N]" last on stderr.
 func TestScripts(t *testing.T) {
@@ -46,6 +49,7 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kube := kubetest.Client(t)
 	admin, err := client.New(client.Options{Server: srv.URL, ClientID: srv.Credentials.ClientID, ClientSecret: srv.Credentials.ClientSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +97,16 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("%s has no string %q", args[0], args[1])
 				}
 				ts.Setenv(args[2], v)
+			},
+			"image": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: image DEPLOYMENT")
+				}
+				d, err := kube.AppsV1().Deployments(ns).Get(context.Background(), args[0], metav1.GetOptions{})
+				ts.Check(err)
+				for _, c := range d.Spec.Template.Spec.Containers {
+					fmt.Fprintln(ts.Stdout(), c.Image)
+				}
 			},
 			"waitgate": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

@@ -16,6 +16,8 @@ type ValidateOptions struct {
 	File             string
 	Output           string
 	RequireManifests bool
+	// Application is what deploy start -n would give.
+	Application string
 }
 
 func newValidateCmd(ios IOStreams) *cobra.Command {
@@ -41,6 +43,7 @@ Exits 0 when the file is valid and 1 when it is not.`),
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "the deployment file")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&opts.RequireManifests, "require-manifests", false, "treat manifest paths that do not exist as errors")
+	cmd.Flags().StringVarP(&opts.Application, "application", "n", "", "the application name, as deploy start -n gives it (the file then need not have one)")
 	return cmd
 }
 
@@ -48,7 +51,7 @@ func runValidate(ios IOStreams, opts ValidateOptions) error {
 	if opts.Output != "text" && opts.Output != "json" {
 		return usageErrorf("--output must be text or json, not %q", opts.Output)
 	}
-	res, err := loadDeployFile(opts.File, opts.RequireManifests, nil)
+	res, err := loadDeployFile(opts.File, deployfile.Options{RequireManifests: opts.RequireManifests, Application: opts.Application})
 	if err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 // loadDeployFile loads the file named by -f, resolving manifests from the
 // working directory as a fallback.
-func loadDeployFile(path string, requireManifests bool, addContext map[string]string) (*deployfile.Result, error) {
+func loadDeployFile(path string, o deployfile.Options) (*deployfile.Result, error) {
 	if path == "" {
 		return nil, usageErrorf("give the deployment file with -f FILE")
 	}
@@ -98,7 +101,8 @@ func loadDeployFile(path string, requireManifests bool, addContext map[string]st
 	if err != nil {
 		return nil, fmt.Errorf("find the working directory: %w", err)
 	}
-	return deployfile.Load(path, deployfile.Options{WorkDir: wd, RequireManifests: requireManifests, Context: addContext}), nil
+	o.WorkDir = wd
+	return deployfile.Load(path, o), nil
 }
 
 // reportProblems prints warnings and errors to ErrOut, one per line as

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 
 	"github.com/sortie-cd/sortie/api"
@@ -52,8 +51,7 @@ func (c *Console) callAPI(r *http.Request, s *session, method, path string, in, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.RemoteAddr, req.Host = r.RemoteAddr, r.Host
-	rec := httptest.NewRecorder()
-	c.api.ServeHTTP(rec, req)
+	rec := serveInProcess(c.api, req)
 	if rec.Code >= 300 {
 		var e api.ErrorResponse
 		msg := strings.TrimSpace(rec.Body.String())

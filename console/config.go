@@ -247,9 +247,9 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, s *session) 
 	for _, cr := range d.Credentials {
 		for _, role := range cr.Roles {
 			if _, ok := custom[role]; !ok && !auth.IsSystemRole(role) {
-				// Undefined roles still let their holders approve gates
-				// that require them (auth.Has).
-				custom[role] = RoleRow{Name: role, Grants: []string{string(auth.GrantApprove)}, Known: false}
+				// Its definition is not shown to this principal; the API
+				// refuses to give a role that has none.
+				custom[role] = RoleRow{Name: role, Known: false}
 			}
 		}
 	}

@@ -141,6 +141,14 @@ func TestConsoleWritesGoThroughTheAPIAndAreAudited(t *testing.T) {
 		t.Fatalf("audit of credential.create: %+v", created)
 	}
 	ci := created[0].Objects[0]
+	// A custom role is given only once it is defined in the tenant.
+	rec = f.post(t, f.cookie, "/settings/credentials/"+ci+"/roles", url.Values{"roles": {"deployer, release-manager"}})
+	if got := flashOf(t, rec); !strings.Contains(got, `role "release-manager" is not defined in tenant main`) {
+		t.Errorf("assign an undefined role: %q", got)
+	}
+	if err := f.st.PutRole(context.Background(), store.Role{Tenant: store.DefaultTenant, Name: "release-manager", Grants: []string{"read", "approve"}}); err != nil {
+		t.Fatal(err)
+	}
 	rec = f.post(t, f.cookie, "/settings/credentials/"+ci+"/roles", url.Values{"roles": {"deployer, release-manager"}})
 	if got := flashOf(t, rec); !strings.Contains(got, "now has roles deployer, release-manager") {
 		t.Errorf("assign roles: %q", got)

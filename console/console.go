@@ -15,7 +15,6 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
-	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -232,22 +231,18 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 
 // userMessage returns what to tell the user about a refused action.
 func userMessage(err error) string {
-	var pe *pipeline.Error
-	var ae *api.Error
-	var ce *apiError
-	switch {
-	case errors.As(err, &ce):
-		return ce.Message
-	case errors.As(err, &pe):
-		return pe.Message
-	case errors.As(err, &ae):
-		return ae.Message
-	case errors.Is(err, store.ErrNotFound):
-		return "no such pipeline"
-	case errors.Is(err, store.ErrConflict):
-		return "the pipeline changed meanwhile; try again"
+	if ce, ok := errors.AsType[*apiError](err); ok {
+		return ce.Message // the API's own words, from its answer
 	}
-	return ""
+	status, entries := api.Classify(err)
+	if status == http.StatusInternalServerError {
+		return ""
+	}
+	msgs := make([]string, len(entries))
+	for i, e := range entries {
+		msgs[i] = e.Message
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // errorText is an error as the user reads it: the API's or engine's message

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
@@ -90,8 +89,7 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = r.RemoteAddr
-	rec := httptest.NewRecorder()
-	c.auth.TokenHandler().ServeHTTP(rec, req)
+	rec := serveInProcess(c.auth.TokenHandler(), req)
 	var body struct {
 		AccessToken  string `json:"access_token"`
 		RefreshToken string `json:"refresh_token"`

@@ -8,20 +8,22 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/analysis"
-	"github.com/sortie-cd/sortie/gate"
-	"github.com/sortie-cd/sortie/kubeexec"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
 // The executors' progress reports of a target, read from its pipeline's
-// event log: analysis judgments (gate.EventJudgment), webhook calls
-// (gate.EventWebhook, secrets already masked by the gate executor) and the
-// Kubernetes objects each command wrote (kubeexec.EventApplied).
+// event log: analysis judgments (progress.EventJudgment), webhook calls
+// (progress.EventWebhook, secrets already masked by the gate executor) and the
+// Kubernetes objects each command wrote (progress.EventApplied).
 
 // JudgmentRow is one run of one query of an analysis step.
 type JudgmentRow struct {
-	At                     time.Time
-	Run, Runs              int
+	At        time.Time
+	Run, Runs int
+	// Mean: the row is the query's mean over all runs, which decides
+	// the analysis unless abortOnFailedJudgment.
+	Mean                   bool
 	Query, Provider        string
 	Sent                   string
 	Value, Lower, Upper    string
@@ -56,8 +58,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 	objects := map[string]*ObjectRow{}
 	for _, ev := range evs {
 		switch ev.Type {
-		case gate.EventJudgment:
-			var j gate.JudgmentEvent
+		case progress.EventJudgment:
+			var j progress.JudgmentEvent
 			if json.Unmarshal(ev.Data, &j) != nil || j.Target != target {
 				continue
 			}
@@ -65,8 +67,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 				tr.judgments = map[string][]JudgmentRow{}
 			}
 			tr.judgments[j.Step] = append(tr.judgments[j.Step], judgmentRow(ev.At, j.Judgment))
-		case gate.EventWebhook:
-			var wc gate.WebhookEvent
+		case progress.EventWebhook:
+			var wc progress.WebhookEvent
 			if json.Unmarshal(ev.Data, &wc) != nil || wc.Target != target {
 				continue
 			}
@@ -74,8 +76,8 @@ func reportsOf(target string, evs []store.Event) targetReports {
 				tr.calls = map[string][]WebhookCall{}
 			}
 			tr.calls[wc.Step] = append(tr.calls[wc.Step], WebhookCall{At: ev.At, Webhook: wc.Webhook, Request: wc.Request})
-		case kubeexec.EventApplied:
-			var a kubeexec.AppliedEvent
+		case progress.EventApplied:
+			var a progress.AppliedEvent
 			if json.Unmarshal(ev.Data, &a) != nil || a.Target != target {
 				continue
 			}
@@ -104,7 +106,7 @@ func reportsOf(target string, evs []store.Event) targetReports {
 
 func judgmentRow(at time.Time, j analysis.Judgment) JudgmentRow {
 	return JudgmentRow{
-		At: at, Run: j.Run, Runs: j.Runs, Query: j.Query, Provider: j.Provider, Sent: j.Sent,
+		At: at, Run: j.Run, Runs: j.Runs, Mean: j.Mean, Query: j.Query, Provider: j.Provider, Sent: j.Sent,
 		Value: number(j.Value), Lower: number(j.LowerLimit), Upper: number(j.UpperLimit),
 		Verdict: j.Verdict, Message: j.Message, WindowStart: j.Start, WindowEnd: j.End,
 	}

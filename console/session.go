@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"time"
@@ -227,8 +226,7 @@ func (c *Console) exchange(r *http.Request, id, secret, tenant string) (token st
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = r.RemoteAddr
-	rec := httptest.NewRecorder()
-	c.auth.TokenHandler().ServeHTTP(rec, req)
+	rec := serveInProcess(c.auth.TokenHandler(), req)
 	var body struct {
 		AccessToken string `json:"access_token"`
 		Description string `json:"error_description"`

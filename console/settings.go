@@ -73,9 +73,7 @@ func (c *Console) createCredential(w http.ResponseWriter, r *http.Request, s *se
 	f := r.PostForm
 	name := strings.TrimSpace(f.Get("name"))
 	roles := slices.Clone(f["roles"])
-	for _, extra := range strings.FieldsFunc(f.Get("custom_roles"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		roles = append(roles, extra)
-	}
+	roles = append(roles, strings.FieldsFunc(f.Get("custom_roles"), func(r rune) bool { return r == ',' || r == ' ' })...)
 	slices.Sort(roles)
 	roles = slices.Compact(roles)
 	d.Name = name

@@ -21,33 +21,7 @@ var (
 // specStep returns the spec item behind a step laid out from a list, or
 // nil for the strategy's own phases.
 func specStep(st *pipeline.State, target string, s *pipeline.StepState) *pipeline.Step {
-	ts := st.Spec.Target(target)
-	if ts == nil || s.Index < 0 {
-		return nil
-	}
-	var list []pipeline.Step
-	switch s.Group {
-	case pipeline.GroupBefore:
-		list = ts.BeforeDeployment
-	case pipeline.GroupAfter:
-		list = ts.AfterDeployment
-	case pipeline.GroupCanary:
-		if ts.Strategy.Canary != nil {
-			list = ts.Strategy.Canary.Steps
-		}
-	case pipeline.GroupRedirectAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.RedirectTrafficAfter
-		}
-	case pipeline.GroupShutDownAfter:
-		if ts.Strategy.BlueGreen != nil {
-			list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
-		}
-	}
-	if s.Index >= len(list) {
-		return nil
-	}
-	return &list[s.Index]
+	return st.Spec.StepOf(target, *s)
 }
 
 // stepTitle names a step as a person reads it: "set weight 25%", "pause
@@ -120,8 +94,10 @@ func roleList(roles []string) string {
 }
 
 // approveAction is the approve button of a step awaiting approval: the API
-// lets through deploy roles and custom roles, and the engine checks an
-// approval gate's requiresRoles (admins always pass).
+// lets through the approve grant (deploy roles, and custom roles defined
+// with it: the button is offered to any custom role and the API decides),
+// and the engine checks an approval gate's requiresRoles (admins always
+// pass).
 func approveAction(st *pipeline.State, p auth.Principal, target string, s *pipeline.StepState) Action {
 	a := Action{Name: "approve", Label: "Approve", Target: target, Step: s.ID}
 	custom := slices.ContainsFunc(p.Roles, func(r string) bool { return !slices.Contains(systemRoles, r) })

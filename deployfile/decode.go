@@ -29,6 +29,9 @@ type decoder struct {
 	// clean tells an afterDecode hook that its struct was read without
 	// errors, so that it does not pile conclusions onto a typo.
 	clean bool
+	// supplied are the paths of required keys given from outside the file
+	// (the application of deploy start -n): their absence is no error.
+	supplied map[string]bool
 }
 
 // nodeDecoder is implemented by model types that read themselves.
@@ -57,10 +60,6 @@ func (d *decoder) pos(n *yaml.Node) Pos {
 
 func (d *decoder) errorf(n *yaml.Node, code, format string, args ...any) {
 	d.r.errorf(d.pos(n), code, format, args...)
-}
-
-func (d *decoder) warnf(n *yaml.Node, code, format string, args ...any) {
-	d.r.warnf(d.pos(n), code, format, args...)
 }
 
 // resolve follows aliases and counts nodes; nil means stop.
@@ -125,6 +124,9 @@ type fieldInfo struct {
 	required bool
 	enum     []string
 	doc      string
+	// supplied, when not empty, says how a required key may instead be
+	// given from outside the file; the schema does not require it.
+	supplied string
 }
 
 type structInfo struct {
@@ -150,7 +152,7 @@ func infoOf(t reflect.Type) *structInfo {
 		if key == "" || key == "-" {
 			continue
 		}
-		fi := fieldInfo{index: i, key: key, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc")}
+		fi := fieldInfo{index: i, key: key, required: f.Tag.Get("required") == "true", doc: f.Tag.Get("doc"), supplied: f.Tag.Get("supplied")}
 		if a := f.Tag.Get("alias"); a != "" {
 			fi.aliases = strings.Split(a, ",")
 		}
@@ -375,7 +377,11 @@ func (d *decoder) decodeStruct(v reflect.Value, n, at *yaml.Node, path string) {
 		}
 	}
 	for i, f := range si.fields {
-		if f.required && seen[i] == nil && !suggested[f.key] {
+		switch {
+		case !f.required || seen[i] != nil || suggested[f.key] || d.supplied[pathKey(path, f.key)]:
+		case f.supplied != "":
+			d.errorf(at, CodeMissingKey, "%s is missing the required key %q (or give it with %s)", orTop(path), f.key, f.supplied)
+		default:
 			d.errorf(at, CodeMissingKey, "%s is missing the required key %q", orTop(path), f.key)
 		}
 	}

@@ -20,5 +20,8 @@
 // It must not touch the network or a cluster, and it never sees the value of
 // a secret: `{{secrets.NAME}}` references are validated and collected, and
 // resolved by the server. The only I/O is reading the deployment file and the
-// manifest files it names from the local file system.
+// manifest files it names from the local file system; a manifest named by an
+// http(s) URL is read only through Options.Fetch, which the caller supplies
+// (the CLI's fetcher at deploy start, the server's lookup of the text the CLI
+// sent).
 package deployfile

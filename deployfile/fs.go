@@ -46,8 +46,8 @@ func loadManifestsFS(fsys fs.FS, f *File, opts Options, r *report) {
 			continue
 		}
 		what := fmt.Sprintf("manifests[%d].path %q", i, m.Path)
-		if strings.HasPrefix(m.Path, "http://") || strings.HasPrefix(m.Path, "https://") {
-			r.errorf(m.Pos, CodeManifestRemote, "%s is a URL; download it and name the file instead", what)
+		if IsURL(m.Path) {
+			loadURLManifest(m, what, opts, r, false)
 			continue
 		}
 		p := path.Clean(path.Join(dir, strings.TrimLeft(m.Path, "/")))

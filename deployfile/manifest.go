@@ -56,8 +56,8 @@ func loadManifests(f *File, opts Options, r *report) {
 			continue
 		}
 		what := fmt.Sprintf("manifests[%d].path %q", i, m.Path)
-		if strings.HasPrefix(m.Path, "http://") || strings.HasPrefix(m.Path, "https://") {
-			r.warnf(m.Pos, CodeManifestRemote, "%s is a URL; URLs are not read offline, so its objects are not checked here", what)
+		if IsURL(m.Path) {
+			loadURLManifest(m, what, opts, r, true)
 			continue
 		}
 		found, rel := "", m.Path
@@ -113,6 +113,34 @@ func loadManifests(f *File, opts Options, r *report) {
 			m.Files = append(m.Files, &ManifestFile{Path: name, Content: string(data), Objects: parseObjects(data, where, r)})
 		}
 	}
+}
+
+// IsURL reports whether a manifest path is an http(s) URL, which only
+// Options.Fetch reads.
+func IsURL(p string) bool {
+	return strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://")
+}
+
+// loadURLManifest reads a manifest named by URL through opts.Fetch; its
+// objects are positioned in the URL's text (URL:line:col). Without Fetch
+// the manifest is unread: a warning offline, an error for what a client
+// submitted (it would deploy without it).
+func loadURLManifest(m *Manifest, what string, opts Options, r *report, offline bool) {
+	switch {
+	case opts.Fetch == nil && offline:
+		r.warnf(m.Pos, CodeManifestRemote, "%s is a URL; URLs are not read offline, so its objects are not checked here (deploy start fetches it)", what)
+		return
+	case opts.Fetch == nil:
+		r.errorf(m.Pos, CodeManifestRemote, "%s is a URL whose text was not submitted with the deployment file", what)
+		return
+	}
+	text, err := opts.Fetch(m.Path)
+	if err != nil {
+		r.errorf(m.Pos, CodeManifestRemote, "%s cannot be fetched: %v", what, err)
+		return
+	}
+	where := func(line, col int) Pos { return Pos{File: m.Path, Line: line, Col: col} }
+	m.Files = []*ManifestFile{{Path: m.Path, Content: text, Objects: parseObjects([]byte(text), where, r)}}
 }
 
 func exists(path string) bool {

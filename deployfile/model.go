@@ -15,7 +15,7 @@ import (
 type File struct {
 	Version           string               `yaml:"version" json:"version" enum:"v1" doc:"Version of the file format; always v1, the default when omitted (as Armory's schema had it)."`
 	Kind              string               `yaml:"kind" json:"kind" enum:"kubernetes" doc:"What is deployed; always kubernetes, the default when omitted (as Armory's schema had it)."`
-	Application       string               `yaml:"application" json:"application" required:"true" doc:"Name of the application; one deployment of it runs at a time."`
+	Application       string               `yaml:"application" json:"application" required:"true" supplied:"deploy start -n NAME" doc:"Name of the application; one deployment of it runs at a time. Required unless deploy start -n NAME gives it (which also overrides it)."`
 	Description       string               `yaml:"description" json:"description,omitempty" doc:"Free text shown with the deployment."`
 	Context           Context              `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in webhooks and analysis queries."`
 	DeploymentConfig  *DeploymentConfig    `yaml:"deploymentConfig" json:"deploymentConfig,omitempty" doc:"Settings for the whole deployment."`
@@ -25,10 +25,21 @@ type File struct {
 	Analysis          *Analysis            `yaml:"analysis" json:"analysis,omitempty" doc:"Metric queries used by analysis steps."`
 	Webhooks          []*Webhook           `yaml:"webhooks" json:"webhooks,omitempty" doc:"HTTP calls that runWebhook steps make."`
 	TrafficManagement []*TrafficManagement `yaml:"trafficManagement" json:"trafficManagement,omitempty" doc:"Service mesh or Service-based traffic shifting, per target."`
+	// ContextOverrides and TargetFilters are the two keys Armory's CLI
+	// added to the file when it sent it (from --add-context and -t), so a
+	// file may carry them too.
+	ContextOverrides Context         `yaml:"contextOverrides" json:"contextOverrides,omitempty" doc:"Values for {{context.NAME}} that override those of context and of every step's context, as --add-context does (whose values override these in turn)."`
+	TargetFilters    []*TargetFilter `yaml:"targetFilters" json:"targetFilters,omitempty" doc:"The only targets that run: [{includeTarget: NAME}, ...]; the others are skipped. deploy start -t replaces them."`
 
 	// Path is the file's name as given; manifest paths resolve from its folder.
 	Path string `yaml:"-" json:"path,omitempty"`
 	Pos  Pos    `yaml:"-" json:"-"`
+}
+
+// TargetFilter names one target that runs.
+type TargetFilter struct {
+	IncludeTarget Ref `yaml:"includeTarget" json:"includeTarget" required:"true" doc:"Name of a target under targets."`
+	Pos           Pos `yaml:"-" json:"-"`
 }
 
 // Context is a map of names to values for {{context.NAME}}.
@@ -137,16 +148,17 @@ func (u TimeUnit) Duration() time.Duration {
 
 // AnalysisStep judges the new version by queries run every interval.
 type AnalysisStep struct {
-	Interval             int64    `yaml:"interval" json:"interval" required:"true" doc:"Time between judgment runs, in units."`
-	Units                TimeUnit `yaml:"units" alias:"unit" json:"units" required:"true" doc:"seconds, minutes or hours (any case)."`
-	NumberOfJudgmentRuns int      `yaml:"numberOfJudgmentRuns" json:"numberOfJudgmentRuns" required:"true" doc:"How many times the queries run."`
-	Queries              []Ref    `yaml:"queries" json:"queries" required:"true" doc:"Names of queries under analysis.queries."`
-	RollBackMode         string   `yaml:"rollBackMode" json:"rollBackMode,omitempty" enum:"automatic,manual" doc:"On failure: roll back by itself (automatic) or wait for a person (manual)."`
-	RollForwardMode      string   `yaml:"rollForwardMode" json:"rollForwardMode,omitempty" enum:"automatic,manual" doc:"On success: go on by itself (automatic) or wait for a person (manual)."`
-	Inconclusive         string   `yaml:"inconclusive" json:"inconclusive,omitempty" enum:"wait,rollback,proceed" doc:"Sortie extension: when a query returns no data or NaN, or its provider stays unreachable, wait for a person to approve or roll back (wait, the default, whatever rollBackMode says), roll back (rollback), or go on as if the analysis passed (proceed)."`
-	LookbackMethod       string   `yaml:"lookbackMethod" json:"lookbackMethod,omitempty" enum:"UNSET,GROWING,SLIDING" doc:"Window of each run: from the start (GROWING) or the last interval (SLIDING)."`
-	MetricProviderName   string   `yaml:"metricProviderName" json:"metricProviderName,omitempty" doc:"Metric provider; default analysis.defaultMetricProviderName."`
-	Context              Context  `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in the queries."`
+	Interval              int64    `yaml:"interval" json:"interval" required:"true" doc:"Time between judgment runs, in units."`
+	Units                 TimeUnit `yaml:"units" alias:"unit" json:"units" required:"true" doc:"seconds, minutes or hours (any case)."`
+	NumberOfJudgmentRuns  int      `yaml:"numberOfJudgmentRuns" json:"numberOfJudgmentRuns" required:"true" doc:"How many times the queries run, one interval apart. Each query's judgment is the mean of its values over all runs, compared with its limits after the last run (unless abortOnFailedJudgment)."`
+	AbortOnFailedJudgment bool     `yaml:"abortOnFailedJudgment" json:"abortOnFailedJudgment,omitempty" doc:"End the analysis as failed at the first run whose value of a query is outside the query's limits, instead of judging the mean after the last run."`
+	Queries               []Ref    `yaml:"queries" json:"queries" required:"true" doc:"Names of queries under analysis.queries."`
+	RollBackMode          string   `yaml:"rollBackMode" json:"rollBackMode,omitempty" enum:"automatic,manual" doc:"On failure: roll back by itself (automatic) or wait for a person (manual)."`
+	RollForwardMode       string   `yaml:"rollForwardMode" json:"rollForwardMode,omitempty" enum:"automatic,manual" doc:"On success: go on by itself (automatic) or wait for a person (manual)."`
+	Inconclusive          string   `yaml:"inconclusive" json:"inconclusive,omitempty" enum:"wait,rollback,proceed" doc:"Sortie extension: when a query returns no data or NaN, or its provider stays unreachable, wait for a person to approve or roll back (wait, the default, whatever rollBackMode says), roll back (rollback), or go on as if the analysis passed (proceed)."`
+	LookbackMethod        string   `yaml:"lookbackMethod" json:"lookbackMethod,omitempty" enum:"UNSET,GROWING,SLIDING" doc:"Window of each run: from the start (GROWING) or the last interval (SLIDING)."`
+	MetricProviderName    string   `yaml:"metricProviderName" json:"metricProviderName,omitempty" doc:"Metric provider; default analysis.defaultMetricProviderName."`
+	Context               Context  `yaml:"context" json:"context,omitempty" doc:"Values for {{context.NAME}} in the queries."`
 	// Every is Interval in Units.
 	Every time.Duration `yaml:"-" json:"every"`
 	Pos   Pos           `yaml:"-" json:"-"`
@@ -159,6 +171,14 @@ type RunWebhook struct {
 	Pos     Pos     `yaml:"-" json:"-"`
 }
 
+// Preview URLs of exposeServices live DefaultPreviewTTL unless the step's
+// ttl says otherwise, within [MinPreviewTTL, MaxPreviewTTL].
+const (
+	DefaultPreviewTTL = 5 * time.Minute
+	MinPreviewTTL     = time.Minute
+	MaxPreviewTTL     = 24 * time.Hour
+)
+
 // ExposeServices gives Services of the new version temporary preview URLs.
 type ExposeServices struct {
 	Services []string  `yaml:"services" json:"services" required:"true" doc:"Names of Services to expose."`
@@ -168,7 +188,7 @@ type ExposeServices struct {
 
 // Manifest is one entry of manifests: a path (file or directory) or inline YAML.
 type Manifest struct {
-	Path    string `yaml:"path" json:"path,omitempty" doc:"A file, or a directory read recursively for .yaml/.yml files, relative to the deployment file's folder."`
+	Path    string `yaml:"path" json:"path,omitempty" doc:"A file, or a directory read recursively for .yaml/.yml files, relative to the deployment file's folder; or an https URL, which deploy start fetches (its text is stored with the deployment)."`
 	Inline  string `yaml:"inline" json:"inline,omitempty" doc:"Kubernetes manifests written in place."`
 	Targets []Ref  `yaml:"targets" json:"targets,omitempty" doc:"Targets that get these manifests; all targets when omitted."`
 	// Files are the manifest files read for this entry (one for inline).

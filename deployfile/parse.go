@@ -34,10 +34,20 @@ type Options struct {
 	// otherwise it is a warning, so that a file can be checked before its
 	// manifests are rendered.
 	RequireManifests bool
-	// Context is added to (and overrides) the file's context before the
-	// file is validated, as Armory merged --add-context first: a key given
-	// only here counts as defined.
+	// Context is added to (and overrides) the file's context, its
+	// contextOverrides and every step's context before the file is
+	// validated, as Armory merged --add-context first: a key given only
+	// here counts as defined.
 	Context map[string]string
+	// Fetch, when not nil, reads a manifest named by an http(s) URL: the
+	// CLI's fetcher at deploy start, or the server's lookup of the text the
+	// CLI sent. deployfile itself never touches the network; without Fetch a
+	// URL manifest is a warning (not read offline).
+	Fetch func(url string) (string, error)
+	// Application, when not empty, is the application name given on the
+	// command line (deploy start -n): it overrides the file's, and the file
+	// need not have one.
+	Application string
 }
 
 // Load reads, parses and validates the deployment file at path, and reads
@@ -114,7 +124,7 @@ func parse(name string, data []byte, r *report, opts Options) *File {
 	if root == nil {
 		return nil
 	}
-	d := &decoder{file: name, r: r}
+	d := &decoder{file: name, r: r, supplied: map[string]bool{"application": opts.Application != ""}}
 	f := &File{Path: name}
 	root = d.resolve(root)
 	if root == nil {
@@ -136,10 +146,12 @@ func parse(name string, data []byte, r *report, opts Options) *File {
 	if d.over {
 		return f
 	}
-	if len(opts.Context) > 0 {
-		f.Context = merge(f.Context, opts.Context)
+	if opts.Application != "" {
+		f.Application = opts.Application
 	}
+	applyContextOverrides(f, opts.Context)
 	validate(f, r)
+	checkTargetFilters(d, root, f)
 	parseInlineManifests(f, data, r)
 	return f
 }

@@ -97,6 +97,21 @@ func NewPlan(f *File) *Plan {
 	p := &Plan{Application: f.Application, Notes: []string{FirstDeploymentNote}}
 	done := map[string]bool{}
 	remaining := slices.Clone(f.Targets)
+	if inc := f.IncludedTargets(); len(inc) > 0 {
+		// Skipped targets hold nobody back, as in the engine.
+		var skipped []string
+		remaining = slices.DeleteFunc(remaining, func(t *Target) bool {
+			if slices.Contains(inc, t.Name) {
+				return false
+			}
+			done[t.Name] = true
+			skipped = append(skipped, t.Name)
+			return true
+		})
+		if len(skipped) > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("targetFilters: only %s run; %s skipped (deploy start -t replaces the filters).", quotedList(inc), quotedList(skipped)))
+		}
+	}
 	for n := 1; len(remaining) > 0; n++ {
 		var wave []*Target
 		for _, t := range remaining {

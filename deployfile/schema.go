@@ -97,7 +97,7 @@ func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
 			alias["description"] = "Another spelling of " + f.key + "."
 			props[a] = alias
 		}
-		if f.required {
+		if f.required && f.supplied == "" {
 			required = append(required, f.key)
 		}
 	}

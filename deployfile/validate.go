@@ -115,6 +115,10 @@ func validate(f *File, r *report) {
 						r.errorf(q.Pos, CodeMissingKey, "query %q has no metric provider: set analysis.defaultMetricProviderName, or metricProviderName on the query or on this analysis step", q.Name)
 					}
 				}
+			case s.ExposeServices != nil:
+				if ttl := s.ExposeServices.TTL; ttl != nil && ttl.Value > 0 && (ttl.Value < MinPreviewTTL || ttl.Value > MaxPreviewTTL) {
+					r.errorf(ttl.Pos, CodeInvalidValue, "exposeServices.ttl is %v; a preview URL lives from 1 minute to 24 hours", ttl.Value)
+				}
 			}
 		}
 	})

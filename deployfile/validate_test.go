@@ -66,6 +66,16 @@ func TestProblems(t *testing.T) {
 `, []want{
 			{17, 14, CodeWrongType, `trafficManagement[0].targets must be a list, not "dev"`},
 		}},
+		{"preview TTL out of range", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - exposeServices:
+            services: [web]
+            ttl: {duration: 25, unit: hours}
+`, []want{
+			{17, 13, CodeInvalidValue, `exposeServices.ttl is 25h0m0s; a preview URL lives from 1 minute to 24 hours`},
+		}},
 		{"wrong scalar type", strings.Replace(head, "account: dev-cluster", "account: [a, b]", 1) + s1, []want{
 			{6, 14, CodeWrongType, `targets.dev.account must be a string, not a list`},
 		}},

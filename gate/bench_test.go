@@ -30,7 +30,7 @@ func BenchmarkMetricCrossingToRollback(b *testing.B) {
 			m.set(b, 0.01)
 			e.deployV1()
 		}
-		id := e.deploy("example/web:v2", analysisSteps(int(interval/time.Second), 30, "automatic"), analysisQueries)
+		id := e.deploy("example/web:v2", analysisSteps(int(interval/time.Second), 30, "automatic")+"            abortOnFailedJudgment: true\n", analysisQueries)
 		e.waitFor(id, "a judgment passed", func(*api.PipelineView) bool { return len(e.judgments(id)) > 0 })
 		crossed := time.Now()
 		m.errRate.Set(0.5)

@@ -5,28 +5,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/sortie-cd/sortie/analysis"
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/preview"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/webhook"
-)
-
-// Event types the executor appends to a pipeline's log.
-const (
-	EventWebhook  = "webhook"
-	EventJudgment = "judgment"
 )
 
 // Router runs gate commands (webhooks, analysis) on Gates and every other
 // command on Cluster, which alone answers HasAccount.
 type Router struct {
 	Gates, Cluster runner.Executor
+	// Previews, when set, gives each Service an exposeServices step
+	// exposed its preview URL, in the step's message; nil leaves the
+	// cluster executor's message.
+	Previews *preview.Links
+	// Now: nil means time.Now (the links' expiry in the message).
+	Now func() time.Time
 }
 
 // IsGate reports whether Router sends commands of kind k to Gates.
@@ -39,7 +42,31 @@ func (r Router) Execute(ctx context.Context, job runner.Job) pipeline.CommandRes
 	if IsGate(job.Command.Kind) {
 		return r.Gates.Execute(ctx, job)
 	}
-	return r.Cluster.Execute(ctx, job)
+	res := r.Cluster.Execute(ctx, job)
+	if job.Command.Kind == pipeline.CmdExposeServices && res.Success && r.Previews != nil {
+		res.Message = r.previewMessage(job)
+	}
+	return res
+}
+
+// previewMessage lists the preview URL of each Service the step exposed,
+// and until when it works.
+func (r Router) previewMessage(job runner.Job) string {
+	c := job.Command
+	var step preview.Step
+	if err := json.Unmarshal(c.Params, &step); err != nil {
+		return "Services exposed"
+	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Preview URLs, valid until %s:", now.Add(step.Lifetime()).UTC().Format("2006-01-02 15:04 MST"))
+	for _, svc := range step.Services {
+		fmt.Fprintf(&b, "\n- %s: %s", svc, r.Previews.URL(preview.Ref{Tenant: job.Tenant, Pipeline: c.Pipeline, Target: c.Target, Service: svc}))
+	}
+	return b.String()
 }
 
 // HasAccount implements runner.Executor.
@@ -66,14 +93,14 @@ type Options struct {
 	Relay webhook.Relay
 	// Log: nil discards. Requests are logged masked.
 	Log *slog.Logger
+	// Previews gives {{armory.preview.SERVICE}} its value; nil leaves it
+	// without one.
+	Previews *preview.Links
 }
 
 // Executor executes gate commands.
 type Executor struct {
 	o Options
-
-	mu    sync.Mutex
-	files map[string]*deployfile.File // by pipeline
 }
 
 // New returns an Executor.
@@ -94,7 +121,7 @@ func New(o Options) *Executor {
 		}
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	return &Executor{o: o, files: map[string]*deployfile.File{}}
+	return &Executor{o: o}
 }
 
 // analysisRelay is a webhook.Relay seen as an analysis.Relay: the two
@@ -126,33 +153,20 @@ func CallbackPath(pipelineID, target, step string) string {
 func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
 	c := job.Command
 	res := pipeline.CommandResult{CommandID: c.ID}
-	f, err := e.file(c.Pipeline, job.Source)
-	if err != nil {
-		res.Message = err.Error()
+	if job.Target == nil {
+		res.Message = fmt.Sprintf("no plan for target %q", c.Target)
 		return res
 	}
 	switch c.Kind {
 	case pipeline.CmdCallWebhook:
-		res.Success, res.Message = e.callWebhook(ctx, job, f)
+		res.Success, res.Message = e.callWebhook(ctx, job)
 	case pipeline.CmdRunAnalysis:
-		out := e.runAnalysis(ctx, job, f)
+		out := e.runAnalysis(ctx, job)
 		res.Success, res.Inconclusive, res.Message = out.Verdict == analysis.Pass, out.Verdict == analysis.Inconclusive, out.Message
 	default:
 		res.Message = fmt.Sprintf("the gate executor does not run %s commands", c.Kind)
 	}
 	return res
-}
-
-// armory are the armory.* values every gate of the command sees.
-func armory(job runner.Job) map[string]string {
-	c := job.Command
-	return map[string]string{
-		"applicationName": job.Spec.Application,
-		"deploymentId":    c.Pipeline,
-		"environmentName": c.Target,
-		"accountName":     c.Account,
-		"namespace":       c.Namespace,
-	}
 }
 
 func report(ctx context.Context, job runner.Job, typ string, v any) error {
@@ -166,41 +180,22 @@ func report(ctx context.Context, job runner.Job, typ string, v any) error {
 	return job.Report(ctx, store.Event{Type: typ, Data: b})
 }
 
-// WebhookEvent is the data of an EventWebhook event.
-type WebhookEvent struct {
-	Target  string `json:"target"`
-	Step    string `json:"step"`
-	Command string `json:"command"`
-	Webhook string `json:"webhook"`
-	// Request is the rendered request, secret values masked.
-	Request string `json:"request"`
-}
-
-func (e *Executor) callWebhook(ctx context.Context, job runner.Job, f *deployfile.File) (bool, string) {
-	c := job.Command
-	var wh *deployfile.Webhook
-	for _, w := range f.Webhooks {
-		if w.Name == c.Webhook {
-			wh = w
-		}
-	}
+func (e *Executor) callWebhook(ctx context.Context, job runner.Job) (bool, string) {
+	c, t := job.Command, job.Target
+	wh := t.Webhooks[c.Webhook]
 	if wh == nil {
 		return false, fmt.Sprintf("webhook %s is not in the deployment file", c.Webhook)
 	}
-	vars := webhook.Vars{Armory: armory(job), Context: map[string]string{}}
-	vars.Armory["callbackUri"] = e.o.PublicURL + CallbackPath(c.Pipeline, c.Target, c.Step)
-	for k, v := range f.Context {
-		vars.Context[k] = v
-	}
-	for k, v := range c.Context {
-		vars.Context[k] = v
+	vars := webhook.Vars{
+		Armory:  t.Vars(e.previewVars(job, map[string]string{"callbackUri": e.o.PublicURL + CallbackPath(c.Pipeline, c.Target, c.Step)})),
+		Context: withContext(t.Context, c.Context),
 	}
 	req, err := webhook.Render(ctx, job.Tenant, wh, vars, e.o.Secrets)
 	if err != nil {
 		return false, err.Error()
 	}
 	masked := req.Masked()
-	if err := report(ctx, job, EventWebhook, WebhookEvent{Target: c.Target, Step: c.Step, Command: c.ID, Webhook: wh.Name, Request: masked}); err != nil {
+	if err := report(ctx, job, progress.EventWebhook, progress.WebhookEvent{Target: c.Target, Step: c.Step, Command: c.ID, Webhook: wh.Name, Request: masked}); err != nil {
 		e.o.Log.Warn("report webhook request", "pipeline", c.Pipeline, "step", c.Step, "err", err)
 	}
 	e.o.Log.Info("calling webhook", "pipeline", c.Pipeline, "target", c.Target, "step", c.Step, "webhook", wh.Name, "request", masked)
@@ -215,67 +210,49 @@ func (e *Executor) callWebhook(ctx context.Context, job runner.Job, f *deployfil
 	return true, msg
 }
 
-// JudgmentEvent is the data of an EventJudgment event.
-type JudgmentEvent struct {
-	Target  string `json:"target"`
-	Step    string `json:"step"`
-	Command string `json:"command"`
-	analysis.Judgment
-}
-
-func (e *Executor) runAnalysis(ctx context.Context, job runner.Job, f *deployfile.File) analysis.Outcome {
-	c := job.Command
+func (e *Executor) runAnalysis(ctx context.Context, job runner.Job) analysis.Outcome {
+	c, t := job.Command, job.Target
 	var step deployfile.AnalysisStep
 	if err := json.Unmarshal(c.Params, &step); err != nil {
 		return analysis.Outcome{Verdict: analysis.Fail, Message: fmt.Sprintf("analysis parameters do not decode: %v", err)}
 	}
-	in := analysis.Input{Tenant: job.Tenant, Step: step, Armory: armory(job), Context: map[string]string{}}
-	for k, v := range f.Context {
-		in.Context[k] = v
-	}
-	for k, v := range step.Context {
-		in.Context[k] = v
-	}
-	if f.Analysis != nil {
-		in.DefaultProvider = f.Analysis.DefaultMetricProviderName
-	}
+	in := analysis.Input{Tenant: job.Tenant, Step: step, Armory: t.Vars(e.previewVars(job, nil)), Context: withContext(t.Context, step.Context),
+		DefaultProvider: t.DefaultProvider}
 	for _, ref := range step.Queries {
-		var q *deployfile.Query
-		if f.Analysis != nil {
-			for _, fq := range f.Analysis.Queries {
-				if fq.Name == ref.Name {
-					q = fq
-				}
-			}
-		}
+		q := t.Queries[ref.Name]
 		if q == nil {
 			return analysis.Outcome{Verdict: analysis.Fail, Message: fmt.Sprintf("query %s is not under analysis.queries", ref.Name)}
 		}
 		in.Queries = append(in.Queries, q)
 	}
 	return e.o.Analyzer.Run(ctx, in, func(ctx context.Context, j analysis.Judgment) {
-		if err := report(ctx, job, EventJudgment, JudgmentEvent{Target: c.Target, Step: c.Step, Command: c.ID, Judgment: j}); err != nil {
+		if err := report(ctx, job, progress.EventJudgment, progress.JudgmentEvent{Target: c.Target, Step: c.Step, Command: c.ID, Judgment: j}); err != nil {
 			e.o.Log.Warn("report judgment", "pipeline", c.Pipeline, "step", c.Step, "err", err)
 		}
 	})
 }
 
-const maxCachedFiles = 256
+// previewVars adds to extra the preview URLs of the target's exposed
+// Services ({{armory.preview.SERVICE}}).
+func (e *Executor) previewVars(job runner.Job, extra map[string]string) map[string]string {
+	if e.o.Previews == nil || job.Spec == nil {
+		return extra
+	}
+	ts := job.Spec.Target(job.Command.Target)
+	if ts == nil {
+		return extra
+	}
+	out := e.o.Previews.Vars(job.Tenant, job.Command.Pipeline, ts)
+	maps.Copy(out, extra)
+	return out
+}
 
-// file parses the pipeline's stored deployment, once per pipeline.
-func (e *Executor) file(id string, src *store.Source) (*deployfile.File, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if f, ok := e.files[id]; ok {
-		return f, nil
+// withContext is the target's context with a step's over it.
+func withContext(target, step map[string]string) map[string]string {
+	out := maps.Clone(target)
+	if out == nil {
+		out = map[string]string{}
 	}
-	f, _, err := runner.Load(runner.StartRequest{FileName: src.FileName, File: src.File, Manifests: src.Manifests, Context: src.Context})
-	if err != nil {
-		return nil, fmt.Errorf("the stored deployment no longer loads: %w", err)
-	}
-	if len(e.files) >= maxCachedFiles {
-		clear(e.files)
-	}
-	e.files[id] = f
-	return f, nil
+	maps.Copy(out, step)
+	return out
 }

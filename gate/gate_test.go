@@ -27,6 +27,7 @@ import (
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/server"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -259,10 +260,10 @@ func (e *env) events(id, typ string) []store.Event {
 	return out
 }
 
-func (e *env) judgments(id string) []gate.JudgmentEvent {
-	var out []gate.JudgmentEvent
-	for _, ev := range e.events(id, gate.EventJudgment) {
-		var j gate.JudgmentEvent
+func (e *env) judgments(id string) []progress.JudgmentEvent {
+	var out []progress.JudgmentEvent
+	for _, ev := range e.events(id, progress.EventJudgment) {
+		var j progress.JudgmentEvent
 		if err := json.Unmarshal(ev.Data, &j); err != nil {
 			e.t.Fatal(err)
 		}
@@ -351,10 +352,10 @@ func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
 		t.Errorf("pods after promotion: %v", got)
 	}
 	js := e.judgments(id)
-	if len(js) != 3 {
-		t.Fatalf("%d judgments recorded, want 3: %+v", len(js), js)
+	if len(js) != 4 || !js[3].Mean || *js[3].Value != 0.01 || js[3].Verdict != analysis.Pass {
+		t.Fatalf("%d judgments recorded, want 3 runs and their mean: %+v", len(js), js)
 	}
-	for i, j := range js {
+	for i, j := range js[:3] {
 		if j.Run != i+1 || j.Verdict != analysis.Pass || j.Value == nil || *j.Value != 0.01 || *j.UpperLimit != 0.1 ||
 			j.Sent != `max(max_over_time(app_error_rate{app="web", version="v2"}[1s]))` || j.Step != "canary/1" || j.Target != "prod" {
 			t.Errorf("judgment %d: %+v", i, j)
@@ -367,7 +368,9 @@ func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
 
 func TestCanaryErrorRateClimbsAndRollsBack(t *testing.T) {
 	e, m := newAnalysisEnv(t)
-	id := e.deploy("example/web:v2", analysisSteps(1, 20, "automatic"), analysisQueries)
+	// abortOnFailedJudgment: the first run above the limit ends the
+	// analysis (without it, the mean of the 20 runs would decide).
+	id := e.deploy("example/web:v2", analysisSteps(1, 20, "automatic")+"            abortOnFailedJudgment: true\n", analysisQueries)
 	e.waitFor(id, "the first judgment passed", func(*api.PipelineView) bool { return len(e.judgments(id)) > 0 })
 	m.set(t, 0.5) // the new version starts failing mid-analysis
 	p := e.waitEnd(id)
@@ -535,7 +538,7 @@ func TestWebhookCallbackSucceeds(t *testing.T) {
 	if status, body := e.post(cb+"/callback", deployer, map[string]any{"success": true}); status != http.StatusConflict || !strings.Contains(body, "has ended") {
 		t.Errorf("late callback: %d %s", status, body)
 	}
-	ev := e.events(id, gate.EventWebhook)
+	ev := e.events(id, progress.EventWebhook)
 	if len(ev) != 1 || !strings.Contains(string(ev[0].Data), x.srv.URL+"/run") {
 		t.Errorf("webhook events %v", ev)
 	}

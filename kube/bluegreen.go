@@ -19,6 +19,9 @@ import (
 // the running version's pods, so the new pods get no production traffic
 // before RedirectActive.
 func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, error) {
+	if err := e.checkNamespaces(t); err != nil {
+		return Progress{}, err
+	}
 	ws, rest, err := split(t)
 	if err != nil {
 		return Progress{}, err
@@ -57,7 +60,7 @@ func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, erro
 		applyRest = append(applyRest, pinned)
 		delete(pending, u.GetName())
 	}
-	applied, err := e.Apply(ctx, ns, applyRest)
+	applied, err := e.apply(ctx, ns, t.OwnNamespaces, applyRest)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -81,6 +84,9 @@ func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, erro
 
 // RedirectActive points the active Service at the new version's pods.
 func (e *Executor) RedirectActive(ctx context.Context, t *Target) (Progress, error) {
+	if err := e.checkNamespaces(t); err != nil {
+		return Progress{}, err
+	}
 	ws, _, err := split(t)
 	if err != nil {
 		return Progress{}, err

@@ -36,7 +36,7 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 		if rest, err = e.withoutLiveTraffic(ctx, t, rest); err != nil {
 			return total, err
 		}
-		if total.Applied, err = e.Apply(ctx, t.Namespace, rest); err != nil {
+		if total.Applied, err = e.apply(ctx, t.Namespace, t.OwnNamespaces, rest); err != nil {
 			return total, err
 		}
 	}
@@ -71,6 +71,9 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 // with: it is created at full size. Where it already runs this version,
 // nothing changes.
 func (e *Executor) SetWeight(ctx context.Context, t *Target, weight int) (Progress, error) {
+	if err := e.checkNamespaces(t); err != nil {
+		return Progress{}, err
+	}
 	p, err := e.forEach(ctx, t, true, func(ctx context.Context, w *workload) (Progress, error) {
 		return e.setWeight(ctx, w, weight)
 	})
@@ -142,6 +145,9 @@ func (e *Executor) progress(ctx context.Context, w *workload, applied []Applied)
 // and removes what the strategy created beside it (canary or preview), and,
 // for a blue/green, gives the Services their own selectors back.
 func (e *Executor) Finalize(ctx context.Context, t *Target) (Progress, error) {
+	if err := e.checkNamespaces(t); err != nil {
+		return Progress{}, err
+	}
 	return e.forEach(ctx, t, true, func(ctx context.Context, w *workload) (Progress, error) {
 		live, err := e.live(ctx, w.t.Namespace, w.name())
 		if err != nil {

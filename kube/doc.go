@@ -1,6 +1,7 @@
 // Package kube does Sortie's work inside one Kubernetes cluster, on
 // client-go: server-side apply of a target's manifests (field manager
-// "sortie", namespace forced to the target's, CRDs and Namespaces first),
+// "sortie", namespace forced to the target's, or each object's own for a
+// target that names none; CRDs and Namespaces first),
 // canary by pod ratio, blue/green by Service selectors, promotion of the new
 // version into the user's own Deployment object, rollback, and readiness
 // watched (never polled) with the reason when pods do not become Ready.
@@ -10,6 +11,11 @@
 // harm. What must survive between commands (the replica count before a
 // canary, a Service's selector before a redirect) is written on the objects
 // themselves as sortie.dev annotations.
+//
+// The pods of every version carry Armory's stamp (deploy.armory.io
+// annotations and ARMORY_* environment variables, see ReplicaSetName), the
+// deployment id being the pipeline that introduced the version, so the same
+// manifests again change no pod.
 //
 // It must not decide what to do next (that is the engine's job), keep state
 // in memory between calls, or log object contents (Secrets may be among the

@@ -1,10 +1,12 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +25,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/sortie-cd/sortie/progress"
 )
 
 // Executor performs Sortie's operations in one cluster.
@@ -30,7 +34,11 @@ type Executor struct {
 	client kubernetes.Interface
 	dyn    dynamic.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+	cfg    *rest.Config
 	log    *slog.Logger
+	// namespaces, when not empty, are the only ones it writes in
+	// (LimitNamespaces).
+	namespaces []string
 }
 
 // New returns an Executor for the cluster of cfg. A nil log discards.
@@ -58,6 +66,7 @@ func New(cfg *rest.Config, log *slog.Logger) (*Executor, error) {
 		client: client,
 		dyn:    dyn,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
+		cfg:    cfg,
 		log:    log,
 	}, nil
 }
@@ -75,27 +84,27 @@ func (e *Executor) ServerVersion() (string, error) {
 }
 
 // Applied names one object an apply wrote.
-type Applied struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name"`
-}
-
-func (a Applied) String() string {
-	if a.Namespace == "" {
-		return a.Kind + "/" + a.Name
-	}
-	return a.Kind + "/" + a.Namespace + "/" + a.Name
-}
+type Applied = progress.Object
 
 // Apply server-side applies objs into namespace ns (forced onto every
 // namespaced object), CRDs and Namespaces first, waiting for each CRD to be
 // established before objects that may be its instances.
 func (e *Executor) Apply(ctx context.Context, ns string, objs []*unstructured.Unstructured) ([]Applied, error) {
+	return e.apply(ctx, ns, false, objs)
+}
+
+// apply is Apply; with own (a target that names no namespace), each object
+// goes where its manifest says, or to "default" when it says nothing, as
+// kubectl apply would put it.
+func (e *Executor) apply(ctx context.Context, ns string, own bool, objs []*unstructured.Unstructured) ([]Applied, error) {
 	var out []Applied
 	for _, u := range applyOrder(objs) {
 		u = u.DeepCopy()
-		res, err := e.applyOne(ctx, ns, u)
+		objNS := ns
+		if own {
+			objNS = cmp.Or(u.GetNamespace(), metav1.NamespaceDefault)
+		}
+		res, err := e.applyOne(ctx, objNS, u)
 		if err != nil {
 			return out, err
 		}
@@ -129,8 +138,14 @@ func (e *Executor) ri(u *unstructured.Unstructured, ns string) (dynamic.Resource
 		return nil, err
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		if err := e.allowedNamespace(u.GetKind()+" "+u.GetName(), ns); err != nil {
+			return nil, err
+		}
 		u.SetNamespace(ns)
 		return e.dyn.Resource(m.Resource).Namespace(ns), nil
+	}
+	if len(e.namespaces) > 0 && (u.GetKind() != "Namespace" || !slices.Contains(e.namespaces, u.GetName())) {
+		return nil, &ErrNamespaceNotAllowed{What: u.GetKind() + " " + u.GetName() + " (cluster-scoped)", Allowed: e.namespaces}
 	}
 	u.SetNamespace("")
 	return e.dyn.Resource(m.Resource), nil

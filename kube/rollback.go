@@ -19,6 +19,9 @@ import (
 // if the promotion had begun) before the new version's pods are removed; a
 // Deployment the pipeline created is deleted.
 func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
+	if err := e.checkNamespaces(t); err != nil {
+		return Progress{}, err
+	}
 	return e.forEach(ctx, t, false, func(ctx context.Context, w *workload) (Progress, error) {
 		ns := t.Namespace
 		live, err := e.live(ctx, ns, w.name())

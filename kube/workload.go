@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,6 +28,13 @@ type Target struct {
 	Pipeline    string
 	Target      string
 	Namespace   string
+	// OwnNamespaces: the target names no namespace, so each object goes to
+	// the one its manifest names, or "default"; Namespace is then its
+	// Deployments' namespace.
+	OwnNamespaces bool
+	// Version names what the target deploys (a hash of its manifests, from
+	// the plan); empty means each Deployment's pod template's hash.
+	Version string
 	// Objects are the target's manifests, templated. Deployments among them
 	// get the strategy; everything else is applied as it is.
 	Objects []*unstructured.Unstructured
@@ -97,8 +106,12 @@ func split(t *Target) ([]*workload, []*unstructured.Unstructured, error) {
 		if d.Spec.Selector == nil {
 			return nil, nil, fmt.Errorf("kube: Deployment %q has no spec.selector", d.Name)
 		}
-		tmpl, _, _ := unstructured.NestedMap(u.Object, "spec", "template")
-		ws = append(ws, &workload{t: t, manifest: &d, version: versionOf(tmpl)})
+		version := t.Version
+		if version == "" {
+			tmpl, _, _ := unstructured.NestedMap(u.Object, "spec", "template")
+			version = versionOf(tmpl)
+		}
+		ws = append(ws, &workload{t: t, manifest: &d, version: version})
 	}
 	return ws, rest, nil
 }
@@ -125,6 +138,7 @@ func (w *workload) desired(name, role string, replicas int32, pipelineLabel stri
 		LabelApplication: w.t.Application, LabelTarget: w.t.Target,
 		LabelVersion: w.version, LabelPipeline: pipelineLabel,
 	})
+	w.stamp(&d.Spec.Template, pipelineLabel)
 	if role != "" {
 		d.Spec.Template.Labels[LabelRole] = role
 		sel := d.Spec.Selector.DeepCopy()
@@ -141,6 +155,46 @@ func (w *workload) desired(name, role string, replicas int32, pipelineLabel stri
 	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "status")
 	return u
+}
+
+// Armory's stamp on the pods of a version: the annotations and container
+// environment Armory CD-as-a-Service documented, so that files and
+// dashboards written for it (kube_pod_annotations queries on the
+// replica-set-name, an app reading ARMORY_ENVIRONMENT_NAME) work as they
+// did.
+const (
+	AnnotationArmoryApplication    = "deploy.armory.io/application"
+	AnnotationArmoryEnvironment    = "deploy.armory.io/environment"
+	AnnotationArmoryReplicaSetName = "deploy.armory.io/replica-set-name"
+	AnnotationArmoryDeploymentID   = "deploy.armory.io/deployment-id"
+)
+
+// ReplicaSetName is Armory's name for the pods of a version of the
+// Deployment name: {{armory.replicaSetName}}.
+func ReplicaSetName(deployment, version string) string { return deployment + "-" + version }
+
+// stamp puts Armory's annotations and environment variables on a pod
+// template. The deployment id is the pipeline that introduced the version
+// (pipelineLabel), so running the same file again changes no pod.
+func (w *workload) stamp(pt *corev1.PodTemplateSpec, pipelineLabel string) {
+	rs := ReplicaSetName(w.name(), w.version)
+	pt.Annotations = withLabels(pt.Annotations, map[string]string{
+		AnnotationArmoryApplication: w.t.Application, AnnotationArmoryEnvironment: w.t.Target,
+		AnnotationArmoryReplicaSetName: rs, AnnotationArmoryDeploymentID: pipelineLabel,
+	})
+	env := []corev1.EnvVar{
+		{Name: "ARMORY_APPLICATION_NAME", Value: w.t.Application},
+		{Name: "ARMORY_ENVIRONMENT_NAME", Value: w.t.Target},
+		{Name: "ARMORY_REPLICA_SET_NAME", Value: rs},
+		{Name: "ARMORY_DEPLOYMENT_ID", Value: pipelineLabel},
+	}
+	for i := range pt.Spec.Containers {
+		c := &pt.Spec.Containers[i]
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+			return slices.ContainsFunc(env, func(s corev1.EnvVar) bool { return s.Name == e.Name })
+		})
+		c.Env = append(c.Env, env...)
+	}
 }
 
 func withLabels(base, add map[string]string) map[string]string {

@@ -5,26 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
+	"strings"
 
-	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 )
-
-const maxCachedFiles = 256
 
 // Executor runs commands against the clusters it holds, by account name.
 type Executor struct {
 	tenant   string
 	accounts map[string]*kube.Executor
 	log      *slog.Logger
-
-	mu    sync.Mutex
-	files map[string]*deployfile.File // parsed sources by pipeline id
 }
 
 // New returns an Executor serving tenant with the given accounts.
@@ -32,7 +27,7 @@ func New(tenant string, accounts map[string]*kube.Executor, log *slog.Logger) *E
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{tenant: tenant, accounts: accounts, log: log, files: map[string]*deployfile.File{}}
+	return &Executor{tenant: tenant, accounts: accounts, log: log}
 }
 
 // HasAccount implements runner.Executor.
@@ -47,13 +42,12 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	fail := func(err error) pipeline.CommandResult {
 		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error()}
 	}
-	switch c.Kind {
-	case pipeline.CmdExposeServices:
-		return fail(fmt.Errorf("exposeServices is not supported yet"))
-	}
 	ex, ok := e.accounts[c.Account]
 	if !ok || job.Tenant != e.tenant {
 		return fail(fmt.Errorf("no cluster for account %q", c.Account))
+	}
+	if c.Kind == pipeline.CmdExposeServices {
+		return exposeServices(ctx, ex, job)
 	}
 	t, err := e.target(job)
 	if err != nil {
@@ -84,20 +78,7 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	return pipeline.CommandResult{CommandID: c.ID, Success: true, AchievedWeight: p.AchievedWeight, Message: summary(c, p)}
 }
 
-// EventApplied is the type of the event a command reports when it wrote
-// objects to the cluster; its data is an AppliedEvent.
-const EventApplied = "applied"
-
-// AppliedEvent is the data of an EventApplied event: the objects one
-// command wrote (kind, namespace, name; never their content).
-type AppliedEvent struct {
-	Target  string         `json:"target"`
-	Step    string         `json:"step"`
-	Command string         `json:"command"`
-	Objects []kube.Applied `json:"objects"`
-}
-
-// reportApplied appends an EventApplied event to the pipeline's log when
+// reportApplied appends a progress.EventApplied event to the pipeline's log when
 // the job has a Report (the runner's own, or, on an agent, one that sends a
 // Report message over its connection) and the command wrote anything. A
 // failed report is logged, never the command's failure.
@@ -106,9 +87,9 @@ func reportApplied(ctx context.Context, job runner.Job, objs []kube.Applied, log
 		return
 	}
 	c := job.Command
-	b, err := json.Marshal(AppliedEvent{Target: c.Target, Step: c.Step, Command: c.ID, Objects: objs})
+	b, err := json.Marshal(progress.AppliedEvent{Target: c.Target, Step: c.Step, Command: c.ID, Objects: objs})
 	if err == nil {
-		err = job.Report(ctx, store.Event{Type: EventApplied, Data: b})
+		err = job.Report(ctx, store.Event{Type: progress.EventApplied, Data: b})
 	}
 	if err != nil {
 		log.Warn("report applied objects", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err)
@@ -128,77 +109,85 @@ func summary(c pipeline.Command, p kube.Progress) string {
 	}
 }
 
-// target renders the manifests of the command's target.
+// exposeServices checks that each Service the step names exists in the
+// target's namespace with one port. The server then gives each a preview
+// URL (gate.Router), which reaches it through this cluster's executor.
+func exposeServices(ctx context.Context, ex *kube.Executor, job runner.Job) pipeline.CommandResult {
+	c := job.Command
+	res := pipeline.CommandResult{CommandID: c.ID}
+	var step struct {
+		Services []string `json:"services"`
+	}
+	if err := json.Unmarshal(c.Params, &step); err != nil {
+		res.Message = fmt.Sprintf("exposeServices parameters do not decode: %v", err)
+		return res
+	}
+	if job.Target == nil {
+		res.Message = fmt.Sprintf("no plan for target %q", c.Target)
+		return res
+	}
+	var parts []string
+	for _, name := range step.Services {
+		s, err := ex.ExposeService(ctx, job.Target.Namespace, name)
+		if err != nil {
+			res.Message = err.Error()
+			return res
+		}
+		parts = append(parts, fmt.Sprintf("%s (port %d)", s.Name, s.Port))
+	}
+	res.Success = true
+	res.Message = "Services " + strings.Join(parts, ", ") + " can be previewed"
+	return res
+}
+
+// target decodes the manifests of the command's target plan.
 func (e *Executor) target(job runner.Job) (*kube.Target, error) {
 	c := job.Command
-	f, err := e.file(c.Pipeline, job.Source)
-	if err != nil {
-		return nil, err
+	pt := job.Target
+	if pt == nil {
+		return nil, fmt.Errorf("no plan for target %q", c.Target)
 	}
 	ts := job.Spec.Target(c.Target)
 	if ts == nil {
 		return nil, fmt.Errorf("target %q is not in the pipeline", c.Target)
 	}
-	objs, err := Render(f, job.Spec.Application, c.Pipeline, ts)
-	if err != nil {
-		return nil, err
-	}
 	t := &kube.Target{
-		Application: job.Spec.Application, Pipeline: c.Pipeline, Target: c.Target,
-		Namespace: ts.Namespace, Objects: objs,
+		Application: pt.Application, Pipeline: c.Pipeline, Target: c.Target,
+		Namespace: pt.Namespace, OwnNamespaces: pt.OwnNamespaces, Version: pt.Version,
+	}
+	if t.Namespace == "" {
+		t.Namespace = plan.DefaultNamespace
+	}
+	for _, m := range pt.Manifests {
+		objs, err := kube.Decode([]byte(m.Text))
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", m.Path, err)
+		}
+		t.Objects = append(t.Objects, objs...)
 	}
 	if bg := ts.Strategy.BlueGreen; bg != nil {
 		t.ActiveService, t.PreviewService = bg.ActiveService, bg.PreviewService
-	}
-	if ts.Strategy.BlueGreen == nil {
-		t.Traffic = Traffic(f, c.Target)
+	} else {
+		t.Traffic = traffic(pt.Traffic)
 	}
 	return t, nil
 }
 
-// Traffic is the weight-based traffic management the file configures for
-// target (its smi, istio and httpRoute entries), or nil: a canary then
-// splits traffic by pod counts. The kubernetes entries are blue/green's
-// Services, which the engine's spec carries.
-func Traffic(f *deployfile.File, target string) *kube.Traffic {
-	var tr kube.Traffic
-	for _, tm := range f.TrafficManagement {
-		if tm == nil || (len(tm.Targets) > 0 && !slices.ContainsFunc(tm.Targets, func(r deployfile.Ref) bool { return r.Name == target })) {
-			continue
-		}
-		for _, s := range tm.SMI {
-			tr.SMI = append(tr.SMI, kube.SMITraffic{RootService: s.RootServiceName, CanaryService: s.CanaryServiceName, TrafficSplit: s.TrafficSplitName})
-		}
-		for _, i := range tm.Istio {
-			it := kube.IstioTraffic{VirtualService: i.VirtualService.Name, Route: i.VirtualService.HTTPRouteName}
-			if dr := i.DestinationRule; dr != nil {
-				it.DestinationRule, it.ActiveSubset, it.CanarySubset = dr.Name, dr.ActiveSubsetName, dr.CanarySubsetName
-			}
-			tr.Istio = append(tr.Istio, it)
-		}
-		for _, h := range tm.HTTPRoute {
-			tr.HTTPRoute = append(tr.HTTPRoute, kube.HTTPRouteTraffic{Name: h.Name, RootService: h.RootServiceName, CanaryService: h.CanaryServiceName})
-		}
-	}
-	if len(tr.SMI)+len(tr.Istio)+len(tr.HTTPRoute) == 0 {
+// traffic is the plan's traffic management as the cluster executor takes
+// it.
+func traffic(in *plan.Traffic) *kube.Traffic {
+	if in == nil {
 		return nil
 	}
+	var tr kube.Traffic
+	for _, s := range in.SMI {
+		tr.SMI = append(tr.SMI, kube.SMITraffic(s))
+	}
+	for _, i := range in.Istio {
+		tr.Istio = append(tr.Istio, kube.IstioTraffic(i))
+	}
+	for _, h := range in.HTTPRoute {
+		tr.HTTPRoute = append(tr.HTTPRoute, kube.HTTPRouteTraffic(h))
+	}
 	return &tr
-}
-
-func (e *Executor) file(id string, src *store.Source) (*deployfile.File, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if f, ok := e.files[id]; ok {
-		return f, nil
-	}
-	f, _, err := runner.Load(runner.StartRequest{FileName: src.FileName, File: src.File, Manifests: src.Manifests, Context: src.Context})
-	if err != nil {
-		return nil, fmt.Errorf("the stored deployment no longer loads: %w", err)
-	}
-	if len(e.files) >= maxCachedFiles {
-		clear(e.files) // pipelines come and go; re-parsing is cheap
-	}
-	e.files[id] = f
-	return f, nil
 }

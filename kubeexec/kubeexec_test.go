@@ -12,6 +12,8 @@ import (
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -59,24 +61,28 @@ manifests:
 		t.Fatal(err)
 	}
 	spec := runner.SpecFrom(f, store.DefaultTenant, nil, func(string) bool { return false })
+	pl, err := plan.Resolve(f, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	x := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
 	cmd := pipeline.Command{ID: "p1/prod/canary/0", Kind: pipeline.CmdSetWeight, Pipeline: "p1", Target: "prod",
 		Step: "canary/0", Account: "local", Namespace: ns, Weight: 50}
 
 	var reported []store.Event
-	job := runner.Job{Tenant: store.DefaultTenant, Command: cmd, Spec: &spec, Source: &src,
+	job := runner.Job{Tenant: store.DefaultTenant, Command: cmd, Spec: &spec, Target: pl.Target("prod"),
 		Report: func(_ context.Context, ev store.Event) error { reported = append(reported, ev); return nil }}
 	if res := x.Execute(ctx, job); !res.Success {
 		t.Fatalf("set weight failed: %s", res.Message)
 	}
-	if len(reported) != 1 || reported[0].Type != kubeexec.EventApplied {
-		t.Fatalf("reported %+v, want one %q event", reported, kubeexec.EventApplied)
+	if len(reported) != 1 || reported[0].Type != progress.EventApplied {
+		t.Fatalf("reported %+v, want one %q event", reported, progress.EventApplied)
 	}
-	var got kubeexec.AppliedEvent
+	var got progress.AppliedEvent
 	if err := json.Unmarshal(reported[0].Data, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := kubeexec.AppliedEvent{Target: "prod", Step: "canary/0", Command: cmd.ID}
+	want := progress.AppliedEvent{Target: "prod", Step: "canary/0", Command: cmd.ID}
 	if diff := cmp.Diff(want, got, cmpIgnoreObjects); diff != "" {
 		t.Errorf("applied event (-want +got):\n%s", diff)
 	}

@@ -4,5 +4,6 @@
 //
 // It prints the components' logs when a test fails and leaves no process
 // behind, even when the test binary panics or times out (the components die
-// with it). It must only be imported from _test.go files.
+// with it). It must not be imported outside _test.go
+// files.
 package kubetest

@@ -6,7 +6,8 @@ import (
 )
 
 // Code classifies an engine error so the API can map it to an HTTP status at
-// the edge (Invalid 400, NotFound 404, Forbidden 403, Conflict 409).
+// the edge (Invalid 400, NotFound 404, Forbidden 403, Conflict 409,
+// Unprocessable 422).
 type Code string
 
 // Error codes.
@@ -15,6 +16,9 @@ const (
 	CodeNotFound  Code = "not_found"
 	CodeForbidden Code = "forbidden"
 	CodeConflict  Code = "conflict"
+	// CodeUnprocessable: a valid request that cannot run here, such as a
+	// target whose account no agent serves.
+	CodeUnprocessable Code = "unprocessable"
 )
 
 // Error is an action or a spec the engine refuses. Message is written for the

@@ -260,7 +260,21 @@ func (s *State) clone() State {
 
 // specStep returns the spec item behind a step laid out from a list.
 func (s *State) specStep(target string, st *StepState) Step {
-	ts := s.Spec.Target(target)
+	sp := s.Spec.StepOf(target, *st)
+	if sp == nil {
+		panic(fmt.Sprintf("pipeline: step %s has no spec item", st.ID))
+	}
+	return *sp
+}
+
+// StepOf is the spec item a step of target runs, or nil for a phase (a
+// deploy, a rollback) or a step the spec does not have: the one lookup
+// from a step's group and index to what the file said.
+func (s *Spec) StepOf(target string, st StepState) *Step {
+	ts := s.Target(target)
+	if ts == nil {
+		return nil
+	}
 	var list []Step
 	switch st.Group {
 	case GroupBefore:
@@ -268,13 +282,20 @@ func (s *State) specStep(target string, st *StepState) Step {
 	case GroupAfter:
 		list = ts.AfterDeployment
 	case GroupCanary:
-		list = ts.Strategy.Canary.Steps
+		if ts.Strategy.Canary != nil {
+			list = ts.Strategy.Canary.Steps
+		}
 	case GroupRedirectAfter:
-		list = ts.Strategy.BlueGreen.RedirectTrafficAfter
+		if ts.Strategy.BlueGreen != nil {
+			list = ts.Strategy.BlueGreen.RedirectTrafficAfter
+		}
 	case GroupShutDownAfter:
-		list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
-	default:
-		panic(fmt.Sprintf("pipeline: step %s has no spec item", st.ID))
+		if ts.Strategy.BlueGreen != nil {
+			list = ts.Strategy.BlueGreen.ShutDownOldVersionAfter
+		}
 	}
-	return list[st.Index]
+	if st.Index < 0 || st.Index >= len(list) {
+		return nil
+	}
+	return &list[st.Index]
 }

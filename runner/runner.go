@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -32,14 +32,17 @@ type Job struct {
 	Command pipeline.Command
 	// Spec is the pipeline's spec (strategy details, timeouts).
 	Spec *pipeline.Spec
-	// Source is the deployment as submitted (manifests, context).
-	Source *store.Source
+	// Target is the plan of the command's target, resolved when the
+	// deployment started: what the executor renders, applies and calls.
+	Target *plan.Target
 	// Report appends ev to the pipeline's event log (and its subscribers)
 	// without changing its state: how an executor shows progress, such as
 	// each judgment run of an analysis. The runner fills Tenant, Pipeline
 	// and a zero At. It fails once the pipeline has ended or no longer runs
 	// here.
 	Report func(ctx context.Context, ev store.Event) error
+
+	planErr error // why Target is nil: the command fails without running
 }
 
 // Clock is time as the runner sees it. Tests may pass a fake.
@@ -89,6 +92,7 @@ type Runner struct {
 type pipe struct {
 	mu      sync.Mutex
 	p       *store.Pipeline
+	plan    *plan.Plan // decoded from p.Source.Plan on first use
 	timer   Timer
 	workers map[string]*worker // by target
 }
@@ -177,6 +181,40 @@ func (r *Runner) adopt(p *store.Pipeline) *pipe {
 	pp := &pipe{p: p, workers: map[string]*worker{}}
 	r.pipes[k] = pp
 	return pp
+}
+
+// target returns the plan of one target of the pipeline: the one stored
+// when it started or, for a pipeline stored before plans were, resolved
+// from its source once. Runs under pp.mu.
+func (pp *pipe) target(name string) (*plan.Target, error) {
+	if pp.plan == nil {
+		pl, err := storedPlan(pp.p)
+		if err != nil {
+			return nil, err
+		}
+		pp.plan = pl
+	}
+	t := pp.plan.Target(name)
+	if t == nil {
+		return nil, fmt.Errorf("target %q is not in the pipeline's plan", name)
+	}
+	return t, nil
+}
+
+func storedPlan(p *store.Pipeline) (*plan.Plan, error) {
+	if len(p.Source.Plan) > 0 {
+		var pl plan.Plan
+		if err := json.Unmarshal(p.Source.Plan, &pl); err != nil {
+			return nil, fmt.Errorf("the stored plan does not decode: %w", err)
+		}
+		return &pl, nil
+	}
+	src := p.Source
+	f, _, err := Load(StartRequest{FileName: src.FileName, File: src.File, Manifests: src.Manifests, Context: src.Context, Application: p.Application})
+	if err != nil {
+		return nil, fmt.Errorf("the stored deployment no longer loads: %w", err)
+	}
+	return plan.Resolve(f, p.ID)
 }
 
 var errEnded = errors.New("pipeline has ended")
@@ -383,4 +421,3 @@ func newID(now time.Time) string {
 }
 
 // shortErr is an error message on one line.
-func shortErr(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }

@@ -430,16 +430,9 @@ func TestUnknownAccountIsRefused(t *testing.T) {
 	e := newEnv(t)
 	req := e.file("x", "  t:\n    account: nowhere\n    namespace: x\n    strategy: c", "  c:\n    canary:\n      steps:\n        - setWeight: 100", "web:v1", "")
 	_, err := e.r.Start(context.Background(), deployer, store.DefaultTenant, req)
-	var ue *runner.UnprocessableError
-	if err == nil || !strings.Contains(err.Error(), "nowhere") || !asUnprocessable(err, &ue) {
+	if err == nil || !strings.Contains(err.Error(), "nowhere") || pipeline.ErrorCode(err) != pipeline.CodeUnprocessable {
 		t.Fatalf("err = %v, want an unprocessable error naming the account", err)
 	}
-}
-
-func asUnprocessable(err error, target **runner.UnprocessableError) bool {
-	u, ok := err.(*runner.UnprocessableError)
-	*target = u
-	return ok
 }
 
 func TestRedeployRunsTheStoredFileAgain(t *testing.T) {

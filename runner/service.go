@@ -2,42 +2,25 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"sort"
 	"strings"
-	"testing/fstest"
 
 	"github.com/sortie-cd/sortie/deployfile"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/store"
 )
 
-// StartRequest is a deployment as the CLI submits it.
-type StartRequest struct {
-	FileName string `json:"fileName"`
-	File     string `json:"file"`
-	// Manifests maps manifest paths, relative to the deployment file's
-	// folder, to their text.
-	Manifests map[string]string `json:"manifests,omitempty"`
-	// Context adds to (and overrides) the file's context.
-	Context map[string]string `json:"context,omitempty"`
-	// Targets, when not empty, are the only targets that run.
-	Targets []string `json:"targets,omitempty"`
-	// Application overrides the file's application name.
-	Application string `json:"application,omitempty"`
-	// Commit, when not nil, is recorded with the pipeline.
-	Commit *store.Commit `json:"commit,omitempty"`
-}
+// StartRequest is a deployment as the CLI submits it (the body of
+// POST /api/v1/pipelines).
+type StartRequest = plan.StartRequest
 
 // StartResult says what became of a start.
-type StartResult struct {
-	PipelineID string          `json:"pipelineId"`
-	Status     pipeline.Status `json:"status"`
-	Warnings   []string        `json:"warnings,omitempty"`
-	Queued     bool            `json:"queued"`
-}
+type StartResult = plan.StartResult
 
 // InvalidError is a deployment file that does not validate: every problem,
 // with file, line and column.
@@ -49,12 +32,6 @@ func (e *InvalidError) Error() string { return "invalid deployment file:\n" + e.
 
 func (e *InvalidError) Unwrap() error { return e.Problems }
 
-// UnprocessableError is a valid file that cannot run here (HTTP 422), such as
-// a target whose account has no connected agent.
-type UnprocessableError struct{ Message string }
-
-func (e *UnprocessableError) Error() string { return e.Message }
-
 // Load parses and validates a submitted deployment in memory: the file and
 // its manifests, as the CLI read them.
 func Load(req StartRequest) (*deployfile.File, []string, error) {
@@ -63,32 +40,34 @@ func Load(req StartRequest) (*deployfile.File, []string, error) {
 		name = "deploy.yml"
 	}
 	dir := path.Dir(name)
-	fsys := fstest.MapFS{name: &fstest.MapFile{Data: []byte(req.File)}}
+	fsys := deployfile.Files{name: req.File}
+	// Manifests named by URL were fetched by the CLI and travel keyed by
+	// their URL; the server never fetches them, so a redeploy is identical.
+	fetched := map[string]string{}
 	for p, text := range req.Manifests {
+		if deployfile.IsURL(p) {
+			fetched[p] = text
+			continue
+		}
 		clean := path.Clean(path.Join(dir, p))
 		if strings.HasPrefix(clean, "../") || path.IsAbs(clean) {
 			return nil, nil, &InvalidError{Problems: deployfile.Problems{{Pos: deployfile.Pos{File: p}, Message: "manifest path leaves the deployment file's folder"}}}
 		}
-		fsys[clean] = &fstest.MapFile{Data: []byte(text)}
+		fsys[clean] = text
 	}
-	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context})
+	fetch := func(url string) (string, error) {
+		if text, ok := fetched[url]; ok {
+			return text, nil
+		}
+		return "", errors.New("its text was not submitted with the deployment file (deploy start fetches it and sends it)")
+	}
+	res := deployfile.LoadFS(fsys, name, deployfile.Options{RequireManifests: true, Context: req.Context, Application: req.Application, Fetch: fetch})
 	var warnings []string
 	for _, w := range res.Warnings {
 		warnings = append(warnings, w.String())
 	}
 	if len(res.Errors) > 0 {
 		return nil, warnings, &InvalidError{Problems: res.Errors}
-	}
-	if req.Application != "" {
-		res.File.Application = req.Application
-	}
-	if len(req.Context) > 0 {
-		if res.File.Context == nil {
-			res.File.Context = deployfile.Context{}
-		}
-		for k, v := range req.Context {
-			res.File.Context[k] = v
-		}
 	}
 	return res.File, warnings, nil
 }
@@ -106,8 +85,13 @@ func (r *Runner) Start(ctx context.Context, by pipeline.Principal, tenant string
 			return StartResult{}, &pipeline.Error{Code: pipeline.CodeInvalid, Message: fmt.Sprintf("target %q is not in the deployment file", name)}
 		}
 	}
+	// -t replaces the file's targetFilters, as in Armory's CLI.
+	filters := req.Targets
+	if len(filters) == 0 {
+		filters = f.IncludedTargets()
+	}
 	src := store.Source{FileName: req.FileName, File: req.File, Manifests: req.Manifests, Context: req.Context, Commit: req.Commit}
-	res, err := r.start(ctx, by, tenant, f, req.Targets, src)
+	res, err := r.start(ctx, by, tenant, f, filters, src)
 	res.Warnings = warnings
 	return res, err
 }
@@ -137,7 +121,7 @@ func (r *Runner) start(ctx context.Context, by pipeline.Principal, tenant string
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return StartResult{}, &UnprocessableError{Message: fmt.Sprintf("no agent is connected for account %s; start `sortie agent --agent-id %s` in that cluster, or fix the target's account", strings.Join(missing, ", "), missing[0])}
+		return StartResult{}, &pipeline.Error{Code: pipeline.CodeUnprocessable, Message: fmt.Sprintf("no agent is connected for account %s; start `sortie agent --agent-id %s` in that cluster, or fix the target's account", strings.Join(missing, ", "), missing[0])}
 	}
 	var lookupErr error
 	first := func(target string) bool {
@@ -156,6 +140,13 @@ func (r *Runner) start(ctx context.Context, by pipeline.Principal, tenant string
 	}
 	now := r.clock.Now()
 	id := newID(now)
+	pl, err := plan.Resolve(f, id)
+	if err != nil {
+		return StartResult{}, &pipeline.Error{Code: pipeline.CodeUnprocessable, Message: err.Error()}
+	}
+	if src.Plan, err = json.Marshal(pl); err != nil {
+		return StartResult{}, fmt.Errorf("runner: encode the plan: %w", err)
+	}
 	state, err := pipeline.New(id, spec, now)
 	if err != nil {
 		return StartResult{}, err
@@ -182,7 +173,10 @@ func (r *Runner) start(ctx context.Context, by pipeline.Principal, tenant string
 	if adm.Verdict == pipeline.VerdictQueue {
 		return StartResult{PipelineID: id, Status: pipeline.StatusQueued, Queued: true}, nil
 	}
-	r.adopt(p)
+	pp := r.adopt(p)
+	pp.mu.Lock()
+	pp.plan = pl
+	pp.mu.Unlock()
 	saved, err := r.applyGet(ctx, tenant, id, pipeline.Start{By: by})
 	if err != nil {
 		return StartResult{PipelineID: id}, err

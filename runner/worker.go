@@ -39,8 +39,9 @@ func (r *Runner) dispatch(pp *pipe, c pipeline.Command) {
 		pp.workers[c.Target] = w
 	}
 	tenant, id := pp.p.Tenant, pp.p.ID
-	job := Job{Tenant: tenant, Command: c, Spec: &pp.p.State.Spec, Source: &pp.p.Source,
+	job := Job{Tenant: tenant, Command: c, Spec: &pp.p.State.Spec,
 		Report: func(ctx context.Context, ev store.Event) error { return r.report(ctx, tenant, id, ev) }}
+	job.Target, job.planErr = pp.target(c.Target)
 	deadline := commandDeadline(pp.p.State, c.ID)
 	w.submit(job, deadline)
 }
@@ -134,9 +135,14 @@ func (w *worker) loop() {
 }
 
 func (w *worker) run(ctx context.Context, job Job) {
-	start := time.Now()
-	res := w.r.exec.Execute(ctx, job)
-	w.r.metrics.command(job.Command.Kind, res.Success, time.Since(start))
+	var res pipeline.CommandResult
+	if job.planErr != nil {
+		res.Message = job.planErr.Error()
+	} else {
+		start := time.Now()
+		res = w.r.exec.Execute(ctx, job)
+		w.r.metrics.command(job.Command.Kind, res.Success, time.Since(start))
+	}
 	if w.r.ctx.Err() != nil {
 		return // shutting down: the pipeline resumes, and repeats the command, on the next start
 	}

@@ -7,4 +7,9 @@
 // change (tls.go), or plaintext on loopback, or beyond loopback only when
 // told a TLS proxy is in front. It must never serve plaintext on another
 // address by default, nor start with a key file others can read.
+//
+// It must not hold domain logic of its own (rules belong to the engine,
+// the runner, auth and api), link test code or development tooling
+// (localkube, kubetest), or log a secret; it reads no environment: the
+// CLI hands it Options.
 package server

@@ -29,14 +29,35 @@ var isolationRoles = []string{
 	pipeline.RoleViewer, pipeline.RoleAgent, "release-manager",
 }
 
+// isolationCustom are the custom roles both tenants define.
+var isolationCustom = map[string][]auth.Grant{"release-manager": {auth.GrantRead, auth.GrantApprove}}
+
+func isolationConfig(tenants ...string) api.Config {
+	var c api.Config
+	for _, t := range tenants {
+		tc := api.TenantConfig{Name: t}
+		for name, grants := range isolationCustom {
+			rc := api.RoleConfig{Name: name}
+			for _, g := range grants {
+				rc.Grants = append(rc.Grants, string(g))
+			}
+			tc.Roles = append(tc.Roles, rc)
+		}
+		c.Tenants = append(c.Tenants, tc)
+	}
+	return c
+}
+
 // tenantWorld is what one tenant holds in the isolation test: a token per
 // role, and the names of its objects, none of which may appear in an
 // answer to another tenant.
 type tenantWorld struct {
-	name    string
-	tokens  map[string]string // by role
-	clients map[string]string // client id by role
-	markers []string
+	name string
+	// rootID and rootSecret are the bootstrap credential's.
+	rootID, rootSecret string
+	tokens             map[string]string // by role
+	clients            map[string]string // client id by role
+	markers            []string
 }
 
 // liveServer is a real server (server.Run, SQLite, the local cluster for
@@ -211,8 +232,10 @@ func newIsolationWorld(t *testing.T) (*liveServer, *tenantWorld, *tenantWorld, s
 	s := &liveServer{t: t, url: srv.URL}
 	root := s.token(srv.Credentials.ClientID, srv.Credentials.ClientSecret, "")
 	s.must(201, "POST", api.Prefix+"/tenants", root, api.CreateTenantRequest{Name: "other"}, nil)
+	s.must(200, "PUT", api.Prefix+"/config", root, isolationConfig("main", "other"), nil)
 	a := s.populate(root, "main")
 	b := s.populate(s.token(srv.Credentials.ClientID, srv.Credentials.ClientSecret, "other"), "other")
+	a.rootID, a.rootSecret = srv.Credentials.ClientID, srv.Credentials.ClientSecret
 	id := s.startApproval(a.tokens[pipeline.RoleDeployer], "isolated-app", kubetest.Namespace(t))
 	a.markers = append(a.markers, id, "isolated-app")
 	return s, a, b, id
@@ -289,7 +312,7 @@ func TestTenantIsolation(t *testing.T) {
 		for _, role := range isolationRoles {
 			t.Run(fmt.Sprintf("other/%s/%s %s", role, rt.Method, rt.Path), func(t *testing.T) {
 				code, got := s.request(rt, path, b.tokens[role], reqBody)
-				granted := rt.Grant == "" || auth.Has([]string{role}, nil, rt.Grant)
+				granted := rt.Grant == "" || auth.Has([]string{role}, isolationCustom, rt.Grant)
 				switch {
 				case !granted && code != 403:
 					t.Errorf("%d %s, want 403: %s lacks grant %s", code, got, role, rt.Grant)
@@ -307,7 +330,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		// A principal of tenant a without the route's grant.
 		for _, role := range isolationRoles {
-			if rt.Grant == "" || auth.Has([]string{role}, nil, rt.Grant) {
+			if rt.Grant == "" || auth.Has([]string{role}, isolationCustom, rt.Grant) {
 				continue
 			}
 			t.Run(fmt.Sprintf("own/%s/%s %s", role, rt.Method, rt.Path), func(t *testing.T) {
@@ -319,9 +342,9 @@ func TestTenantIsolation(t *testing.T) {
 		// Reads by tenant a's viewer (admin where needed) show nothing of b.
 		if rt.Method == "GET" {
 			role := pipeline.RoleViewer
-			if rt.Grant != "" && !auth.Has([]string{role}, nil, rt.Grant) {
+			if rt.Grant != "" && !auth.Has([]string{role}, isolationCustom, rt.Grant) {
 				role = pipeline.RoleTenantAdmin
-				if !auth.Has([]string{role}, nil, rt.Grant) {
+				if !auth.Has([]string{role}, isolationCustom, rt.Grant) {
 					role = pipeline.RoleOrganizationAdmin
 				}
 			}

@@ -29,9 +29,9 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/cli"
 	"github.com/sortie-cd/sortie/client/clienttest"
-	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/server"
 )
 
@@ -50,6 +50,17 @@ func TestApprovalRoles(t *testing.T) {
 	}
 	if code, b := approve(pipeline.RoleAgent); code != 403 {
 		t.Errorf("agent approving: %d %s, want 403", code, b)
+	}
+	// A custom role approves only when defined with the approve grant.
+	root := s.token(a.rootID, a.rootSecret, "")
+	cfg := isolationConfig("main")
+	cfg.Tenants[0].Roles = append(cfg.Tenants[0].Roles, api.RoleConfig{Name: "auditor", Grants: []string{"read"}})
+	s.must(200, "PUT", api.Prefix+"/config", root, cfg, nil)
+	var nc api.NewCredential
+	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "auditor", Roles: []string{"auditor"}}, &nc)
+	a.tokens["auditor"] = s.token(nc.ClientID, nc.ClientSecret, "")
+	if code, b := approve("auditor"); code != 403 {
+		t.Errorf("a read-only custom role approving: %d %s, want 403", code, b)
 	}
 	if code, b := approve(pipeline.RoleDeployer); code != 403 || !strings.Contains(b, "release-manager") {
 		t.Errorf("deployer approving a gate that requires release-manager: %d %s, want 403 naming the role", code, b)
@@ -461,13 +472,13 @@ func TestSecretNeverLeaks(t *testing.T) {
 		views[v.Application] = v
 	}
 	ids = append(ids, second...)
-	judgments := func(id string) []gate.JudgmentEvent {
+	judgments := func(id string) []progress.JudgmentEvent {
 		var evs api.EventList
 		s.must(200, "GET", api.Prefix+"/pipelines/"+id+"/events", admin, nil, &evs)
-		var out []gate.JudgmentEvent
+		var out []progress.JudgmentEvent
 		for _, ev := range evs.Events {
-			if ev.Type == gate.EventJudgment {
-				var j gate.JudgmentEvent
+			if ev.Type == progress.EventJudgment {
+				var j progress.JudgmentEvent
 				if err := json.Unmarshal(ev.Data, &j); err != nil {
 					t.Fatal(err)
 				}
@@ -581,12 +592,12 @@ func TestSecretNeverLeaks(t *testing.T) {
 	<-streamDone
 
 	all := strings.Join(answers, "\n")
-	for _, want := range []string{"hook-token", "prom-password", "prom-token", "wrong-password", "401", gate.EventJudgment, gate.EventWebhook} {
+	for _, want := range []string{"hook-token", "prom-password", "prom-token", "wrong-password", "401", progress.EventJudgment, progress.EventWebhook} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the answers never mention %q: did the deployments run as meant?", want)
 		}
 	}
-	if !strings.Contains(live.String(), gate.EventJudgment) || !strings.Contains(live.String(), gate.EventWebhook) {
+	if !strings.Contains(live.String(), progress.EventJudgment) || !strings.Contains(live.String(), progress.EventWebhook) {
 		t.Errorf("the live event stream showed no judgment or webhook:\n%s", live.String())
 	}
 	for what, text := range map[string]string{"An API answer or CLI output": all, "The live event stream": live.String(), "The server's log": log.String()} {

@@ -25,6 +25,7 @@ import (
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/preview"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
@@ -168,11 +169,19 @@ func Run(ctx context.Context, cfg Config) error {
 		accounts[account] = kx
 		log.Info("serving account in process", "account", account, "kubeconfig", cfg.Kubeconfig)
 	}
+	pkey, err := previewKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	previews, err := preview.NewLinks(pkey, public)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
 		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, st, sec, agentRelay{hub}, log),
+		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, previews, st, sec, agentRelay{hub}, log),
 		Log:      log,
 		Metrics:  runner.NewMetrics(reg),
 	})
@@ -193,6 +202,9 @@ func Run(ctx context.Context, cfg Config) error {
 		web.SetSSO(ssoClient)
 	}
 	handler = console.Mount(handler, web)
+	handler = withPreviews(handler, &preview.Handler{
+		Links: previews, Pipeline: r.Get, Doer: previewDoers{accounts, hub}.Doer, ServiceURL: serviceURL, Log: log,
+	})
 	if secure {
 		handler = withHSTS(handler)
 	}
@@ -232,8 +244,20 @@ func Run(ctx context.Context, cfg Config) error {
 // resolve {{secrets.NAME}} and provider credentials from the tenant's
 // secrets. Webhooks with networkMode remoteNetworkAgent and Prometheus
 // providers naming an agent go through relay (the agents' hub).
-func gateRouter(cluster runner.Executor, public string, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log}), Cluster: cluster}
+func gateRouter(cluster runner.Executor, public string, previews *preview.Links, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log, Previews: previews}), Cluster: cluster, Previews: previews}
+}
+
+// withPreviews serves preview URLs (no login: the URL is the capability)
+// beside everything else.
+func withPreviews(next http.Handler, p *preview.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, preview.Path) {
+			p.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // deployments adapts the runner to what the API asks.
@@ -241,12 +265,12 @@ type deployments struct{ r *runner.Runner }
 
 func (d deployments) Start(ctx context.Context, p api.Principal, req api.StartRequest) (api.StartResult, error) {
 	res, err := d.r.Start(ctx, p.Engine(), p.Tenant, req)
-	return res, apiError(err)
+	return res, err
 }
 
 func (d deployments) Redeploy(ctx context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
 	res, err := d.r.Redeploy(ctx, p.Engine(), p.Tenant, id, req.Targets)
-	return res, apiError(err)
+	return res, err
 }
 
 func (d deployments) Get(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
@@ -267,19 +291,6 @@ func (d deployments) Events(ctx context.Context, tenant, id string, after int64)
 
 func (d deployments) Subscribe(ctx context.Context, tenant string) <-chan store.Event {
 	return d.r.Subscribe(ctx, tenant)
-}
-
-// apiError gives the runner's own errors their HTTP meaning.
-func apiError(err error) error {
-	var invalid *runner.InvalidError
-	var unprocessable *runner.UnprocessableError
-	switch {
-	case errors.As(err, &invalid):
-		return invalid.Problems
-	case errors.As(err, &unprocessable):
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUnprocessable, Message: unprocessable.Message}
-	}
-	return err
 }
 
 // privateDir creates the data directory readable by its owner only, and

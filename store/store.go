@@ -57,9 +57,10 @@ type Source struct {
 	Manifests map[string]string `json:"manifests,omitempty"`
 	// Context is the context the deployment was started with.
 	Context map[string]string `json:"context,omitempty"`
-	// Model is the parsed file as the CLI sent it, for the server's adapters
-	// (the executor renders manifests per target from it).
-	Model json.RawMessage `json:"model,omitempty"`
+	// Plan is the deployment resolved per target when it started (package
+	// plan, as JSON): what the executors run. Empty for pipelines stored
+	// before plans were; the runner resolves those from the source.
+	Plan json.RawMessage `json:"plan,omitempty"`
 	// Commit is where the deployment comes from, when the CLI was told
 	// (deploy start --with-scm or --with-scm-file).
 	Commit *Commit `json:"commit,omitempty"`

@@ -7,15 +7,15 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/api"
-	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 )
 
 // applied is one "applied" event of a pipeline's log, with the log's
 // position of the same command's result (0: none).
 type applied struct {
 	seq, resultSeq int64
-	kubeexec.AppliedEvent
+	progress.AppliedEvent
 }
 
 // appliedEvents reads the pipeline's log (GET .../events) and returns its
@@ -33,7 +33,7 @@ func (s *sortie) appliedEvents(id string) []applied {
 	}
 	var out []applied
 	for _, ev := range list.Events {
-		if ev.Type != kubeexec.EventApplied {
+		if ev.Type != progress.EventApplied {
 			continue
 		}
 		a := applied{seq: ev.Seq}

@@ -1,5 +1,3 @@
-// Command sortie is the one binary of Sortie: the server, the agent and the
-// command-line verbs. It only builds the root command and exits with its code.
 package main
 
 import (

@@ -91,7 +91,7 @@ func CanaryPipeline(tenant, id, application string, created time.Time) *store.Pi
 				"inline/0":           "apiVersion: v1\nkind: ConfigMap\n",
 			},
 			Context: map[string]string{"ticket": "CHG-1"},
-			Model:   json.RawMessage(`{"application":"` + application + `","targets":{"staging":{"account":"staging-cluster"}}}`),
+			Plan:    json.RawMessage(`{"application":"` + application + `","targets":[{"name":"staging","account":"staging-cluster"}]}`),
 		},
 	}
 }

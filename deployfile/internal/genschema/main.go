@@ -1,5 +1,3 @@
-// Command genschema writes the JSON Schema of the deployment file to the
-// path given as its argument (go generate ./deployfile).
 package main
 
 import (
