@@ -65,7 +65,7 @@ cluster-scoped object but those Namespaces) before writing anything.`),
 	f.StringVar(&o.agentID, "agent-id", envOr("SORTIE_AGENT_ID", ""), "the agent identifier: the account targets name for this cluster")
 	f.StringVar(&o.namespace, "namespace", "sortie", "namespace the agent runs in")
 	f.StringVar(&o.server, "server", envOr("SORTIE_SERVER", ""), "the server's URL as the cluster reaches it")
-	f.StringVar(&o.image, "image", "sortie:"+Version, "the sortie container image")
+	f.StringVar(&o.image, "image", Image(), "the sortie container image (default: the one 'make image' built with this binary)")
 	f.StringVar(&o.secret, "secret", "sortie-agent-credentials", "the Secret holding client-id and client-secret")
 	f.StringSliceVar(&o.namespaces, "namespaces", nil, "the only namespaces the agent may write in (namespaced Roles instead of a ClusterRole); empty means the whole cluster")
 	return cmd

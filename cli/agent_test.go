@@ -26,7 +26,9 @@ func TestAgentManifest(t *testing.T) {
 	if got, want := strings.Join(kinds, ","), "Namespace,ServiceAccount,ClusterRole,ClusterRoleBinding,Deployment"; got != want {
 		t.Errorf("kinds %s, want %s", got, want)
 	}
-	for _, want := range []string{`value: "prod"`, `value: "https://sortie.example.com"`, "secretKeyRef: {name: sortie-agent-credentials, key: client-secret}", "path: /healthz", "path: /readyz", "requests: {cpu: 50m, memory: 64Mi}", "type: Recreate"} {
+	for _, want := range []string{`value: "prod"`, `value: "https://sortie.example.com"`, "secretKeyRef: {name: sortie-agent-credentials, key: client-secret}", "path: /healthz", "path: /readyz", "requests: {cpu: 50m, memory: 64Mi}", "type: Recreate",
+		// The image make image builds, named like this binary's version.
+		`image: "ghcr.io/sortie-cd/sortie:` + Version + `"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the manifest lacks %q", want)
 		}

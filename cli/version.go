@@ -12,6 +12,14 @@ import (
 // Version is set at link time (-ldflags "-X github.com/sortie-cd/sortie/cli.Version=...").
 var Version = "dev"
 
+// ImageRepository is the repository of the container image `make image`
+// builds (set at link time with Version); `sortie agent manifest` names
+// ImageRepository:Version by default.
+var ImageRepository = "ghcr.io/sortie-cd/sortie"
+
+// Image is the container image of this build.
+func Image() string { return ImageRepository + ":" + Version }
+
 // versionOutput is `version -o json`; Armory's CLI printed {"version": ...}.
 type versionOutput struct {
 	Version  string `json:"version"`

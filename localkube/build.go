@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -166,10 +167,16 @@ func complete(b Binaries) bool {
 // toolsKey names a build by the Kubernetes version and a hash of the tools
 // module's files, so any change to the pins builds a new cache entry.
 func toolsKey(tools string) (string, error) {
+	return moduleKey(tools, "k8s.io/kubernetes", "go.mod", "go.sum", "tools.go", "etcd/main.go")
+}
+
+// moduleKey is the version the module in dir requires of pinned, a dash,
+// and a hash of its files.
+func moduleKey(dir, pinned string, files ...string) (string, error) {
 	h := sha256.New()
 	version := ""
-	for _, name := range []string{"go.mod", "go.sum", "tools.go", "etcd/main.go"} {
-		b, err := os.ReadFile(filepath.Join(tools, name))
+	for _, name := range files {
+		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return "", fmt.Errorf("localkube: read tools module: %w", err)
 		}
@@ -179,14 +186,14 @@ func toolsKey(tools string) (string, error) {
 			sc := bufio.NewScanner(strings.NewReader(string(b)))
 			for sc.Scan() {
 				f := strings.Fields(sc.Text())
-				if len(f) == 2 && f[0] == "k8s.io/kubernetes" {
+				if f = slices.DeleteFunc(f, func(s string) bool { return s == "require" }); len(f) == 2 && f[0] == pinned {
 					version = f[1]
 				}
 			}
 		}
 	}
 	if version == "" {
-		return "", errors.New("localkube: tools/kube/go.mod does not require k8s.io/kubernetes")
+		return "", fmt.Errorf("localkube: %s/go.mod does not require %s", dir, pinned)
 	}
 	return version + "-" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }

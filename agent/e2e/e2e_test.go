@@ -493,9 +493,16 @@ func TestCanaryThroughAgent(t *testing.T) {
 func TestCanaryOverTLS(t *testing.T) {
 	s := newSortieWith(t, tlstest.NewCA(t, t.TempDir()))
 	s.startAgent()
+	s.canary()
+}
+
+// canary deploys web:v1, then web:v2 through the 25/50/100 canary with its
+// two approvals, checking the pods at 25% and at the end.
+func (s *sortie) canary() {
+	s.t.Helper()
 	id := s.startPipeline("web:v1")
 	if p := s.waitPipeline(id, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		s.t.Fatalf("first deployment: %s", dump(p))
 	}
 	id = s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
@@ -504,7 +511,7 @@ func TestCanaryOverTLS(t *testing.T) {
 	s.waitPipeline(id, "the pause at 50%", awaiting(50))
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
+		s.t.Fatalf("canary: %s", dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 }
