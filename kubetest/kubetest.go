@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -127,4 +128,75 @@ func shortName(name string) string {
 		return "test"
 	}
 	return string(b)
+}
+
+// Until waits until cond holds: it checks cond once, then again after each
+// change a watch reports in namespace ns (Pods, Services, Deployments,
+// ReplicaSets, ResourceQuotas), and fails the test with what when timeout
+// passes first. The watches start before the first check, so no change is
+// missed between a check and the wait for the next event.
+func Until(t testing.TB, ns, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	changed := Changes(ctx, t, ns)
+	for !cond() {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting until %s", timeout, what)
+		}
+	}
+}
+
+// Changes returns a channel that receives a value after each change a
+// watch reports to the Pods, Services, Deployments, ReplicaSets or
+// ResourceQuotas of namespace ns, until ctx ends. The watches are running
+// when it returns; a watch the server closes is started again.
+func Changes(ctx context.Context, t testing.TB, ns string) <-chan struct{} {
+	t.Helper()
+	c := Client(t)
+	opts := metav1.ListOptions{}
+	watches := []func(context.Context) (watch.Interface, error){
+		func(ctx context.Context) (watch.Interface, error) { return c.CoreV1().Pods(ns).Watch(ctx, opts) },
+		func(ctx context.Context) (watch.Interface, error) { return c.CoreV1().Services(ns).Watch(ctx, opts) },
+		func(ctx context.Context) (watch.Interface, error) { return c.AppsV1().Deployments(ns).Watch(ctx, opts) },
+		func(ctx context.Context) (watch.Interface, error) { return c.AppsV1().ReplicaSets(ns).Watch(ctx, opts) },
+		func(ctx context.Context) (watch.Interface, error) {
+			return c.CoreV1().ResourceQuotas(ns).Watch(ctx, opts)
+		},
+	}
+	out := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case out <- struct{}{}:
+		default: // a notification is pending already
+		}
+	}
+	for _, start := range watches {
+		w, err := start(ctx)
+		if err != nil {
+			t.Fatalf("kubetest: watch namespace %s: %v", ns, err)
+		}
+		go func() {
+			for {
+				for range w.ResultChan() {
+					notify()
+				}
+				w.Stop()
+				if ctx.Err() != nil {
+					return
+				}
+				// The server ended the watch: start it again, and look
+				// again in case something changed in between.
+				var err error
+				if w, err = start(ctx); err != nil {
+					return
+				}
+				notify()
+			}
+		}()
+	}
+	go func() { <-ctx.Done(); notify() }()
+	return out
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -208,20 +209,20 @@ func (s *liveServer) startApproval(token, app, ns string) string {
 	return id
 }
 
+// waitStatus waits, on the pipeline's event stream, until it has status want.
 func (s *liveServer) waitStatus(token, id string, want pipeline.Status) {
 	s.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var v api.PipelineView
-		s.must(200, "GET", api.Prefix+"/pipelines/"+id, token, nil, &v)
-		if v.Status == want {
-			return
-		}
-		if v.Status.Terminal() || time.Now().After(deadline) {
-			s.t.Fatalf("pipeline %s is %s, want %s", id, v.Status, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+	clienttest.WaitPipeline(s.t, s.client(token), id, "it is "+string(want), func(p *api.PipelineView) bool { return p.Status == want })
+}
+
+// client is an API client calling with token.
+func (s *liveServer) client(token string) *client.Client {
+	s.t.Helper()
+	c, err := client.New(client.Options{Server: s.url, Token: client.Token{AccessToken: token}})
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	return c
 }
 
 // newIsolationWorld starts a server with tenants main (a) and other (b),
@@ -392,5 +393,3 @@ func (s *liveServer) request(rt api.Route, path, token string, body any) (int, [
 	b, _ := io.ReadAll(resp.Body) // ends with the context
 	return resp.StatusCode, b
 }
-
-func (s *liveServer) sleep() { time.Sleep(50 * time.Millisecond) }

@@ -20,7 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -438,18 +437,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		return res.PipelineID
 	}
 	end := func(id string) api.PipelineView {
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			var v api.PipelineView
-			s.must(200, "GET", api.Prefix+"/pipelines/"+id, admin, nil, &v)
-			if v.Status.Terminal() {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pipeline %s (%s) did not end: %s", id, v.Application, v.Status)
-			}
-			s.sleep()
-		}
+		return *clienttest.WaitEnd(t, s.client(admin), id)
 	}
 	var ids []string
 	var first []string

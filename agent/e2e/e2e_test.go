@@ -24,6 +24,8 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/tlstest"
@@ -292,44 +294,11 @@ func (s *sortie) startPipeline(image string) string {
 // waitPipeline follows the pipeline's event stream until cond holds.
 func (s *sortie) waitPipeline(id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/pipelines/"+id+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := s.hc.Do(req)
+	c, err := client.New(client.Options{Server: s.url, Token: client.Token{AccessToken: s.token}, HTTPClient: s.hc})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	events := bufio.NewScanner(resp.Body)
-	for {
-		var p api.PipelineView
-		s.call("GET", "/api/v1/pipelines/"+id, nil, http.StatusOK, &p)
-		if cond(&p) {
-			return &p
-		}
-		if p.Status.Terminal() {
-			s.t.Fatalf("pipeline ended %s before %s: %s", p.Status, what, dump(&p))
-		}
-		// Any line of the stream (an event, or the heartbeat) is a cue
-		// to look again.
-		if !events.Scan() {
-			s.t.Fatalf("timed out waiting until %s: %s", what, dump(&p))
-		}
-	}
-}
-
-func dump(p *api.PipelineView) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s\n", p.Status, p.Message)
-	for _, t := range p.Targets {
-		fmt.Fprintf(&b, "  %s %s %s\n", t.Name, t.Status, t.Message)
-		for _, st := range t.Steps {
-			fmt.Fprintf(&b, "    %s %s %s\n", st.ID, st.Status, st.Message)
-		}
-	}
-	return b.String()
+	return clienttest.WaitPipeline(s.t, c, id, what, cond)
 }
 
 func awaiting(weight int) func(*api.PipelineView) bool {
@@ -464,7 +433,7 @@ func TestCanaryThroughAgent(t *testing.T) {
 
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the first deployment", 4, 0)
 
@@ -476,7 +445,7 @@ func TestCanaryThroughAgent(t *testing.T) {
 	s.wantPods("at 50%", 2, 2)
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
+		t.Fatalf("canary: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
@@ -495,7 +464,7 @@ func TestCanaryOverTLS(t *testing.T) {
 	s.startAgent()
 	id := s.startPipeline("web:v1")
 	if p := s.waitPipeline(id, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	id = s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
@@ -504,7 +473,7 @@ func TestCanaryOverTLS(t *testing.T) {
 	s.waitPipeline(id, "the pause at 50%", awaiting(50))
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
+		t.Fatalf("canary: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 }
@@ -514,7 +483,7 @@ func TestAgentKilledMidCanary(t *testing.T) {
 	s.startAgent()
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 
 	id := s.startPipeline("web:v2")
@@ -539,7 +508,7 @@ func TestAgentKilledMidCanary(t *testing.T) {
 	s.agent.stop(syscall.SIGKILL)
 	s.startAgent()
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary after agent restarts: %s", dump(p))
+		t.Fatalf("canary after agent restarts: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
@@ -554,7 +523,7 @@ func TestServerRestartMidCanary(t *testing.T) {
 	s.startAgent()
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	id := s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
@@ -572,7 +541,7 @@ func TestServerRestartMidCanary(t *testing.T) {
 	s.wantPods("at 50%", 2, 2)
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary after the server restarts: %s", dump(p))
+		t.Fatalf("canary after the server restarts: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 }
