@@ -163,17 +163,7 @@ targets:
 %[3]s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata: {name: %[1]s}
-      spec:
-        replicas: 4
-        selector: {matchLabels: {app: %[1]s}}
-        template:
-          metadata: {labels: {app: %[1]s}}
-          spec:
-            containers: [{name: web, image: "%[2]s"}]
-%[4]s`, app, image, targets, extra)
+%[2]s%[4]s`, app, kubetest.Inline(kubetest.SampleApp(app, 4, image)), targets, extra)
 	var res struct {
 		PipelineID string `json:"pipelineId"`
 	}

@@ -148,22 +148,7 @@ strategies:
 %s%s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-`, e.ns, steps, extra, image)
+%s`, e.ns, steps, extra, kubetest.Inline(kubetest.SampleApp("web", 4, image)))
 	res, err := e.admin.StartPipeline(context.Background(), api.StartRequest{FileName: "deploy.yml", File: file})
 	if err != nil {
 		e.t.Fatalf("start: %v", err)

@@ -168,23 +168,6 @@ manifests:
   - path: app.yaml
 `
 
-const isolationManifest = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      containers:
-        - name: web
-          image: "web:{{context.version}}"
-`
-
 // startApproval deploys app once (a first deployment goes straight to
 // 100 %), then again, in the tenant of token: a canary that waits for a
 // release manager's approval. It returns the second pipeline's id once it
@@ -196,7 +179,7 @@ func (s *liveServer) startApproval(token, app, ns string) string {
 		var res api.StartResult
 		s.must(202, "POST", api.Prefix+"/pipelines", token, api.StartRequest{
 			FileName: "deploy.yml", File: fmt.Sprintf(isolationApp, app, ns),
-			Manifests: map[string]string{"app.yaml": fmt.Sprintf(isolationManifest, app)},
+			Manifests: map[string]string{"app.yaml": kubetest.SampleApp(app, 2, "web:{{context.version}}")},
 			Context:   map[string]string{"version": version},
 		}, &res)
 		id = res.PipelineID

@@ -427,7 +427,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		var res api.StartResult
 		code, b := s.do("POST", api.Prefix+"/pipelines", admin, api.StartRequest{
 			FileName: "deploy.yml", File: fmt.Sprintf(leakyApp, app, ns, steps, hooks),
-			Manifests: map[string]string{"app.yaml": fmt.Sprintf(isolationManifest, app)},
+			Manifests: map[string]string{"app.yaml": kubetest.SampleApp(app, 2, "web:{{context.version}}")},
 			Context:   map[string]string{"version": version},
 		})
 		record("POST /pipelines", code, b)

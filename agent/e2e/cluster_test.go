@@ -45,41 +45,7 @@ strategies:
 %s%s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-%s`, ns, strategy, extra, image, indent(objects, "      "))}
-}
-
-func indent(s, prefix string) string {
-	if strings.TrimSpace(s) == "" {
-		return ""
-	}
-	var b strings.Builder
-	for _, line := range strings.Split(strings.Trim(s, "\n"), "\n") {
-		b.WriteString(prefix + line + "\n")
-	}
-	return b.String()
+%s`, ns, strategy, extra, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web"), objects))}
 }
 
 const twoPauses = `    canary:
@@ -177,15 +143,7 @@ const blueGreen = `    blueGreen:
         - pause: {untilApproved: true}
 `
 
-const previewService = `---
-apiVersion: v1
-kind: Service
-metadata:
-  name: web-preview
-spec:
-  selector: {app: web}
-  ports: [{port: 80}]
-`
+var previewService = kubetest.SampleService("web-preview", "web")
 
 // servedBy returns the images of the pods a Service selects.
 func (s *sortie) servedBy(svc string) map[string]int {

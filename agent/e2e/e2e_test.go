@@ -380,33 +380,10 @@ strategies:
         - setWeight: 100
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-`
+%s`
 
 func deployment(ns, account, image string) api.StartRequest {
-	return api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(canary, account, ns, image)}
+	return api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(canary, account, ns, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web")))}
 }
 
 // A canary 25/50/100 through `sortie server` and `sortie agent` as
