@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,48 +19,86 @@ import (
 	"github.com/sortie-cd/sortie/localkube"
 )
 
-var shared *localkube.Cluster
+// The cluster of this test binary: started by the first test that asks
+// for it, stopped by Main after the last test.
+var shared struct {
+	mu      sync.Mutex
+	main    bool // Main is running the tests
+	started bool // a start was tried (once: a failure is every caller's)
+	c       *localkube.Cluster
+	err     error
+}
 
-// Main starts the shared cluster, runs the tests and stops the cluster. Call
-// it from TestMain:
+// startTimeout bounds building the binaries (once per machine, cached) and
+// starting the control plane.
+const startTimeout = 20 * time.Minute
+
+// Main runs the tests and stops the cluster if one was started. Call it
+// from TestMain:
 //
 //	func TestMain(m *testing.M) { kubetest.Main(m) }
 //
-// When -short is given the tests still run; tests that need the cluster are
-// expected not to call -short-sensitive code paths.
+// The cluster starts on the first call of Cluster, Config, Client or
+// Namespace, so a test binary (or a -run selection) whose tests need no
+// cluster starts none. The components die with the test binary even when
+// it panics or times out; when a test failed, Main prints their recent
+// logs.
 func Main(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	bins, err := localkube.EnsureBinaries(ctx, localkube.BuildOptions{Log: os.Stderr})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kubetest: %v\n", err)
-		return 1
-	}
-	c, err := localkube.Start(ctx, localkube.Options{Binaries: bins})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kubetest: start cluster: %v\n", err)
-		return 1
-	}
-	shared = c
-	defer c.Stop()
+	shared.mu.Lock()
+	shared.main = true
+	shared.mu.Unlock()
 	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "kubetest: tests failed; cluster logs:\n%s", c.LogTail(40))
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.main = false
+	if c := shared.c; c != nil {
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "kubetest: tests failed; cluster logs:\n%s", c.LogTail(40))
+		}
+		c.Stop()
+		shared.c = nil
 	}
 	return code
 }
 
-// Cluster returns the shared cluster. It fails the test if Main did not start one.
+// Cluster returns the shared cluster, starting it on the first call. It
+// fails the test if Main is not running the tests (nothing would stop the
+// cluster) or the cluster cannot start.
 func Cluster(t testing.TB) *localkube.Cluster {
 	t.Helper()
-	if shared == nil {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.main {
 		t.Fatal("kubetest: no cluster; call kubetest.Main from TestMain")
 	}
-	return shared
+	if !shared.started {
+		shared.started = true
+		shared.c, shared.err = start()
+	}
+	if shared.err != nil {
+		t.Fatalf("kubetest: %v", shared.err)
+	}
+	return shared.c
+}
+
+// start builds (if not cached) and starts the local control plane.
+func start() (*localkube.Cluster, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	bins, err := localkube.EnsureBinaries(ctx, localkube.BuildOptions{Log: os.Stderr})
+	if err != nil {
+		return nil, err
+	}
+	c, err := localkube.Start(ctx, localkube.Options{Binaries: bins})
+	if err != nil {
+		return nil, fmt.Errorf("start cluster: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "kubetest: started a local cluster in %s\n", c.Dir)
+	return c, nil
 }
 
 // Config returns an admin REST configuration for the shared cluster.
