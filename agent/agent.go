@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -238,39 +237,11 @@ func (a *Agent) Connected() bool {
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.cc.Close()
 	defer a.cancelAll()
-	failures := 0
-	for {
-		accepted, err := a.session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if accepted {
-			failures = 0
-		}
-		d := backoff(failures, a.o.MinBackoff, a.o.MaxBackoff)
-		failures++
+	reconnect(ctx, a.o.MinBackoff, a.o.MaxBackoff, a.session, func(err error, d time.Duration) {
 		a.m.reconnects.Inc()
 		a.log.Warn("not connected to the server; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// backoff is the delay before retry n (from 0): exponential from lo, capped
-// at hi, with half of it random so that agents cut off together do not
-// come back together.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 0; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
+	})
+	return nil
 }
 
 // session runs one stream: it returns whether the server accepted it, and
@@ -317,26 +288,17 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 
 	var mu sync.Mutex
 	last := time.Now()
+	heard := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
 	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			silence := time.Since(last)
-			mu.Unlock()
-			if silence > MissedHeartbeats*interval {
-				cancel(fmt.Errorf("no heartbeat from the server for %s", silence.Round(time.Millisecond)))
-				return
-			}
-			if err := s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: time.Now().UnixMilli()}}}); err != nil {
-				cancel(err)
-				return
-			}
+		err := heartbeat(sctx, interval, "server", time.Now, heard, func() error {
+			return s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: time.Now().UnixMilli()}}})
+		})
+		if err != nil {
+			cancel(err)
 		}
 	}()
 	for {

@@ -461,27 +461,35 @@ func (h *Hub) serve(ctx context.Context, c *conn) error {
 			h.received(c, m)
 		}
 	}()
-	ticker := time.NewTicker(h.heartbeat)
-	defer ticker.Stop()
-	for {
-		select {
-		case err := <-recvErr:
-			return err
-		case err := <-c.kick:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ticker.C:
+	hctx, stop := context.WithCancel(ctx)
+	defer stop()
+	beat := make(chan error, 1)
+	go func() {
+		heard := func() time.Time {
 			h.mu.Lock()
-			silence := h.now().Sub(c.lastMessage)
-			h.mu.Unlock()
-			if silence > MissedHeartbeats*h.heartbeat {
-				return status.Errorf(codes.DeadlineExceeded, "no heartbeat from the agent for %s", silence.Round(time.Millisecond))
-			}
-			if err := c.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: h.now().UnixMilli()}}}); err != nil {
-				return err
-			}
+			defer h.mu.Unlock()
+			return c.lastMessage
 		}
+		beat <- heartbeat(hctx, h.heartbeat, "agent", h.now, heard, func() error {
+			return c.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: h.now().UnixMilli()}}})
+		})
+	}()
+	select {
+	case err := <-recvErr:
+		return err
+	case err := <-c.kick:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-beat:
+		var quiet *silence
+		switch {
+		case err == nil: // ctx ended
+			return ctx.Err()
+		case errors.As(err, &quiet):
+			return status.Error(codes.DeadlineExceeded, err.Error())
+		}
+		return err
 	}
 }
 

@@ -116,6 +116,8 @@ type reportLog struct {
 }
 
 func (l *reportLog) report(_ context.Context, ev store.Event) error {
+	// Not a wait: a slow store is the thing under test (the stream must
+	// keep its heartbeats while appending lags behind).
 	time.Sleep(l.slow)
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sortie-cd/sortie/analysis/promtest"
+	"github.com/sortie-cd/sortie/kubetest"
 )
 
 // TestJudgmentsAndWebhookCallsShown deploys, through the CLI and a real
@@ -54,7 +55,7 @@ func TestJudgmentsAndWebhookCallsShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "deploy.yml")
-	if err := os.WriteFile(file, []byte(fmt.Sprintf(judgedApp, e.ns, hook.URL)), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(judgedApp, e.ns, hook.URL, kubetest.Inline(kubetest.SampleApp("judged", 2, "judged:{{context.version}}")))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.ok("deploy", "start", "-f", file, "--watch") // the first goes straight to 100 %
@@ -162,19 +163,4 @@ webhooks:
       inline: '{"id": "{{armory.deploymentId}}"}'
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: judged
-      spec:
-        replicas: 2
-        selector:
-          matchLabels: {app: judged}
-        template:
-          metadata:
-            labels: {app: judged}
-          spec:
-            containers:
-              - name: web
-                image: "judged:{{context.version}}"
-`
+%[3]s`

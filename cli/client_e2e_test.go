@@ -238,30 +238,8 @@ strategies:
 manifests:
   - path: manifests/
 `, app, account, e.ns),
-		"manifests/app/deployment.yaml": fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-spec:
-  replicas: 4
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      containers:
-        - name: web
-          image: "web:{{context.version}}"
-`, app),
-		"manifests/service.yaml": fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata:
-  name: %[1]s
-spec:
-  selector: {app: %[1]s}
-  ports: [{port: 80}]
-`, app),
+		"manifests/app/deployment.yaml": kubetest.SampleApp(app, 4, "web:{{context.version}}"),
+		"manifests/service.yaml":        kubetest.SampleService(app, app),
 	}
 	for name, text := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))

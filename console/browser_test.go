@@ -17,7 +17,10 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/server"
 )
@@ -160,17 +163,7 @@ targets:
 %[3]s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata: {name: %[1]s}
-      spec:
-        replicas: 4
-        selector: {matchLabels: {app: %[1]s}}
-        template:
-          metadata: {labels: {app: %[1]s}}
-          spec:
-            containers: [{name: web, image: "%[2]s"}]
-%[4]s`, app, image, targets, extra)
+%[2]s%[4]s`, app, kubetest.Inline(kubetest.SampleApp(app, 4, image)), targets, extra)
 	var res struct {
 		PipelineID string `json:"pipelineId"`
 	}
@@ -178,24 +171,15 @@ manifests:
 	return res.PipelineID
 }
 
-// waitAPI waits for a pipeline's status through the REST API (setup only:
-// the browser assertions wait on the DOM).
+// waitAPI waits for a pipeline's status through the REST API and its
+// event stream (setup only: the browser assertions wait on the DOM).
 func (s *sortie) waitAPI(id string, want string) {
 	s.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var v struct {
-			Status string `json:"status"`
-		}
-		s.call("GET", "/api/v1/pipelines/"+id, nil, &v)
-		if v.Status == want {
-			return
-		}
-		if time.Now().After(deadline) || (v.Status != "RUNNING" && v.Status != "QUEUED" && v.Status != "PAUSED" && v.Status != "AWAITING_APPROVAL") {
-			s.t.Fatalf("pipeline %s is %s, want %s", id, v.Status, want)
-		}
-		time.Sleep(100 * time.Millisecond)
+	c, err := client.New(client.Options{Server: s.url, ClientID: s.adminID, ClientSecret: s.adminSK, HTTPClient: http.DefaultClient})
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	clienttest.WaitPipeline(s.t, c, id, "it is "+want, func(p *api.PipelineView) bool { return string(p.Status) == want })
 }
 
 // browser starts Debian's headless chromium with a fresh profile. A

@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -72,6 +73,6 @@ func TestWebhookSeesTheNewPodsReplicaSetName(t *testing.T) {
 		t.Errorf("pods by replica-set-name %v, want 2 named %s and the old ones under another name", byName, body["rs"])
 	}
 	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("%s\n%s", p.Status, dump(p))
+		t.Fatalf("%s\n%s", p.Status, clienttest.Dump(p))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/analysis"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -43,7 +44,7 @@ func TestCanaryJudgedByTheMeanOfItsRuns(t *testing.T) {
 	e, _ := newAnalysisEnv(t)
 	p := e.waitEnd(e.deploy("example/web:v2", averagedSteps("false"), runValues))
 	if p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("averaged: v2 ended %s\n%s", p.Status, dump(p))
+		t.Fatalf("averaged: v2 ended %s\n%s", p.Status, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v2"] != 4 || len(got) != 1 {
 		t.Errorf("averaged: pods after promotion: %v", got)
@@ -67,7 +68,7 @@ func TestCanaryJudgedByTheMeanOfItsRuns(t *testing.T) {
 	p = e.waitEnd(e.deploy("example/web:v2", averagedSteps("true"), runValues))
 	tgt := p.Targets[0]
 	if p.Status != pipeline.StatusFailed || tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "run 2 of 3: query latency = 2 is above its upper limit 1") {
-		t.Fatalf("abortOnFailedJudgment: pipeline %s, target %s %q\n%s", p.Status, tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("abortOnFailedJudgment: pipeline %s, target %s %q\n%s", p.Status, tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
 		t.Errorf("abortOnFailedJudgment: pods after rollback: %v", got)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkMetricCrossingToRollback(b *testing.B) {
 		p := e.waitEnd(id)
 		tgt := p.Targets[0]
 		if tgt.Status != pipeline.StatusRolledBack || tgt.Rollback == nil {
-			b.Fatalf("target %s\n%s", tgt.Status, dump(p))
+			b.Fatalf("target %s\n%s", tgt.Status, clienttest.Dump(p))
 		}
 		js := e.judgments(id)
 		failed := js[len(js)-1]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -148,22 +148,7 @@ strategies:
 %s%s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-`, e.ns, steps, extra, image)
+%s`, e.ns, steps, extra, kubetest.Inline(kubetest.SampleApp("web", 4, image)))
 	res, err := e.admin.StartPipeline(context.Background(), api.StartRequest{FileName: "deploy.yml", File: file})
 	if err != nil {
 		e.t.Fatalf("start: %v", err)
@@ -171,67 +156,22 @@ manifests:
 	return res.PipelineID
 }
 
-var errDone = errors.New("done")
-
 // waitFor follows the pipeline's event stream until cond holds.
 func (e *env) waitFor(id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var last *api.PipelineView
-	check := func() error {
-		p, err := e.admin.GetPipeline(ctx, id)
-		if err != nil {
-			return err
-		}
-		last = p
-		if cond(p) {
-			return errDone
-		}
-		if p.Status.Terminal() {
-			return fmt.Errorf("pipeline ended %s (%s) before %s\n%s", p.Status, p.Message, what, dump(p))
-		}
-		return nil
-	}
-	err := check()
-	if err == nil {
-		err = e.admin.FollowPipeline(ctx, id, 0, client.FollowOptions{}, func(store.Event) error { return check() })
-	}
-	if !errors.Is(err, errDone) {
-		if last != nil && !strings.Contains(fmt.Sprint(err), "\n") {
-			err = fmt.Errorf("%w\n%s", err, dump(last))
-		}
-		e.t.Fatalf("pipeline %s: waiting until %s: %v", id, what, err)
-	}
-	return last
+	return clienttest.WaitPipeline(e.t, e.admin, id, what, cond)
 }
 
 func (e *env) waitEnd(id string) *api.PipelineView {
 	e.t.Helper()
-	return e.waitFor(id, "it ends", func(p *api.PipelineView) bool { return p.Status.Terminal() })
+	return clienttest.WaitEnd(e.t, e.admin, id)
 }
 
 func (e *env) deployV1() {
 	e.t.Helper()
 	if p := e.waitEnd(e.deploy("example/web:v1", "", "")); p.Status != pipeline.StatusSucceeded {
-		e.t.Fatalf("v1: %s\n%s", p.Status, dump(p))
+		e.t.Fatalf("v1: %s\n%s", p.Status, clienttest.Dump(p))
 	}
-}
-
-func dump(p *api.PipelineView) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "pipeline %s: %s %s\n", p.ID, p.Status, p.Message)
-	for _, t := range p.Targets {
-		fmt.Fprintf(&b, "  target %s: %s %s\n", t.Name, t.Status, t.Message)
-		steps := t.Steps
-		if t.Rollback != nil {
-			steps = append(steps, *t.Rollback)
-		}
-		for _, s := range steps {
-			fmt.Fprintf(&b, "    %s: %s %s\n", s.ID, s.Status, s.Message)
-		}
-	}
-	return b.String()
 }
 
 func step(p *api.PipelineView, id string) *pipeline.StepState {
@@ -346,7 +286,7 @@ func TestCanaryAnalysisPassesAndPromotes(t *testing.T) {
 	id := e.deploy("example/web:v2", analysisSteps(1, 3, "automatic"), analysisQueries)
 	p := e.waitEnd(id)
 	if p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("v2 ended %s\n%s", p.Status, dump(p))
+		t.Fatalf("v2 ended %s\n%s", p.Status, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v2"] != 4 || len(got) != 1 {
 		t.Errorf("pods after promotion: %v", got)
@@ -376,7 +316,7 @@ func TestCanaryErrorRateClimbsAndRollsBack(t *testing.T) {
 	p := e.waitEnd(id)
 	tgt := p.Targets[0]
 	if p.Status != pipeline.StatusFailed || tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "above its upper limit 0.1") {
-		t.Fatalf("pipeline %s, target %s %q\n%s", p.Status, tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("pipeline %s, target %s %q\n%s", p.Status, tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
 		t.Errorf("pods after rollback: %v", got)
@@ -399,7 +339,7 @@ func TestCanaryManualRollForwardWaitsForApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("after approval: %s\n%s", p.Status, dump(p))
+		t.Fatalf("after approval: %s\n%s", p.Status, clienttest.Dump(p))
 	}
 }
 
@@ -431,7 +371,7 @@ func TestCanaryNoDataWaitsForAPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("after approval: %s\n%s", p.Status, dump(p))
+		t.Fatalf("after approval: %s\n%s", p.Status, clienttest.Dump(p))
 	}
 }
 
@@ -441,7 +381,7 @@ func TestCanaryNoDataRollsBackWhenTheStepSaysSo(t *testing.T) {
 	p := e.waitEnd(e.deploy("example/web:v2", steps, noDataQueries))
 	tgt := p.Targets[0]
 	if tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "analysis inconclusive: run 1 of 2: query error-rate returned no data") {
-		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
 		t.Errorf("pods after rollback: %v", got)
@@ -533,7 +473,7 @@ func TestWebhookCallbackSucceeds(t *testing.T) {
 	}
 	p := e.waitEnd(id)
 	if p.Status != pipeline.StatusSucceeded || step(p, "canary/1").Message != "all **green**" {
-		t.Fatalf("after the callback: %s\n%s", p.Status, dump(p))
+		t.Fatalf("after the callback: %s\n%s", p.Status, clienttest.Dump(p))
 	}
 	if status, body := e.post(cb+"/callback", deployer, map[string]any{"success": true}); status != http.StatusConflict || !strings.Contains(body, "has ended") {
 		t.Errorf("late callback: %d %s", status, body)
@@ -555,7 +495,7 @@ func TestWebhookCallbackFails(t *testing.T) {
 	}
 	p := e.waitEnd(id)
 	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "smoke tests failed") {
-		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 	if got := e.images(); got["example/web:v1"] != 4 || len(got) != 1 {
 		t.Errorf("pods after rollback: %v", got)
@@ -570,7 +510,7 @@ func TestWebhookWithoutCallbackTimesOut(t *testing.T) {
 	cb := x.call(t)["callbackUri"]
 	p := e.waitEnd(id)
 	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "no webhook callback within 3s") {
-		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 	if status, body := e.post(cb+"/callback", e.token(pipeline.RoleDeployer), map[string]any{"success": true}); status != http.StatusConflict {
 		t.Errorf("callback after the timeout: %d %s", status, body)
@@ -585,7 +525,7 @@ func TestWebhookFireAndForget(t *testing.T) {
 	x.call(t)
 	p := e.waitEnd(id)
 	if p.Status != pipeline.StatusSucceeded || !strings.Contains(step(p, "canary/1").Message, "answered 202") {
-		t.Fatalf("%s\n%s", p.Status, dump(p))
+		t.Fatalf("%s\n%s", p.Status, clienttest.Dump(p))
 	}
 }
 
@@ -596,6 +536,6 @@ func TestWebhookSecretNotSet(t *testing.T) {
 	extra := strings.Replace(webhookFile(x.srv.URL, ""), "uriTemplate: "+x.srv.URL+"/run", "uriTemplate: "+x.srv.URL+"/run?key={{secrets.ci-key}}", 1)
 	p := e.waitEnd(e.deploy("example/web:v2", webhookSteps, extra))
 	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(tgt.Message, "secret ci-key is not set") {
-		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, dump(p))
+		t.Fatalf("target %s %q\n%s", tgt.Status, tgt.Message, clienttest.Dump(p))
 	}
 }

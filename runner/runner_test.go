@@ -70,38 +70,7 @@ strategies:
 %s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web-preview
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-%s`, app, targets, strategies, image, extra)
+%s%s`, app, targets, strategies, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web"), kubetest.SampleService("web-preview", "web")), extra)
 	return runner.StartRequest{FileName: "deploy.yml", File: text}
 }
 

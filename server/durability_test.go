@@ -76,6 +76,8 @@ func TestKillDuringTimedPause(t *testing.T) {
 
 	c.srv.kill()
 	c.checkCanaryPods("web:v1", 3, "web:v2", 1) // as the pause found it
+	// An outage, not a wait: the real binary's timers run on the wall
+	// clock, so the time the server is down is the thing under test.
 	time.Sleep(time.Until(paused.StartedAt.Add(outage)))
 	c.srv.restart()
 	ev.reconnect()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -167,23 +168,6 @@ manifests:
   - path: app.yaml
 `
 
-const isolationManifest = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      containers:
-        - name: web
-          image: "web:{{context.version}}"
-`
-
 // startApproval deploys app once (a first deployment goes straight to
 // 100 %), then again, in the tenant of token: a canary that waits for a
 // release manager's approval. It returns the second pipeline's id once it
@@ -195,7 +179,7 @@ func (s *liveServer) startApproval(token, app, ns string) string {
 		var res api.StartResult
 		s.must(202, "POST", api.Prefix+"/pipelines", token, api.StartRequest{
 			FileName: "deploy.yml", File: fmt.Sprintf(isolationApp, app, ns),
-			Manifests: map[string]string{"app.yaml": fmt.Sprintf(isolationManifest, app)},
+			Manifests: map[string]string{"app.yaml": kubetest.SampleApp(app, 2, "web:{{context.version}}")},
 			Context:   map[string]string{"version": version},
 		}, &res)
 		id = res.PipelineID
@@ -208,20 +192,20 @@ func (s *liveServer) startApproval(token, app, ns string) string {
 	return id
 }
 
+// waitStatus waits, on the pipeline's event stream, until it has status want.
 func (s *liveServer) waitStatus(token, id string, want pipeline.Status) {
 	s.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		var v api.PipelineView
-		s.must(200, "GET", api.Prefix+"/pipelines/"+id, token, nil, &v)
-		if v.Status == want {
-			return
-		}
-		if v.Status.Terminal() || time.Now().After(deadline) {
-			s.t.Fatalf("pipeline %s is %s, want %s", id, v.Status, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+	clienttest.WaitPipeline(s.t, s.client(token), id, "it is "+string(want), func(p *api.PipelineView) bool { return p.Status == want })
+}
+
+// client is an API client calling with token.
+func (s *liveServer) client(token string) *client.Client {
+	s.t.Helper()
+	c, err := client.New(client.Options{Server: s.url, Token: client.Token{AccessToken: token}})
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	return c
 }
 
 // newIsolationWorld starts a server with tenants main (a) and other (b),
@@ -392,5 +376,3 @@ func (s *liveServer) request(rt api.Route, path, token string, body any) (int, [
 	b, _ := io.ReadAll(resp.Body) // ends with the context
 	return resp.StatusCode, b
 }
-
-func (s *liveServer) sleep() { time.Sleep(50 * time.Millisecond) }

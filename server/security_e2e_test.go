@@ -20,7 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -428,7 +427,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		var res api.StartResult
 		code, b := s.do("POST", api.Prefix+"/pipelines", admin, api.StartRequest{
 			FileName: "deploy.yml", File: fmt.Sprintf(leakyApp, app, ns, steps, hooks),
-			Manifests: map[string]string{"app.yaml": fmt.Sprintf(isolationManifest, app)},
+			Manifests: map[string]string{"app.yaml": kubetest.SampleApp(app, 2, "web:{{context.version}}")},
 			Context:   map[string]string{"version": version},
 		})
 		record("POST /pipelines", code, b)
@@ -438,18 +437,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		return res.PipelineID
 	}
 	end := func(id string) api.PipelineView {
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			var v api.PipelineView
-			s.must(200, "GET", api.Prefix+"/pipelines/"+id, admin, nil, &v)
-			if v.Status.Terminal() {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pipeline %s (%s) did not end: %s", id, v.Application, v.Status)
-			}
-			s.sleep()
-		}
+		return *clienttest.WaitEnd(t, s.client(admin), id)
 	}
 	var ids []string
 	var first []string

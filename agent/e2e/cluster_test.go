@@ -22,6 +22,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -44,41 +45,7 @@ strategies:
 %s%s
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-%s`, ns, strategy, extra, image, indent(objects, "      "))}
-}
-
-func indent(s, prefix string) string {
-	if strings.TrimSpace(s) == "" {
-		return ""
-	}
-	var b strings.Builder
-	for _, line := range strings.Split(strings.Trim(s, "\n"), "\n") {
-		b.WriteString(prefix + line + "\n")
-	}
-	return b.String()
+%s`, ns, strategy, extra, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web"), objects))}
 }
 
 const twoPauses = `    canary:
@@ -99,7 +66,7 @@ func (s *sortie) start(req api.StartRequest) string {
 func (s *sortie) succeed(req api.StartRequest, what string) {
 	s.t.Helper()
 	if p := s.waitPipeline(s.start(req), what+" ends", ended); p.Status != pipeline.StatusSucceeded {
-		s.t.Fatalf("%s: %s", what, dump(p))
+		s.t.Fatalf("%s: %s", what, clienttest.Dump(p))
 	}
 }
 
@@ -176,15 +143,7 @@ const blueGreen = `    blueGreen:
         - pause: {untilApproved: true}
 `
 
-const previewService = `---
-apiVersion: v1
-kind: Service
-metadata:
-  name: web-preview
-spec:
-  selector: {app: web}
-  ports: [{port: 80}]
-`
+var previewService = kubetest.SampleService("web-preview", "web")
 
 // servedBy returns the images of the pods a Service selects.
 func (s *sortie) servedBy(svc string) map[string]int {
@@ -229,17 +188,16 @@ func TestBlueGreenFlipAndInstantRollback(t *testing.T) {
 	start := time.Now()
 	s.act(id, "rollback")
 	// The flip back does not wait for pods: the old ones still run.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.servedBy("web")["web:v2"] > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	kubetest.Until(t, s.ns, "the active Service no longer selects v2", 10*time.Second, func() bool {
+		return s.servedBy("web")["web:v2"] == 0
+	})
 	flip := time.Since(start)
 	if got := s.servedBy("web"); got["web:v1"] != 4 || got["web:v2"] != 0 {
 		t.Errorf("active serves %v after the rollback", got)
 	}
 	t.Logf("active Service flipped back %s after the rollback request", flip.Round(time.Millisecond))
 	if p := s.waitPipeline(id, "the rollback ends", ended); p.Targets[0].Status != pipeline.StatusRolledBack {
-		t.Errorf("after the rollback: %s", dump(p))
+		t.Errorf("after the rollback: %s", clienttest.Dump(p))
 	}
 	if after := s.snapshot(); after != before {
 		t.Errorf("after the blue/green rollback the namespace is\n%s\nwas\n%s", after, before)
@@ -255,7 +213,7 @@ func TestBlueGreenFlipAndInstantRollback(t *testing.T) {
 	})
 	s.act(id, "approve")
 	if p := s.waitPipeline(id, "the blue/green ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("blue/green: %s", dump(p))
+		t.Fatalf("blue/green: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the blue/green", 0, 4)
 	if got := s.snapshot(); strings.Contains(got, "-sortie-") || !strings.Contains(got, "service web map[app:web] []") {
@@ -386,7 +344,7 @@ func TestAgentWithoutAPermission(t *testing.T) {
 	s.agent.waitLine(connected)
 
 	p := s.waitPipeline(s.start(deployFile(s.ns, "web:v1", twoPauses, "", "")), "the deployment fails", ended)
-	msg := dump(p)
+	msg := clienttest.Dump(p)
 	if p.Status != pipeline.StatusFailed || !strings.Contains(msg, "permission denied") ||
 		!strings.Contains(msg, `cannot patch resource "services"`) || !strings.Contains(msg, "system:serviceaccount:"+s.ns+":limited-agent") {
 		t.Errorf("want a failure naming the missing permission: %s", msg)

@@ -24,6 +24,8 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/tlstest"
@@ -292,44 +294,11 @@ func (s *sortie) startPipeline(image string) string {
 // waitPipeline follows the pipeline's event stream until cond holds.
 func (s *sortie) waitPipeline(id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
 	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/pipelines/"+id+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+s.token)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := s.hc.Do(req)
+	c, err := client.New(client.Options{Server: s.url, Token: client.Token{AccessToken: s.token}, HTTPClient: s.hc})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	events := bufio.NewScanner(resp.Body)
-	for {
-		var p api.PipelineView
-		s.call("GET", "/api/v1/pipelines/"+id, nil, http.StatusOK, &p)
-		if cond(&p) {
-			return &p
-		}
-		if p.Status.Terminal() {
-			s.t.Fatalf("pipeline ended %s before %s: %s", p.Status, what, dump(&p))
-		}
-		// Any line of the stream (an event, or the heartbeat) is a cue
-		// to look again.
-		if !events.Scan() {
-			s.t.Fatalf("timed out waiting until %s: %s", what, dump(&p))
-		}
-	}
-}
-
-func dump(p *api.PipelineView) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s\n", p.Status, p.Message)
-	for _, t := range p.Targets {
-		fmt.Fprintf(&b, "  %s %s %s\n", t.Name, t.Status, t.Message)
-		for _, st := range t.Steps {
-			fmt.Fprintf(&b, "    %s %s %s\n", st.ID, st.Status, st.Message)
-		}
-	}
-	return b.String()
+	return clienttest.WaitPipeline(s.t, c, id, what, cond)
 }
 
 func awaiting(weight int) func(*api.PipelineView) bool {
@@ -411,33 +380,10 @@ strategies:
         - setWeight: 100
 manifests:
   - inline: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata:
-        name: web
-      spec:
-        replicas: 4
-        selector:
-          matchLabels: {app: web}
-        template:
-          metadata:
-            labels: {app: web}
-          spec:
-            containers:
-            - name: web
-              image: %s
-      ---
-      apiVersion: v1
-      kind: Service
-      metadata:
-        name: web
-      spec:
-        selector: {app: web}
-        ports: [{port: 80}]
-`
+%s`
 
 func deployment(ns, account, image string) api.StartRequest {
-	return api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(canary, account, ns, image)}
+	return api.StartRequest{FileName: "deploy.yml", File: fmt.Sprintf(canary, account, ns, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web")))}
 }
 
 // A canary 25/50/100 through `sortie server` and `sortie agent` as
@@ -464,7 +410,7 @@ func TestCanaryThroughAgent(t *testing.T) {
 
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the first deployment", 4, 0)
 
@@ -476,7 +422,7 @@ func TestCanaryThroughAgent(t *testing.T) {
 	s.wantPods("at 50%", 2, 2)
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
+		t.Fatalf("canary: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
@@ -502,7 +448,7 @@ func (s *sortie) canary() {
 	s.t.Helper()
 	id := s.startPipeline("web:v1")
 	if p := s.waitPipeline(id, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		s.t.Fatalf("first deployment: %s", dump(p))
+		s.t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	id = s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
@@ -511,7 +457,7 @@ func (s *sortie) canary() {
 	s.waitPipeline(id, "the pause at 50%", awaiting(50))
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		s.t.Fatalf("canary: %s", dump(p))
+		s.t.Fatalf("canary: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 }
@@ -521,7 +467,7 @@ func TestAgentKilledMidCanary(t *testing.T) {
 	s.startAgent()
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 
 	id := s.startPipeline("web:v2")
@@ -546,7 +492,7 @@ func TestAgentKilledMidCanary(t *testing.T) {
 	s.agent.stop(syscall.SIGKILL)
 	s.startAgent()
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary after agent restarts: %s", dump(p))
+		t.Fatalf("canary after agent restarts: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 	if got := s.workloads(); fmt.Sprint(got) != "[deployment/web=web:v2]" {
@@ -561,7 +507,7 @@ func TestServerRestartMidCanary(t *testing.T) {
 	s.startAgent()
 	first := s.startPipeline("web:v1")
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	id := s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
@@ -579,7 +525,7 @@ func TestServerRestartMidCanary(t *testing.T) {
 	s.wantPods("at 50%", 2, 2)
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary after the server restarts: %s", dump(p))
+		t.Fatalf("canary after the server restarts: %s", clienttest.Dump(p))
 	}
 	s.wantPods("after the canary", 0, 4)
 }

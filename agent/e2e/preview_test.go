@@ -13,8 +13,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/sortie-cd/sortie/kubetest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/kubetest"
 
 	"github.com/sortie-cd/sortie/pipeline"
 )
@@ -139,7 +141,7 @@ func TestExposeServicesPreviewThroughAgent(t *testing.T) {
 		}
 	}
 	if !strings.HasPrefix(link, s.url+"/preview/") {
-		t.Fatalf("no preview URL in the step's message: %s", dump(p))
+		t.Fatalf("no preview URL in the step's message: %s", clienttest.Dump(p))
 	}
 
 	req, _ := http.NewRequest("GET", link+"facts?n=3", nil)
@@ -170,7 +172,7 @@ func TestExposeServicesPreviewThroughAgent(t *testing.T) {
 	}
 	s.act(id, "approve")
 	if p := s.waitPipeline(id, "the end", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("ended %s", dump(p))
+		t.Fatalf("ended %s", clienttest.Dump(p))
 	}
 }
 
@@ -183,6 +185,6 @@ func TestExposeServicesWithoutTheServiceRollsBack(t *testing.T) {
 	p := s.waitPipeline(s.start(deployFile(s.ns, "potato:v2", exposeSteps("potato-nope"), "", "")), "the end", ended)
 	want := fmt.Sprintf("Service potato-nope does not exist in namespace %s", s.ns)
 	if p.Targets[0].Status != pipeline.StatusRolledBack || !strings.Contains(p.Targets[0].Message, want) {
-		t.Fatalf("want a rollback saying %q: %s", want, dump(p))
+		t.Fatalf("want a rollback saying %q: %s", want, clienttest.Dump(p))
 	}
 }

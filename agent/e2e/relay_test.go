@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/agent"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
@@ -175,7 +176,7 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 		return s.start(deployFile(s.ns, image, relayedSteps, fmt.Sprintf(relayedWebhook, in.srv.URL, mode), ""))
 	}
 	if p := s.waitPipeline(start("remoteNetworkAgent", "web:v1"), "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	if len(in.log()) != 0 {
 		t.Fatalf("a first deployment ran the canary's webhook: %+v", in.log())
@@ -183,14 +184,14 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 
 	p := s.waitPipeline(start("remoteNetworkAgent", "web:v2"), "the relayed canary ends", ended)
 	if p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("relayed canary: %s", dump(p))
+		t.Fatalf("relayed canary: %s", clienttest.Dump(p))
 	}
 	calls := in.log()
 	agentPID := s.agent.cmd.Process.Pid
 	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
 		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
 	}
-	if msg := dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
+	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
 		t.Errorf("the webhook step does not carry the callback's message: %s", msg)
 	}
 	s.wantPods("after the relayed canary", 0, 4)
@@ -201,8 +202,8 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.cmd.Process.Pid || calls[1].relayedBy != "" {
 		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.cmd.Process.Pid)
 	}
-	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(dump(p), "403") {
-		t.Errorf("direct canary: %s", dump(p))
+	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(clienttest.Dump(p), "403") {
+		t.Errorf("direct canary: %s", clienttest.Dump(p))
 	}
 	if got := s.pods(); got["web:v2"] != 4 || len(got) != 1 {
 		t.Errorf("pods after the direct canary's rollback: %v, want web:v2 ×4", got)

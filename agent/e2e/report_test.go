@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/progress"
 )
@@ -83,7 +84,7 @@ func TestAppliedEventsThroughAgent(t *testing.T) {
 `
 	first := s.start(deployFile(s.ns, "web:v1", oneStep, "", ""))
 	if p := s.waitPipeline(first, "the first deployment ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("first deployment: %s", dump(p))
+		t.Fatalf("first deployment: %s", clienttest.Dump(p))
 	}
 	objs := s.checkApplied("first deployment", s.appliedEvents(first))
 	for _, want := range []string{"Deployment/" + s.ns + "/web", "Service/" + s.ns + "/web"} {
@@ -94,7 +95,7 @@ func TestAppliedEventsThroughAgent(t *testing.T) {
 
 	canary := s.start(deployFile(s.ns, "web:v2", oneStep, "", ""))
 	if p := s.waitPipeline(canary, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-		t.Fatalf("canary: %s", dump(p))
+		t.Fatalf("canary: %s", clienttest.Dump(p))
 	}
 	evs := s.appliedEvents(canary)
 	objs = s.checkApplied("canary", evs)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
@@ -146,35 +147,34 @@ func (s *sortie) dropPodQuota() {
 	}
 }
 
-// poll waits until cond holds.
+// poll waits until cond holds, looking again after each change a watch
+// reports in the namespace.
 func (s *sortie) poll(what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kubetest.Until(s.t, s.ns, what, waitLimit, cond)
 }
 
-// waitDeployment waits until the Deployment exists and cond holds for it.
+// waitDeployment waits until the Deployment exists and cond holds for it,
+// looking again after each change a watch reports in the namespace.
 func (s *sortie) waitDeployment(name, what string, cond func(*appsv1.Deployment) bool) {
 	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	changed := kubetest.Changes(ctx, s.t, s.ns)
 	var last *appsv1.Deployment
-	deadline := time.Now().Add(waitLimit)
 	for {
-		d, err := kubetest.Client(s.t).AppsV1().Deployments(s.ns).Get(context.Background(), name, metav1.GetOptions{})
+		d, err := kubetest.Client(s.t).AppsV1().Deployments(s.ns).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			last = d
 			if cond(d) {
 				return
 			}
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-ctx.Done():
 			s.t.Fatalf("timed out waiting until %s; deployment %s: %+v", what, name, last)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -302,10 +302,10 @@ func TestRollbackAndCancelAtEveryStep(t *testing.T) {
 				switch {
 				case action == "rollback" && p.Targets[0].Status != pipeline.StatusRolledBack,
 					action == "cancel" && p.Status != pipeline.StatusCancelled:
-					t.Errorf("after the %s: %s", action, dump(p))
+					t.Errorf("after the %s: %s", action, clienttest.Dump(p))
 				}
 				if after := s.snapshot(); after != before {
-					t.Errorf("after the %s: the namespace is\n%s\nwas\n%s\npipeline: %s", action, after, before, dump(p))
+					t.Errorf("after the %s: the namespace is\n%s\nwas\n%s\npipeline: %s", action, after, before, clienttest.Dump(p))
 				}
 				s.wantPods("after the "+action, 4, 0)
 				// Mid-command: the agent was running the step, and stopped it

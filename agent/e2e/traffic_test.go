@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
@@ -274,7 +275,7 @@ func TestTrafficManagementThroughAgent(t *testing.T) {
 			}
 			s.act(id, "approve")
 			if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
-				t.Fatalf("canary: %s", dump(p))
+				t.Fatalf("canary: %s", clienttest.Dump(p))
 			}
 			if got := k.weights(s); got != k.original {
 				t.Errorf("weights after the canary: %q, want %q", got, k.original)
@@ -299,7 +300,7 @@ func TestTrafficManagementThroughAgent(t *testing.T) {
 			k.backends(s, "web:v2", "web:v3")
 			s.act(id, "rollback")
 			if p := s.waitPipeline(id, "the rollback ends", ended); p.Targets[0].Status != pipeline.StatusRolledBack {
-				t.Errorf("after the rollback: %s", dump(p))
+				t.Errorf("after the rollback: %s", clienttest.Dump(p))
 			}
 			if got := k.weights(s); got != k.original {
 				t.Errorf("weights after the rollback: %q, want %q", got, k.original)

@@ -57,9 +57,18 @@ func TestDeviceFlow(t *testing.T) {
 	if err := p.ApproveDevice(ctx, da.VerificationURI, da.UserCode, "dana", "dana-password"); err != nil {
 		t.Fatal(err)
 	}
+	// Polling is the device flow itself (RFC 8628 section 3.5): nothing
+	// tells the client that the person approved, so it asks again, and
+	// it must wait the interval the provider gave (5 seconds more after a
+	// slow_down) before it does. The approval is done, so the first poll
+	// normally succeeds and this loop never waits.
+	interval := time.Duration(max(da.Interval, 1)) * time.Second
 	var id auth.Identity
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(interval) {
 		id, err = c.PollDevice(ctx, da.DeviceCode)
+		if errors.Is(err, auth.ErrSlowDown) {
+			interval += 5 * time.Second
+		}
 		if !errors.Is(err, auth.ErrAuthorizationPending) && !errors.Is(err, auth.ErrSlowDown) || time.Now().After(deadline) {
 			break
 		}
