@@ -67,6 +67,8 @@ var rules = map[string]rule{
 	"auth/sso":                      {noDeps: append([]string{runner, module + "api"}, noCluster...)},
 	"auth/sso/ssotest":              {testOnly: true},
 	"bench":                         {notImported: true},
+	"charts":                        {notImported: true},
+	"charts/charttest":              {testOnly: true},
 	"cli":                           {noDeps: noTestCode},
 	"client":                        {noDeps: append([]string{cobra, runner, console, server}, noCluster...)},
 	"client/clienttest":             {testOnly: true},
