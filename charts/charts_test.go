@@ -122,10 +122,13 @@ func TestAgentChart(t *testing.T) {
 			t.Errorf("the full rendering lacks %s: %v", want, got)
 		}
 	}
+	if strings.Contains(minimal, "SORTIE_NAMESPACES") {
+		t.Errorf("a cluster-wide agent is limited to namespaces")
+	}
 	if got["ClusterRole//b-sortie-agent"] {
 		t.Errorf("namespaced RBAC rendered a ClusterRole")
 	}
-	for _, want := range []string{"HTTPS_PROXY", "SORTIE_CA_FILE", "mountPath: /etc/sortie/ca", "--log-level=debug"} {
+	for _, want := range []string{"HTTPS_PROXY", "SORTIE_CA_FILE", "mountPath: /etc/sortie/ca", "--log-level=debug", `{name: SORTIE_NAMESPACES, value: "` + ns + "," + other + `"}`} {
 		if !strings.Contains(full, want) {
 			t.Errorf("the full rendering lacks %s", want)
 		}
