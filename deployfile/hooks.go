@@ -289,6 +289,16 @@ func (c *DeploymentConfig) afterDecode(d *decoder, n *yaml.Node, path string) {
 	}
 }
 
+// MaxRetryCount bounds a webhook's retryCount: with exponential backoff,
+// more retries only hold a step (and a connection slot) longer.
+const MaxRetryCount = 10
+
+func (w *Webhook) afterDecode(d *decoder, n *yaml.Node, path string) {
+	if w.RetryCount < 0 || w.RetryCount > MaxRetryCount {
+		d.errorf(valueNode(n, "retryCount"), CodeInvalidValue, "webhook %q: retryCount is %d; it must be from 0 to %d", w.Name, w.RetryCount, MaxRetryCount)
+	}
+}
+
 func (q *Query) afterDecode(d *decoder, n *yaml.Node, path string) {
 	if q.LowerLimit != nil && q.UpperLimit != nil && *q.LowerLimit > *q.UpperLimit {
 		d.errorf(valueNode(n, "lowerLimit"), CodeInvalidValue, "query %q: lowerLimit %v is above upperLimit %v, so every result fails", q.Name, *q.LowerLimit, *q.UpperLimit)

@@ -291,7 +291,7 @@ type Webhook struct {
 	AgentIdentifier string    `yaml:"agentIdentifier" json:"agentIdentifier,omitempty" doc:"Agent that relays the call; default the target's account."`
 	Headers         []*Header `yaml:"headers" json:"headers,omitempty" doc:"Request headers, with variables."`
 	BodyTemplate    *Body     `yaml:"bodyTemplate" json:"bodyTemplate,omitempty" doc:"Request body."`
-	RetryCount      int       `yaml:"retryCount" json:"retryCount,omitempty" doc:"Retries when the call fails."`
+	RetryCount      int       `yaml:"retryCount" json:"retryCount,omitempty" doc:"Retries when the call fails, 0 to 10."`
 	DisableCallback bool      `yaml:"disableCallback" json:"disableCallback,omitempty" doc:"Do not wait for a callback."`
 	CallbackTimeout *Duration `yaml:"callbackTimeout" json:"callbackTimeout,omitempty" doc:"Sortie extension: how long to wait for the call and its callback before the step fails (default 24 hours)."`
 	Pos             Pos       `yaml:"-" json:"-"`

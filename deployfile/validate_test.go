@@ -320,6 +320,21 @@ webhooks:
 			{20, 22, CodeTemplate, `query "q": {{armory.promQLStepInterval}} is not a variable Sortie provides; did you mean "promQlStepInterval"?`},
 			{19, 7, CodeUnused, `query "q" is never used`},
 		}},
+		{"retryCount out of bounds", head + s1 + `webhooks:
+  - name: many
+    method: POST
+    uriTemplate: https://x
+    retryCount: 1000000
+  - name: negative
+    method: POST
+    uriTemplate: https://x
+    retryCount: -1
+`, []want{
+			{20, 17, CodeInvalidValue, `webhook "many": retryCount is 1000000; it must be from 0 to 10`},
+			{24, 17, CodeInvalidValue, `webhook "negative": retryCount is -1; it must be from 0 to 10`},
+			{17, 5, CodeUnused, `webhook "many" is never run`},
+			{21, 5, CodeUnused, `webhook "negative" is never run`},
+		}},
 		{"empty list item", head + s1 + "webhooks:\n  -\n", []want{
 			{17, 4, CodeMissingKey, `webhooks[0] is an empty list item`},
 		}},

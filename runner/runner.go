@@ -85,7 +85,8 @@ type Runner struct {
 
 	mu    sync.Mutex
 	pipes map[string]*pipe // in-flight pipelines by tenant/id
-	subs  map[string]map[*subscriber]struct{}
+
+	subs subscribers // under its own lock, never r.mu
 }
 
 // pipe is one in-flight pipeline in memory. mu serialises its transitions.
@@ -109,7 +110,7 @@ func New(opts Options) *Runner {
 		log:     opts.Log,
 		metrics: opts.Metrics,
 		pipes:   map[string]*pipe{},
-		subs:    map[string]map[*subscriber]struct{}{},
+		subs:    subscribers{subs: map[string]map[*subscriber]struct{}{}},
 	}
 	if r.clock == nil {
 		r.clock = realClock{}

@@ -186,7 +186,8 @@ var defaultClient = &http.Client{Timeout: time.Minute}
 
 // Send sends req as wh says (network mode, retryCount). A 2xx answer is
 // success; a 4xx fails at once; connection errors and 5xx are retried
-// retryCount times with exponential backoff. Errors are masked.
+// retryCount times (at most deployfile.MaxRetryCount, whatever the file
+// came through) with exponential backoff. Errors are masked.
 func (s *Sender) Send(ctx context.Context, wh *deployfile.Webhook, t Target, req *Request) (Result, error) {
 	doer, err := s.doer(wh, t)
 	if err != nil {
@@ -204,6 +205,7 @@ func (s *Sender) Send(ctx context.Context, wh *deployfile.Webhook, t Target, req
 	if maxWait <= 0 {
 		maxWait = DefaultMaxBackoff
 	}
+	retries := min(max(wh.RetryCount, 0), deployfile.MaxRetryCount)
 	var res Result
 	for {
 		res.Attempts++
@@ -212,7 +214,7 @@ func (s *Sender) Send(ctx context.Context, wh *deployfile.Webhook, t Target, req
 		if err == nil {
 			return res, nil
 		}
-		if !retry || res.Attempts > wh.RetryCount || ctx.Err() != nil {
+		if !retry || res.Attempts > retries || ctx.Err() != nil {
 			if res.Attempts > 1 {
 				err = fmt.Errorf("%w (after %d attempts)", err, res.Attempts)
 			}

@@ -131,6 +131,23 @@ func TestSendGivesUpAndMasks(t *testing.T) {
 	}
 }
 
+// TestSendRetriesAreBounded: a webhook that did not come through the
+// deployment file's validation still retries at most MaxRetryCount times.
+func TestSendRetriesAreBounded(t *testing.T) {
+	statuses := make([]int, 3*deployfile.MaxRetryCount)
+	for i := range statuses {
+		statuses[i] = 503
+	}
+	srv, reqs, _ := server(t, statuses...)
+	wh := hook("POST", srv.URL, nil, "")
+	wh.RetryCount = 1 << 30
+	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
+	res, err := (&webhook.Sender{Backoff: time.Microsecond, MaxBackoff: time.Microsecond}).Send(t.Context(), wh, webhook.Target{}, req)
+	if want := deployfile.MaxRetryCount + 1; err == nil || res.Attempts != want || len(*reqs) != want {
+		t.Errorf("Send = %+v, %v after %d requests; want a failure after %d", res, err, len(*reqs), want)
+	}
+}
+
 func TestSendClientErrorIsNotRetried(t *testing.T) {
 	srv, reqs, _ := server(t, 404)
 	wh := hook("POST", srv.URL, nil, "")
