@@ -90,6 +90,8 @@ var rules = map[string]rule{
 	"secrets":                       {noDeps: append([]string{runner}, noCluster...)},
 	"server":                        {noDeps: noTestCode},
 	"store":                         {noImports: []string{sqlite, modernc}, noDeps: append([]string{runner}, noCluster...)},
+	"store/postgres":                {noDeps: append([]string{runner, sqlite, modernc, "testing"}, noCluster...)},
+	"store/postgres/pgtest":         {testOnly: true, noDeps: []string{module}},
 	"store/sqlite":                  {noDeps: append([]string{runner}, noCluster...)},
 	"store/storetest":               {testOnly: true, noDeps: []string{sqlite, modernc}},
 	"tlstest":                       {testOnly: true, noDeps: []string{module}},

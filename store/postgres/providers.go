@@ -1,0 +1,101 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/sortie-cd/sortie/store"
+)
+
+// CreateMetricProvider implements store.Store.
+func (s *Store) CreateMetricProvider(ctx context.Context, p store.MetricProvider) error {
+	if p.Tenant == "" || p.Name == "" || p.Type == "" {
+		return errors.New("postgres: create metric provider: tenant, name and type are required")
+	}
+	p.CreatedAt = orNow(p.CreatedAt, s.nowUTC())
+	if err := checkTimes(p.CreatedAt); err != nil {
+		return fmt.Errorf("postgres: create metric provider %s: %w", p.Name, err)
+	}
+	config := string(p.Config)
+	if config == "" {
+		config = "{}"
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO metric_providers (tenant, name, type, config, created_at)
+VALUES ($1, $2, $3, $4, $5)`, p.Tenant, p.Name, p.Type, config, p.CreatedAt.UnixNano())
+	switch {
+	case isUnique(err):
+		err = store.ErrConflict
+	case isForeignKey(err):
+		err = fmt.Errorf("tenant %s: %w", p.Tenant, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create metric provider %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+const providerColumns = `tenant, name, type, config, created_at`
+
+func scanProvider(row interface{ Scan(...any) error }) (store.MetricProvider, error) {
+	var (
+		p       store.MetricProvider
+		config  string
+		created sql.NullInt64
+	)
+	if err := row.Scan(&p.Tenant, &p.Name, &p.Type, &config, &created); err != nil {
+		return p, err
+	}
+	p.Config = []byte(config)
+	p.CreatedAt = fromNanos(created)
+	return p, nil
+}
+
+// GetMetricProvider implements store.Store.
+func (s *Store) GetMetricProvider(ctx context.Context, tenant, name string) (*store.MetricProvider, error) {
+	p, err := scanProvider(s.db.QueryRowContext(ctx, `SELECT `+providerColumns+` FROM metric_providers WHERE tenant = $1 AND name = $2`, tenant, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get metric provider %s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// ListMetricProviders implements store.Store.
+func (s *Store) ListMetricProviders(ctx context.Context, tenant string) ([]store.MetricProvider, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+providerColumns+` FROM metric_providers WHERE tenant = $1 ORDER BY name`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list metric providers: %w", err)
+	}
+	defer rows.Close()
+	var out []store.MetricProvider
+	for rows.Next() {
+		p, err := scanProvider(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list metric providers: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list metric providers: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteMetricProvider implements store.Store.
+func (s *Store) DeleteMetricProvider(ctx context.Context, tenant, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM metric_providers WHERE tenant = $1 AND name = $2`, tenant, name)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil && n == 0 {
+			err = store.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: delete metric provider %s: %w", name, err)
+	}
+	return nil
+}

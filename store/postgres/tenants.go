@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sortie-cd/sortie/store"
+)
+
+// CreateTenant implements store.Store.
+func (s *Store) CreateTenant(ctx context.Context, name string) error {
+	if name == "" {
+		return errors.New("postgres: create tenant: the name is empty")
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tenants (name) VALUES ($1)`, name)
+	if isUnique(err) {
+		err = store.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create tenant %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListTenants implements store.Store; names come sorted.
+func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM tenants ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list tenants: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("postgres: list tenants: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list tenants: %w", err)
+	}
+	return names, nil
+}
+
+// CreateCredential implements store.Store. A client id is unique across
+// tenants (ErrConflict); an unknown tenant is ErrNotFound. A zero CreatedAt
+// is stamped with the store's clock.
+func (s *Store) CreateCredential(ctx context.Context, c store.Credential) error {
+	if c.ClientID == "" || c.Tenant == "" {
+		return errors.New("postgres: create credential: tenant and client id are required")
+	}
+	roles, err := json.Marshal(c.Roles)
+	if err != nil {
+		return fmt.Errorf("postgres: create credential %s: %w", c.ClientID, err)
+	}
+	c.CreatedAt = orNow(c.CreatedAt, s.nowUTC())
+	if err := checkTimes(c.CreatedAt); err != nil {
+		return fmt.Errorf("postgres: create credential %s: %w", c.ClientID, err)
+	}
+	hash := c.SecretHash
+	if hash == nil {
+		hash = []byte{}
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO credentials (client_id, tenant, name, secret_hash, roles, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)`, c.ClientID, c.Tenant, c.Name, hash, string(roles), c.CreatedAt.UnixNano())
+	switch {
+	case isUnique(err):
+		err = store.ErrConflict
+	case isForeignKey(err):
+		err = fmt.Errorf("tenant %s: %w", c.Tenant, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create credential %s: %w", c.ClientID, err)
+	}
+	return nil
+}
+
+const credentialColumns = `tenant, client_id, name, secret_hash, roles, created_at`
+
+func scanCredential(sc scanner) (store.Credential, error) {
+	var (
+		c       store.Credential
+		roles   string
+		created sql.NullInt64
+	)
+	if err := sc.Scan(&c.Tenant, &c.ClientID, &c.Name, &c.SecretHash, &roles, &created); err != nil {
+		return c, err
+	}
+	c.CreatedAt = fromNanos(created)
+	if err := json.Unmarshal([]byte(roles), &c.Roles); err != nil {
+		return c, fmt.Errorf("credential %s: decode roles: %w", c.ClientID, err)
+	}
+	return c, nil
+}
+
+// GetCredential implements store.Store; it is the one lookup not scoped to
+// a tenant.
+func (s *Store) GetCredential(ctx context.Context, clientID string) (*store.Credential, error) {
+	c, err := scanCredential(s.db.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE client_id = $1`, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get credential %s: %w", clientID, err)
+	}
+	return &c, nil
+}
+
+// ListCredentials implements store.Store; oldest first.
+func (s *Store) ListCredentials(ctx context.Context, tenant string) ([]store.Credential, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials
+WHERE tenant = $1 ORDER BY created_at, client_id`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list credentials: %w", err)
+	}
+	defer rows.Close()
+	var cs []store.Credential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: list credentials: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list credentials: %w", err)
+	}
+	return cs, nil
+}
+
+// DeleteCredential implements store.Store: another tenant's client id is
+// ErrNotFound, and stays.
+func (s *Store) DeleteCredential(ctx context.Context, tenant, clientID string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM credentials WHERE tenant = $1 AND client_id = $2`, tenant, clientID)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil && n == 0 {
+			err = store.ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: delete credential %s: %w", clientID, err)
+	}
+	return nil
+}

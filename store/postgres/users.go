@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sortie-cd/sortie/store"
+)
+
+// CreateUser implements store.Store.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	if u.Tenant == "" || u.Username == "" {
+		return errors.New("postgres: create user: tenant and username are required")
+	}
+	roles, err := encodeRoles(u.Roles)
+	if err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", u.Username, err)
+	}
+	now := s.nowUTC()
+	u.CreatedAt, u.UpdatedAt = orNow(u.CreatedAt, now), orNow(u.UpdatedAt, now)
+	if err := checkTimes(u.CreatedAt, u.UpdatedAt); err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", u.Username, err)
+	}
+	hash := u.PasswordHash
+	if hash == nil {
+		hash = []byte{}
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO users (tenant, username, name, password_hash, roles, issuer, subject, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, u.Tenant, u.Username, u.Name, hash, roles, u.Issuer, u.Subject, u.CreatedAt.UnixNano(), u.UpdatedAt.UnixNano())
+	if isUnique(err) {
+		err = store.ErrConflict
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create user %s: %w", u.Username, tenantErr(err, u.Tenant))
+	}
+	return nil
+}
+
+func encodeRoles(roles []string) (string, error) {
+	if roles == nil {
+		roles = []string{}
+	}
+	b, err := json.Marshal(roles)
+	return string(b), err
+}
+
+const userColumns = `tenant, username, name, password_hash, roles, issuer, subject, created_at, updated_at`
+
+func scanUser(sc scanner) (store.User, error) {
+	var (
+		u                store.User
+		roles            string
+		created, updated sql.NullInt64
+	)
+	if err := sc.Scan(&u.Tenant, &u.Username, &u.Name, &u.PasswordHash, &roles, &u.Issuer, &u.Subject, &created, &updated); err != nil {
+		return u, err
+	}
+	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
+	if err := json.Unmarshal([]byte(roles), &u.Roles); err != nil {
+		return u, fmt.Errorf("user %s: decode roles: %w", u.Username, err)
+	}
+	return u, nil
+}
+
+// GetUser implements store.Store.
+func (s *Store) GetUser(ctx context.Context, tenant, username string) (*store.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE tenant = $1 AND username = $2`, tenant, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get user %s: %w", username, err)
+	}
+	return &u, nil
+}
+
+// ListUsers implements store.Store.
+func (s *Store) ListUsers(ctx context.Context, tenant string) ([]store.User, error) {
+	out, err := queryAll(ctx, s.db, scanUser, `SELECT `+userColumns+` FROM users WHERE tenant = $1 ORDER BY username`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUser implements store.Store; the foreign key's cascade deletes the
+// user's refresh tokens in the same statement.
+func (s *Store) DeleteUser(ctx context.Context, tenant, username string) error {
+	if err := affected(s.db.ExecContext(ctx, `DELETE FROM users WHERE tenant = $1 AND username = $2`, tenant, username)); err != nil {
+		return fmt.Errorf("postgres: delete user %s: %w", username, err)
+	}
+	return nil
+}
+
+// SetUserRoles implements store.Store.
+func (s *Store) SetUserRoles(ctx context.Context, tenant, username string, roles []string) error {
+	b, err := encodeRoles(roles)
+	if err == nil {
+		err = affected(s.db.ExecContext(ctx, `UPDATE users SET roles = $1, updated_at = $2 WHERE tenant = $3 AND username = $4`,
+			b, s.nowUTC().UnixNano(), tenant, username))
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set roles of user %s: %w", username, err)
+	}
+	return nil
+}
+
+// SetUserPassword implements store.Store.
+func (s *Store) SetUserPassword(ctx context.Context, tenant, username string, hash []byte) error {
+	if hash == nil {
+		hash = []byte{}
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		err := affected(tx.ExecContext(ctx, `UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant = $3 AND username = $4`,
+			hash, s.nowUTC().UnixNano(), tenant, username))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE tenant = $1 AND username = $2`, tenant, username)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: set password of user %s: %w", username, err)
+	}
+	return nil
+}
+
+func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateRefreshToken implements store.Store.
+func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
+	if t.ID == "" || len(t.Hash) == 0 || t.Tenant == "" || t.Username == "" {
+		return errors.New("postgres: create refresh token: id, hash, tenant and username are required")
+	}
+	t.CreatedAt = orNow(t.CreatedAt, s.nowUTC())
+	if err := checkTimes(t.CreatedAt, t.ExpiresAt); err != nil {
+		return fmt.Errorf("postgres: create refresh token: %w", err)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO refresh_tokens (id, hash, tenant, username, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, t.Hash, t.Tenant, t.Username, t.CreatedAt.UnixNano(), t.ExpiresAt.UnixNano())
+	switch {
+	case isUnique(err):
+		err = store.ErrConflict
+	case isForeignKey(err):
+		err = fmt.Errorf("user %s/%s: %w", t.Tenant, t.Username, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create refresh token: %w", err)
+	}
+	return nil
+}
+
+// ConsumeRefreshToken implements store.Store: one DELETE ... RETURNING, so
+// of two racing uses only one gets the row.
+func (s *Store) ConsumeRefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
+	t := store.RefreshToken{ID: id}
+	var created, expires sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `DELETE FROM refresh_tokens WHERE id = $1 RETURNING hash, tenant, username, created_at, expires_at`, id).
+		Scan(&t.Hash, &t.Tenant, &t.Username, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: consume refresh token: %w", err)
+	}
+	t.CreatedAt, t.ExpiresAt = fromNanos(created), fromNanos(expires)
+	return &t, nil
+}
+
+// RevokeRefreshTokens implements store.Store.
+func (s *Store) RevokeRefreshTokens(ctx context.Context, tenant, username string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE tenant = $1 AND username = $2`, tenant, username); err != nil {
+		return fmt.Errorf("postgres: revoke refresh tokens of %s: %w", username, err)
+	}
+	return nil
+}
