@@ -90,6 +90,7 @@ var rules = map[string]rule{
 	"secrets":                       {noDeps: append([]string{runner}, noCluster...)},
 	"server":                        {noDeps: noTestCode},
 	"store":                         {noImports: []string{sqlite, modernc}, noDeps: append([]string{runner}, noCluster...)},
+	"store/internal/sqlrow":         {noDeps: append([]string{runner, sqlite, modernc, "github.com/jackc/"}, noCluster...)},
 	"store/postgres":                {noDeps: append([]string{runner, sqlite, modernc, "testing"}, noCluster...)},
 	"store/postgres/pgtest":         {testOnly: true, noDeps: []string{module}},
 	"store/sqlite":                  {noDeps: append([]string{runner}, noCluster...)},
