@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
 
 // CreateMetricProvider implements store.Store.
@@ -14,8 +15,8 @@ func (s *Store) CreateMetricProvider(ctx context.Context, p store.MetricProvider
 	if p.Tenant == "" || p.Name == "" || p.Type == "" {
 		return errors.New("sqlite: create metric provider: tenant, name and type are required")
 	}
-	p.CreatedAt = orNow(p.CreatedAt, s.nowUTC())
-	if err := checkTimes(p.CreatedAt); err != nil {
+	p.CreatedAt = sqlrow.OrNow(p.CreatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(p.CreatedAt); err != nil {
 		return fmt.Errorf("sqlite: create metric provider %s: %w", p.Name, err)
 	}
 	config := string(p.Config)
@@ -36,25 +37,9 @@ VALUES (?, ?, ?, ?, ?)`, p.Tenant, p.Name, p.Type, config, p.CreatedAt.UnixNano(
 	return nil
 }
 
-const providerColumns = `tenant, name, type, config, created_at`
-
-func scanProvider(row interface{ Scan(...any) error }) (store.MetricProvider, error) {
-	var (
-		p       store.MetricProvider
-		config  string
-		created sql.NullInt64
-	)
-	if err := row.Scan(&p.Tenant, &p.Name, &p.Type, &config, &created); err != nil {
-		return p, err
-	}
-	p.Config = []byte(config)
-	p.CreatedAt = fromNanos(created)
-	return p, nil
-}
-
 // GetMetricProvider implements store.Store.
 func (s *Store) GetMetricProvider(ctx context.Context, tenant, name string) (*store.MetricProvider, error) {
-	p, err := scanProvider(s.read.QueryRowContext(ctx, `SELECT `+providerColumns+` FROM metric_providers WHERE tenant = ? AND name = ?`, tenant, name))
+	p, err := sqlrow.ScanProvider(s.read.QueryRowContext(ctx, `SELECT `+sqlrow.ProviderColumns+` FROM metric_providers WHERE tenant = ? AND name = ?`, tenant, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -66,14 +51,14 @@ func (s *Store) GetMetricProvider(ctx context.Context, tenant, name string) (*st
 
 // ListMetricProviders implements store.Store.
 func (s *Store) ListMetricProviders(ctx context.Context, tenant string) ([]store.MetricProvider, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+providerColumns+` FROM metric_providers WHERE tenant = ? ORDER BY name`, tenant)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqlrow.ProviderColumns+` FROM metric_providers WHERE tenant = ? ORDER BY name`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list metric providers: %w", err)
 	}
 	defer rows.Close()
 	var out []store.MetricProvider
 	for rows.Next() {
-		p, err := scanProvider(rows)
+		p, err := sqlrow.ScanProvider(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list metric providers: %w", err)
 		}

@@ -8,48 +8,19 @@ import (
 	"fmt"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
 
 // SetCredentialRoles implements store.Store.
 func (s *Store) SetCredentialRoles(ctx context.Context, tenant, clientID string, roles []string) error {
 	b, err := json.Marshal(roles)
 	if err == nil {
-		err = affected(s.write.ExecContext(ctx, `UPDATE credentials SET roles = ? WHERE tenant = ? AND client_id = ?`, string(b), tenant, clientID))
+		err = sqlrow.Affected(s.write.ExecContext(ctx, `UPDATE credentials SET roles = ? WHERE tenant = ? AND client_id = ?`, string(b), tenant, clientID))
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite: set roles of credential %s: %w", clientID, err)
 	}
 	return nil
-}
-
-// affected turns an Exec that changed no row into store.ErrNotFound.
-func affected(res sql.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err == nil && n == 0 {
-		err = store.ErrNotFound
-	}
-	return err
-}
-
-// queryAll runs a query and scans every row with scan.
-func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // tenantErr maps a foreign-key failure to an unknown tenant.
@@ -65,8 +36,8 @@ func (s *Store) PutSecret(ctx context.Context, sec store.Secret) error {
 	if sec.Tenant == "" || sec.Name == "" || len(sec.Ciphertext) == 0 {
 		return errors.New("sqlite: put secret: tenant, name and ciphertext are required")
 	}
-	sec.UpdatedAt = orNow(sec.UpdatedAt, s.nowUTC())
-	if err := checkTimes(sec.UpdatedAt); err != nil {
+	sec.UpdatedAt = sqlrow.OrNow(sec.UpdatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(sec.UpdatedAt); err != nil {
 		return fmt.Errorf("sqlite: put secret %s: %w", sec.Name, err)
 	}
 	_, err := s.write.ExecContext(ctx, `INSERT INTO secrets (tenant, name, ciphertext, updated_at) VALUES (?, ?, ?, ?)
@@ -89,17 +60,17 @@ func (s *Store) GetSecret(ctx context.Context, tenant, name string) (*store.Secr
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get secret %s: %w", name, err)
 	}
-	sec.UpdatedAt = fromNanos(at)
+	sec.UpdatedAt = sqlrow.FromNanos(at)
 	return &sec, nil
 }
 
 // ListSecrets implements store.Store.
 func (s *Store) ListSecrets(ctx context.Context, tenant string) ([]store.Secret, error) {
-	out, err := queryAll(ctx, s.read, func(sc scanner) (store.Secret, error) {
+	out, err := sqlrow.QueryAll(ctx, s.read, func(sc sqlrow.Scanner) (store.Secret, error) {
 		sec := store.Secret{Tenant: tenant}
 		var at sql.NullInt64
 		err := sc.Scan(&sec.Name, &at)
-		sec.UpdatedAt = fromNanos(at)
+		sec.UpdatedAt = sqlrow.FromNanos(at)
 		return sec, err
 	}, `SELECT name, updated_at FROM secrets WHERE tenant = ? ORDER BY name`, tenant)
 	if err != nil {
@@ -110,7 +81,7 @@ func (s *Store) ListSecrets(ctx context.Context, tenant string) ([]store.Secret,
 
 // DeleteSecret implements store.Store.
 func (s *Store) DeleteSecret(ctx context.Context, tenant, name string) error {
-	if err := affected(s.write.ExecContext(ctx, `DELETE FROM secrets WHERE tenant = ? AND name = ?`, tenant, name)); err != nil {
+	if err := sqlrow.Affected(s.write.ExecContext(ctx, `DELETE FROM secrets WHERE tenant = ? AND name = ?`, tenant, name)); err != nil {
 		return fmt.Errorf("sqlite: delete secret %s: %w", name, err)
 	}
 	return nil
@@ -121,8 +92,8 @@ func (s *Store) CreateDataKey(ctx context.Context, k store.DataKey) error {
 	if k.Tenant == "" || k.MasterKeyID == "" || len(k.Wrapped) == 0 {
 		return errors.New("sqlite: create data key: tenant, master key id and wrapped key are required")
 	}
-	k.CreatedAt = orNow(k.CreatedAt, s.nowUTC())
-	if err := checkTimes(k.CreatedAt); err != nil {
+	k.CreatedAt = sqlrow.OrNow(k.CreatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(k.CreatedAt); err != nil {
 		return fmt.Errorf("sqlite: create data key of %s: %w", k.Tenant, err)
 	}
 	_, err := s.write.ExecContext(ctx, `INSERT INTO data_keys (tenant, master_key_id, wrapped, created_at) VALUES (?, ?, ?, ?)`,
@@ -136,19 +107,9 @@ func (s *Store) CreateDataKey(ctx context.Context, k store.DataKey) error {
 	return nil
 }
 
-func scanDataKey(sc scanner) (store.DataKey, error) {
-	var (
-		k  store.DataKey
-		at sql.NullInt64
-	)
-	err := sc.Scan(&k.Tenant, &k.MasterKeyID, &k.Wrapped, &at)
-	k.CreatedAt = fromNanos(at)
-	return k, err
-}
-
 // GetDataKey implements store.Store.
 func (s *Store) GetDataKey(ctx context.Context, tenant string) (*store.DataKey, error) {
-	k, err := scanDataKey(s.read.QueryRowContext(ctx, `SELECT tenant, master_key_id, wrapped, created_at FROM data_keys WHERE tenant = ?`, tenant))
+	k, err := sqlrow.ScanDataKey(s.read.QueryRowContext(ctx, `SELECT tenant, master_key_id, wrapped, created_at FROM data_keys WHERE tenant = ?`, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -160,7 +121,7 @@ func (s *Store) GetDataKey(ctx context.Context, tenant string) (*store.DataKey, 
 
 // ListDataKeys implements store.Store; by tenant.
 func (s *Store) ListDataKeys(ctx context.Context) ([]store.DataKey, error) {
-	out, err := queryAll(ctx, s.read, scanDataKey, `SELECT tenant, master_key_id, wrapped, created_at FROM data_keys ORDER BY tenant`)
+	out, err := sqlrow.QueryAll(ctx, s.read, sqlrow.ScanDataKey, `SELECT tenant, master_key_id, wrapped, created_at FROM data_keys ORDER BY tenant`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list data keys: %w", err)
 	}
@@ -172,7 +133,7 @@ func (s *Store) ReplaceDataKey(ctx context.Context, old, k store.DataKey) error 
 	if k.Tenant != old.Tenant || k.MasterKeyID == "" || len(k.Wrapped) == 0 {
 		return errors.New("sqlite: replace data key: same tenant, a master key id and a wrapped key are required")
 	}
-	err := affected(s.write.ExecContext(ctx, `UPDATE data_keys SET master_key_id = ?, wrapped = ?
+	err := sqlrow.Affected(s.write.ExecContext(ctx, `UPDATE data_keys SET master_key_id = ?, wrapped = ?
 WHERE tenant = ? AND master_key_id = ? AND wrapped = ?`, k.MasterKeyID, k.Wrapped, k.Tenant, old.MasterKeyID, old.Wrapped))
 	if errors.Is(err, store.ErrNotFound) {
 		err = store.ErrConflict
@@ -196,8 +157,8 @@ func (s *Store) PutRole(ctx context.Context, r store.Role) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: put role %s: %w", r.Name, err)
 	}
-	r.UpdatedAt = orNow(r.UpdatedAt, s.nowUTC())
-	if err := checkTimes(r.UpdatedAt); err != nil {
+	r.UpdatedAt = sqlrow.OrNow(r.UpdatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(r.UpdatedAt); err != nil {
 		return fmt.Errorf("sqlite: put role %s: %w", r.Name, err)
 	}
 	_, err = s.write.ExecContext(ctx, `INSERT INTO roles (tenant, name, grants, updated_at) VALUES (?, ?, ?, ?)
@@ -211,7 +172,7 @@ ON CONFLICT (tenant, name) DO UPDATE SET grants = excluded.grants, updated_at = 
 
 // ListRoles implements store.Store.
 func (s *Store) ListRoles(ctx context.Context, tenant string) ([]store.Role, error) {
-	out, err := queryAll(ctx, s.read, func(sc scanner) (store.Role, error) {
+	out, err := sqlrow.QueryAll(ctx, s.read, func(sc sqlrow.Scanner) (store.Role, error) {
 		r := store.Role{Tenant: tenant}
 		var (
 			grants string
@@ -220,7 +181,7 @@ func (s *Store) ListRoles(ctx context.Context, tenant string) ([]store.Role, err
 		if err := sc.Scan(&r.Name, &grants, &at); err != nil {
 			return r, err
 		}
-		r.UpdatedAt = fromNanos(at)
+		r.UpdatedAt = sqlrow.FromNanos(at)
 		return r, json.Unmarshal([]byte(grants), &r.Grants)
 	}, `SELECT name, grants, updated_at FROM roles WHERE tenant = ? ORDER BY name`, tenant)
 	if err != nil {
@@ -231,7 +192,7 @@ func (s *Store) ListRoles(ctx context.Context, tenant string) ([]store.Role, err
 
 // DeleteRole implements store.Store.
 func (s *Store) DeleteRole(ctx context.Context, tenant, name string) error {
-	if err := affected(s.write.ExecContext(ctx, `DELETE FROM roles WHERE tenant = ? AND name = ?`, tenant, name)); err != nil {
+	if err := sqlrow.Affected(s.write.ExecContext(ctx, `DELETE FROM roles WHERE tenant = ? AND name = ?`, tenant, name)); err != nil {
 		return fmt.Errorf("sqlite: delete role %s: %w", name, err)
 	}
 	return nil
@@ -242,8 +203,8 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEntry) error {
 	if e.Tenant == "" || e.Action == "" {
 		return errors.New("sqlite: append audit: tenant and action are required")
 	}
-	e.At = orNow(e.At, s.nowUTC())
-	if err := checkTimes(e.At); err != nil {
+	e.At = sqlrow.OrNow(e.At, s.nowUTC())
+	if err := sqlrow.CheckTimes(e.At); err != nil {
 		return fmt.Errorf("sqlite: append audit: %w", err)
 	}
 	objects := e.Objects
@@ -276,11 +237,11 @@ func (s *Store) ListAudit(ctx context.Context, tenant string, f store.AuditFilte
 	}
 	if !f.Since.IsZero() {
 		q += ` AND at >= ?`
-		args = append(args, boundNanos(f.Since))
+		args = append(args, sqlrow.BoundNanos(f.Since))
 	}
 	if !f.Until.IsZero() {
 		q += ` AND at < ?`
-		args = append(args, boundNanos(f.Until))
+		args = append(args, sqlrow.BoundNanos(f.Until))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -288,7 +249,7 @@ func (s *Store) ListAudit(ctx context.Context, tenant string, f store.AuditFilte
 	}
 	q += ` ORDER BY seq DESC LIMIT ?`
 	args = append(args, limit)
-	out, err := queryAll(ctx, s.read, func(sc scanner) (store.AuditEntry, error) {
+	out, err := sqlrow.QueryAll(ctx, s.read, func(sc sqlrow.Scanner) (store.AuditEntry, error) {
 		e := store.AuditEntry{Tenant: tenant}
 		var (
 			at      sql.NullInt64
@@ -297,7 +258,7 @@ func (s *Store) ListAudit(ctx context.Context, tenant string, f store.AuditFilte
 		if err := sc.Scan(&e.Seq, &at, &e.Actor, &e.ClientID, &e.Remote, &e.Action, &objects); err != nil {
 			return e, err
 		}
-		e.At = fromNanos(at)
+		e.At = sqlrow.FromNanos(at)
 		return e, json.Unmarshal([]byte(objects), &e.Objects)
 	}, q, args...)
 	if err != nil {

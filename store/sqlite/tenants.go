@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
 
 // CreateTenant implements store.Store.
@@ -57,8 +58,8 @@ func (s *Store) CreateCredential(ctx context.Context, c store.Credential) error 
 	if err != nil {
 		return fmt.Errorf("sqlite: create credential %s: %w", c.ClientID, err)
 	}
-	c.CreatedAt = orNow(c.CreatedAt, s.nowUTC())
-	if err := checkTimes(c.CreatedAt); err != nil {
+	c.CreatedAt = sqlrow.OrNow(c.CreatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(c.CreatedAt); err != nil {
 		return fmt.Errorf("sqlite: create credential %s: %w", c.ClientID, err)
 	}
 	hash := c.SecretHash
@@ -79,28 +80,10 @@ VALUES (?, ?, ?, ?, ?, ?)`, c.ClientID, c.Tenant, c.Name, hash, string(roles), c
 	return nil
 }
 
-const credentialColumns = `tenant, client_id, name, secret_hash, roles, created_at`
-
-func scanCredential(sc scanner) (store.Credential, error) {
-	var (
-		c       store.Credential
-		roles   string
-		created sql.NullInt64
-	)
-	if err := sc.Scan(&c.Tenant, &c.ClientID, &c.Name, &c.SecretHash, &roles, &created); err != nil {
-		return c, err
-	}
-	c.CreatedAt = fromNanos(created)
-	if err := json.Unmarshal([]byte(roles), &c.Roles); err != nil {
-		return c, fmt.Errorf("credential %s: decode roles: %w", c.ClientID, err)
-	}
-	return c, nil
-}
-
 // GetCredential implements store.Store; it is the one lookup not scoped to
 // a tenant.
 func (s *Store) GetCredential(ctx context.Context, clientID string) (*store.Credential, error) {
-	c, err := scanCredential(s.read.QueryRowContext(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE client_id = ?`, clientID))
+	c, err := sqlrow.ScanCredential(s.read.QueryRowContext(ctx, `SELECT `+sqlrow.CredentialColumns+` FROM credentials WHERE client_id = ?`, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -112,7 +95,7 @@ func (s *Store) GetCredential(ctx context.Context, clientID string) (*store.Cred
 
 // ListCredentials implements store.Store; oldest first.
 func (s *Store) ListCredentials(ctx context.Context, tenant string) ([]store.Credential, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+credentialColumns+` FROM credentials
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sqlrow.CredentialColumns+` FROM credentials
 WHERE tenant = ? ORDER BY created_at, client_id`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list credentials: %w", err)
@@ -120,7 +103,7 @@ WHERE tenant = ? ORDER BY created_at, client_id`, tenant)
 	defer rows.Close()
 	var cs []store.Credential
 	for rows.Next() {
-		c, err := scanCredential(rows)
+		c, err := sqlrow.ScanCredential(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list credentials: %w", err)
 		}

@@ -3,11 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
 
 // CreateUser implements store.Store.
@@ -15,13 +15,13 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if u.Tenant == "" || u.Username == "" {
 		return errors.New("sqlite: create user: tenant and username are required")
 	}
-	roles, err := encodeRoles(u.Roles)
+	roles, err := sqlrow.EncodeRoles(u.Roles)
 	if err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.Username, err)
 	}
 	now := s.nowUTC()
-	u.CreatedAt, u.UpdatedAt = orNow(u.CreatedAt, now), orNow(u.UpdatedAt, now)
-	if err := checkTimes(u.CreatedAt, u.UpdatedAt); err != nil {
+	u.CreatedAt, u.UpdatedAt = sqlrow.OrNow(u.CreatedAt, now), sqlrow.OrNow(u.UpdatedAt, now)
+	if err := sqlrow.CheckTimes(u.CreatedAt, u.UpdatedAt); err != nil {
 		return fmt.Errorf("sqlite: create user %s: %w", u.Username, err)
 	}
 	hash := u.PasswordHash
@@ -39,35 +39,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, u.Tenant, u.Username, u.Name, hash, roles, 
 	return nil
 }
 
-func encodeRoles(roles []string) (string, error) {
-	if roles == nil {
-		roles = []string{}
-	}
-	b, err := json.Marshal(roles)
-	return string(b), err
-}
-
-const userColumns = `tenant, username, name, password_hash, roles, issuer, subject, created_at, updated_at`
-
-func scanUser(sc scanner) (store.User, error) {
-	var (
-		u                store.User
-		roles            string
-		created, updated sql.NullInt64
-	)
-	if err := sc.Scan(&u.Tenant, &u.Username, &u.Name, &u.PasswordHash, &roles, &u.Issuer, &u.Subject, &created, &updated); err != nil {
-		return u, err
-	}
-	u.CreatedAt, u.UpdatedAt = fromNanos(created), fromNanos(updated)
-	if err := json.Unmarshal([]byte(roles), &u.Roles); err != nil {
-		return u, fmt.Errorf("user %s: decode roles: %w", u.Username, err)
-	}
-	return u, nil
-}
-
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, tenant, username string) (*store.User, error) {
-	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE tenant = ? AND username = ?`, tenant, username))
+	u, err := sqlrow.ScanUser(s.read.QueryRowContext(ctx, `SELECT `+sqlrow.UserColumns+` FROM users WHERE tenant = ? AND username = ?`, tenant, username))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -79,7 +53,7 @@ func (s *Store) GetUser(ctx context.Context, tenant, username string) (*store.Us
 
 // ListUsers implements store.Store.
 func (s *Store) ListUsers(ctx context.Context, tenant string) ([]store.User, error) {
-	out, err := queryAll(ctx, s.read, scanUser, `SELECT `+userColumns+` FROM users WHERE tenant = ? ORDER BY username`, tenant)
+	out, err := sqlrow.QueryAll(ctx, s.read, sqlrow.ScanUser, `SELECT `+sqlrow.UserColumns+` FROM users WHERE tenant = ? ORDER BY username`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list users: %w", err)
 	}
@@ -89,7 +63,7 @@ func (s *Store) ListUsers(ctx context.Context, tenant string) ([]store.User, err
 // DeleteUser implements store.Store; the foreign key's cascade deletes the
 // user's refresh tokens in the same statement.
 func (s *Store) DeleteUser(ctx context.Context, tenant, username string) error {
-	if err := affected(s.write.ExecContext(ctx, `DELETE FROM users WHERE tenant = ? AND username = ?`, tenant, username)); err != nil {
+	if err := sqlrow.Affected(s.write.ExecContext(ctx, `DELETE FROM users WHERE tenant = ? AND username = ?`, tenant, username)); err != nil {
 		return fmt.Errorf("sqlite: delete user %s: %w", username, err)
 	}
 	return nil
@@ -97,9 +71,9 @@ func (s *Store) DeleteUser(ctx context.Context, tenant, username string) error {
 
 // SetUserRoles implements store.Store.
 func (s *Store) SetUserRoles(ctx context.Context, tenant, username string, roles []string) error {
-	b, err := encodeRoles(roles)
+	b, err := sqlrow.EncodeRoles(roles)
 	if err == nil {
-		err = affected(s.write.ExecContext(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE tenant = ? AND username = ?`,
+		err = sqlrow.Affected(s.write.ExecContext(ctx, `UPDATE users SET roles = ?, updated_at = ? WHERE tenant = ? AND username = ?`,
 			b, s.nowUTC().UnixNano(), tenant, username))
 	}
 	if err != nil {
@@ -114,7 +88,7 @@ func (s *Store) SetUserPassword(ctx context.Context, tenant, username string, ha
 		hash = []byte{}
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		err := affected(tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE tenant = ? AND username = ?`,
+		err := sqlrow.Affected(tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, updated_at = ? WHERE tenant = ? AND username = ?`,
 			hash, s.nowUTC().UnixNano(), tenant, username))
 		if err != nil {
 			return err
@@ -145,8 +119,8 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) er
 	if t.ID == "" || len(t.Hash) == 0 || t.Tenant == "" || t.Username == "" {
 		return errors.New("sqlite: create refresh token: id, hash, tenant and username are required")
 	}
-	t.CreatedAt = orNow(t.CreatedAt, s.nowUTC())
-	if err := checkTimes(t.CreatedAt, t.ExpiresAt); err != nil {
+	t.CreatedAt = sqlrow.OrNow(t.CreatedAt, s.nowUTC())
+	if err := sqlrow.CheckTimes(t.CreatedAt, t.ExpiresAt); err != nil {
 		return fmt.Errorf("sqlite: create refresh token: %w", err)
 	}
 	_, err := s.write.ExecContext(ctx, `INSERT INTO refresh_tokens (id, hash, tenant, username, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -176,7 +150,7 @@ func (s *Store) ConsumeRefreshToken(ctx context.Context, id string) (*store.Refr
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: consume refresh token: %w", err)
 	}
-	t.CreatedAt, t.ExpiresAt = fromNanos(created), fromNanos(expires)
+	t.CreatedAt, t.ExpiresAt = sqlrow.FromNanos(created), sqlrow.FromNanos(expires)
 	return &t, nil
 }
 
