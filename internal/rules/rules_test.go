@@ -88,6 +88,7 @@ var rules = map[string]rule{
 	"redact":                        {stdlib: true},
 	"runner":                        {noImports: append([]string{netHTTP, console, module + "api"}, noCluster...), noDeps: noCluster},
 	"secrets":                       {noDeps: append([]string{runner}, noCluster...)},
+	"server/pge2e":                  {notImported: true},
 	"server":                        {noDeps: noTestCode},
 	"store":                         {noImports: []string{sqlite, modernc}, noDeps: append([]string{runner}, noCluster...)},
 	"store/internal/sqlrow":         {noDeps: append([]string{runner, sqlite, modernc, "github.com/jackc/"}, noCluster...)},

@@ -35,6 +35,8 @@ type Store struct {
 	db  *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	// single holds the session advisory lock of LockSingleServer.
+	single *sql.Conn
 }
 
 var _ store.Store = (*Store)(nil)
@@ -79,8 +81,40 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// singleServerLock is the advisory lock key LockSingleServer holds.
+const singleServerLock = `SELECT pg_try_advisory_lock(hashtext('sortie single server'))`
+
+// LockSingleServer takes, for as long as the Store is open, a session
+// lock that only one Store on the database can hold, and fails naming the
+// reason if another holds it. A server calls it while it runs every
+// unfinished pipeline itself: two such servers on one database would run
+// each step twice. The lock goes with the session, so a server that dies
+// without closing releases it when its connection drops.
+func (s *Store) LockSingleServer(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: lock: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, singleServerLock).Scan(&ok); err != nil {
+		conn.Close()
+		return fmt.Errorf("postgres: lock: %w", err)
+	}
+	if !ok {
+		conn.Close()
+		return errors.New("postgres: another Sortie server uses this database; running several replicas on one database is not supported yet")
+	}
+	s.single = conn
+	return nil
+}
+
 // Close closes the connections. A Store must not be used after Close.
 func (s *Store) Close() error {
+	if s.single != nil {
+		// Back to the pool, which db.Close then closes: the session ends
+		// and its lock with it.
+		s.single.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("postgres: close: %w", err)
 	}

@@ -163,3 +163,26 @@ func TestAuditAppendOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestLockSingleServer: one Store at a time holds the single-server lock;
+// closing it (or its process dying) frees it.
+func TestLockSingleServer(t *testing.T) {
+	url := pgtest.Database(t)
+	a, err := Open(t.Context(), url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.LockSingleServer(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, url, Options{})
+	if err := b.LockSingleServer(t.Context()); err == nil || !strings.Contains(err.Error(), "another Sortie server") {
+		t.Fatalf("a second lock: %v, want a refusal", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LockSingleServer(t.Context()); err != nil {
+		t.Errorf("the lock after the first store closed: %v", err)
+	}
+}
