@@ -81,8 +81,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// singleServerLock is the advisory lock key LockSingleServer holds.
-const singleServerLock = `SELECT pg_try_advisory_lock(hashtext('sortie single server'))`
+// singleServerKey is the advisory lock key LockSingleServer holds.
+const singleServerKey = `hashtext('sortie single server')`
 
 // LockSingleServer takes, for as long as the Store is open, a session
 // lock that only one Store on the database can hold, and fails naming the
@@ -96,7 +96,7 @@ func (s *Store) LockSingleServer(ctx context.Context) error {
 		return fmt.Errorf("postgres: lock: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRowContext(ctx, singleServerLock).Scan(&ok); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+singleServerKey+`)`).Scan(&ok); err != nil {
 		conn.Close()
 		return fmt.Errorf("postgres: lock: %w", err)
 	}
@@ -111,8 +111,11 @@ func (s *Store) LockSingleServer(ctx context.Context) error {
 // Close closes the connections. A Store must not be used after Close.
 func (s *Store) Close() error {
 	if s.single != nil {
-		// Back to the pool, which db.Close then closes: the session ends
-		// and its lock with it.
+		// Unlocked here, at once: the session's end would free the lock
+		// too, but only once the server notices the connection closed.
+		if _, err := s.single.ExecContext(context.Background(), `SELECT pg_advisory_unlock(`+singleServerKey+`)`); err != nil {
+			s.log.Warn("postgres: unlock the single-server lock", "err", err)
+		}
 		s.single.Close()
 	}
 	if err := s.db.Close(); err != nil {
