@@ -158,7 +158,7 @@ func start() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "sortie-pgtest-")
+	dir, err := os.MkdirTemp(tempRoot(cred), "sortie-pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +253,25 @@ func (s *server) stop() error {
 	}
 	errs = append(errs, os.RemoveAll(s.dir))
 	return errors.Join(errs...)
+}
+
+// tempRoot is where the server's directory goes: the usual temporary
+// directory, unless the server runs as another user who could not reach
+// it (TMPDIR under /root, say); then /tmp.
+func tempRoot(cred *syscall.Credential) string {
+	root := os.TempDir()
+	if cred == nil {
+		return root
+	}
+	for d := root; ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err != nil || info.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == filepath.Dir(d) {
+			return root
+		}
+	}
 }
 
 func freePort() (int, error) {
