@@ -186,3 +186,54 @@ func TestLockSingleServer(t *testing.T) {
 		t.Errorf("the lock after the first store closed: %v", err)
 	}
 }
+
+// TestTenantColumns: every table but the tenants themselves and the
+// migration record has a tenant column.
+func TestTenantColumns(t *testing.T) {
+	s := open(t, pgtest.Database(t), Options{})
+	rows, err := s.db.QueryContext(t.Context(), `SELECT t.table_name, count(c.column_name)
+FROM information_schema.tables t
+LEFT JOIN information_schema.columns c
+	ON c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'tenant'
+WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+	AND t.table_name NOT IN ('schema_migrations', 'tenants')
+GROUP BY t.table_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			table string
+			has   int
+		)
+		if err := rows.Scan(&table, &has); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if has != 1 {
+			t.Errorf("table %s has no tenant column", table)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 12 {
+		t.Errorf("found %d tables", n)
+	}
+}
+
+// The benchmarks run on pgtest's server, which has fsync off: they measure
+// the round trips and the SQL, not the disk.
+func BenchmarkSave(b *testing.B) {
+	storetest.BenchmarkSave(b, open(b, pgtest.Database(b), Options{}))
+}
+
+func BenchmarkSaveParallel(b *testing.B) {
+	storetest.BenchmarkSaveParallel(b, open(b, pgtest.Database(b), Options{}))
+}
+
+func BenchmarkCreate(b *testing.B) {
+	storetest.BenchmarkCreate(b, open(b, pgtest.Database(b), Options{}))
+}
