@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +38,8 @@ type Store struct {
 	now func() time.Time
 	// single holds the session advisory lock of LockSingleServer.
 	single *sql.Conn
+	// Tables serves every table but the pipelines'.
+	*sqlrow.Tables
 }
 
 var _ store.Store = (*Store)(nil)
@@ -78,6 +81,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
+	s.Tables = &sqlrow.Tables{Read: s.db, Write: s.db, Now: s.now,
+		Dialect: sqlrow.Dialect{Name: "postgres", Rebind: rebind, IsUnique: isUnique, IsForeignKey: isForeignKey}}
 	return s, nil
 }
 
@@ -175,6 +180,22 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("postgres schema migrated", "from", current, "to", len(ms))
 	}
 	return nil
+}
+
+// rebind numbers the ? placeholders of a query written for
+// sqlrow.Tables: $1, $2, ... (its queries have no ? of their own).
+func rebind(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // arg appends v to args and returns its placeholder.

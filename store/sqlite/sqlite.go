@@ -56,6 +56,8 @@ type Store struct {
 	now  func() time.Time
 	// saveStmt and friends are prepared once on the write connection.
 	stmts writeStmts
+	// Tables serves every table but the pipelines'.
+	*sqlrow.Tables
 }
 
 var _ store.Store = (*Store)(nil)
@@ -134,6 +136,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.Tables = &sqlrow.Tables{Read: s.read, Write: s.write, Now: s.now,
+		Dialect: sqlrow.Dialect{Name: "sqlite", IsUnique: isUnique, IsForeignKey: isForeignKey}}
 	return s, nil
 }
 

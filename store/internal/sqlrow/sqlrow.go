@@ -295,8 +295,13 @@ func Affected(res sql.Result, err error) error {
 	return err
 }
 
+// Querier is a *sql.DB, *sql.Tx or Tables.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // QueryAll runs a query and scans every row with scan.
-func QueryAll[T any](ctx context.Context, db *sql.DB, scan func(Scanner) (T, error), q string, args ...any) ([]T, error) {
+func QueryAll[T any](ctx context.Context, db Querier, scan func(Scanner) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
