@@ -19,6 +19,7 @@ import (
 // the environment, which wins over the built-in default.
 type serverOptions struct {
 	addr, dataDir, publicURL string
+	databaseURL              string
 	logLevel, logFormat      string
 	tlsCertFile, tlsKeyFile  string
 	behindTLSProxy           bool
@@ -33,6 +34,7 @@ func (o *serverOptions) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.addr, "addr", envOr("SORTIE_ADDR", "127.0.0.1:8080"), "listen address (SORTIE_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("SORTIE_DATA_DIR", defaultDataDir()), "where the database, keys and bootstrap credentials live (SORTIE_DATA_DIR)")
+	f.StringVar(&o.databaseURL, "database-url", envOr("SORTIE_DATABASE_URL", ""), "keep the data in this PostgreSQL database (postgres://USER@HOST:PORT/DB?sslmode=...) instead of DATA-DIR/sortie.db; prefer SORTIE_DATABASE_URL when it holds a password (SORTIE_DATABASE_URL)")
 	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", envOr("SORTIE_TLS_CERT_FILE", ""), "serve TLS with this PEM certificate (the chain after it), read again when it changes (SORTIE_TLS_CERT_FILE)")
 	f.StringVar(&o.tlsKeyFile, "tls-key-file", envOr("SORTIE_TLS_KEY_FILE", ""), "the certificate's PEM private key: mode 0600 (0640 if owned by root) (SORTIE_TLS_KEY_FILE)")
@@ -115,7 +117,7 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 		return server.Config{}, err
 	}
 	return server.Config{
-		Addr: o.addr, DataDir: o.dataDir, PublicURL: o.publicURL, Log: slog.New(h),
+		Addr: o.addr, DataDir: o.dataDir, DatabaseURL: o.databaseURL, PublicURL: o.publicURL, Log: slog.New(h),
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile, BehindTLSProxy: o.behindTLSProxy,
 		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg,
 		Ready: func(addr, creds string) {

@@ -28,6 +28,7 @@ import (
 	"github.com/sortie-cd/sortie/preview"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/postgres"
 	"github.com/sortie-cd/sortie/store/sqlite"
 	"github.com/sortie-cd/sortie/webhook"
 )
@@ -39,6 +40,12 @@ type Config struct {
 	// DataDir holds the database, signing keys and the bootstrap admin
 	// credentials.
 	DataDir string
+	// DatabaseURL, when set (postgres://...), keeps the data in that
+	// PostgreSQL database instead of <data-dir>/sortie.db. The signing
+	// keys, master key and bootstrap credentials stay in DataDir. One
+	// server per database, until pipelines are leased between replicas
+	// (issue 15): a second one is refused.
+	DatabaseURL string
 	// PublicURL is how clients reach the server; empty means http://Addr
 	// (https://Addr with TLS). An https URL makes the console's cookies
 	// Secure and sends HSTS, also when a TLS proxy in front terminates TLS.
@@ -110,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	secure := certs != nil || strings.HasPrefix(strings.ToLower(public), "https://")
 
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sortie.db"), sqlite.Options{Logger: log})
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -244,6 +251,24 @@ func Run(ctx context.Context, cfg Config) error {
 // resolve {{secrets.NAME}} and provider credentials from the tenant's
 // secrets. Webhooks with networkMode remoteNetworkAgent and Prometheus
 // providers naming an agent go through relay (the agents' hub).
+// openStore opens PostgreSQL when cfg.DatabaseURL is set (never falling
+// back to SQLite when it cannot be reached), else the SQLite file in the
+// data directory.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
+	if cfg.DatabaseURL == "" {
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sortie.db"), sqlite.Options{Logger: log})
+	}
+	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.LockSingleServer(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 func gateRouter(cluster runner.Executor, public string, previews *preview.Links, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
 	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log, Previews: previews}), Cluster: cluster, Previews: previews}
 }

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
 
 // writeStmts are the statements of the hot write path, prepared once on the
@@ -59,43 +59,6 @@ func (w *writeStmts) close() error {
 	return errors.Join(errs...)
 }
 
-// row is a pipeline's columns as written. Status is State.Status (p.Status
-// only when the state has none): the column mirrors the state by
-// construction.
-type row struct {
-	status   pipeline.Status
-	terminal bool
-	wake     sql.NullInt64
-	deployed string
-	state    string
-}
-
-func encodeRow(p *store.Pipeline) (row, error) {
-	if err := checkTimes(p.CreatedAt, p.UpdatedAt, p.Wake); err != nil {
-		return row{}, err
-	}
-	r := row{status: p.State.Status, wake: nanos(p.Wake)}
-	if r.status == "" {
-		r.status = p.Status
-	}
-	if r.status == "" {
-		return row{}, errors.New("the pipeline has no status")
-	}
-	r.terminal = r.status.Terminal()
-	var err error
-	deployed := p.Deployed
-	if deployed == nil {
-		deployed = []string{}
-	}
-	if r.deployed, err = marshal(deployed); err != nil {
-		return row{}, fmt.Errorf("encode deployed: %w", err)
-	}
-	if r.state, err = marshal(p.State); err != nil {
-		return row{}, fmt.Errorf("encode state: %w", err)
-	}
-	return r, nil
-}
-
 // CreatePipeline implements store.Store. A nil admit admits everything; an
 // error from admit is returned as it is. The columns are taken from p after
 // admit ran, so admit may set p's initial state from its verdict. admit runs
@@ -123,7 +86,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return errors.New("tenant, id and application are required")
 	}
 	now := s.nowUTC()
-	created, updated := orNow(p.CreatedAt, now), orNow(p.UpdatedAt, now)
+	created, updated := sqlrow.OrNow(p.CreatedAt, now), sqlrow.OrNow(p.UpdatedAt, now)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -138,19 +101,19 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 			return admitError{err}
 		}
 	}
-	r, err := encodeRow(p)
+	r, err := sqlrow.EncodeRow(p)
 	if err != nil {
 		return err
 	}
-	source, err := marshal(p.Source)
+	source, err := sqlrow.Marshal(p.Source)
 	if err != nil {
 		return fmt.Errorf("encode source: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO pipelines
 	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
-		p.Tenant, p.ID, p.Application, r.status, r.terminal, created.UnixNano(), updated.UnixNano(), r.wake,
-		p.StartedBy, len(events), r.deployed, r.state)
+		p.Tenant, p.ID, p.Application, r.Status, r.Terminal, created.UnixNano(), updated.UnixNano(), r.Wake,
+		p.StartedBy, len(events), r.Deployed, r.State)
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("pipeline %s already exists: %w", p.ID, store.ErrConflict)
@@ -167,7 +130,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	if err != nil {
 		return err
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, p.Application, p.ID, r.deployed); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, p.Application, p.ID, r.Deployed); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -175,7 +138,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	}
 	p.Version = 1
 	p.CreatedAt, p.UpdatedAt = created, updated
-	p.Status = r.status
+	p.Status = r.Status
 	copy(events, stamped)
 	return nil
 }
@@ -193,12 +156,12 @@ func (s *Store) SavePipeline(ctx context.Context, p *store.Pipeline, events []st
 }
 
 func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []store.Event) error {
-	r, err := encodeRow(p)
+	r, err := sqlrow.EncodeRow(p)
 	if err != nil {
 		return err
 	}
 	now := s.nowUTC()
-	updated := orNow(p.UpdatedAt, now)
+	updated := sqlrow.OrNow(p.UpdatedAt, now)
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -210,7 +173,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 		application string
 	)
 	err = tx.StmtContext(ctx, s.stmts.save).QueryRowContext(ctx,
-		r.status, r.terminal, updated.UnixNano(), r.wake, len(events), r.deployed, r.state,
+		r.Status, r.Terminal, updated.UnixNano(), r.Wake, len(events), r.Deployed, r.State,
 		p.Tenant, p.ID, p.Version).Scan(&last, &application)
 	if errors.Is(err, sql.ErrNoRows) {
 		var version int64
@@ -230,10 +193,10 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	if err != nil {
 		return err
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.pruneDeployed).ExecContext(ctx, p.Tenant, p.ID, r.deployed); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.pruneDeployed).ExecContext(ctx, p.Tenant, p.ID, r.Deployed); err != nil {
 		return err
 	}
-	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, application, p.ID, r.deployed); err != nil {
+	if _, err := tx.StmtContext(ctx, s.stmts.addDeployed).ExecContext(ctx, p.Tenant, application, p.ID, r.Deployed); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -241,7 +204,7 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	}
 	p.Version++
 	p.UpdatedAt = updated
-	p.Status = r.status
+	p.Status = r.Status
 	copy(events, stamped)
 	return nil
 }
@@ -256,8 +219,8 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline,
 	out := make([]store.Event, len(events))
 	for i, e := range events {
 		e.Tenant, e.Pipeline, e.Seq = p.Tenant, p.ID, prev+int64(i)+1
-		e.At = orNow(e.At, now)
-		if err := checkTimes(e.At); err != nil {
+		e.At = sqlrow.OrNow(e.At, now)
+		if err := sqlrow.CheckTimes(e.At); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 		var data sql.NullString
@@ -272,51 +235,9 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline,
 	return out, nil
 }
 
-// pipelineColumns are read by scanPipeline, in this order; withSource adds
-// the source.
-const pipelineColumns = `p.tenant, p.id, p.application, p.status, p.created_at, p.updated_at, p.wake_at,
-	p.started_by, p.version, p.deployed, p.state`
-
-const withSource = `SELECT ` + pipelineColumns + `, s.source
-FROM pipelines p LEFT JOIN pipeline_sources s ON s.tenant = p.tenant AND s.pipeline = p.id`
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanPipeline(sc scanner, source bool) (*store.Pipeline, error) {
-	var (
-		p                        store.Pipeline
-		created, updated, wake   sql.NullInt64
-		deployed, state, srcText sql.NullString
-	)
-	dest := []any{&p.Tenant, &p.ID, &p.Application, &p.Status, &created, &updated, &wake,
-		&p.StartedBy, &p.Version, &deployed, &state}
-	if source {
-		dest = append(dest, &srcText)
-	}
-	if err := sc.Scan(dest...); err != nil {
-		return nil, err
-	}
-	p.CreatedAt, p.UpdatedAt, p.Wake = fromNanos(created), fromNanos(updated), fromNanos(wake)
-	if err := json.Unmarshal([]byte(deployed.String), &p.Deployed); err != nil {
-		return nil, fmt.Errorf("pipeline %s: decode deployed: %w", p.ID, err)
-	}
-	if len(p.Deployed) == 0 {
-		p.Deployed = nil
-	}
-	if err := json.Unmarshal([]byte(state.String), &p.State); err != nil {
-		return nil, fmt.Errorf("pipeline %s: decode state: %w", p.ID, err)
-	}
-	if srcText.Valid {
-		if err := json.Unmarshal([]byte(srcText.String), &p.Source); err != nil {
-			return nil, fmt.Errorf("pipeline %s: decode source: %w", p.ID, err)
-		}
-	}
-	return &p, nil
-}
-
 // GetPipeline implements store.Store.
 func (s *Store) GetPipeline(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
-	p, err := scanPipeline(s.read.QueryRowContext(ctx, withSource+` WHERE p.tenant = ? AND p.id = ?`, tenant, id), true)
+	p, err := sqlrow.ScanPipeline(s.read.QueryRowContext(ctx, sqlrow.WithSource+` WHERE p.tenant = ? AND p.id = ?`, tenant, id), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
 	}
@@ -334,7 +255,7 @@ const defaultLimit = 100
 func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error) {
 	var q strings.Builder
 	args := []any{tenant}
-	q.WriteString(`SELECT ` + pipelineColumns + ` FROM pipelines p WHERE p.tenant = ?`)
+	q.WriteString(`SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ?`)
 	if f.Application != "" {
 		q.WriteString(` AND p.application = ?`)
 		args = append(args, f.Application)
@@ -347,11 +268,11 @@ func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter
 	}
 	if !f.CreatedAfter.IsZero() {
 		q.WriteString(` AND p.created_at > ?`)
-		args = append(args, boundNanos(f.CreatedAfter))
+		args = append(args, sqlrow.BoundNanos(f.CreatedAfter))
 	}
 	if !f.CreatedBefore.IsZero() {
 		q.WriteString(` AND p.created_at < ?`)
-		args = append(args, boundNanos(f.CreatedBefore))
+		args = append(args, sqlrow.BoundNanos(f.CreatedBefore))
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -366,7 +287,7 @@ func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter
 	return ps, nil
 }
 
-const resumableSQL = withSource + ` WHERE p.terminal = 0
+const resumableSQL = sqlrow.WithSource + ` WHERE p.terminal = 0
 ORDER BY p.tenant, p.application, p.created_at, p.id`
 
 // ResumablePipelines implements store.Store. The pipelines come with their
@@ -388,7 +309,7 @@ func (s *Store) queryPipelines(ctx context.Context, query string, source bool, a
 	defer rows.Close()
 	var ps []*store.Pipeline
 	for rows.Next() {
-		p, err := scanPipeline(rows, source)
+		p, err := sqlrow.ScanPipeline(rows, source)
 		if err != nil {
 			return nil, err
 		}
@@ -428,7 +349,7 @@ func applicationRefs(ctx context.Context, q querier, tenant, application string)
 		if err := rows.Scan(&r.ID, &r.Status, &created); err != nil {
 			return nil, err
 		}
-		r.CreatedAt = fromNanos(created)
+		r.CreatedAt = sqlrow.FromNanos(created)
 		refs = append(refs, r)
 	}
 	return refs, rows.Err()
@@ -483,7 +404,7 @@ func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int
 		if err := rows.Scan(&e.Seq, &at, &e.Type, &data); err != nil {
 			return nil, err
 		}
-		e.At = fromNanos(at)
+		e.At = sqlrow.FromNanos(at)
 		if data.Valid {
 			e.Data = json.RawMessage(data.String)
 		}
@@ -503,25 +424,4 @@ func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int
 		}
 	}
 	return events, nil
-}
-
-// orNow returns t in UTC, or now when t is zero: the caller's clock is the
-// engine's and wins; the store's only fills gaps.
-func orNow(t, now time.Time) time.Time {
-	if t.IsZero() {
-		return now
-	}
-	return t.UTC()
-}
-
-// marshal encodes v as JSON text without escaping <, > and &, so that stored
-// documents read as they were written.
-func marshal(v any) (string, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 	"github.com/sortie-cd/sortie/store/storetest"
 )
 
@@ -50,7 +51,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	var want []int
 	for _, m := range ms {
-		want = append(want, m.version)
+		want = append(want, m.Version)
 	}
 	if diff := cmp.Diff(want, versions); diff != "" {
 		t.Errorf("schema_migrations (-want +got):\n%s", diff)
@@ -204,8 +205,8 @@ func TestQueryPlans(t *testing.T) {
 	for _, tc := range []struct {
 		name, query, want string
 	}{
-		{"list", `SELECT ` + pipelineColumns + ` FROM pipelines p WHERE p.tenant = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_created (tenant=?)"},
-		{"list by application", `SELECT ` + pipelineColumns + ` FROM pipelines p WHERE p.tenant = ? AND p.application = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_application (tenant=? AND application=?)"},
+		{"list", `SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_created (tenant=?)"},
+		{"list by application", `SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ? AND p.application = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_application (tenant=? AND application=?)"},
 		{"admission", refsSQL, "USING INDEX pipelines_unfinished (tenant=? AND application=?)"},
 		{"resume", resumableSQL, "USING INDEX pipelines_unfinished"},
 		{"deployed before", deployedBeforeSQL, "USING PRIMARY KEY (tenant=? AND application=? AND target=?)"},

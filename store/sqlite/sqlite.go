@@ -6,19 +6,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -59,6 +56,8 @@ type Store struct {
 	now  func() time.Time
 	// saveStmt and friends are prepared once on the write connection.
 	stmts writeStmts
+	// Tables serves every table but the pipelines'.
+	*sqlrow.Tables
 }
 
 var _ store.Store = (*Store)(nil)
@@ -137,6 +136,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.Tables = &sqlrow.Tables{Read: s.read, Write: s.write, Now: s.now,
+		Dialect: sqlrow.Dialect{Name: "sqlite", IsUnique: isUnique, IsForeignKey: isForeignKey}}
 	return s, nil
 }
 
@@ -174,40 +175,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// migration is one file of migrations/, NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration file %s is not named NNNN_name.sql", e.Name())
-		}
-		text, err := fs.ReadFile(migrations, path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(text)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %04d_%s: versions must count from 1 without gaps", m.version, m.name)
-		}
-	}
-	return ms, nil
-}
-
 // migrate applies, in one immediate transaction, every migration the
 // database has not seen, and records each in schema_migrations. Running it
 // again applies nothing; two processes opening a new file at once take
@@ -237,11 +204,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: the database has schema version %d, newer than this binary's %d", current, len(ms))
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate: %04d_%s: %w", m.version, m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate: %04d_%s: %w", m.Version, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, s.now().UnixNano()); err != nil {
+			m.Version, m.Name, s.now().UnixNano()); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
@@ -271,51 +238,6 @@ func isUnique(err error) bool {
 func isForeignKey(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-}
-
-// Times are stored as int64 nanoseconds: from 1677 to 2262.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// checkTimes refuses times that the stored form cannot hold, rather than
-// storing another time.
-func checkTimes(ts ...time.Time) error {
-	for _, t := range ts {
-		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
-			return fmt.Errorf("time %v is out of the range the store keeps (years 1678 to 2262)", t)
-		}
-	}
-	return nil
-}
-
-// boundNanos is a filter bound in the stored form, clamped to its range.
-func boundNanos(t time.Time) int64 {
-	switch {
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
-}
-
-// nanos converts a time to the stored form: nanoseconds since the epoch, or
-// NULL for the zero time. Callers check the range first (checkTimes).
-func nanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
-// fromNanos is the inverse of nanos; times come back in UTC.
-func fromNanos(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
 }
 
 // nowUTC returns the store's clock in UTC.
@@ -348,4 +270,8 @@ func ownerOnly(path string) error {
 		}
 	}
 	return nil
+}
+
+func loadMigrations() ([]sqlrow.Migration, error) {
+	return sqlrow.LoadMigrations(migrations, "migrations")
 }

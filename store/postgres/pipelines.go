@@ -1,0 +1,406 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/internal/sqlrow"
+)
+
+// The statements of the hot write path; pgx prepares and caches them per
+// connection.
+const (
+	saveSQL = `UPDATE pipelines
+SET status = $1, terminal = $2, updated_at = $3, wake_at = $4, version = version + 1,
+	last_seq = last_seq + $5, deployed = $6, state = $7
+WHERE tenant = $8 AND id = $9 AND version = $10
+RETURNING last_seq, application`
+	insertEventSQL = `INSERT INTO events (tenant, pipeline, seq, at, type, data) VALUES ($1, $2, $3, $4, $5, $6)`
+	// The deployments of a pipeline follow its deployed column; jsonb_array_elements_text
+	// keeps that to two statements whatever the number of targets.
+	pruneDeployedSQL = `DELETE FROM deployments WHERE tenant = $1 AND pipeline = $2
+	AND target <> ALL (SELECT jsonb_array_elements_text($3::jsonb))`
+	addDeployedSQL = `INSERT INTO deployments (tenant, application, target, pipeline)
+	SELECT $1::text, $2::text, t, $3::text FROM jsonb_array_elements_text($4::jsonb) AS t
+	ON CONFLICT DO NOTHING`
+)
+
+// CreatePipeline implements store.Store. A nil admit admits everything; an
+// error from admit is returned as it is. The columns are taken from p after
+// admit ran, so admit may set p's initial state from its verdict. admit runs
+// holding the lock of its tenant and application: it must be quick and
+// must not create a pipeline of that application (it would wait for
+// itself).
+func (s *Store) CreatePipeline(ctx context.Context, p *store.Pipeline, admit store.Admit, events []store.Event) error {
+	if err := s.createPipeline(ctx, p, admit, events); err != nil {
+		var refused admitError
+		if errors.As(err, &refused) {
+			return refused.err
+		}
+		return fmt.Errorf("postgres: create pipeline %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// admitError carries admit's own error, which CreatePipeline hands back as
+// it is.
+type admitError struct{ err error }
+
+func (e admitError) Error() string { return e.err.Error() }
+
+func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit store.Admit, events []store.Event) error {
+	if p.Tenant == "" || p.ID == "" || p.Application == "" {
+		return errors.New("tenant, id and application are required")
+	}
+	now := s.nowUTC()
+	created, updated := sqlrow.OrNow(p.CreatedAt, now), sqlrow.OrNow(p.UpdatedAt, now)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Creations for one tenant and application take turns on this lock,
+	// held to the end of the transaction, so admission reads the others and
+	// inserts atomically (a transaction-scoped advisory lock, as a row
+	// lock would need a row that exists before the first pipeline).
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, p.Tenant, p.Application); err != nil {
+		return err
+	}
+	if admit != nil {
+		others, err := applicationRefs(ctx, tx, p.Tenant, p.Application)
+		if err != nil {
+			return err
+		}
+		if err := admit(others); err != nil {
+			return admitError{err}
+		}
+	}
+	r, err := sqlrow.EncodeRow(p)
+	if err != nil {
+		return err
+	}
+	source, err := sqlrow.Marshal(p.Source)
+	if err != nil {
+		return fmt.Errorf("encode source: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO pipelines
+	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12)`,
+		p.Tenant, p.ID, p.Application, r.Status, r.Terminal, created.UnixNano(), updated.UnixNano(), r.Wake,
+		p.StartedBy, len(events), r.Deployed, r.State)
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("pipeline %s already exists: %w", p.ID, store.ErrConflict)
+	case isForeignKey(err):
+		return fmt.Errorf("tenant %s: %w", p.Tenant, store.ErrNotFound)
+	case err != nil:
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO pipeline_sources (tenant, pipeline, source) VALUES ($1, $2, $3)`,
+		p.Tenant, p.ID, source); err != nil {
+		return err
+	}
+	stamped, err := s.appendEvents(ctx, tx, p, events, 0, now)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, addDeployedSQL, p.Tenant, p.Application, p.ID, r.Deployed); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	p.Version = 1
+	p.CreatedAt, p.UpdatedAt = created, updated
+	p.Status = r.Status
+	copy(events, stamped)
+	return nil
+}
+
+// SavePipeline implements store.Store. It writes what changes in a
+// pipeline's life: State (and Status from it), Wake, Deployed and
+// UpdatedAt; Tenant, ID, Application, CreatedAt, StartedBy and Source are
+// fixed at creation, so saving a pipeline read by ListPipelines (Source
+// empty) keeps its source. A pipeline missing from p.Tenant is ErrNotFound.
+func (s *Store) SavePipeline(ctx context.Context, p *store.Pipeline, events []store.Event) error {
+	if err := s.savePipeline(ctx, p, events); err != nil {
+		return fmt.Errorf("postgres: save pipeline %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []store.Event) error {
+	r, err := sqlrow.EncodeRow(p)
+	if err != nil {
+		return err
+	}
+	now := s.nowUTC()
+	updated := sqlrow.OrNow(p.UpdatedAt, now)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var (
+		last int64
+		// The stored application, not p's: it is fixed at creation.
+		application string
+	)
+	err = tx.QueryRowContext(ctx, saveSQL,
+		r.Status, r.Terminal, updated.UnixNano(), r.Wake, len(events), r.Deployed, r.State,
+		p.Tenant, p.ID, p.Version).Scan(&last, &application)
+	if errors.Is(err, sql.ErrNoRows) {
+		var version int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM pipelines WHERE tenant = $1 AND id = $2`, p.Tenant, p.ID).Scan(&version)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrNotFound
+		case err != nil:
+			return err
+		}
+		return fmt.Errorf("version %d was saved over (now %d): %w", p.Version, version, store.ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	stamped, err := s.appendEvents(ctx, tx, p, events, last-int64(len(events)), now)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, pruneDeployedSQL, p.Tenant, p.ID, r.Deployed); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, addDeployedSQL, p.Tenant, application, p.ID, r.Deployed); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	p.Version++
+	p.UpdatedAt = updated
+	p.Status = r.Status
+	copy(events, stamped)
+	return nil
+}
+
+// appendEvents inserts events after Seq prev and returns them as stored, for
+// the caller to hand back once the transaction committed.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline, events []store.Event, prev int64, now time.Time) ([]store.Event, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	out := make([]store.Event, len(events))
+	for i, e := range events {
+		e.Tenant, e.Pipeline, e.Seq = p.Tenant, p.ID, prev+int64(i)+1
+		e.At = sqlrow.OrNow(e.At, now)
+		if err := sqlrow.CheckTimes(e.At); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		var data sql.NullString
+		if len(e.Data) > 0 {
+			data = sql.NullString{String: string(e.Data), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx, insertEventSQL, e.Tenant, e.Pipeline, e.Seq, e.At.UnixNano(), e.Type, data); err != nil {
+			return nil, fmt.Errorf("append event: %w", err)
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+// GetPipeline implements store.Store.
+func (s *Store) GetPipeline(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
+	p, err := sqlrow.ScanPipeline(s.db.QueryRowContext(ctx, sqlrow.WithSource+` WHERE p.tenant = $1 AND p.id = $2`, tenant, id), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get pipeline %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// defaultLimit is ListPipelines' limit when the filter sets none.
+const defaultLimit = 100
+
+// ListPipelines implements store.Store. Ties on CreatedAt are broken by ID,
+// descending, so the order is total.
+func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error) {
+	var (
+		q    strings.Builder
+		args []any
+	)
+	q.WriteString(`SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ` + arg(&args, tenant))
+	if f.Application != "" {
+		q.WriteString(` AND p.application = ` + arg(&args, f.Application))
+	}
+	if len(f.Statuses) > 0 {
+		statuses := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			statuses[i] = string(st)
+		}
+		q.WriteString(` AND p.status = ANY (` + arg(&args, statuses) + `)`)
+	}
+	if !f.CreatedAfter.IsZero() {
+		q.WriteString(` AND p.created_at > ` + arg(&args, sqlrow.BoundNanos(f.CreatedAfter)))
+	}
+	if !f.CreatedBefore.IsZero() {
+		q.WriteString(` AND p.created_at < ` + arg(&args, sqlrow.BoundNanos(f.CreatedBefore)))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	q.WriteString(` ORDER BY p.created_at DESC, p.id DESC LIMIT ` + arg(&args, limit))
+	ps, err := s.queryPipelines(ctx, q.String(), false, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list pipelines: %w", err)
+	}
+	return ps, nil
+}
+
+const resumableSQL = sqlrow.WithSource + ` WHERE NOT p.terminal
+ORDER BY p.tenant, p.application, p.created_at, p.id`
+
+// ResumablePipelines implements store.Store. The pipelines come with their
+// Source, which the executor needs to go on, by tenant and application,
+// oldest first.
+func (s *Store) ResumablePipelines(ctx context.Context) ([]*store.Pipeline, error) {
+	ps, err := s.queryPipelines(ctx, resumableSQL, true)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: resumable pipelines: %w", err)
+	}
+	return ps, nil
+}
+
+func (s *Store) queryPipelines(ctx context.Context, query string, source bool, args ...any) ([]*store.Pipeline, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ps []*store.Pipeline
+	for rows.Next() {
+		p, err := sqlrow.ScanPipeline(rows, source)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, rows.Err()
+}
+
+// ApplicationRefs implements store.Store; the refs are oldest first.
+func (s *Store) ApplicationRefs(ctx context.Context, tenant, application string) ([]pipeline.Ref, error) {
+	refs, err := applicationRefs(ctx, s.db, tenant, application)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: application refs: %w", err)
+	}
+	return refs, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+const refsSQL = `SELECT id, status, created_at FROM pipelines
+WHERE tenant = $1 AND application = $2 AND NOT terminal ORDER BY created_at, id`
+
+func applicationRefs(ctx context.Context, q querier, tenant, application string) ([]pipeline.Ref, error) {
+	rows, err := q.QueryContext(ctx, refsSQL, tenant, application)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var refs []pipeline.Ref
+	for rows.Next() {
+		var (
+			r       pipeline.Ref
+			created sql.NullInt64
+		)
+		if err := rows.Scan(&r.ID, &r.Status, &created); err != nil {
+			return nil, err
+		}
+		r.CreatedAt = sqlrow.FromNanos(created)
+		refs = append(refs, r)
+	}
+	return refs, rows.Err()
+}
+
+const deployedBeforeSQL = `SELECT EXISTS (SELECT 1 FROM deployments
+WHERE tenant = $1 AND application = $2 AND target = $3)`
+
+// DeployedBefore implements store.Store.
+func (s *Store) DeployedBefore(ctx context.Context, tenant, application, target string) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, deployedBeforeSQL, tenant, application, target).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("postgres: deployed before: %w", err)
+	}
+	return ok, nil
+}
+
+// Events implements store.Store. A pipeline missing from tenant is
+// ErrNotFound; one without events after after gives none.
+func (s *Store) Events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
+	events, err := s.events(ctx, tenant, pipelineID, after)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events of %s: %w", pipelineID, err)
+	}
+	return events, nil
+}
+
+const eventsSQL = `SELECT seq, at, type, data FROM events
+WHERE tenant = $1 AND pipeline = $2 AND seq > $3 ORDER BY seq`
+
+func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
+	// One read transaction, so that "no events" and "no pipeline" are
+	// decided on the same snapshot.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, eventsSQL, tenant, pipelineID, after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []store.Event
+	for rows.Next() {
+		e := store.Event{Tenant: tenant, Pipeline: pipelineID}
+		var (
+			at   sql.NullInt64
+			data sql.NullString
+		)
+		if err := rows.Scan(&e.Seq, &at, &e.Type, &data); err != nil {
+			return nil, err
+		}
+		e.At = sqlrow.FromNanos(at)
+		if data.Valid {
+			e.Data = json.RawMessage(data.String)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM pipelines WHERE tenant = $1 AND id = $2`, tenant, pipelineID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, store.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return events, nil
+}
