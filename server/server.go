@@ -66,6 +66,9 @@ type Config struct {
 	// provider: the console's button and the CLI's device login. An empty
 	// RedirectURL means <public URL>/login/sso/callback.
 	SSO *sso.Config
+	// MaxStreams is how many event streams (API and console together) one
+	// principal may hold open at once; zero means auth.DefaultMaxStreams.
+	MaxStreams int
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
@@ -189,12 +192,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.Resume(ctx); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}})
+	// One cap on event streams per principal, for the API's and the
+	// console's together.
+	streams := auth.NewStreamLimit(cfg.MaxStreams)
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}, Streams: streams})
 	if err != nil {
 		return err
 	}
 	// The web console answers every path the API does not.
-	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure})
+	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure, Streams: streams})
 	if err != nil {
 		return err
 	}
