@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,17 +14,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/server"
 )
 
 // TestTrickledBodyIsCutOff: a client sending the token endpoint's body one
 // byte at a time, slower than the server's body deadline in total, is cut
-// off; an event stream opened before it stays open past that deadline
-// (its heartbeat, 15 s after it opened, still arrives). Before, the
-// trickle went on for as long as the client liked.
+// off; an event stream and an agent's gRPC stream opened before it stay
+// open past that deadline (the event stream's heartbeat, 15 s after it
+// opened, still arrives; the agent connected once). Before, the trickle
+// went on for as long as the client liked.
 func TestTrickledBodyIsCutOff(t *testing.T) {
 	const deadline = time.Second
 	srv := clienttest.Start(t, server.Config{BodyReadTimeout: deadline})
@@ -41,6 +45,27 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 	}
 	defer stream.Body.Close()
 	opened := time.Now()
+
+	var ac api.NewCredential
+	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "edge", Roles: []string{"agent"}}, &ac)
+	connects := make(chan struct{}, 10)
+	ag, err := agent.New(agent.Options{
+		ServerURL: s.url, AgentID: "edge", ClientID: ac.ClientID, ClientSecret: ac.ClientSecret,
+		Executor: func(string) runner.Executor { return nil },
+		Log:      slog.New(&onMessage{msg: "connected to the server", c: connects}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(ctx)
+	adone := make(chan error, 1)
+	go func() { adone <- ag.Run(actx) }()
+	defer func() { acancel(); <-adone }()
+	select {
+	case <-connects:
+	case <-ctx.Done():
+		t.Fatal("the agent did not connect")
+	}
 
 	u, _ := url.Parse(s.url)
 	conn, err := net.Dial("tcp", u.Host)
@@ -104,4 +129,29 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 			break
 		}
 	}
+	select {
+	case <-connects:
+		t.Error("the agent's stream was cut: it connected again")
+	default:
+	}
+	if !ag.Connected() {
+		t.Error("the agent is no longer connected")
+	}
 }
+
+// onMessage is a log handler that signals c at each record whose message
+// is msg.
+type onMessage struct {
+	msg string
+	c   chan struct{}
+}
+
+func (h *onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h *onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.c <- struct{}{}
+	}
+	return nil
+}
+func (h *onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *onMessage) WithGroup(string) slog.Handler      { return h }
