@@ -109,6 +109,8 @@ func Classify(err error) (int, []ErrorEntry) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, []ErrorEntry{{Message: "not found", Code: CodeNotFound}}
+	case errors.As(err, new(*auth.StreamsError)):
+		return http.StatusTooManyRequests, []ErrorEntry{{Message: err.Error(), Code: CodeBusy}}
 	case errors.Is(err, auth.ErrBusy):
 		return http.StatusTooManyRequests, []ErrorEntry{{Message: err.Error(), Code: CodeBusy}}
 	case errors.Is(err, store.ErrConflict):

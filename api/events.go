@@ -55,7 +55,7 @@ func (s *server) pipelineEvents(w http.ResponseWriter, r *http.Request, p Princi
 			return
 		}
 	}
-	st := &stream{s: s, tenant: p.Tenant, only: id, last: map[string]int64{id: after}}
+	st := &stream{s: s, p: p, only: id, last: map[string]int64{id: after}}
 	st.run(w, r, func(ctx context.Context) ([]store.Event, error) {
 		return s.d.Events(ctx, p.Tenant, id, after)
 	})
@@ -80,7 +80,7 @@ func (s *server) tenantEvents(w http.ResponseWriter, r *http.Request, p Principa
 		}
 		from, fromSeq = pid, n
 	}
-	st := &stream{s: s, tenant: p.Tenant, last: map[string]int64{}}
+	st := &stream{s: s, p: p, last: map[string]int64{}}
 	st.run(w, r, func(ctx context.Context) ([]store.Event, error) {
 		if from == "" {
 			return nil, nil
@@ -137,8 +137,8 @@ func (s *server) missedSince(ctx context.Context, tenant, from string, seq int64
 
 // stream is one Server-Sent Events response.
 type stream struct {
-	s      *server
-	tenant string
+	s *server
+	p Principal
 	// only, when set, is the one pipeline streamed; ids are then bare
 	// seqs, otherwise "pipeline:seq".
 	only string
@@ -149,13 +149,20 @@ type stream struct {
 	rc   *http.ResponseController
 }
 
-// run subscribes first, then replays, then streams live events: whatever is
+// run takes one of the principal's stream slots (429 when it holds them
+// all), subscribes first, then replays, then streams live events: whatever is
 // appended while the replay is read arrives on the subscription, and the
 // per-pipeline seqs drop what was already sent.
 func (st *stream) run(w http.ResponseWriter, r *http.Request, replay func(context.Context) ([]store.Event, error)) {
+	release, err := st.s.streams.Acquire(st.p)
+	if err != nil {
+		st.s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	live := st.s.d.Subscribe(ctx, st.tenant)
+	live := st.s.d.Subscribe(ctx, st.p.Tenant)
 	past, err := replay(ctx)
 	if err != nil {
 		st.s.writeError(w, r, err)
@@ -199,7 +206,7 @@ func (st *stream) run(w http.ResponseWriter, r *http.Request, replay func(contex
 			evs := []store.Event{ev}
 			if last, known := st.last[ev.Pipeline]; known && ev.Seq > last+1 {
 				// The subscription dropped some: read them back.
-				missed, err := st.s.d.Events(ctx, st.tenant, ev.Pipeline, last)
+				missed, err := st.s.d.Events(ctx, st.p.Tenant, ev.Pipeline, last)
 				if err != nil {
 					st.s.log.Warn("event stream: reading missed events", "pipeline", ev.Pipeline, "err", err)
 					return

@@ -44,6 +44,10 @@ type Options struct {
 	// Heartbeat is the event streams' heartbeat period; zero means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Streams caps the event streams each principal holds open at once
+	// (429 beyond); share one with the console. Nil means a cap of
+	// auth.DefaultMaxStreams for this API's streams alone.
+	Streams *auth.StreamLimit
 	// Providers keeps the tenants' metric providers; nil answers the
 	// provider routes with 501.
 	Providers ProviderStore
@@ -199,6 +203,7 @@ type server struct {
 	registry  *prometheus.Registry
 	ready     func(context.Context) error
 	heartbeat time.Duration
+	streams   *auth.StreamLimit
 	providers ProviderStore
 	store     SecurityStore
 	secrets   Secrets
@@ -219,6 +224,7 @@ func New(o Options) (http.Handler, error) {
 		registry:  o.Metrics,
 		ready:     o.Ready,
 		heartbeat: o.Heartbeat,
+		streams:   o.Streams,
 		providers: o.Providers,
 		store:     o.Store,
 		secrets:   o.Secrets,
@@ -231,6 +237,9 @@ func New(o Options) (http.Handler, error) {
 	}
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultHeartbeat
+	}
+	if s.streams == nil {
+		s.streams = auth.NewStreamLimit(0)
 	}
 	m, err := newMetrics(s.registry)
 	if err != nil {

@@ -29,6 +29,8 @@
 //     grant), the browser's code flow completes in package sso.
 //   - Roles: SystemRoles and GrantsOf say what grants roles give; Covers is
 //     the subset rule package api applies to every change of a principal.
+//   - StreamLimit caps the event streams one principal holds open at
+//     once (the API's and the console's together).
 //   - Bootstrap gives a new server its first admin credential and writes it
 //     to <data-dir>/admin-credentials.json (mode 0600).
 //

@@ -50,6 +50,10 @@ type Options struct {
 	// Heartbeat is the event streams' heartbeat period; zero means
 	// DefaultHeartbeat.
 	Heartbeat time.Duration
+	// Streams caps the event streams each principal holds open at once
+	// (429 beyond); the server shares one with the API. Nil means a cap of
+	// auth.DefaultMaxStreams for the console's streams alone.
+	Streams *auth.StreamLimit
 	// Now is the clock for durations shown; nil means time.Now.
 	Now func() time.Time
 	// SecureCookies marks every cookie Secure, also on a request that came
@@ -67,6 +71,7 @@ type Console struct {
 	sso       SSO
 	log       *slog.Logger
 	heartbeat time.Duration
+	streams   *auth.StreamLimit
 	now       func() time.Time
 	secure    bool
 	pages     map[string]*template.Template
@@ -79,9 +84,12 @@ func New(o Options) (*Console, error) {
 	if o.Deployments == nil || o.Auth == nil {
 		return nil, errors.New("console: Options need Deployments and Auth")
 	}
-	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, now: o.Now, secure: o.SecureCookies}
+	c := &Console{d: o.Deployments, auth: o.Auth, agents: o.Agents, api: o.API, log: o.Logger, heartbeat: o.Heartbeat, streams: o.Streams, now: o.Now, secure: o.SecureCookies}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.streams == nil {
+		c.streams = auth.NewStreamLimit(0)
 	}
 	if c.heartbeat <= 0 {
 		c.heartbeat = DefaultHeartbeat

@@ -31,6 +31,12 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 			}
 		}
 	}
+	release, err := c.streams.Acquire(s.Principal)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	// Subscribe before reading the replay: whatever is appended meanwhile

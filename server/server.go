@@ -73,6 +73,14 @@ type Config struct {
 	// provider: the console's button and the CLI's device login. An empty
 	// RedirectURL means <public URL>/login/sso/callback.
 	SSO *sso.Config
+	// BodyReadTimeout bounds how long a request may take to send its body
+	// (not the agents' streams); zero means DefaultBodyReadTimeout.
+	// IdleTimeout closes keep-alive connections idle that long; zero means
+	// DefaultIdleTimeout.
+	BodyReadTimeout, IdleTimeout time.Duration
+	// MaxStreams is how many event streams (API and console together) one
+	// principal may hold open at once; zero means auth.DefaultMaxStreams.
+	MaxStreams int
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
@@ -196,12 +204,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.Resume(ctx); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}})
+	// One cap on event streams per principal, for the API's and the
+	// console's together.
+	streams := auth.NewStreamLimit(cfg.MaxStreams)
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}, Streams: streams})
 	if err != nil {
 		return err
 	}
 	// The web console answers every path the API does not.
-	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure})
+	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure, Streams: streams})
 	if err != nil {
 		return err
 	}
@@ -216,7 +227,21 @@ func Run(ctx context.Context, cfg Config) error {
 		handler = withHSTS(handler)
 	}
 	// Agents' gRPC streams come in on the API's own listener.
-	srv := &http.Server{Handler: hub.Handler(handler), ReadHeaderTimeout: 10 * time.Second, Protocols: protocols(certs != nil)}
+	// Slow clients are bounded per request (withBodyDeadline) and idle
+	// connections by IdleTimeout, never by a ReadTimeout (see deadline.go).
+	bodyTimeout, idleTimeout := cfg.BodyReadTimeout, cfg.IdleTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = DefaultBodyReadTimeout
+	}
+	if idleTimeout <= 0 {
+		idleTimeout = DefaultIdleTimeout
+	}
+	srv := &http.Server{
+		Handler:           hub.Handler(withBodyDeadline(handler, bodyTimeout)),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idleTimeout,
+		Protocols:         protocols(certs != nil),
+	}
 	errc := make(chan error, 1)
 	if certs != nil {
 		srv.TLSConfig = certs.tlsConfig()
