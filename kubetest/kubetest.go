@@ -27,6 +27,10 @@ var shared struct {
 	started bool // a start was tried (once: a failure is every caller's)
 	c       *localkube.Cluster
 	err     error
+	// build is where the binaries come from, resolved by Main before any
+	// test runs: a test may change HOME or the working directory (the
+	// CLI's do) before it first asks for the cluster.
+	build localkube.BuildOptions
 }
 
 // startTimeout bounds building the binaries (once per machine, cached) and
@@ -48,8 +52,17 @@ func Main(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	build := localkube.BuildOptions{Log: os.Stderr}
+	var err error
+	if build.ToolsDir, err = localkube.FindToolsDir(); err == nil {
+		build.CacheDir, err = localkube.DefaultCacheDir()
+	}
 	shared.mu.Lock()
 	shared.main = true
+	shared.build = build
+	if err != nil {
+		shared.started, shared.err = true, err // every cluster test fails with it
+	}
 	shared.mu.Unlock()
 	code := m.Run()
 	shared.mu.Lock()
@@ -77,7 +90,7 @@ func Cluster(t testing.TB) *localkube.Cluster {
 	}
 	if !shared.started {
 		shared.started = true
-		shared.c, shared.err = start()
+		shared.c, shared.err = start(shared.build)
 	}
 	if shared.err != nil {
 		t.Fatalf("kubetest: %v", shared.err)
@@ -86,10 +99,10 @@ func Cluster(t testing.TB) *localkube.Cluster {
 }
 
 // start builds (if not cached) and starts the local control plane.
-func start() (*localkube.Cluster, error) {
+func start(build localkube.BuildOptions) (*localkube.Cluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	bins, err := localkube.EnsureBinaries(ctx, localkube.BuildOptions{Log: os.Stderr})
+	bins, err := localkube.EnsureBinaries(ctx, build)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,12 @@ func TestProbeCluster(t *testing.T) {
 	if mode == "" {
 		t.Skip("run in a child binary by TestClusterOnlyWhenAsked")
 	}
+	// A test may move HOME and the working directory before it first asks
+	// for the cluster (the CLI's do): the cluster still comes from the
+	// repository's tools and the machine's cache, as Main found them.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Chdir(t.TempDir())
 	Namespace(t)
 	// The parent's check finds the components while they run (else
 	// finding none afterwards would prove nothing).
