@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sortie-cd/sortie/store"
 )
@@ -146,4 +147,37 @@ func (s *Store) DeleteCredential(ctx context.Context, tenant, clientID string) e
 		return fmt.Errorf("sqlite: delete credential %s: %w", clientID, err)
 	}
 	return nil
+}
+
+// BindAgent implements store.Store.
+func (s *Store) BindAgent(ctx context.Context, tenant, agentID, clientID string, at time.Time) (string, error) {
+	var owner string
+	err := s.write.QueryRowContext(ctx, `INSERT INTO agent_bindings (tenant, agent_id, client_id, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, agent_id) DO UPDATE SET client_id = client_id RETURNING client_id`,
+		tenant, agentID, clientID, at.UnixMilli()).Scan(&owner)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: bind agent %s: %w", agentID, err)
+	}
+	return owner, nil
+}
+
+// AgentBindings implements store.Store.
+func (s *Store) AgentBindings(ctx context.Context, tenant string) (map[string]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT agent_id, client_id FROM agent_bindings WHERE tenant = ?`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: agent bindings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var a, c string
+		if err := rows.Scan(&a, &c); err != nil {
+			return nil, fmt.Errorf("sqlite: agent bindings: %w", err)
+		}
+		out[a] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: agent bindings: %w", err)
+	}
+	return out, nil
 }
