@@ -25,9 +25,7 @@ func TestAgentIdentifierBoundToCredential(t *testing.T) {
 	srv := clienttest.Start(t, server.Config{})
 	s := &liveServer{t: t, url: srv.URL}
 	root := s.token(srv.Credentials.ClientID, srv.Credentials.ClientSecret, "")
-	var a, b api.NewCredential
-	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "edge-a", Roles: []string{"agent"}}, &a)
-	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "edge-b", Roles: []string{"agent"}}, &b)
+	a, b := s.credential(root, "edge-a", "agent"), s.credential(root, "edge-b", "agent")
 
 	// run starts an agent and returns, on its first attempt, "" once it is
 	// connected or the refusal; stop ends it.

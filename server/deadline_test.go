@@ -46,8 +46,7 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 	defer stream.Body.Close()
 	opened := time.Now()
 
-	var ac api.NewCredential
-	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "edge", Roles: []string{"agent"}}, &ac)
+	ac := s.credential(root, "edge", "agent")
 	connects := make(chan string, 10)
 	ag, err := agent.New(agent.Options{
 		ServerURL: s.url, AgentID: "edge", ClientID: ac.ClientID, ClientSecret: ac.ClientSecret,
