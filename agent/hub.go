@@ -57,6 +57,18 @@ type HubOptions struct {
 	Log *slog.Logger
 	// Now is the clock of the agents list; nil means time.Now.
 	Now func() time.Time
+	// Bindings keeps which credential owns each agent identifier; nil
+	// binds nothing (any agent credential of the tenant may register any
+	// identifier).
+	Bindings Bindings
+}
+
+// Bindings binds an agent identifier, in its tenant, to the credential
+// that first registered it (store.Store does).
+type Bindings interface {
+	// BindAgent binds agentID to clientID unless it is bound already and
+	// returns the client id it is bound to.
+	BindAgent(ctx context.Context, tenant, agentID, clientID string, at time.Time) (string, error)
 }
 
 // Hub is the server's end of the agent connections. It accepts agent
@@ -67,6 +79,7 @@ type Hub struct {
 	agentpb.UnimplementedAgentServer
 
 	auth      Verifier
+	bindings  Bindings
 	heartbeat time.Duration
 	version   string
 	log       *slog.Logger
@@ -104,6 +117,9 @@ type Info struct {
 	ConnectedAt    time.Time
 	LastHeartbeat  time.Time
 	RemoteAddr     string
+	// ClientID is the credential the agent connected with: the one its
+	// identifier is bound to.
+	ClientID string
 }
 
 // NewHub returns a Hub. Serve it with ServeHTTP (or Handler) on an HTTP/2
@@ -114,6 +130,7 @@ func NewHub(o HubOptions) (*Hub, error) {
 	}
 	h := &Hub{
 		auth:      o.Auth,
+		bindings:  o.Bindings,
 		heartbeat: o.HeartbeatInterval,
 		version:   o.Version,
 		log:       o.Log,
@@ -309,9 +326,13 @@ func (h *Hub) Connect(stream agentpb.Agent_ConnectServer) error {
 		kick:     make(chan error, 1),
 		info: Info{
 			ID: hello.GetAgentId(), Version: hello.GetAgentVersion(), ClusterVersion: hello.GetClusterVersion(),
-			ConnectedAt: now, LastHeartbeat: now, RemoteAddr: remote,
+			ConnectedAt: now, LastHeartbeat: now, RemoteAddr: remote, ClientID: p.ClientID,
 		},
 		lastMessage: now,
+	}
+	if err := h.bind(ctx, p, c.info.ID, now); err != nil {
+		h.log.Warn("agent refused", "agent", c.info.ID, "tenant", c.tenant, "addr", remote, "client_id", p.ClientID, "err", err)
+		return err
 	}
 	if err := h.register(c); err != nil {
 		h.log.Warn("agent refused", "agent", c.info.ID, "tenant", c.tenant, "addr", remote, "err", err)
@@ -329,6 +350,24 @@ func (h *Hub) Connect(stream agentpb.Agent_ConnectServer) error {
 	close(c.done)
 	log.Info("agent disconnected", "err", err)
 	return err
+}
+
+// bind refuses an agent identifier that another credential of the tenant
+// registered first: that credential's agent is the cluster's, and its
+// commands and relayed secrets must not reach another.
+func (h *Hub) bind(ctx context.Context, p auth.Principal, id string, now time.Time) error {
+	if h.bindings == nil {
+		return nil
+	}
+	owner, err := h.bindings.BindAgent(ctx, p.Tenant, id, p.ClientID, now)
+	if err != nil {
+		h.log.Error("agent binding", "agent", id, "tenant", p.Tenant, "err", err)
+		return status.Error(codes.Unavailable, "the server cannot check the agent's identifier now; retry")
+	}
+	if owner != p.ClientID {
+		return status.Errorf(codes.PermissionDenied, "agent identifier %q belongs to another credential of this tenant (client id %s); use that credential, or an admin deletes it to release the identifier", id, owner)
+	}
+	return nil
 }
 
 func (h *Hub) authenticate(ctx context.Context) (auth.Principal, error) {

@@ -21,6 +21,10 @@ type AgentView struct {
 	ConnectedAt    time.Time `json:"connectedAt"`
 	LastHeartbeat  time.Time `json:"lastHeartbeat"`
 	RemoteAddress  string    `json:"remoteAddress"`
+	// ClientID is the agent credential the identifier is bound to: the
+	// one that registered it first, and the only one that may use it
+	// until an admin deletes that credential.
+	ClientID string `json:"clientId"`
 }
 
 // AgentList is the body of GET /api/v1/agents.

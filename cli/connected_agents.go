@@ -59,9 +59,9 @@ func runAgentsList(ctx context.Context, ios IOStreams, opts AgentsListOptions) e
 			return err
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "AGENT\tVERSION\tCLUSTER\tCONNECTED\tLAST HEARTBEAT\tFROM")
+		fmt.Fprintln(tw, "AGENT\tVERSION\tCLUSTER\tCONNECTED\tLAST HEARTBEAT\tFROM\tCREDENTIAL")
 		for _, a := range agents {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Version, firstOf(a.ClusterVersion, "-"), fmtTime(a.ConnectedAt), fmtTime(a.LastHeartbeat), a.RemoteAddress)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Version, firstOf(a.ClusterVersion, "-"), fmtTime(a.ConnectedAt), fmtTime(a.LastHeartbeat), a.RemoteAddress, firstOf(a.ClientID, "-"))
 		}
 		return tw.Flush()
 	})

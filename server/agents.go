@@ -53,6 +53,7 @@ func (l agentList) ListAgents(tenant string) []api.AgentView {
 		out = append(out, api.AgentView{
 			ID: a.ID, Version: a.Version, ClusterVersion: a.ClusterVersion,
 			ConnectedAt: a.ConnectedAt, LastHeartbeat: a.LastHeartbeat, RemoteAddress: a.RemoteAddr,
+			ClientID: a.ClientID,
 		})
 	}
 	return out

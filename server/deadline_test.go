@@ -46,9 +46,8 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 	defer stream.Body.Close()
 	opened := time.Now()
 
-	var ac api.NewCredential
-	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "edge", Roles: []string{"agent"}}, &ac)
-	connects := make(chan struct{}, 10)
+	ac := s.credential(root, "edge", "agent")
+	connects := make(chan string, 10)
 	ag, err := agent.New(agent.Options{
 		ServerURL: s.url, AgentID: "edge", ClientID: ac.ClientID, ClientSecret: ac.ClientSecret,
 		Executor: func(string) runner.Executor { return nil },
@@ -139,17 +138,24 @@ func TestTrickledBodyIsCutOff(t *testing.T) {
 	}
 }
 
-// onMessage is a log handler that signals c at each record whose message
-// is msg.
+// onMessage is a log handler that sends on c, at each record whose
+// message is msg, the record's err attribute.
 type onMessage struct {
 	msg string
-	c   chan struct{}
+	c   chan string
 }
 
 func (h *onMessage) Enabled(context.Context, slog.Level) bool { return true }
 func (h *onMessage) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == h.msg {
-		h.c <- struct{}{}
+		var e string
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" {
+				e = a.Value.String()
+			}
+			return true
+		})
+		h.c <- e
 	}
 	return nil
 }

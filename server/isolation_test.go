@@ -107,6 +107,14 @@ func (s *liveServer) must(status int, method, path, token string, body, out any)
 	}
 }
 
+// credential creates a credential with token and returns it with its secret.
+func (s *liveServer) credential(token, name string, roles ...string) api.NewCredential {
+	s.t.Helper()
+	var nc api.NewCredential
+	s.must(201, "POST", api.Prefix+"/credentials", token, api.CreateCredentialRequest{Name: name, Roles: roles}, &nc)
+	return nc
+}
+
 func (s *liveServer) token(clientID, secret, tenant string) string {
 	s.t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret}}

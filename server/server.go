@@ -161,7 +161,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	hub, err := agent.NewHub(agent.HubOptions{Auth: authSvc, Log: log})
+	hub, err := agent.NewHub(agent.HubOptions{Auth: authSvc, Log: log, Bindings: st})
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,7 @@ func TestEventStreamsPerPrincipal(t *testing.T) {
 	srv := clienttest.Start(t, server.Config{})
 	s := &liveServer{t: t, url: srv.URL}
 	root := s.token(srv.Credentials.ClientID, srv.Credentials.ClientSecret, "")
-	var nc api.NewCredential
-	s.must(201, "POST", api.Prefix+"/credentials", root, api.CreateCredentialRequest{Name: "watcher", Roles: []string{"viewer"}}, &nc)
+	nc := s.credential(root, "watcher", "viewer")
 	viewer := s.token(nc.ClientID, nc.ClientSecret, "")
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -257,6 +257,14 @@ type Store interface {
 	ListCredentials(ctx context.Context, tenant string) ([]Credential, error)
 	DeleteCredential(ctx context.Context, tenant, clientID string) error
 
+	// Agent bindings: an agent identifier belongs, in its tenant, to the
+	// credential that first registered it. BindAgent binds agentID to
+	// clientID unless it is bound already, and returns the client id it is
+	// bound to (clientID, or the earlier one). Deleting the credential
+	// releases its bindings. AgentBindings returns the tenant's, by agent id.
+	BindAgent(ctx context.Context, tenant, agentID, clientID string, at time.Time) (string, error)
+	AgentBindings(ctx context.Context, tenant string) (map[string]string, error)
+
 	// Users, by username within a tenant. CreateUser returns ErrConflict
 	// when the username is taken in the tenant, ErrNotFound for an unknown
 	// tenant; zero CreatedAt and UpdatedAt are stamped. Get, Delete and

@@ -108,3 +108,41 @@ func testCredentials(t *testing.T, open Opener) {
 		t.Errorf("CreateCredential of a deleted client id: %v", err)
 	}
 }
+
+func testAgentBindings(t *testing.T, open Opener) {
+	s, _ := open(t)
+	ctx := t.Context()
+	createTenant(t, s, "acme")
+	for _, c := range []store.Credential{
+		{Tenant: store.DefaultTenant, ClientID: "first", SecretHash: []byte("h"), Roles: []string{pipeline.RoleAgent}, CreatedAt: t0},
+		{Tenant: store.DefaultTenant, ClientID: "second", SecretHash: []byte("h"), Roles: []string{pipeline.RoleAgent}, CreatedAt: t0},
+		{Tenant: "acme", ClientID: "acme-agent", SecretHash: []byte("h"), Roles: []string{pipeline.RoleAgent}, CreatedAt: t0},
+	} {
+		if err := s.CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind := func(tenant, agentID, clientID, want string) {
+		t.Helper()
+		got, err := s.BindAgent(ctx, tenant, agentID, clientID, t0)
+		if err != nil || got != want {
+			t.Errorf("BindAgent(%s, %s, %s) = %q, %v; want %q", tenant, agentID, clientID, got, err, want)
+		}
+	}
+	bind(store.DefaultTenant, "prod", "first", "first")
+	bind(store.DefaultTenant, "prod", "second", "first") // taken
+	bind(store.DefaultTenant, "prod", "first", "first")  // again, same owner
+	bind("acme", "prod", "acme-agent", "acme-agent")     // another tenant's id space
+	got, err := s.AgentBindings(ctx, store.DefaultTenant)
+	if err != nil || !cmp.Equal(got, map[string]string{"prod": "first"}) {
+		t.Errorf("AgentBindings = %v, %v", got, err)
+	}
+	// Deleting the owner releases the id.
+	if err := s.DeleteCredential(ctx, store.DefaultTenant, "first"); err != nil {
+		t.Fatal(err)
+	}
+	bind(store.DefaultTenant, "prod", "second", "second")
+	if got, _ := s.AgentBindings(ctx, "acme"); !cmp.Equal(got, map[string]string{"prod": "acme-agent"}) {
+		t.Errorf("acme's bindings = %v", got)
+	}
+}

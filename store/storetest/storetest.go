@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"Tenants", testTenants},
 		{"Credentials", testCredentials},
+		{"AgentBindings", testAgentBindings},
 		{"Users", testUsers},
 		{"MetricProviders", testMetricProviders},
 		{"Secrets", testSecrets},

@@ -652,3 +652,38 @@ func (s *Tables) ListAudit(ctx context.Context, tenant string, f store.AuditFilt
 	}
 	return out, nil
 }
+
+// BindAgent implements store.Store: the first credential to register an
+// agent identifier in a tenant owns it; the owner is returned.
+func (s *Tables) BindAgent(ctx context.Context, tenant, agentID, clientID string, at time.Time) (string, error) {
+	var owner string
+	err := s.Write.QueryRowContext(ctx, s.rebind(`INSERT INTO agent_bindings (tenant, agent_id, client_id, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, agent_id) DO UPDATE SET client_id = agent_bindings.client_id RETURNING client_id`),
+		tenant, agentID, clientID, at.UnixMilli()).Scan(&owner)
+	if err != nil {
+		return "", fmt.Errorf("%s: bind agent %s: %w", s.Name, agentID, err)
+	}
+	return owner, nil
+}
+
+// AgentBindings implements store.Store: agent identifier to the client id
+// that owns it, in tenant.
+func (s *Tables) AgentBindings(ctx context.Context, tenant string) (map[string]string, error) {
+	rows, err := s.Read.QueryContext(ctx, s.rebind(`SELECT agent_id, client_id FROM agent_bindings WHERE tenant = ?`), tenant)
+	if err != nil {
+		return nil, fmt.Errorf("%s: agent bindings: %w", s.Name, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var a, c string
+		if err := rows.Scan(&a, &c); err != nil {
+			return nil, fmt.Errorf("%s: agent bindings: %w", s.Name, err)
+		}
+		out[a] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: agent bindings: %w", s.Name, err)
+	}
+	return out, nil
+}
