@@ -138,7 +138,7 @@ func TestJudgmentRunsAreAveraged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			gauge.Set(tc.values[0])
-			if err := prom.Scraped(ctx, 2); err != nil {
+			if err := prom.WaitValue(ctx, "app_latency_seconds", ahead(), tc.values[0]); err != nil {
 				t.Fatal(err)
 			}
 			a := &analysis.Analyzer{Now: ahead, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
@@ -155,7 +155,7 @@ func TestJudgmentRunsAreAveraged(t *testing.T) {
 				runs = append(runs, j)
 				if j.Run < len(tc.values) {
 					gauge.Set(tc.values[j.Run]) // what the next run sees
-					if err := prom.Scraped(ctx, 2); err != nil {
+					if err := prom.WaitValue(ctx, "app_latency_seconds", ahead(), tc.values[j.Run]); err != nil {
 						t.Error(err)
 					}
 				}

@@ -2,13 +2,16 @@ package promtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +182,48 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// WaitValue waits until Prometheus itself answers the instant query at
+// time at with want (the first sample of the result), looking again after
+// each scrape: what a test needs before a judgment run reads a value it
+// has just set, on a machine of any load.
+func (p *Prometheus) WaitValue(ctx context.Context, query string, at time.Time, want float64) error {
+	for {
+		got, err := p.value(ctx, query, at)
+		if err == nil && got == want {
+			return nil
+		}
+		if err := p.Scraped(ctx, 1); err != nil {
+			return fmt.Errorf("promtest: %s = %v (%v), want %v: %w", query, got, err, want, ctx.Err())
+		}
+	}
+}
+
+func (p *Prometheus) value(ctx context.Context, query string, at time.Time) (float64, error) {
+	q := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?"+q.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, err
+	}
+	if len(body.Data.Result) == 0 {
+		return 0, fmt.Errorf("no result")
+	}
+	s, _ := body.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(s, 64)
 }
