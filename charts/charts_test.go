@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -145,7 +146,12 @@ func TestAgentChart(t *testing.T) {
 	mustHelm(t, append([]string{"install", "c", agentChart, "--namespace", ns, "--wait", "--timeout", "3m", "--set", "rbac.clusterWide=false", "--set", "rbac.namespaces={" + ns + "}"}, agentMinimal...)...)
 	c := kubetest.Client(t)
 	ctx := context.Background()
-	// helm install --wait returned once the Deployment was available.
+	// helm's --wait may return before the Deployment's status says so
+	// (seen on a loaded machine); the cluster must then get there.
+	kubetest.Until(t, ns, "c-sortie-agent is available", 2*time.Minute, func() bool {
+		d, err := c.AppsV1().Deployments(ns).Get(ctx, "c-sortie-agent", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas == 1
+	})
 	d, err := c.AppsV1().Deployments(ns).Get(ctx, "c-sortie-agent", metav1.GetOptions{})
 	if err != nil || d.Status.AvailableReplicas != 1 {
 		t.Fatalf("the agent Deployment after helm install --wait: %v %+v", err, d.Status)

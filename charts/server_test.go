@@ -114,6 +114,12 @@ spec:
 	mustHelm(t, append([]string{"install", "c", serverChart}, install...)...)
 	c := kubetest.Client(t)
 	ctx := context.Background()
+	// helm's --wait may return before the Deployment's status says so
+	// (seen on a loaded machine); the cluster must then get there.
+	kubetest.Until(t, ns, "c-sortie is available", 2*time.Minute, func() bool {
+		d, err := c.AppsV1().Deployments(ns).Get(ctx, "c-sortie", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas == 1
+	})
 	d, err := c.AppsV1().Deployments(ns).Get(ctx, "c-sortie", metav1.GetOptions{})
 	if err != nil || d.Status.AvailableReplicas != 1 {
 		t.Fatalf("the server Deployment after helm install --wait: %v %+v", err, d.Status)
