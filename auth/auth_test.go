@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
 )
@@ -628,5 +631,56 @@ func TestOthersCannotLockTheOwnerOut(t *testing.T) {
 				t.Errorf("the owner after the attack: %d %s, want 200", w.Code, w.Body)
 			}
 		})
+	}
+}
+
+// TestBootstrapGiven: an operator's credential (a mounted Secret) becomes
+// the first admin credential, once; bad ones are refused without echoing
+// the secret.
+func TestBootstrapGiven(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(id, secret string) {
+		if err := os.WriteFile(filepath.Join(dir, auth.GivenClientIDFile), []byte(id+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, auth.GivenClientSecretFile), []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ id, secret, want string }{
+		{"Admin_1", "sortie_0123456789abcdefghijklmnopqrstuvwxyz", "client-id"},
+		{"admin-1", "short-secret-value", "client-secret"},
+		{"admin-1", "sortie_0123456789abcdefghij klmnopqrstuvwxyz", "client-secret"},
+	} {
+		write(c.id, c.secret)
+		_, err := auth.ReadGiven(dir)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.secret) {
+			t.Errorf("ReadGiven(%q, secret): %v; want an error naming %s, without the secret", c.id, err, c.want)
+		}
+	}
+	if _, err := auth.ReadGiven(t.TempDir()); err == nil {
+		t.Error("ReadGiven of an empty directory: no error")
+	}
+	secret := "sortie_0123456789abcdefghijklmnopqrstuvwxyz"
+	write("admin-1", secret)
+	g, err := auth.ReadGiven(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	if created, err := auth.BootstrapGiven(ctx, st, *g); err != nil || !created {
+		t.Fatalf("first start: %v %v", created, err)
+	}
+	c, err := st.GetCredential(ctx, "admin-1")
+	if err != nil || !slices.Equal(c.Roles, []string{pipeline.RoleOrganizationAdmin}) || bytes.Contains(c.SecretHash, []byte(secret)) {
+		t.Fatalf("stored credential: %+v %v", c, err)
+	}
+	if !auth.VerifySecret(c.SecretHash, secret) {
+		t.Error("the stored hash does not verify the given secret")
+	}
+	other := auth.Given{ClientID: "admin-2", ClientSecret: secret}
+	if created, err := auth.BootstrapGiven(ctx, st, other); err != nil || created {
+		t.Errorf("second start: %v %v; want nothing done", created, err)
 	}
 }

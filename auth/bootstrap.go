@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -66,4 +69,88 @@ func Bootstrap(ctx context.Context, creds CredentialStore, dataDir, serverURL st
 		return "", fmt.Errorf("auth: bootstrap: store credential: %w", err)
 	}
 	return path, nil
+}
+
+// Given is a first admin credential the operator supplies instead of the
+// one Bootstrap makes up: a Kubernetes Secret mounted as a directory
+// (the Helm chart's bootstrap Secret), so the secret is known before the
+// server first starts and never written to the data directory.
+type Given struct {
+	ClientID     string
+	ClientSecret string
+}
+
+// The files of a Given credential's directory.
+const (
+	GivenClientIDFile     = "client-id"
+	GivenClientSecretFile = "client-secret"
+)
+
+var givenClientID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{2,62}$`)
+
+// minGivenSecretLen is the shortest client secret accepted from an
+// operator: as long as the 32 random bytes of a generated one, encoded.
+const minGivenSecretLen = 32
+
+// ReadGiven reads a Given credential from dir's client-id and client-secret
+// files (surrounding white space trimmed). The secret never appears in an
+// error.
+func ReadGiven(dir string) (*Given, error) {
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return "", fmt.Errorf("auth: bootstrap credential: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	id, err := read(GivenClientIDFile)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := read(GivenClientSecretFile)
+	if err != nil {
+		return nil, err
+	}
+	g, err := ParseGiven(id, secret)
+	if err != nil {
+		return nil, fmt.Errorf("auth: bootstrap credential in %s: %w", dir, err)
+	}
+	return g, nil
+}
+
+// ParseGiven checks a Given credential's client id and secret. The secret
+// never appears in an error.
+func ParseGiven(clientID, secret string) (*Given, error) {
+	if !givenClientID.MatchString(clientID) {
+		return nil, fmt.Errorf("%s %q: want 3 to 63 lower-case letters, digits and dashes", GivenClientIDFile, clientID)
+	}
+	if len(secret) < minGivenSecretLen || strings.ContainsFunc(secret, unicode.IsSpace) {
+		return nil, fmt.Errorf("%s: want at least %d characters without white space", GivenClientSecretFile, minGivenSecretLen)
+	}
+	return &Given{ClientID: clientID, ClientSecret: secret}, nil
+}
+
+// BootstrapGiven gives a new server the operator's first credential: when
+// tenant main has none, it stores g with the organization-admin role
+// (its hash only) and returns true. When main already has a credential it
+// does nothing and returns false: the given credential seeds the first
+// start only, later ones are managed through the API.
+func BootstrapGiven(ctx context.Context, creds CredentialStore, g Given) (bool, error) {
+	existing, err := creds.ListCredentials(ctx, store.DefaultTenant)
+	if err != nil {
+		return false, fmt.Errorf("auth: bootstrap: %w", err)
+	}
+	if len(existing) > 0 {
+		return false, nil
+	}
+	hash, err := HashSecret(g.ClientSecret)
+	if err != nil {
+		return false, err
+	}
+	c := store.Credential{Tenant: store.DefaultTenant, ClientID: g.ClientID, Name: AdminCredentialName, SecretHash: hash,
+		Roles: []string{pipeline.RoleOrganizationAdmin}, CreatedAt: time.Now().UTC()}
+	if err := creds.CreateCredential(ctx, c); err != nil {
+		return false, fmt.Errorf("auth: bootstrap: store credential: %w", err)
+	}
+	return true, nil
 }

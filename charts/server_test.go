@@ -2,17 +2,19 @@ package charts
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +45,8 @@ func TestServerChartSchema(t *testing.T) {
 	}{
 		{"no public URL", nil, "publicURL"},
 		{"TLS without a Secret", append(append([]string{}, serverMinimal...), "--set", "tls.enabled=true"), "existingSecret"},
-		{"a store this version lacks", append(append([]string{}, serverMinimal...), "--set", "database.type=postgresql"), "type"},
+		{"an unknown store", append(append([]string{}, serverMinimal...), "--set", "database.type=mysql"), "type"},
+		{"PostgreSQL without its URL's Secret", append(append([]string{}, serverMinimal...), "--set", "database.type=postgresql"), "existingSecret"},
 		{"single sign-on without a client", append(append([]string{}, serverMinimal...), "--set", "sso.issuer=https://idp.example.com"), "clientID"},
 		{"an Ingress without a host", append(append([]string{}, serverMinimal...), "--set", "ingress.enabled=true"), "host"},
 		{"a misspelt value", append(append([]string{}, serverMinimal...), "--set", "publicUrl=https://x"), "publicUrl"},
@@ -69,7 +72,7 @@ func TestServerChart(t *testing.T) {
 
 	minimal := mustHelm(t, append([]string{"template", "a", serverChart, "--namespace", ns}, serverMinimal...)...)
 	got := kinds(t, minimal)
-	for _, want := range []string{"Secret/" + ns + "/a-sortie-master-key", "PersistentVolumeClaim/" + ns + "/a-sortie-data", "Deployment/" + ns + "/a-sortie", "Service/" + ns + "/a-sortie"} {
+	for _, want := range []string{"Secret/" + ns + "/a-sortie-master-key", "Secret/" + ns + "/a-sortie-bootstrap", "PersistentVolumeClaim/" + ns + "/a-sortie-data", "Deployment/" + ns + "/a-sortie", "Service/" + ns + "/a-sortie"} {
 		if !got[want] {
 			t.Errorf("the minimal rendering lacks %s: %v", want, got)
 		}
@@ -89,15 +92,24 @@ func TestServerChart(t *testing.T) {
 			t.Errorf("the full rendering lacks %s: %v", want, got)
 		}
 	}
-	if got["Secret/"+ns+"/b-sortie-master-key"] || got["PersistentVolumeClaim/"+ns+"/b-sortie-data"] {
-		t.Errorf("the full rendering (existing master key and claim) made its own: %v", got)
+	if got["Secret/"+ns+"/b-sortie-master-key"] || got["Secret/"+ns+"/b-sortie-bootstrap"] || got["PersistentVolumeClaim/"+ns+"/b-sortie-data"] {
+		t.Errorf("the full rendering (existing master key, bootstrap credential and claim) made its own: %v", got)
 	}
-	for _, want := range []string{"--tls-cert-file=/etc/sortie/tls/tls.crt", "--oidc-issuer=https://idp.example.com", "scheme: HTTPS", "defaultMode: 0440"} {
+	for _, want := range []string{"--tls-cert-file=/etc/sortie/tls/tls.crt", "--oidc-issuer=https://idp.example.com", "scheme: HTTPS", "defaultMode: 0440", "secretName: sortie-bootstrap"} {
 		if !strings.Contains(full, want) {
 			t.Errorf("the full rendering lacks %s", want)
 		}
 	}
 	kubectl(t, full, "apply", "--dry-run=server", "-f", "-")
+	// The PostgreSQL URL reaches the server from its Secret, as
+	// SORTIE_DATABASE_URL (never an argument, which ps would show).
+	p := charttest.Container(t, full, map[string]map[string][]byte{
+		"sortie-tls": {"tls.crt": []byte("c"), "tls.key": []byte("k")}, "sortie-master-key": {"key": []byte("m")},
+		"sortie-bootstrap": {"client-id": []byte("i"), "client-secret": []byte("s")}, "sortie-oidc": {"secret": []byte("o")}, "sortie-db": {"dsn": []byte("postgres://sortie:pw@db:5432/sortie")},
+	})
+	if !slices.Contains(p.Env, "SORTIE_DATABASE_URL=postgres://sortie:pw@db:5432/sortie") || strings.Contains(strings.Join(p.Args, " "), "postgres://") {
+		t.Errorf("the full rendering with PostgreSQL: env %q, args %q; want SORTIE_DATABASE_URL from Secret sortie-db key dsn", p.Env, p.Args)
+	}
 
 	// A PersistentVolume for the claim: the local cluster has no provisioner.
 	kubectl(t, fmt.Sprintf(`apiVersion: v1
@@ -141,10 +153,23 @@ spec:
 		}
 		return string(s.Data["master-key"])
 	}
-	before := key()
+	bootstrap := func() map[string][]byte {
+		s, err := c.CoreV1().Secrets(ns).Get(ctx, "c-sortie-bootstrap", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auth.ParseGiven(string(s.Data[auth.GivenClientIDFile]), string(s.Data[auth.GivenClientSecretFile])); err != nil {
+			t.Fatalf("the generated bootstrap credential is not one the server takes: %v", err)
+		}
+		return s.Data
+	}
+	before, beforeCred := key(), bootstrap()
 	mustHelm(t, append([]string{"upgrade", "c", serverChart, "--set", "log.level=debug"}, install...)...)
 	if key() != before {
 		t.Error("helm upgrade replaced the generated master key: every secret it wrapped would be lost")
+	}
+	if !maps.EqualFunc(bootstrap(), beforeCred, bytes.Equal) {
+		t.Error("helm upgrade replaced the generated bootstrap credential")
 	}
 }
 
@@ -155,8 +180,8 @@ spec:
 // test standing for the container's root), the master key from the
 // rendered Secret, the data volume as an empty directory. One thing
 // differs: --addr keeps its host but takes a free port. The server starts,
-// serves TLS and HTTP/2 with the test CA's certificate, and its bootstrap
-// credential gets a token.
+// serves TLS and HTTP/2 with the test CA's certificate, and the bootstrap
+// credential of the chart's generated Secret gets a token.
 func TestServerAsTheChartRendersIt(t *testing.T) {
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, dir)
@@ -228,13 +253,17 @@ func TestServerAsTheChartRendersIt(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Errorf("GET /readyz: %d %s, HSTS %q", resp.StatusCode, resp.Proto, resp.Header.Get("Strict-Transport-Security"))
 	}
-	var cf auth.CredentialsFile
-	if err := json.Unmarshal(read(t, filepath.Join(p.Root, "var/lib/sortie", auth.AdminCredentialsFile)), &cf); err != nil {
+	// The first admin credential is the chart's generated bootstrap
+	// Secret, mounted where the server reads it; nothing is written to
+	// the data volume.
+	cred, err := auth.ReadGiven(filepath.Join(p.Root, "etc/sortie/bootstrap"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if cf.Server != "https://sortie.example.com" {
-		t.Errorf("the bootstrap credential names %s, want the public URL", cf.Server)
+	if _, err := os.Stat(filepath.Join(p.Root, "var/lib/sortie", auth.AdminCredentialsFile)); !os.IsNotExist(err) {
+		t.Errorf("the server wrote %s beside the chart's bootstrap Secret (%v)", auth.AdminCredentialsFile, err)
 	}
+	cf := auth.CredentialsFile{ClientID: cred.ClientID, ClientSecret: cred.ClientSecret}
 	resp, err = hc.PostForm(base+auth.TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {cf.ClientID}, "client_secret": {cf.ClientSecret}})
 	if err != nil {
 		t.Fatal(err)

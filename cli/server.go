@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/auth/sso"
 	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/server"
@@ -20,6 +21,7 @@ import (
 type serverOptions struct {
 	addr, dataDir, publicURL string
 	databaseURL              string
+	bootstrapDir             string
 	logLevel, logFormat      string
 	tlsCertFile, tlsKeyFile  string
 	behindTLSProxy           bool
@@ -35,6 +37,7 @@ func (o *serverOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.addr, "addr", envOr("SORTIE_ADDR", "127.0.0.1:8080"), "listen address (SORTIE_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("SORTIE_DATA_DIR", defaultDataDir()), "where the database, keys and bootstrap credentials live (SORTIE_DATA_DIR)")
 	f.StringVar(&o.databaseURL, "database-url", envOr("SORTIE_DATABASE_URL", ""), "keep the data in this PostgreSQL database (postgres://USER@HOST:PORT/DB?sslmode=...) instead of DATA-DIR/sortie.db; prefer SORTIE_DATABASE_URL when it holds a password (SORTIE_DATABASE_URL)")
+	f.StringVar(&o.bootstrapDir, "bootstrap-credentials-dir", envOr("SORTIE_BOOTSTRAP_CREDENTIALS_DIR", ""), "on first start, make the admin credential the one in this directory's client-id and client-secret files (a mounted Kubernetes Secret) instead of writing a new one to DATA-DIR/admin-credentials.json (SORTIE_BOOTSTRAP_CREDENTIALS_DIR)")
 	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", envOr("SORTIE_TLS_CERT_FILE", ""), "serve TLS with this PEM certificate (the chain after it), read again when it changes (SORTIE_TLS_CERT_FILE)")
 	f.StringVar(&o.tlsKeyFile, "tls-key-file", envOr("SORTIE_TLS_KEY_FILE", ""), "the certificate's PEM private key: mode 0600 (0640 if owned by root) (SORTIE_TLS_KEY_FILE)")
@@ -116,8 +119,15 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	var given *auth.Given
+	if o.bootstrapDir != "" {
+		if given, err = auth.ReadGiven(o.bootstrapDir); err != nil {
+			return server.Config{}, usageErrorf("--bootstrap-credentials-dir: %v", err)
+		}
+	}
 	return server.Config{
-		Addr: o.addr, DataDir: o.dataDir, DatabaseURL: o.databaseURL, PublicURL: o.publicURL, Log: slog.New(h),
+		Bootstrap: given,
+		Addr:      o.addr, DataDir: o.dataDir, DatabaseURL: o.databaseURL, PublicURL: o.publicURL, Log: slog.New(h),
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile, BehindTLSProxy: o.behindTLSProxy,
 		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg,
 		Ready: func(addr, creds string) {

@@ -81,6 +81,10 @@ type Config struct {
 	// MaxStreams is how many event streams (API and console together) one
 	// principal may hold open at once; zero means auth.DefaultMaxStreams.
 	MaxStreams int
+	// Bootstrap, when not nil, is the first admin credential, stored when
+	// tenant main has none (instead of one made up and written to
+	// <data-dir>/admin-credentials.json).
+	Bootstrap *auth.Given
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
@@ -156,8 +160,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	credFile, err := auth.Bootstrap(ctx, st, cfg.DataDir, public)
-	if err != nil {
+	var credFile string
+	if cfg.Bootstrap != nil {
+		created, err := auth.BootstrapGiven(ctx, st, *cfg.Bootstrap)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("bootstrap admin credential stored", "client_id", cfg.Bootstrap.ClientID)
+		}
+	} else if credFile, err = auth.Bootstrap(ctx, st, cfg.DataDir, public); err != nil {
 		return err
 	}
 

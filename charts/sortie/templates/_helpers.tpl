@@ -25,3 +25,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "sortie.scheme" -}}
 {{- if .Values.tls.enabled }}HTTPS{{ else }}HTTP{{ end -}}
 {{- end -}}
+
+{{- define "sortie.bootstrapSecret" -}}
+{{- default (printf "%s-bootstrap" (include "sortie.fullname" .)) .Values.bootstrap.existingSecret -}}
+{{- end -}}
