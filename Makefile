@@ -4,7 +4,7 @@ BIN       := $(CURDIR)/bin
 LOCALKUBE := $(BIN)/localkube
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build test test-short kube-bin cluster-up cluster-down demo demo-down vet fmt clean image image-push image-test FORCE
+.PHONY: all build test test-short kube-bin cluster-up cluster-down demo demo-down vet fmt clean image image-push image-test charts FORCE
 
 # What the image is called, and so the image `sortie agent manifest` names
 # by default: IMAGE_REPO:VERSION (REGISTRY/sortie when REGISTRY is given).
@@ -80,6 +80,16 @@ $(IMAGE_DIR)/oci/index.json: $(IMAGE_DIR)/linux-amd64/sortie $(IMAGE_DIR)/linux-
 # amd64 binary taken out of the layers.
 image-test: image
 	cd tools/image && SORTIE_IMAGE_LAYOUT=$(IMAGE_DIR)/oci SORTIE_IMAGE_VERSION=$(VERSION) SORTIE_IMAGE_REVISION=$(REVISION) $(GO) test -count=1 ./...
+
+# The Helm charts as packages in bin/charts, their appVersion (the image
+# tag they install when image.tag is empty) set to the version `make image`
+# builds, so a chart and its image are released together. The chart in the
+# repository says "dev": install it with --set image.tag=... or use these.
+charts: $(LOCALKUBE)
+	@mkdir -p $(BIN)/charts
+	@helm=$$($(LOCALKUBE) helm) && for c in charts/sortie charts/sortie-agent; do \
+	  HELM_CACHE_HOME=$(BIN)/.helm/cache HELM_CONFIG_HOME=$(BIN)/.helm/config HELM_DATA_HOME=$(BIN)/.helm/data \
+	  $$helm package $$c --app-version $(VERSION) -d $(BIN)/charts || exit 1; done
 
 # Pushes the image (both platforms) and its SBOMs: make image-push
 # REGISTRY=registry.example.com/team builds it as REGISTRY/sortie:VERSION

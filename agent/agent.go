@@ -11,12 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"google.golang.org/grpc"
@@ -28,8 +32,10 @@ import (
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/tracing"
 )
 
 // Default backoff bounds of the agent's reconnect loop.
@@ -77,6 +83,17 @@ type Options struct {
 	// service proxy, so that preview URLs and relayed calls reach Services
 	// wherever the agent runs.
 	ServiceProxy http.RoundTripper
+	// Tracer, when set, traces each command the server sent with a trace
+	// context: a span in the pipeline's trace, a child of the server's
+	// command span, around its execution (whose Kubernetes calls are
+	// children when the executor's client carries tracing.Transport). Nil
+	// traces nothing.
+	Tracer trace.TracerProvider
+	// RelayAllow are the address ranges relayed calls may reach although
+	// the egress policy refuses them by default (loopback, link-local,
+	// cloud metadata, unspecified; see package egress): --relay-allow.
+	// Nil allows none of them.
+	RelayAllow []netip.Prefix
 }
 
 // Agent is the cluster's end of the connection: it dials out to the server,
@@ -91,8 +108,10 @@ type Agent struct {
 	tokens   *clientcredentials.Config
 	httpc    *http.Client
 	relayc   *http.Client // makes relayed calls
-	reg      *prometheus.Registry
-	m        agentMetrics
+	// relayEgress is where relayed calls may connect.
+	relayEgress *egress.Policy
+	reg         *prometheus.Registry
+	m           agentMetrics
 
 	mu       sync.Mutex
 	sess     *session // the accepted stream, nil while disconnected
@@ -100,6 +119,10 @@ type Agent struct {
 	relays   map[string]context.CancelFunc // relayed calls running, by id
 	tenant   string
 	executor runner.Executor
+
+	// wg counts the goroutines a Run started for commands and relayed
+	// calls; Run returns only once they have.
+	wg sync.WaitGroup
 }
 
 type session struct {
@@ -170,7 +193,8 @@ func New(o Options) (*Agent, error) {
 	if o.ResultTTL <= 0 {
 		o.ResultTTL = DefaultResultTTL
 	}
-	a := &Agent{o: o, log: o.Log, execs: map[string]*execution{}, relays: map[string]context.CancelFunc{}, relayc: newRelayClient(), reg: o.Metrics}
+	pol := relayPolicy(o.RelayAllow)
+	a := &Agent{o: o, log: o.Log, execs: map[string]*execution{}, relays: map[string]context.CancelFunc{}, relayc: pol.Client(0), relayEgress: pol, reg: o.Metrics}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -233,23 +257,29 @@ func (a *Agent) Connected() bool {
 }
 
 // Run keeps the agent connected until ctx ends; it returns nil then.
-// Commands already running when ctx ends are cancelled.
+// Commands and relayed calls still running when ctx ends are cancelled,
+// and Run returns once they have returned: nothing of the agent runs on.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.cc.Close()
-	defer a.cancelAll()
 	reconnect(ctx, a.o.MinBackoff, a.o.MaxBackoff, a.session, func(err error, d time.Duration) {
 		a.m.reconnects.Inc()
 		a.log.Warn("not connected to the server; retrying", "err", err, "retry_in", d.Round(time.Millisecond))
 	})
+	if n := a.cancelAll(); n > 0 {
+		a.log.Info("stopping: waiting for the cancelled commands and relayed calls to return", "running", n)
+	}
+	a.wg.Wait()
+	a.httpc.CloseIdleConnections()
+	a.relayc.CloseIdleConnections()
 	return nil
 }
 
 // session runs one stream: it returns whether the server accepted it, and
 // why it ended.
 func (a *Agent) session(ctx context.Context) (bool, error) {
-	tok, err := a.tokens.Token(context.WithValue(ctx, oauth2.HTTPClient, a.httpc))
+	tok, err := a.token(ctx)
 	if err != nil {
-		return false, fmt.Errorf("get a token from %s: %w", a.tokens.TokenURL, err)
+		return false, err
 	}
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -293,14 +323,20 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 		defer mu.Unlock()
 		return last
 	}
-	go func() {
+	// The session's own goroutines (heartbeat, token renewals) end with it.
+	var running sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		running.Wait()
+	}()
+	running.Go(func() {
 		err := heartbeat(sctx, interval, "server", time.Now, heard, func() error {
 			return s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: time.Now().UnixMilli()}}})
 		})
 		if err != nil {
 			cancel(err)
 		}
-	}()
+	})
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -318,11 +354,39 @@ func (a *Agent) session(ctx context.Context) (bool, error) {
 		case *agentpb.ServerMessage_Cancel:
 			a.cancel(m.Cancel.GetId())
 		case *agentpb.ServerMessage_RelayRequest:
-			go a.relay(s, m.RelayRequest)
+			a.wg.Go(func() { a.relay(ctx, s, m.RelayRequest) })
 		case *agentpb.ServerMessage_RelayCancel:
 			a.cancelRelay(m.RelayCancel.GetId())
+		case *agentpb.ServerMessage_RenewToken:
+			running.Go(func() { a.renew(sctx, s) })
 		}
 	}
+}
+
+// renew answers the server's RenewToken with a new token of the agent's
+// credential, so that the stream goes on past the expiry of the one it was
+// opened with. Without one the server ends the stream at that expiry, and
+// the agent reconnects.
+func (a *Agent) renew(ctx context.Context, s *session) {
+	tok, err := a.token(ctx)
+	if err == nil {
+		err = s.send(&agentpb.AgentMessage{Msg: &agentpb.AgentMessage_Token{Token: &agentpb.Token{AccessToken: tok.AccessToken}}})
+	}
+	switch {
+	case err == nil:
+		a.m.renewals.Inc()
+	case ctx.Err() == nil: // else the stream has ended anyway
+		a.log.Warn("cannot renew the stream's token; the server ends the stream when the token expires", "err", err)
+	}
+}
+
+// token gets a new access token of the agent's credential.
+func (a *Agent) token(ctx context.Context) (*oauth2.Token, error) {
+	tok, err := a.tokens.Token(context.WithValue(ctx, oauth2.HTTPClient, a.httpc))
+	if err != nil {
+		return nil, fmt.Errorf("get a token from %s: %w", a.tokens.TokenURL, err)
+	}
+	return tok, nil
 }
 
 // recvErr returns the stream's status after a failed Send (Send only says
@@ -407,14 +471,8 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		a.finish(id, nil, pipeline.CommandResult{CommandID: id, Message: fmt.Sprintf("agent %s: the command does not decode: %v", a.o.AgentID, err)})
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if ms := cmd.GetTimeoutMs(); ms > 0 {
-		// The server's own deadline comes a little later: the agent's
-		// precise failure (which pods are not Ready, and why) gets there
-		// first.
-		d := time.Duration(ms) * time.Millisecond
-		ctx, cancel = context.WithTimeout(context.Background(), d-min(d/20, time.Second))
-	}
+	ctx, cancel := commandContext(cmd.GetTimeoutMs())
+	ctx, span := a.span(ctx, cmd.GetTraceparent(), wj)
 	ex := &execution{cancel: cancel, target: wj.Tenant + "/" + wj.Command.Pipeline + "/" + wj.Command.Target, done: make(chan struct{})}
 	job := runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Target: wj.Target, Report: a.reporter(id, ex)}
 	// A rollback supersedes whatever else of its target still runs: the
@@ -435,7 +493,7 @@ func (a *Agent) command(cmd *agentpb.Command) {
 	a.execs[id] = ex
 	a.mu.Unlock()
 	a.m.running.Inc()
-	go func() {
+	a.wg.Go(func() {
 		defer cancel()
 		start := time.Now()
 		log := a.log.With("tenant", tenant, "pipeline", job.Command.Pipeline, "target", job.Command.Target, "command", id, "kind", job.Command.Kind)
@@ -452,15 +510,55 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		res := executor.Execute(ctx, job)
 		close(ex.done)
 		res.CommandID = id
+		endSpan(span, res)
 		a.m.running.Dec()
 		a.m.commands.WithLabelValues(string(job.Command.Kind), fmt.Sprint(res.Success)).Inc()
 		log.Info("command done", "success", res.Success, "message", res.Message, "duration", time.Since(start).Round(time.Millisecond))
 		a.finish(id, ex, res)
-	}()
+	})
 }
 
-// finish keeps a command's result and sends it; a cancelled execution is
-// forgotten instead, so that a later repeat runs it afresh.
+// span starts the agent's span for a command, a child of the server's
+// span that traceparent names; ctx and a non-recording span when either
+// side does not trace.
+func (a *Agent) span(ctx context.Context, traceparent string, wj wireJob) (context.Context, trace.Span) {
+	parent := tracing.Parse(traceparent)
+	if a.o.Tracer == nil || !parent.IsValid() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	c := wj.Command
+	return a.o.Tracer.Tracer(tracing.Instrumentation).Start(trace.ContextWithRemoteSpanContext(ctx, parent), "agent "+string(c.Kind),
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("sortie.agent", a.o.AgentID), attribute.String("sortie.command", c.ID),
+			attribute.String("sortie.command.kind", string(c.Kind)), attribute.String("sortie.target", c.Target)))
+}
+
+func endSpan(span trace.Span, res pipeline.CommandResult) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.Bool("sortie.success", res.Success), attribute.Bool("sortie.transient", res.Transient))
+	if !res.Success {
+		span.SetStatus(otelcodes.Error, res.Message) // what the pipeline's log shows
+	}
+	span.End()
+}
+
+// commandContext is the context of one execution: its own, since a command
+// outlives the stream it came on, ending a little before the server's
+// deadline (ms, none when 0) so that the agent's precise failure (which pods
+// are not Ready, and why) gets there first.
+func commandContext(ms int64) (context.Context, context.CancelFunc) {
+	if ms <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	d := time.Duration(ms) * time.Millisecond
+	return context.WithTimeout(context.Background(), d-min(d/20, time.Second))
+}
+
+// finish keeps a command's result and sends it; a cancelled execution, or
+// one that failed transiently (the server retries it), is forgotten instead,
+// so that a later repeat runs it afresh.
 func (a *Agent) finish(id string, ex *execution, res pipeline.CommandResult) {
 	b, _ := json.Marshal(res)
 	a.mu.Lock()
@@ -476,6 +574,11 @@ func (a *Agent) finish(id string, ex *execution, res pipeline.CommandResult) {
 		a.execs[id] = ex
 	}
 	ex.finished, ex.result = time.Now(), b
+	if res.Transient {
+		// The server runs a transient failure again: a repeat must run
+		// afresh, not get this result back.
+		delete(a.execs, id)
+	}
 	a.mu.Unlock()
 	a.deliver(id, b)
 }
@@ -491,15 +594,20 @@ func (a *Agent) cancel(id string) {
 	}
 }
 
-func (a *Agent) cancelAll() {
+// cancelAll cancels every running command, and says how many commands and
+// relayed calls (which end with Run's context) still run.
+func (a *Agent) cancelAll() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	n := 0
 	for _, ex := range a.execs {
-		if ex.finished.IsZero() {
+		if ex.finished.IsZero() && !ex.cancelled {
 			ex.cancelled = true
 			ex.cancel()
+			n++
 		}
 	}
+	return n + len(a.relays)
 }
 
 // expire forgets results older than the TTL. Runs under a.mu.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/leaktest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
 )
@@ -133,5 +135,69 @@ func TestAgentHealthEndpoints(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz after stop: %d", code)
+	}
+}
+
+// said is a log handler that closes a channel when a message is logged.
+type said struct {
+	slog.Handler
+	msg  string
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (h *said) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.msg) {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+
+func (h *said) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *said) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+// An agent told to stop cancels its commands and returns only once they
+// have: nothing of it runs on.
+func TestRunWaitsForItsCommands(t *testing.T) {
+	e := newEnv(t)
+	x := &stubbornExec{fakeExec: newFakeExec(), stopped: make(chan struct{}), release: make(chan struct{})}
+	waiting := &said{Handler: slog.DiscardHandler, msg: "stopping: waiting", ch: make(chan struct{})}
+	cid, secret := e.credential(pipeline.RoleAgent)
+	_, stop := e.startAgentAs("prod", cid, secret, x, slog.New(waiting))
+	e.waitHub("prod connects", e.connected("prod"))
+	_ = e.execute(t.Context(), job("prod", "c1"))
+	waitStarted(t, x.fakeExec, "c1")
+	returned := make(chan struct{})
+	go func() { stop(); close(returned) }()
+	<-x.stopped // the command saw its cancellation, and takes a moment
+	select {
+	case <-returned:
+		t.Fatal("Run returned while its command still ran")
+	case <-waiting.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run neither returned nor waited for its command")
+	}
+	close(x.release)
+	<-returned
+	leaktest.Check(t, "github.com/sortie-cd/sortie/agent.(*Agent)")
+}
+
+// A command's context has the server's deadline less a margin, or none.
+func TestCommandContext(t *testing.T) {
+	ctx, cancel := commandContext(0)
+	if _, ok := ctx.Deadline(); ok {
+		t.Error("a command without a timeout got a deadline")
+	}
+	cancel()
+	if ctx.Err() == nil {
+		t.Error("cancel did not end the command's context")
+	}
+	before := time.Now()
+	ctx, cancel = commandContext(10_000)
+	defer cancel()
+	d, ok := ctx.Deadline()
+	if want := before.Add(9500 * time.Millisecond); !ok || d.Before(want) || d.After(want.Add(time.Second)) {
+		t.Errorf("deadline %v (%v), want about %v: the server's 10 s less 5 %%", d, ok, want)
 	}
 }

@@ -12,6 +12,8 @@
 // command id once through its executor (package kubeexec in `sortie
 // agent`), attaches a repeated id to its running execution, and keeps
 // finished results a while so that a repeat is answered, not run twice.
+// When its Run ends, it cancels its commands and relayed calls and returns
+// only once they have returned: no goroutine of it outlives Run.
 // The executor's Job.Report crosses the stream too: each report travels as
 // a Report message and reaches the Job.Report of the command's Execute on
 // the server, so agent-run targets get the same events (kubeexec's
@@ -35,7 +37,15 @@
 //     server by a proxy that speaks HTTP/2 to it, and the agent verifies the
 //     certificate with the system's roots or --ca-file.
 //   - The agent authenticates with a client credential's bearer token
-//     (role agent, or an admin role); its tenant is the token's.
+//     (role agent, or an admin role); its tenant is the token's. A stream
+//     lives by its token (auth's Service.Stream): a minute before it
+//     expires (halfway for a shorter-lived one) the hub sends RenewToken,
+//     the agent answers with a new token of its credential (Token), and
+//     the stream goes on with no interruption; a token of another
+//     credential ends it. The hub ends the stream with Unauthenticated when
+//     its token expires unrenewed or its credential is revoked (deleted,
+//     its roles changed); the agent then reconnects, if its credential
+//     still gets a token with the agent role.
 //   - HTTP(S) proxies: grpc's default dialer and the token request's
 //     transport both honour HTTPS_PROXY and NO_PROXY.
 //   - HTTP relay: Hub.Relay returns an http.Client-like RelayClient for one
@@ -48,6 +58,12 @@
 //     call is not retried by the protocol: a call to an agent that is not
 //     connected, or that goes away mid-call, fails at once, and the caller
 //     (webhook retryCount, analysis's retries within its window) decides.
+//     The agent connects only where its egress policy allows (package
+//     egress: no loopback, link-local or cloud metadata address unless
+//     Options.RelayAllow, --relay-allow, allows it), and checks the call's
+//     scope on every hop: a call carrying a secret follows no redirect to
+//     another host, and one holding host-restricted secrets goes only to
+//     their hosts (the hub refuses the first hop before sending).
 //     The agent logs only the method and host of a relayed call: paths,
 //     queries and headers may carry secrets. A relayed body travels as one
 //     message of the stream, so it must cross within three heartbeat
@@ -67,6 +83,10 @@
 //     4 MiB queued for one command. Reports are not kept: one made while
 //     disconnected is lost, and a repeat answered from a kept result
 //     sends none.
+//   - Traces: the hub sends, in each Command, the traceparent of the
+//     context's span (the runner's command span); an agent with
+//     Options.Tracer runs the command in a child span of it, so its work is
+//     in the pipeline's trace.
 //
 // Invariants: agents dial out (the server never connects to a cluster);
 // only the agent holds cluster credentials; only the server persists. The

@@ -19,11 +19,14 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/tracing"
 )
 
 // DefaultHeartbeat is how often each side of a stream sends a heartbeat
@@ -37,9 +40,12 @@ const MissedHeartbeats = 3
 // idPattern is what an agent identifier (a target's account) may look like.
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Verifier checks a bearer token: *auth.Service is one.
+// Verifier checks a bearer token and bounds the life of a stream opened
+// with it (to the token's expiry, or until its principal is revoked):
+// *auth.Service is one.
 type Verifier interface {
 	Verify(token string) (auth.Principal, error)
+	Stream(ctx context.Context, p auth.Principal) (context.Context, func())
 }
 
 // agentRoles may open an agent stream.
@@ -106,6 +112,7 @@ type conn struct {
 	sendMu      sync.Mutex
 	done        chan struct{} // closed when the stream has ended
 	kick        chan error    // ends the stream with this status
+	tokens      chan string   // renewed access tokens the agent sent
 	lastMessage time.Time     // guarded by Hub.mu
 }
 
@@ -220,13 +227,80 @@ func (h *Hub) List(tenant string) []Info {
 // agent's reports for the command go to job.Report, all of them before
 // Execute returns the result.
 func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
-	c := job.Command
-	fail := func(format string, args ...any) pipeline.CommandResult {
-		return pipeline.CommandResult{CommandID: c.ID, Message: fmt.Sprintf(format, args...)}
+	r, _ := h.execute(ctx, job, true)
+	return r
+}
+
+// Forward is Execute for a server that delivers another server's command
+// (package replicas): when ctx ends first it returns false and tells the
+// agent nothing, since the command's owner may still wait for it (the
+// agent reconnected elsewhere, or this server stops); Cancel says when the
+// owner gave up.
+func (h *Hub) Forward(ctx context.Context, job runner.Job) (pipeline.CommandResult, bool) {
+	return h.execute(ctx, job, false)
+}
+
+// Cancel tells the agent of tenant and account, when its stream is here,
+// to stop command id.
+func (h *Hub) Cancel(tenant, account, id string) {
+	h.mu.Lock()
+	cn := h.conns[connKey{tenant, account}]
+	h.mu.Unlock()
+	if cn != nil {
+		_ = cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Cancel{Cancel: &agentpb.Cancel{Id: id}}})
 	}
-	payload, err := json.Marshal(wireJob{Tenant: job.Tenant, Command: job.Command, Spec: job.Spec, Target: job.Target})
+}
+
+// Connected returns every connected agent, of every tenant.
+func (h *Hub) Connected() []Connected {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Connected, 0, len(h.conns))
+	for k, c := range h.conns {
+		out = append(out, Connected{Tenant: k.tenant, Info: c.info})
+	}
+	return out
+}
+
+// Connected is an agent connected in its tenant.
+type Connected struct {
+	Tenant string
+	Info   Info
+}
+
+// EncodeJob is a job as a Command carries it to the agent (Job.Report
+// does not travel), with the traceparent of ctx's span, and DecodeJob its
+// reverse, giving back a context holding that span as its remote parent:
+// how servers hand each other a command, so that the agent's span of a
+// command another replica delivers is still in the pipeline's trace.
+func EncodeJob(ctx context.Context, job runner.Job) ([]byte, error) {
+	return json.Marshal(wireJob{Tenant: job.Tenant, Command: job.Command, Spec: job.Spec, Target: job.Target,
+		Traceparent: tracing.Format(trace.SpanContextFromContext(ctx))})
+}
+
+// DecodeJob is EncodeJob's reverse; Report is left nil.
+func DecodeJob(ctx context.Context, b []byte) (context.Context, runner.Job, error) {
+	var wj wireJob
+	if err := json.Unmarshal(b, &wj); err != nil {
+		return ctx, runner.Job{}, fmt.Errorf("agent: decode job: %w", err)
+	}
+	if sc := tracing.Parse(wj.Traceparent); sc.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	return ctx, runner.Job{Tenant: wj.Tenant, Command: wj.Command, Spec: wj.Spec, Target: wj.Target}, nil
+}
+
+// execute sends job to its agent and waits for the result (ok), or until
+// ctx ends; cancel then says whether the agent is told to stop.
+func (h *Hub) execute(ctx context.Context, job runner.Job, cancel bool) (pipeline.CommandResult, bool) {
+	c := job.Command
+	fail := func(format string, args ...any) (pipeline.CommandResult, bool) {
+		return pipeline.CommandResult{CommandID: c.ID, Message: fmt.Sprintf(format, args...)}, false
+	}
+	payload, err := EncodeJob(ctx, job)
 	if err != nil {
-		return fail("encode command for agent %q: %v", c.Account, err)
+		r, _ := fail("encode command for agent %q: %v", c.Account, err)
+		return r, true
 	}
 	cl := newCall(c.Account)
 	ck := connKey{job.Tenant, c.ID}
@@ -257,14 +331,14 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 				continue
 			case <-cl.ready:
 				if r, ok := h.settle(ctx, cl, job, log); ok {
-					return r
+					return r, true
 				}
 				continue
 			case <-ctx.Done():
 				return fail("agent %q is not connected: %v", c.Account, context.Cause(ctx))
 			}
 		}
-		msg := &agentpb.Command{Id: c.ID, Job: payload}
+		msg := &agentpb.Command{Id: c.ID, Job: payload, Traceparent: tracing.Format(trace.SpanContextFromContext(ctx))}
 		if d, ok := ctx.Deadline(); ok {
 			msg.TimeoutMs = max(time.Until(d).Milliseconds(), 1)
 		}
@@ -276,14 +350,16 @@ func (h *Hub) Execute(ctx context.Context, job runner.Job) pipeline.CommandResul
 			select {
 			case <-cl.ready:
 				if r, ok := h.settle(ctx, cl, job, log); ok {
-					return r
+					return r, true
 				}
 			case <-cn.done:
 				log.Info("agent disconnected with a command in flight; sending it again when the agent is back")
 				break wait
 			case <-ctx.Done():
-				// Best effort: a stream that has ended needs no cancel.
-				go cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Cancel{Cancel: &agentpb.Cancel{Id: c.ID}}})
+				if cancel {
+					// Best effort: a stream that has ended needs no cancel.
+					go cn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Cancel{Cancel: &agentpb.Cancel{Id: c.ID}}})
+				}
 				return fail("agent %q did not answer: %v", c.Account, context.Cause(ctx))
 			}
 		}
@@ -300,6 +376,9 @@ type wireJob struct {
 	// Target is the plan of the command's target only: an agent sees the
 	// manifests and gates of the targets it runs, never another's.
 	Target *plan.Target `json:"target,omitempty"`
+	// Traceparent is the command span's, between servers (EncodeJob); to
+	// the agent it travels in Command.traceparent.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Connect implements agentpb.AgentServer: one agent's stream.
@@ -324,6 +403,7 @@ func (h *Hub) Connect(stream agentpb.Agent_ConnectServer) error {
 		stream:   stream,
 		done:     make(chan struct{}),
 		kick:     make(chan error, 1),
+		tokens:   make(chan string, 1),
 		info: Info{
 			ID: hello.GetAgentId(), Version: hello.GetAgentVersion(), ClusterVersion: hello.GetClusterVersion(),
 			ConnectedAt: now, LastHeartbeat: now, RemoteAddr: remote, ClientID: p.ClientID,
@@ -340,7 +420,7 @@ func (h *Hub) Connect(stream agentpb.Agent_ConnectServer) error {
 	}
 	log := h.log.With("agent", c.info.ID, "tenant", c.tenant, "addr", remote)
 	log.Info("agent connected", "version", c.info.Version, "cluster_version", c.info.ClusterVersion, "client_id", p.ClientID)
-	err = h.serve(ctx, c)
+	err = h.serve(ctx, c, p)
 	h.mu.Lock()
 	if h.conns[connKey{c.tenant, c.info.ID}] == c {
 		delete(h.conns, connKey{c.tenant, c.info.ID})
@@ -380,16 +460,40 @@ func (h *Hub) authenticate(ctx context.Context) (auth.Principal, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return auth.Principal{}, status.Error(codes.Unauthenticated, auth.ErrTokenInvalid.Error())
 	}
-	p, err := h.auth.Verify(strings.TrimSpace(token))
+	return h.verify(strings.TrimSpace(token))
+}
+
+// verify returns the principal of an agent's token, or the status that
+// refuses it.
+func (h *Hub) verify(token string) (auth.Principal, error) {
+	p, err := h.auth.Verify(token)
 	switch {
-	case errors.Is(err, auth.ErrTokenExpired):
-		return p, status.Error(codes.Unauthenticated, auth.ErrTokenExpired.Error())
+	case errors.Is(err, auth.ErrTokenExpired), errors.Is(err, auth.ErrTokenRevoked):
+		return p, status.Error(codes.Unauthenticated, tokenError(err).Error())
 	case err != nil:
 		return p, status.Error(codes.Unauthenticated, auth.ErrTokenInvalid.Error())
 	case !p.HasAnyRole(agentRoles...):
 		return p, status.Errorf(codes.PermissionDenied, "credential %s may not connect an agent: give it the %s role", p.ClientID, pipeline.RoleAgent)
 	}
 	return p, nil
+}
+
+// tokenError is the sentinel err is (ErrTokenExpired, ErrTokenRevoked,
+// ErrRoleRedefined), or ErrTokenInvalid: never the verifier's details.
+func tokenError(err error) error {
+	for _, e := range []error{auth.ErrTokenExpired, auth.ErrTokenRevoked, auth.ErrRoleRedefined} {
+		if errors.Is(err, e) {
+			return e
+		}
+	}
+	return auth.ErrTokenInvalid
+}
+
+// renewAt is when to ask for a new token before the current one expires
+// at exp: a minute ahead, or halfway for a token that lives less than two.
+func (h *Hub) renewAt(exp time.Time) time.Duration {
+	left := exp.Sub(h.now())
+	return left - min(left/2, time.Minute)
 }
 
 // hello reads the stream's first message, which must be a valid Hello.
@@ -482,8 +586,22 @@ func (c *conn) send(m *agentpb.ServerMessage) error {
 	return c.stream.Send(m)
 }
 
-// serve runs an accepted stream until it ends.
-func (h *Hub) serve(ctx context.Context, c *conn) error {
+// serve runs an accepted stream, opened with p's token, until it ends. The
+// stream lives by its token (auth's Stream): before it expires the agent
+// is asked for a new one (RenewToken), and the stream ends when it expires
+// unrenewed or its credential is revoked.
+func (h *Hub) serve(ctx context.Context, c *conn, p auth.Principal) error {
+	lease, release := h.auth.Stream(ctx, p)
+	defer func() { release() }()
+	renew := time.NewTimer(time.Hour)
+	defer renew.Stop()
+	renewBy := func(exp time.Time) {
+		if renew.Stop(); !exp.IsZero() {
+			renew.Reset(h.renewAt(exp))
+		}
+	}
+	renewBy(p.ExpiresAt)
+
 	if err := c.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Welcome{Welcome: &agentpb.Welcome{
 		Tenant: c.tenant, HeartbeatIntervalMs: h.heartbeat.Milliseconds(), ServerVersion: h.version,
 	}}}); err != nil {
@@ -513,22 +631,48 @@ func (h *Hub) serve(ctx context.Context, c *conn) error {
 			return c.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_Heartbeat{Heartbeat: &agentpb.Heartbeat{SentUnixMs: h.now().UnixMilli()}}})
 		})
 	}()
-	select {
-	case err := <-recvErr:
-		return err
-	case err := <-c.kick:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-beat:
-		var quiet *silence
-		switch {
-		case err == nil: // ctx ended
+	for {
+		select {
+		case err := <-recvErr:
+			return err
+		case err := <-c.kick:
+			return err
+		case <-ctx.Done():
 			return ctx.Err()
-		case errors.As(err, &quiet):
-			return status.Error(codes.DeadlineExceeded, err.Error())
+		case <-lease.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return status.Error(codes.Unauthenticated, tokenError(context.Cause(lease)).Error())
+		case <-renew.C:
+			if err := c.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_RenewToken{RenewToken: &agentpb.RenewToken{
+				ExpiresUnixMs: p.ExpiresAt.UnixMilli(),
+			}}}); err != nil {
+				return err
+			}
+		case tok := <-c.tokens:
+			np, err := h.verify(tok)
+			if err == nil && (np.Tenant != p.Tenant || np.ClientID != p.ClientID) {
+				err = status.Errorf(codes.PermissionDenied, "the renewed token is of credential %s, not of %s, which opened the stream", np.ClientID, p.ClientID)
+			}
+			if err != nil {
+				return err
+			}
+			release()
+			p = np
+			lease, release = h.auth.Stream(ctx, p)
+			renewBy(p.ExpiresAt)
+			h.log.Debug("agent token renewed", "agent", c.info.ID, "tenant", c.tenant, "expires", p.ExpiresAt)
+		case err := <-beat:
+			var quiet *silence
+			switch {
+			case err == nil: // ctx ended
+				return ctx.Err()
+			case errors.As(err, &quiet):
+				return status.Error(codes.DeadlineExceeded, err.Error())
+			}
+			return err
 		}
-		return err
 	}
 }
 
@@ -547,6 +691,15 @@ func (h *Hub) received(c *conn, m *agentpb.AgentMessage) {
 	}
 	if rep := m.GetReport(); rep != nil {
 		h.reported(c, rep)
+		return
+	}
+	if tok := m.GetToken(); tok != nil {
+		// One renewal at a time: serve takes it; a second before that
+		// is one the agent was not asked for.
+		select {
+		case c.tokens <- tok.GetAccessToken():
+		default:
+		}
 		return
 	}
 	res := m.GetResult()

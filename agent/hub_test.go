@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/runner"
@@ -47,6 +50,9 @@ type env struct {
 	addr   string
 	server *http.Server
 	proxy  *proxy // when set, agents dial through it
+	// relayAllow is the agents' --relay-allow: loopback, where the relay
+	// tests' targets listen, unless a test says otherwise.
+	relayAllow []netip.Prefix
 }
 
 // newEnv serves the hub and the token endpoint on one loopback listener,
@@ -59,6 +65,22 @@ func newEnv(t *testing.T) *env {
 // newEnvHeartbeat is newEnv with another heartbeat interval.
 func newEnvHeartbeat(t *testing.T, heartbeat time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{heartbeat: heartbeat})
+}
+
+// envOptions change newEnv's defaults.
+type envOptions struct {
+	heartbeat time.Duration // zero means testHeartbeat
+	tokenTTL  time.Duration // zero means auth.DefaultTTL
+	log       *slog.Logger  // the hub's; nil discards
+}
+
+// newEnvWith is newEnv with o.
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.heartbeat == 0 {
+		o.heartbeat = testHeartbeat
+	}
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sortie.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +94,13 @@ func newEnvHeartbeat(t *testing.T, heartbeat time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
-	e.auth, err = auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: e.url,
+	e := &env{t: t, addr: ln.Addr().String(), url: "http://" + ln.Addr().String(), relayAllow: egress.Loopback}
+	e.auth, err = auth.New(auth.Options{Credentials: st, Keys: keys, Issuer: e.url, TTL: o.tokenTTL,
 		AddrLimit: auth.Limit{Rate: 1000, Burst: 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.hub, err = NewHub(HubOptions{Auth: e.auth, HeartbeatInterval: heartbeat, Version: "test"})
+	e.hub, err = NewHub(HubOptions{Auth: e.auth, HeartbeatInterval: o.heartbeat, Version: "test", Log: o.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +137,13 @@ func (e *env) credential(roles ...string) (id, secret string) {
 func (e *env) startAgent(id string, x runner.Executor) (a *Agent, stop func()) {
 	e.t.Helper()
 	cid, secret := e.credential(pipeline.RoleAgent)
+	return e.startAgentAs(id, cid, secret, x, nil)
+}
+
+// startAgentAs is startAgent with a given credential and log (nil
+// discards).
+func (e *env) startAgentAs(id, cid, secret string, x runner.Executor, log *slog.Logger) (a *Agent, stop func()) {
+	e.t.Helper()
 	url := e.url
 	if e.proxy != nil {
 		url = "http://" + e.proxy.addr
@@ -123,7 +152,9 @@ func (e *env) startAgent(id string, x runner.Executor) (a *Agent, stop func()) {
 		ServerURL: url, AgentID: id, ClientID: cid, ClientSecret: secret,
 		Executor:   func(string) runner.Executor { return x },
 		Version:    "v-test",
+		Log:        log,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		RelayAllow: e.relayAllow,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -419,6 +450,21 @@ func TestSilentAgentIsDropped(t *testing.T) {
 // nothing: it returns the status the stream ended with.
 func (e *env) rawStream(t *testing.T, id, role, instance string, welcomed func(agentpb.Agent_ConnectClient)) error {
 	t.Helper()
+	tok := ""
+	if role != "" {
+		tok = e.token(t, role)
+	}
+	return e.rawStreamToken(t, tok, id, instance, welcomed)
+}
+
+// rawStreamWith is rawStream with a given token.
+func (e *env) rawStreamWith(t *testing.T, tok, id, instance string) error {
+	t.Helper()
+	return e.rawStreamToken(t, tok, id, instance, nil)
+}
+
+func (e *env) rawStreamToken(t *testing.T, tok, id, instance string, welcomed func(agentpb.Agent_ConnectClient)) error {
+	t.Helper()
 	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -426,8 +472,7 @@ func (e *env) rawStream(t *testing.T, id, role, instance string, welcomed func(a
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if role != "" {
-		tok := e.token(t, role)
+	if tok != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	}
 	stream, err := agentpb.NewAgentClient(cc).Connect(ctx)
@@ -614,5 +659,28 @@ func TestRollbackWaitsForTheSupersededCommand(t *testing.T) {
 	x.gate("r1") <- pipeline.CommandResult{Success: true}
 	if r := waitResult(t, ch); !r.Success {
 		t.Errorf("rollback: %+v", r)
+	}
+}
+
+// A transient failure crosses the stream as such, and the agent does not
+// keep it: the runner's retry of the same id runs the command again.
+func TestTransientResultIsRunAgain(t *testing.T) {
+	e := newEnv(t)
+	x := newFakeExec()
+	e.startAgent("prod", x)
+	e.waitHub("prod connects", e.connected("prod"))
+	ch := e.execute(t.Context(), job("prod", "c1"))
+	waitStarted(t, x, "c1")
+	failed := pipeline.CommandResult{Message: "the API server is unavailable", Transient: true}
+	x.gate("c1") <- failed
+	failed.CommandID = "c1"
+	if r := waitResult(t, ch); r != failed {
+		t.Fatalf("result %+v, want %+v", r, failed)
+	}
+	ch = e.execute(t.Context(), job("prod", "c1"))
+	waitStarted(t, x, "c1")
+	x.gate("c1") <- pipeline.CommandResult{Success: true}
+	if r := waitResult(t, ch); !r.Success || x.count("c1") != 2 {
+		t.Errorf("retry: %+v after %d runs, want a success from a second run", r, x.count("c1"))
 	}
 }

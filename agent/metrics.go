@@ -13,6 +13,7 @@ type agentMetrics struct {
 	connected  prometheus.Gauge
 	connects   prometheus.Counter
 	reconnects prometheus.Counter
+	renewals   prometheus.Counter
 	running    prometheus.Gauge
 	commands   *prometheus.CounterVec
 	repeats    *prometheus.CounterVec
@@ -30,6 +31,9 @@ func newAgentMetrics(reg *prometheus.Registry) (agentMetrics, error) {
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sortie_agent_reconnects_total", Help: "Streams that ended or were refused, each followed by a retry.",
 		}),
+		renewals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sortie_agent_token_renewals_total", Help: "New tokens sent on the open stream when the server asked (RenewToken).",
+		}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sortie_agent_commands_running", Help: "Commands running now.",
 		}),
@@ -43,7 +47,7 @@ func newAgentMetrics(reg *prometheus.Registry) (agentMetrics, error) {
 			Name: "sortie_agent_relayed_requests_total", Help: "HTTP requests relayed for the server, by outcome (answered, error).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.running, m.commands, m.repeats, m.relays} {
+	for _, c := range []prometheus.Collector{m.connected, m.connects, m.reconnects, m.renewals, m.running, m.commands, m.repeats, m.relays} {
 		if err := reg.Register(c); err != nil {
 			return m, err
 		}

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
+	"github.com/sortie-cd/sortie/egress"
 )
 
 // Limits of a relayed HTTP call.
@@ -73,6 +75,11 @@ func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
 	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		return nil, fmt.Errorf("relay through agent %s: %q is not an absolute http(s) URL", c.agent, req.URL)
 	}
+	// The agent checks each hop again (redirects); the first is refused
+	// here, before the request leaves the server.
+	if err := egress.ScopeOf(req.Context()).Check(req.URL); err != nil {
+		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, err)
+	}
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(req.Body, MaxRelayRequestBody+1))
@@ -113,7 +120,12 @@ func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
 		delete(h.relays, id)
 		h.mu.Unlock()
 	}()
-	msg := &agentpb.RelayRequest{Id: id, Method: req.Method, Url: req.URL.String(), Body: body, TimeoutMs: max(timeout.Milliseconds(), 1)}
+	scope := egress.ScopeOf(req.Context())
+	msg := &agentpb.RelayRequest{Id: id, Method: req.Method, Url: req.URL.String(), Body: body, TimeoutMs: max(timeout.Milliseconds(), 1),
+		CarriesSecret: scope.Secret}
+	for _, r := range scope.Restricted {
+		msg.Restrictions = append(msg.Restrictions, &agentpb.HostRestriction{Secret: r.Secret, Hosts: r.Hosts})
+	}
 	if msg.Method == "" {
 		msg.Method = http.MethodGet
 	}
@@ -125,6 +137,9 @@ func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
 	}
 	select {
 	case r := <-w.resp:
+		if f := r.GetRefused(); f != nil {
+			return nil, fmt.Errorf("relay through agent %s: %w", c.agent, &egress.DeniedError{Host: f.GetHost(), Reason: f.GetReason(), Hint: f.GetHint()})
+		}
 		if r.GetError() != "" {
 			return nil, fmt.Errorf("relay through agent %s: %s", c.agent, r.GetError())
 		}
@@ -165,14 +180,15 @@ func (h *Hub) relayed(c *conn, r *agentpb.RelayResponse) {
 }
 
 // relay makes one relayed call and answers it on s, the stream that asked.
-func (a *Agent) relay(s *session, req *agentpb.RelayRequest) {
+func (a *Agent) relay(ctx context.Context, s *session, req *agentpb.RelayRequest) {
 	id := req.GetId()
 	timeout := DefaultRelayTimeout
 	if ms := req.GetTimeoutMs(); ms > 0 {
 		timeout = time.Duration(ms) * time.Millisecond
 	}
 	timeout = min(timeout, MaxRelayTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// Under Run's context: a relayed call ends with the agent.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	a.mu.Lock()
 	a.relays[id] = cancel
 	a.mu.Unlock()
@@ -215,7 +231,11 @@ func (a *Agent) doRelay(ctx context.Context, req *agentpb.RelayRequest, timeout 
 	if len(req.GetBody()) > 0 {
 		body = bytes.NewReader(req.GetBody())
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.GetMethod(), req.GetUrl(), body)
+	scope := egress.Scope{Secret: req.GetCarriesSecret()}
+	for _, r := range req.GetRestrictions() {
+		scope.Restricted = append(scope.Restricted, egress.Restriction{Secret: r.GetSecret(), Hosts: r.GetHosts()})
+	}
+	hr, err := http.NewRequestWithContext(egress.WithScope(ctx, scope), req.GetMethod(), req.GetUrl(), body)
 	if err != nil {
 		return fail("bad request: %v", err)
 	}
@@ -227,7 +247,9 @@ func (a *Agent) doRelay(ctx context.Context, req *agentpb.RelayRequest, timeout 
 	hr.Header.Set(RelayedByHeader, a.o.AgentID)
 	client := a.relayc
 	if a.o.ServiceProxy != nil && isServiceHost(u.Hostname()) {
-		client = &http.Client{Transport: a.o.ServiceProxy, CheckRedirect: a.relayc.CheckRedirect}
+		// The API server's proxy is dialed, not the Service: the scope is
+		// still checked on each hop.
+		client = &http.Client{Transport: a.relayEgress.Guard(a.o.ServiceProxy), CheckRedirect: a.relayc.CheckRedirect}
 	}
 	resp, err := client.Do(hr)
 	if err != nil {
@@ -239,6 +261,12 @@ func (a *Agent) doRelay(ctx context.Context, req *agentpb.RelayRequest, timeout 
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fail("%s %s: no answer within %s", req.GetMethod(), u.Host, timeout)
+		}
+		var denied *egress.DeniedError
+		if errors.As(err, &denied) {
+			r := fail("%s %s: %v", req.GetMethod(), u.Host, denied)
+			r.Refused = &agentpb.EgressRefusal{Host: denied.Host, Reason: denied.Reason, Hint: denied.Hint}
+			return r
 		}
 		return fail("%s %s: %v", req.GetMethod(), u.Host, err)
 	}
@@ -266,17 +294,14 @@ func (a *Agent) cancelRelay(id string) {
 	}
 }
 
-// newRelayClient is the agent's client for relayed calls: the system's
-// roots, HTTPS_PROXY/NO_PROXY honoured, redirects followed as http.Client
-// does.
-func newRelayClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}}
+// relayPolicy is the egress policy of relayed calls: what package egress
+// refuses by default (loopback, link-local, metadata), unless allow says
+// otherwise. Its Client is the agent's client for relayed calls: the
+// system's roots, HTTPS_PROXY/NO_PROXY honoured, each connection checked,
+// and a call carrying a secret not redirected to another host; the call's
+// context bounds it.
+func relayPolicy(allow []netip.Prefix) *egress.Policy {
+	return &egress.Policy{Allow: allow, AllowFlag: "sortie agent --relay-allow"}
 }
 
 // isServiceHost reports whether host is a Service's in-cluster name

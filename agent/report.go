@@ -11,6 +11,7 @@ import (
 
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 )
@@ -30,10 +31,11 @@ const maxQueuedReports = 4 << 20
 var eventType = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,62}$`)
 
 // serverEventTypes are the event types the server writes itself: the
-// runner's transitions (action, command, status) and the gates' calls and
-// judgments (progress.EventWebhook, progress.EventJudgment). An agent may not
-// report them.
-var serverEventTypes = []string{"action", "command", "status", "webhook", "judgment"}
+// runner's transitions (action, command, status) and retries
+// (progress.EventRetry), and the gates' calls and judgments
+// (progress.EventWebhook, progress.EventJudgment). An agent may not report
+// them.
+var serverEventTypes = []string{"action", "command", "status", progress.EventRetry, progress.EventWebhook, progress.EventJudgment}
 
 // checkReport says why an event may not travel as a Report, or nil.
 func checkReport(typ string, data []byte) error {

@@ -158,6 +158,7 @@ func TestReportsReachTheJobBeforeTheResult(t *testing.T) {
 	other.report("c1", "applied", `{"another agent":true}`)
 	a.report("c1", "applied", `{"big":"`+strings.Repeat("x", MaxReportData)+`"}`)
 	a.report("c1", "status", `{"forged":true}`)
+	a.report("c1", "retry", `{"forged":true}`)
 	a.report("c1", "Bad Type", `{}`)
 	a.report("c1", "applied", `not json`)
 	a.report("c1", "progress", `{"n":2}`)

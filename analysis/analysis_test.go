@@ -19,19 +19,23 @@ import (
 	"github.com/sortie-cd/sortie/analysis"
 	"github.com/sortie-cd/sortie/analysis/promtest"
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/webhook"
 )
 
 type secrets map[string]string
 
-func (s secrets) Secret(_ context.Context, _, name string) (string, error) {
+func (s secrets) Secret(_ context.Context, _, name string) (string, []string, error) {
 	v, ok := s[name]
 	if !ok {
-		return "", &webhook.SecretNotSetError{Name: name}
+		return "", nil, &webhook.SecretNotSetError{Name: name}
 	}
-	return v, nil
+	return v, nil, nil
 }
+
+// local sends to the tests' stand-ins, which listen on loopback.
+var local = (&egress.Policy{Allow: egress.Loopback}).Client(30 * time.Second)
 
 // providers is an in-memory analysis.Providers.
 type providers map[string]analysis.Config
@@ -64,7 +68,7 @@ func TestPrometheusPassThenFail(t *testing.T) {
 	if err := prom.Scraped(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	a := &analysis.Analyzer{Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+	a := &analysis.Analyzer{Direct: local, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
 	in := analysis.Input{
 		// Windows of 2 s hold at least one of Prometheus's 1 s scrapes even
 		// when a scrape comes late on a loaded machine; a 1 s window may
@@ -141,7 +145,7 @@ func TestJudgmentRunsAreAveraged(t *testing.T) {
 			if err := prom.WaitValue(ctx, "app_latency_seconds", ahead(), tc.values[0]); err != nil {
 				t.Fatal(err)
 			}
-			a := &analysis.Analyzer{Now: ahead, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+			a := &analysis.Analyzer{Direct: local, Now: ahead, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
 			st := step(3, time.Second, "")
 			st.AbortOnFailedJudgment = tc.abort
 			in := analysis.Input{Tenant: "main", Step: st, DefaultProvider: "prom",
@@ -197,7 +201,7 @@ func TestJudgmentRunsAreAveraged(t *testing.T) {
 
 func TestPrometheusNoDataIsInconclusive(t *testing.T) {
 	prom := promtest.Start(t)
-	a := &analysis.Analyzer{Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
+	a := &analysis.Analyzer{Direct: local, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: prom.URL}}}
 	in := analysis.Input{Tenant: "main", Step: step(1, time.Second, ""), DefaultProvider: "prom",
 		Queries: []*deployfile.Query{query("nothing", `absent_metric_xyz`, nil, f64(1)), query("nan", `0/0`, nil, f64(1))}}
 	var js []analysis.Judgment
@@ -220,7 +224,7 @@ func TestUnreachableProviderIsRetriedThenInconclusive(t *testing.T) {
 		http.Error(w, "overloaded", http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	a := &analysis.Analyzer{RetryEvery: 50 * time.Millisecond, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: srv.URL}}}
+	a := &analysis.Analyzer{Direct: local, RetryEvery: 50 * time.Millisecond, Providers: providers{"prom": {Name: "prom", Type: analysis.TypePrometheus, URL: srv.URL}}}
 	in := analysis.Input{Tenant: "main", Step: step(1, 300*time.Millisecond, ""), DefaultProvider: "prom",
 		Queries: []*deployfile.Query{query("q", `up`, nil, f64(1))}}
 	out := a.Run(t.Context(), in, nil)
@@ -250,7 +254,7 @@ func TestPrometheusAuthAndSecrets(t *testing.T) {
 		{nil, ""},
 	} {
 		p, err := analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL, Auth: tc.auth},
-			analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken", "user": "u", "pw": "pass"}})
+			analysis.Env{Direct: local, Tenant: "main", Secrets: secrets{"tok": "t0ken", "user": "u", "pw": "pass"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +264,7 @@ func TestPrometheusAuthAndSecrets(t *testing.T) {
 		}
 	}
 	_, err := analysis.Open(t.Context(), analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL,
-		Auth: &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "unset"}}, analysis.Env{Tenant: "main", Secrets: webhook.NoSecrets{}})
+		Auth: &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "unset"}}, analysis.Env{Direct: local, Tenant: "main", Secrets: webhook.NoSecrets{}})
 	if err == nil || !strings.Contains(err.Error(), "secret unset is not set") {
 		t.Errorf("unset secret: %v", err)
 	}
@@ -290,7 +294,7 @@ func TestProviderErrorsMaskSecrets(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	env := analysis.Env{Tenant: "main", Secrets: secrets{"tok": "t0ken-value", "user": "the-user", "pw": "pass-word", "api": "api-key-value", "app": "app-key-value"}}
+	env := analysis.Env{Direct: local, Tenant: "main", Secrets: secrets{"tok": "t0ken-value", "user": "the-user", "pw": "pass-word", "api": "api-key-value", "app": "app-key-value"}}
 	forbidden := []string{"t0ken-value", "the-user", "pass-word", "api-key-value", "app-key-value", "dGhlLXVzZXI6cGFzcy13b3Jk"}
 	basic := &analysis.Auth{Type: analysis.AuthBasic, UsernameSecret: "user", PasswordSecret: "pw"}
 	bearer := &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "tok"}
@@ -317,7 +321,9 @@ func TestProviderErrorsMaskSecrets(t *testing.T) {
 	} {
 		tc.c.Name = "p"
 		e := env
-		e.Direct = tc.doer
+		if e.Direct = local; tc.doer != nil {
+			e.Direct = tc.doer
+		}
 		p, err := analysis.Open(t.Context(), tc.c, e)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -363,7 +369,7 @@ func TestDatadogFake(t *testing.T) {
 	}))
 	defer srv.Close()
 	p, err := analysis.Open(t.Context(), analysis.Config{Name: "dd", Type: analysis.TypeDatadog, URL: srv.URL, APIKeySecret: "k1", ApplicationKeySecret: "k2"},
-		analysis.Env{Secrets: secrets{"k1": "api", "k2": "app"}})
+		analysis.Env{Direct: local, Secrets: secrets{"k1": "api", "k2": "app"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +417,7 @@ func TestNewRelicFake(t *testing.T) {
 	}))
 	defer srv.Close()
 	p, err := analysis.Open(t.Context(), analysis.Config{Name: "nr", Type: analysis.TypeNewRelic, URL: srv.URL + "/graphql", APIKeySecret: "k", AccountID: 42},
-		analysis.Env{Secrets: secrets{"k": "nr-key"}})
+		analysis.Env{Direct: local, Secrets: secrets{"k": "nr-key"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,5 +475,51 @@ func TestWindowVariables(t *testing.T) {
 				t.Errorf("window variable %s is missing", name)
 			}
 		}
+	}
+}
+
+// hostSecrets resolves every secret to value, allowed only on hosts.
+type hostSecrets struct {
+	value string
+	hosts []string
+}
+
+func (s hostSecrets) Secret(context.Context, string, string) (string, []string, error) {
+	return s.value, s.hosts, nil
+}
+
+// TestProviderEgress: the default client refuses a provider on loopback,
+// and a credential restricted to some hosts is not sent to another one.
+func TestProviderEgress(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls++
+		io.WriteString(w, `{"status":"success","data":{"resultType":"scalar","result":[0,"1"]}}`)
+	}))
+	defer srv.Close()
+	q := analysis.Query{Text: "1", Start: time.Now(), End: time.Now()}
+	c := analysis.Config{Name: "p", Type: analysis.TypePrometheus, URL: srv.URL}
+	p, err := analysis.Open(t.Context(), c, analysis.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unreachable *analysis.UnreachableError
+	if _, err := p.Query(t.Context(), q); err == nil || errors.As(err, &unreachable) || !strings.Contains(err.Error(), "refused by the egress policy") || calls != 0 {
+		t.Errorf("a provider on loopback with the default client: %v (%d calls); want a refusal, not unreachable", err, calls)
+	}
+	c.Auth = &analysis.Auth{Type: analysis.AuthBearer, TokenSecret: "tok"}
+	p, err = analysis.Open(t.Context(), c, analysis.Env{Direct: local, Secrets: hostSecrets{"t0ken", []string{"prometheus.example.com"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Query(t.Context(), q); err == nil || !strings.Contains(err.Error(), "not an allowed host of secret tok") || calls != 0 {
+		t.Errorf("a restricted credential to another host: %v (%d calls)", err, calls)
+	}
+	p, err = analysis.Open(t.Context(), c, analysis.Env{Direct: local, Secrets: hostSecrets{"t0ken", []string{strings.TrimPrefix(srv.URL, "http://")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Query(t.Context(), q); err != nil || v != 1 || calls != 1 {
+		t.Errorf("to its allowed host: %v, %v (%d calls)", v, err, calls)
 	}
 }

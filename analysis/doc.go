@@ -13,6 +13,9 @@
 //     the seam for networkMode remoteNetworkAgent), Datadog (GET
 //     /api/v1/query, the mean of the one series' points in the window), New
 //     Relic (NerdGraph NRQL, the one number of the one result row).
+//     The credentials' names and allowed hosts go with each request as its
+//     egress.Scope, for the server's egress client (or the relay) to
+//     enforce on every hop; a refusal is an error, not "unreachable".
 //     Errors quote what the provider answered with every secret value it
 //     was sent (and the basic-auth pair) masked: a provider, or a proxy
 //     before it, may quote the request back, credentials included.

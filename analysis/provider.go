@@ -14,13 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/redact"
 )
 
-// SecretResolver returns the value of a tenant's secret; a secret that is
-// not set is an error, never an empty value.
+// SecretResolver returns the value of a tenant's secret and the hosts it
+// may be sent to (nil: any); a secret that is not set is an error, never an
+// empty value.
 type SecretResolver interface {
-	Secret(ctx context.Context, tenant, name string) (string, error)
+	Secret(ctx context.Context, tenant, name string) (value string, allowedHosts []string, err error)
 }
 
 // Doer sends one HTTP request; *http.Client is one.
@@ -58,13 +60,16 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 type Env struct {
 	Tenant  string
 	Secrets SecretResolver
-	// Direct sends from the server; nil means a client with a 30 s timeout.
+	// Direct sends from the server; nil means a client of the zero
+	// egress.Policy (loopback, link-local and metadata addresses refused)
+	// with a 30 s timeout. Give one of the server's egress.Policy: its
+	// Client also enforces where the credentials may go.
 	Direct Doer
 	// Relay sends through an agent; nil refuses providers that name one.
 	Relay Relay
 }
 
-var defaultClient = &http.Client{Timeout: 30 * time.Second}
+var defaultClient = (&egress.Policy{}).Client(30 * time.Second)
 
 // Open returns the Provider c describes. Secrets are resolved now, so a
 // secret that is not set fails here with its name.
@@ -76,16 +81,17 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 	if doer == nil {
 		doer = defaultClient
 	}
-	secrets := masker{&redact.Set{}} // every value resolved, and the forms it is sent in
+	secrets := masker{&redact.Set{}, &egress.Scope{}} // every value resolved, and the forms it is sent in
 	secret := func(name string) (string, error) {
 		if env.Secrets == nil {
 			return "", fmt.Errorf("secret %s is not set", name)
 		}
-		v, err := env.Secrets.Secret(ctx, env.Tenant, name)
+		v, hosts, err := env.Secrets.Secret(ctx, env.Tenant, name)
 		if err != nil {
 			return "", fmt.Errorf("metric provider %s: %w", c.Name, err)
 		}
 		secrets.add(v)
+		secrets.scope.Add(name, hosts)
 		return v, nil
 	}
 	h := http.Header{}
@@ -165,8 +171,12 @@ func Open(ctx context.Context, c Config, env Env) (Provider, error) {
 // masker holds the secret values a provider sends (and their encoded
 // forms): whatever the provider answers may quote the request (a proxy's
 // error page, an echoing endpoint), and what it answers ends up in
-// judgments, events and logs.
-type masker struct{ set *redact.Set }
+// judgments, events and logs. scope names those secrets, for where the
+// requests may go (egress.Scope).
+type masker struct {
+	set   *redact.Set
+	scope *egress.Scope
+}
 
 // add records v and its encoded forms.
 func (m masker) add(v string) { m.set.Add(v) }
@@ -207,7 +217,7 @@ func send(ctx context.Context, doer Doer, method, u string, header http.Header, 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	req, err := http.NewRequestWithContext(egress.WithScope(ctx, *secrets.scope), method, u, rd)
 	if err != nil {
 		return err
 	}
@@ -219,6 +229,10 @@ func send(ctx context.Context, doer Doer, method, u string, header http.Header, 
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := doer.Do(req)
+	var denied *egress.DeniedError
+	if errors.As(err, &denied) {
+		return fmt.Errorf("%s: %w", req.URL.Host, denied) // no retry makes it pass
+	}
 	if err != nil {
 		return &UnreachableError{Err: secrets.err(err)}
 	}

@@ -54,6 +54,13 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 	t.Helper()
+	return newHarnessAuth(t, auth.Options{}, edit...)
+}
+
+// newHarnessAuth is newHarness with the token service's options ao (its
+// store, keys, issuer and clock are the harness's).
+func newHarnessAuth(t *testing.T, ao auth.Options, edit ...func(*api.Options)) *harness {
+	t.Helper()
 	h := &harness{t: t, runner: newFakeRunner(), logs: &syncBuffer{}, now: time.Now()}
 	var err error
 	h.store, err = sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sortie.db"), sqlite.Options{})
@@ -68,7 +75,8 @@ func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.auth, err = auth.New(auth.Options{Credentials: h.store, Users: h.store, Keys: ks, Issuer: "http://sortie.test", Now: func() time.Time { return h.now }})
+	ao.Credentials, ao.Users, ao.Keys, ao.Issuer, ao.Now = h.store, h.store, ks, "http://sortie.test", func() time.Time { return h.now }
+	h.auth, err = auth.New(ao)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +86,8 @@ func newHarness(t *testing.T, edit ...func(*api.Options)) *harness {
 		Logger:      slog.New(slog.NewTextHandler(h.logs, nil)),
 		Metrics:     prometheus.NewRegistry(),
 		Store:       h.store,
+		// The notification routes keep their rows in the same store.
+		Notifications: h.store,
 	}
 	for _, e := range edit {
 		e(&o)

@@ -25,6 +25,10 @@ type Deployments interface {
 	Start(ctx context.Context, p Principal, req StartRequest) (StartResult, error)
 	// Redeploy starts a new pipeline from pipelineID's stored source.
 	Redeploy(ctx context.Context, p Principal, pipelineID string, req RedeployRequest) (StartResult, error)
+	// Restore starts a pipeline that puts the version pipelineID deployed
+	// back (or, with req.Previous, the version before it), straight,
+	// without strategy or gates (409 when there is none to go back to).
+	Restore(ctx context.Context, p Principal, pipelineID string, req RestoreRequest) (StartResult, error)
 	Get(ctx context.Context, tenant, id string) (*store.Pipeline, error)
 	List(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error)
 	// Act applies an action (pipeline.Approve, Skip, Rollback, Cancel,
@@ -46,6 +50,16 @@ type StartRequest = plan.StartRequest
 
 // StartResult answers a start or a redeploy.
 type StartResult = plan.StartResult
+
+// RestoreRequest is the body of POST /api/v1/pipelines/{id}/restore: go
+// back to the version pipeline id deployed on Targets (when empty, every
+// target it deployed), or, with Previous, to the version its one target
+// ran before it (a rollback after success). Reason is required.
+type RestoreRequest struct {
+	Targets  []string `json:"targets,omitempty"`
+	Previous bool     `json:"previous,omitempty"`
+	Reason   string   `json:"reason"`
+}
 
 // RedeployRequest is the body of POST /api/v1/pipelines/{id}/redeploy.
 type RedeployRequest struct {

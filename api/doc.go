@@ -22,10 +22,25 @@
 // anything else 500 with a generic message, the error itself logged under
 // the error_id the caller gets.
 //
+// Deploy windows and freezes (controls.go) are read by any reading role
+// and written by admins, audited; a scope travels URL-escaped in the path
+// ("application%20web"). A start refused by a window or a freeze is 409
+// with the error code held, so clients tell it from another deployment in
+// flight; a break-glass start is audited once more as pipeline.break-glass.
+// Notifications: subscriptions (read for readers; create, delete, test
+// and the deliveries for admins, audited), and the link field of approve
+// and rollback: a notification's signed link, verified (signature, expiry,
+// tenant, pipeline, action, unused), checked against the engine for the
+// caller, then spent once, before the action; the route's grant applies
+// first, so a link gives its reader nothing the reader lacks.
+//
 // Event streams subscribe first, then replay stored events after the
 // client's cursor (?after= or Last-Event-ID), then go live, dropping by
 // per-pipeline seq what the replay already sent and reading back from the
-// store what a slow subscription dropped.
+// store what a slow subscription dropped. A stream ends when the token it
+// was opened with expires, its principal is revoked (auth's
+// Service.Stream) or a custom role it holds is redefined, and the client
+// reconnects with a good token, checked against the grants of now.
 //
 // # What it must not do
 //

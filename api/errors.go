@@ -25,6 +25,9 @@ const (
 	CodeNotReady         = "not_ready"
 	CodeInternal         = "internal"
 	CodeBusy             = "busy"
+	// CodeHeld: a start refused (409) by a deploy window or a freeze, not
+	// by another deployment in flight.
+	CodeHeld = "held"
 )
 
 // Error is an error with its HTTP status, for the runner to return what the
@@ -102,8 +105,12 @@ func Classify(err error) (int, []ErrorEntry) {
 			pipeline.CodeConflict:      http.StatusConflict,
 			pipeline.CodeUnprocessable: http.StatusUnprocessableEntity,
 		}[e.Code]
+		code := string(e.Code)
+		if e.Hold != "" {
+			code = CodeHeld
+		}
 		if status != 0 {
-			return status, []ErrorEntry{{Message: e.Message, Code: string(e.Code)}}
+			return status, []ErrorEntry{{Message: e.Message, Code: code}}
 		}
 	}
 	switch {

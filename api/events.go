@@ -152,7 +152,9 @@ type stream struct {
 // run takes one of the principal's stream slots (429 when it holds them
 // all), subscribes first, then replays, then streams live events: whatever is
 // appended while the replay is read arrives on the subscription, and the
-// per-pipeline seqs drop what was already sent.
+// per-pipeline seqs drop what was already sent. The stream ends when the
+// caller's token expires or its principal is revoked (auth.Service.Stream);
+// the client reconnects with Last-Event-ID and a token that is good.
 func (st *stream) run(w http.ResponseWriter, r *http.Request, replay func(context.Context) ([]store.Event, error)) {
 	release, err := st.s.streams.Acquire(st.p)
 	if err != nil {
@@ -160,8 +162,8 @@ func (st *stream) run(w http.ResponseWriter, r *http.Request, replay func(contex
 		return
 	}
 	defer release()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	ctx, done := st.s.auth.Stream(r.Context(), st.p)
+	defer done()
 	live := st.s.d.Subscribe(ctx, st.p.Tenant)
 	past, err := replay(ctx)
 	if err != nil {

@@ -100,6 +100,15 @@ func (f *fakeRunner) Start(_ context.Context, p api.Principal, req api.StartRequ
 	return f.startResult, f.err
 }
 
+func (f *fakeRunner) Restore(_ context.Context, p api.Principal, id string, req api.RestoreRequest) (api.StartResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.find(p.Tenant, id); err != nil {
+		return api.StartResult{}, err
+	}
+	return f.startResult, f.err
+}
+
 func (f *fakeRunner) Redeploy(_ context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -33,6 +33,11 @@ func (s *server) startPipeline(w http.ResponseWriter, r *http.Request, p Princip
 		s.writeError(w, r, err)
 		return
 	}
+	if req.BreakGlass {
+		// Besides pipeline.start: a break glass is looked for on its own.
+		// The reason is in the pipeline's history.
+		s.appendAudit(r, p, "pipeline.break-glass", []string{res.PipelineID})
+	}
 	w.Header().Set("Location", Prefix+"/pipelines/"+res.PipelineID)
 	writeJSON(w, http.StatusAccepted, res)
 }
@@ -48,6 +53,33 @@ func (s *server) redeploy(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	res, err := s.d.Redeploy(r.Context(), p, r.PathValue("id"), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", Prefix+"/pipelines/"+res.PipelineID)
+	writeJSON(w, http.StatusAccepted, res)
+}
+
+func (s *server) restore(w http.ResponseWriter, r *http.Request, p Principal) {
+	var req RestoreRequest
+	if err := decodeJSON(w, r, maxBodyBytes, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkTargets(req.Targets); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, "reason is required: say why the target goes back"))
+		return
+	}
+	if req.Previous && len(req.Targets) != 1 {
+		s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, "previous needs exactly one target in targets"))
+		return
+	}
+	res, err := s.d.Restore(r.Context(), p, r.PathValue("id"), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -182,18 +214,23 @@ func (s *server) getSource(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 // ActionRequest is the optional body of the action routes. Which fields an
-// action takes: approve and skip target and step, rollback target and
-// reason, cancel reason.
+// action takes: approve and skip target and step, reject target, step and
+// reason (required), rollback target and reason, cancel reason.
 type ActionRequest struct {
 	Target string `json:"target,omitempty"`
 	Step   string `json:"step,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Link is a notification's approve or roll back link (its token),
+	// taken by approve and rollback: it names the target and step and is
+	// spent by the action.
+	Link string `json:"link,omitempty"`
 }
 
 type action string
 
 const (
 	actApprove  action = "approve"
+	actReject   action = "reject"
 	actSkip     action = "skip"
 	actRollback action = "rollback"
 	actCancel   action = "cancel"
@@ -214,6 +251,8 @@ func (a action) event(req ActionRequest, p Principal) (pipeline.Event, error) {
 			return pipeline.Approve{Target: req.Target, Step: req.Step, By: by}, nil
 		}
 		return pipeline.Skip{Target: req.Target, Step: req.Step, By: by}, nil
+	case actReject:
+		return pipeline.Reject{Target: req.Target, Step: req.Step, Reason: req.Reason, By: by}, nil
 	case actRollback:
 		if req.Step != "" {
 			return nil, refuse("step")
@@ -238,7 +277,18 @@ func actOn(a action) func(*server, http.ResponseWriter, *http.Request, Principal
 			s.writeError(w, r, err)
 			return
 		}
-		ev, err := a.event(req, p)
+		var (
+			ev  pipeline.Event
+			err error
+		)
+		switch {
+		case req.Link != "" && (a == actApprove || a == actRollback):
+			ev, err = s.linkEvent(r.Context(), a, req, p, r.PathValue("id"))
+		case req.Link != "":
+			err = errorf(http.StatusBadRequest, CodeInvalid, string(a)+" takes no link")
+		default:
+			ev, err = a.event(req, p)
+		}
 		if err != nil {
 			s.writeError(w, r, err)
 			return

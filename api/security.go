@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -31,7 +33,9 @@ type SecurityStore interface {
 // Secrets keeps the tenants' secrets, write-only: nothing here returns a
 // value. Package secrets has it.
 type Secrets interface {
-	Put(ctx context.Context, tenant, name, value string) (store.Secret, error)
+	// Put stores a secret with the hosts it may be sent to: an empty list
+	// means any host, nil the hosts it had.
+	Put(ctx context.Context, tenant, name, value string, allowedHosts []string) (store.Secret, error)
 	List(ctx context.Context, tenant string) ([]store.Secret, error)
 	Delete(ctx context.Context, tenant, name string) error
 	// RotateMasterKey makes a new master key, re-wraps every data key
@@ -39,8 +43,12 @@ type Secrets interface {
 	RotateMasterKey(ctx context.Context) (string, error)
 }
 
-// maxSecretBytes bounds a secret's value.
-const maxSecretBytes = 32 << 10
+// maxSecretBytes bounds a secret's value, maxAllowedHosts its list of
+// allowed hosts.
+const (
+	maxSecretBytes  = 32 << 10
+	maxAllowedHosts = 64
+)
 
 var (
 	secretName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -69,7 +77,11 @@ func (s *server) record(r *http.Request, p Principal, rt route, location string)
 func pathIDs(r *http.Request, rt route) []string {
 	var ids []string
 	for _, m := range pathParam.FindAllStringSubmatch(rt.path, -1) {
-		ids = append(ids, r.PathValue(m[1]))
+		v := r.PathValue(m[1])
+		if u, err := url.PathUnescape(v); err == nil {
+			v = u // a scope's space
+		}
+		ids = append(ids, v)
 	}
 	return ids
 }
@@ -133,14 +145,20 @@ func (s *server) setCredentialRoles(w http.ResponseWriter, r *http.Request, p Pr
 		s.writeError(w, r, err)
 		return
 	}
+	// Its tokens carry the old roles: they, and its streams, end here.
+	if err := s.auth.Revoke(r.Context(), p.Tenant, r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, req)
 }
 
-// SecretView is a secret as the API shows it: its name and when it was
-// last written, never its value.
+// SecretView is a secret as the API shows it: its name, the hosts it may
+// be sent to and when it was last written, never its value.
 type SecretView struct {
-	Name      string    `json:"name"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Name         string    `json:"name"`
+	AllowedHosts []string  `json:"allowedHosts,omitempty"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // SecretList is the body of GET /api/v1/secrets.
@@ -151,6 +169,11 @@ type SecretList struct {
 // PutSecretRequest is the body of PUT /api/v1/secrets/{name}.
 type PutSecretRequest struct {
 	Value string `json:"value"`
+	// AllowedHosts, when not empty, are the only hosts a request carrying
+	// the secret may connect to (egress.MatchHost patterns). AnyHost lifts
+	// the restriction. With neither, the secret keeps the hosts it had.
+	AllowedHosts []string `json:"allowedHosts,omitempty"`
+	AnyHost      bool     `json:"anyHost,omitempty"`
 }
 
 func (s *server) listSecrets(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -164,7 +187,7 @@ func (s *server) listSecrets(w http.ResponseWriter, r *http.Request, p Principal
 	}
 	out := SecretList{Secrets: make([]SecretView, 0, len(list))}
 	for _, sec := range list {
-		out.Secrets = append(out.Secrets, SecretView{Name: sec.Name, UpdatedAt: sec.UpdatedAt})
+		out.Secrets = append(out.Secrets, SecretView{Name: sec.Name, AllowedHosts: sec.AllowedHosts, UpdatedAt: sec.UpdatedAt})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -190,13 +213,29 @@ func (s *server) putSecret(w http.ResponseWriter, r *http.Request, p Principal) 
 	case len(req.Value) > maxSecretBytes:
 		s.writeError(w, r, errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("the value is over %d bytes", maxSecretBytes)))
 		return
+	case len(req.AllowedHosts) > maxAllowedHosts:
+		s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, fmt.Sprintf("allowedHosts has %d hosts, at most %d", len(req.AllowedHosts), maxAllowedHosts)))
+		return
+	case req.AnyHost && len(req.AllowedHosts) > 0:
+		s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, "give allowedHosts or anyHost, not both"))
+		return
 	}
-	sec, err := s.secrets.Put(r.Context(), p.Tenant, name, req.Value)
+	hosts := req.AllowedHosts // nil: keep the secret's
+	if req.AnyHost {
+		hosts = []string{}
+	}
+	for _, h := range req.AllowedHosts {
+		if err := egress.ValidateHost(h); err != nil {
+			s.writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, err.Error()))
+			return
+		}
+	}
+	sec, err := s.secrets.Put(r.Context(), p.Tenant, name, req.Value, hosts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, SecretView{Name: sec.Name, UpdatedAt: sec.UpdatedAt})
+	writeJSON(w, http.StatusOK, SecretView{Name: sec.Name, AllowedHosts: sec.AllowedHosts, UpdatedAt: sec.UpdatedAt})
 }
 
 func (s *server) deleteSecret(w http.ResponseWriter, r *http.Request, p Principal) {
@@ -497,6 +536,8 @@ func (s *server) applyConfig(w http.ResponseWriter, r *http.Request, p Principal
 			verb := "created"
 			if i >= 0 {
 				verb = "updated"
+				// Streams were checked against the old grants.
+				s.auth.EndStreams(t.Name, role.Name)
 			}
 			out.Changes = append(out.Changes, "role "+t.Name+"/"+role.Name+" "+verb)
 		}
@@ -512,6 +553,7 @@ func (s *server) applyConfig(w http.ResponseWriter, r *http.Request, p Principal
 				s.writeError(w, r, err)
 				return
 			}
+			s.auth.EndStreams(t.Name, sr.Name)
 			out.Changes = append(out.Changes, "role "+t.Name+"/"+sr.Name+" deleted")
 		}
 	}

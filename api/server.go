@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/notify"
 )
 
 // Prefix is the path every REST route starts with.
@@ -58,6 +59,16 @@ type Options struct {
 	// Secrets keeps the tenants' secrets and the master key; nil answers
 	// the secret and master-key routes with 501.
 	Secrets Secrets
+	// Controls keeps deploy windows and freezes; nil answers those routes
+	// with 501.
+	Controls Controls
+	// Notifications keeps subscriptions and deliveries; nil answers the
+	// notification routes with 501 and refuses action links.
+	Notifications NotificationStore
+	// Notifier sends test messages; nil answers the test route with 501.
+	Notifier Notifier
+	// Links verifies notifications' action links; nil refuses them.
+	Links *notify.Links
 }
 
 // access is what a route asks of the caller: a grant (auth.SystemRoles
@@ -129,15 +140,18 @@ func routes() []route {
 		{method: "GET", path: Prefix + "/pipelines/{id}", access: read, handle: (*server).getPipeline},
 		{method: "GET", path: Prefix + "/pipelines/{id}/source", access: read, handle: (*server).getSource},
 		{method: "POST", path: Prefix + "/pipelines/{id}/approve", access: approve, audit: "pipeline.approve", handle: actOn(actApprove)},
+		{method: "POST", path: Prefix + "/pipelines/{id}/reject", access: approve, audit: "pipeline.reject", handle: actOn(actReject)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/skip", access: deploy, audit: "pipeline.skip", handle: actOn(actSkip)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/rollback", access: deploy, audit: "pipeline.rollback", handle: actOn(actRollback)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/cancel", access: deploy, audit: "pipeline.cancel", handle: actOn(actCancel)},
 		{method: "POST", path: Prefix + "/pipelines/{id}/redeploy", access: deploy, audit: "pipeline.redeploy", handle: (*server).redeploy},
+		{method: "POST", path: Prefix + "/pipelines/{id}/restore", access: deploy, audit: "pipeline.restore", handle: (*server).restore},
 		{method: "POST", path: Prefix + "/pipelines/{id}/webhooks/{target}/{group}/{index}/callback", access: deploy, audit: "pipeline.callback", handle: (*server).webhookCallback},
 		{method: "GET", path: Prefix + "/pipelines/{id}/events", access: read, stream: true, handle: (*server).pipelineEvents},
 		{method: "GET", path: Prefix + "/events", access: read, stream: true, handle: (*server).tenantEvents},
 
 		{method: "GET", path: Prefix + "/agents", access: read, handle: (*server).listAgents},
+		{method: "GET", path: Prefix + "/dora", access: read, handle: (*server).getDora},
 
 		{method: "GET", path: Prefix + "/credentials", access: admin, handle: (*server).listCredentials},
 		{method: "POST", path: Prefix + "/credentials", access: admin, audit: "credential.create", handle: (*server).createCredential},
@@ -159,6 +173,19 @@ func routes() []route {
 		{method: "GET", path: Prefix + "/secrets", access: admin, handle: (*server).listSecrets},
 		{method: "PUT", path: Prefix + "/secrets/{name}", access: admin, audit: "secret.put", handle: (*server).putSecret},
 		{method: "DELETE", path: Prefix + "/secrets/{name}", access: admin, audit: "secret.delete", handle: (*server).deleteSecret},
+
+		{method: "GET", path: Prefix + "/windows", access: read, handle: (*server).listWindows},
+		{method: "PUT", path: Prefix + "/windows/{scope}/{name}", access: admin, audit: "window.put", handle: (*server).putWindow},
+		{method: "DELETE", path: Prefix + "/windows/{scope}/{name}", access: admin, audit: "window.delete", handle: (*server).deleteWindow},
+		{method: "GET", path: Prefix + "/freezes", access: read, handle: (*server).listFreezes},
+		{method: "PUT", path: Prefix + "/freezes/{scope}", access: admin, audit: "freeze.set", handle: (*server).setFreeze},
+		{method: "DELETE", path: Prefix + "/freezes/{scope}", access: admin, audit: "freeze.lift", handle: (*server).liftFreeze},
+		{method: "GET", path: Prefix + "/controls", access: read, handle: (*server).getControls},
+		{method: "GET", path: Prefix + "/notifications", access: read, handle: (*server).listSubscriptions},
+		{method: "POST", path: Prefix + "/notifications", access: admin, audit: "notification.create", handle: (*server).createSubscription},
+		{method: "DELETE", path: Prefix + "/notifications/{id}", access: admin, audit: "notification.delete", handle: (*server).deleteSubscription},
+		{method: "POST", path: Prefix + "/notifications/{id}/test", access: admin, audit: "notification.test", handle: (*server).testSubscription},
+		{method: "GET", path: Prefix + "/notifications/deliveries", access: admin, handle: (*server).listDeliveries},
 
 		{method: "GET", path: Prefix + "/audit", access: admin, handle: (*server).listAudit},
 
@@ -207,6 +234,10 @@ type server struct {
 	providers ProviderStore
 	store     SecurityStore
 	secrets   Secrets
+	controls  Controls
+	notes     NotificationStore
+	notifier  Notifier
+	links     *notify.Links
 	m         *metrics
 }
 
@@ -228,6 +259,13 @@ func New(o Options) (http.Handler, error) {
 		providers: o.Providers,
 		store:     o.Store,
 		secrets:   o.Secrets,
+		controls:  o.Controls,
+		notes:     o.Notifications,
+		notifier:  o.Notifier,
+		links:     o.Links,
+	}
+	if s.notes == nil {
+		s.links = nil
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

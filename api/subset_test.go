@@ -273,6 +273,16 @@ func TestCustomAdminRoleGrantsNoMoreThanItHolds(t *testing.T) {
 	if got := h.rolesOf(org, "users", "dev"); !slices.Equal(got, []string{pipeline.RoleDeployer}) {
 		t.Errorf("dev's roles: %v", got)
 	}
+	// Its own roles changed: its token is revoked, the next one works.
+	if resp := h.do("GET", "/api/v1/account", ca, nil); resp.status != 401 {
+		t.Errorf("the custom admin's token from before its roles changed: %d %s, want 401", resp.status, resp.body)
+	}
+	self.Roles = []string{"admin", pipeline.RoleViewer}
+	tok, err := h.auth.Issue(&self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca = tok.AccessToken
 	// Config apply holds a role's definition to the same rule: only a
 	// caller holding every grant defines it (today only organization admins
 	// reach the route, and they hold every grant a custom role may give).

@@ -68,9 +68,16 @@ func TestUsers(t *testing.T) {
 		t.Errorf("a deployer lists users: %d", resp.status)
 	}
 
-	// Roles change from the next token.
+	// Roles change from the next token; the tokens of the old roles are
+	// revoked.
 	if resp := h.do("PUT", "/api/v1/users/alice/roles", admin, api.SetRolesRequest{Roles: []string{"viewer"}}); resp.status != 200 {
 		t.Fatalf("set roles: %d %s", resp.status, resp.body)
+	}
+	if resp := h.do("GET", "/api/v1/account", access, nil); resp.status != 401 || !strings.Contains(string(resp.body), "revoked") {
+		t.Errorf("a token of the old roles: %d %s, want 401 saying it was revoked", resp.status, resp.body)
+	}
+	if status, access, refresh = h.login(store.DefaultTenant, "alice", pw); status != 200 {
+		t.Fatalf("login with the new roles: %d", status)
 	}
 	resp = h.do("GET", "/api/v1/users", admin, nil)
 	var list api.UserList
@@ -88,6 +95,9 @@ func TestUsers(t *testing.T) {
 	}
 	if resp := h.do("PUT", "/api/v1/account/password", access, api.ChangePasswordRequest{CurrentPassword: pw, NewPassword: pw + "2"}); resp.status != 204 {
 		t.Fatalf("change password: %d %s", resp.status, resp.body)
+	}
+	if resp := h.do("GET", "/api/v1/account", access, nil); resp.status != 401 {
+		t.Errorf("a token from before the new password: %d %s, want 401", resp.status, resp.body)
 	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
 	if resp := h.do("POST", "/oauth/token", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded"); resp.status != 400 {

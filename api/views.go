@@ -34,6 +34,10 @@ type PipelineView struct {
 	Spec pipeline.Spec `json:"spec"`
 	// Commit is where the deployment comes from, when its start said.
 	Commit *store.Commit `json:"commit,omitempty"`
+	// Freezes hold targets of this pipeline; BreakGlass is the reason of a
+	// break-glass start. The windows that apply are in Spec.Windows.
+	Freezes    []pipeline.Freeze `json:"freezes,omitempty"`
+	BreakGlass string            `json:"breakGlass,omitempty"`
 }
 
 // TargetView is one target's state with its place in the graph.
@@ -64,6 +68,8 @@ func viewOf(sp *store.Pipeline) PipelineView {
 		Targets:     make([]TargetView, 0, len(st.Targets)),
 		History:     st.History,
 		Spec:        st.Spec,
+		Freezes:     st.Freezes,
+		BreakGlass:  st.BreakGlass,
 	}
 	if v.Status == "" {
 		v.Status = sp.Status

@@ -217,7 +217,8 @@ func TestTokenClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := auth.Principal{Tenant: "main", Name: "ci", ClientID: c.ClientID, Roles: []string{"deployer", "qa"}}
+	want := auth.Principal{Tenant: "main", Name: "ci", ClientID: c.ClientID, Roles: []string{"deployer", "qa"},
+		IssuedAt: f.clock.Now(), ExpiresAt: tok.ExpiresAt}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("principal (-want +got):\n%s", diff)
 	}
@@ -682,5 +683,34 @@ func TestBootstrapGiven(t *testing.T) {
 	other := auth.Given{ClientID: "admin-2", ClientSecret: secret}
 	if created, err := auth.BootstrapGiven(ctx, st, other); err != nil || created {
 		t.Errorf("second start: %v %v; want nothing done", created, err)
+	}
+}
+
+// TestKeyWrittenAsideFirst: a new signing key is written beside its final
+// name and renamed (atomicfile), so what a crash mid-write leaves (a
+// truncated dot-file) never stops the next start, and a failed write
+// leaves no key file at all.
+func TestKeyWrittenAsideFirst(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	if _, err := auth.LoadKeys(dir); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash during AddKey leaves.
+	if err := os.WriteFile(filepath.Join(dir, ".20260301T120000Z-0badf00d.pem.1234"), []byte("-----BEGIN PRIV"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.LoadKeys(dir); err != nil {
+		t.Errorf("keys after a crash mid-write: %v", err)
+	}
+	if os.Geteuid() != 0 { // root ignores the directory's mode
+		os.Chmod(dir, 0o500)
+		defer os.Chmod(dir, 0o700)
+		if _, err := auth.AddKey(dir, time.Now()); err == nil {
+			t.Error("AddKey into a read-only folder succeeded")
+		}
+	}
+	pems, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if len(pems) != 1 {
+		t.Errorf("key files: %v, want the first only", pems)
 	}
 }

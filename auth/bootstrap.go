@@ -42,12 +42,8 @@ type CredentialsFile struct {
 // finding no credential, writes it again; never a credential whose secret
 // is lost.
 func Bootstrap(ctx context.Context, creds CredentialStore, dataDir, serverURL string) (string, error) {
-	existing, err := creds.ListCredentials(ctx, store.DefaultTenant)
-	if err != nil {
-		return "", fmt.Errorf("auth: bootstrap: %w", err)
-	}
-	if len(existing) > 0 {
-		return "", nil
+	if seeded, err := mainHasCredential(ctx, creds); err != nil || seeded {
+		return "", err
 	}
 	c, secret, err := NewCredential(store.DefaultTenant, AdminCredentialName, []string{pipeline.RoleOrganizationAdmin}, time.Now())
 	if err != nil {
@@ -136,21 +132,25 @@ func ParseGiven(clientID, secret string) (*Given, error) {
 // does nothing and returns false: the given credential seeds the first
 // start only, later ones are managed through the API.
 func BootstrapGiven(ctx context.Context, creds CredentialStore, g Given) (bool, error) {
-	existing, err := creds.ListCredentials(ctx, store.DefaultTenant)
-	if err != nil {
-		return false, fmt.Errorf("auth: bootstrap: %w", err)
+	if seeded, err := mainHasCredential(ctx, creds); err != nil || seeded {
+		return false, err
 	}
-	if len(existing) > 0 {
-		return false, nil
-	}
-	hash, err := HashSecret(g.ClientSecret)
+	c, err := credentialWith(store.DefaultTenant, g.ClientID, AdminCredentialName, g.ClientSecret, []string{pipeline.RoleOrganizationAdmin}, time.Now())
 	if err != nil {
 		return false, err
 	}
-	c := store.Credential{Tenant: store.DefaultTenant, ClientID: g.ClientID, Name: AdminCredentialName, SecretHash: hash,
-		Roles: []string{pipeline.RoleOrganizationAdmin}, CreatedAt: time.Now().UTC()}
 	if err := creds.CreateCredential(ctx, c); err != nil {
 		return false, fmt.Errorf("auth: bootstrap: store credential: %w", err)
 	}
 	return true, nil
+}
+
+// mainHasCredential reports whether tenant main has a credential already,
+// which is when there is nothing to bootstrap.
+func mainHasCredential(ctx context.Context, creds CredentialStore) (bool, error) {
+	existing, err := creds.ListCredentials(ctx, store.DefaultTenant)
+	if err != nil {
+		return false, fmt.Errorf("auth: bootstrap: %w", err)
+	}
+	return len(existing) > 0, nil
 }

@@ -44,10 +44,13 @@ func (s *Service) ListCredentials(ctx context.Context, tenant string) ([]store.C
 	return s.creds.ListCredentials(ctx, tenant)
 }
 
-// DeleteCredential deletes a credential of tenant. Tokens already issued to
-// it stay valid until they expire (at most the token lifetime).
+// DeleteCredential deletes a credential of tenant and revokes it (Revoke):
+// the tokens already issued to it are refused and its streams end.
 func (s *Service) DeleteCredential(ctx context.Context, tenant, clientID string) error {
-	return s.creds.DeleteCredential(ctx, tenant, clientID)
+	if err := s.creds.DeleteCredential(ctx, tenant, clientID); err != nil {
+		return err
+	}
+	return s.Revoke(ctx, tenant, clientID)
 }
 
 // GetCredential returns a credential of tenant; another tenant's answers

@@ -31,6 +31,20 @@
 //     the subset rule package api applies to every change of a principal.
 //   - StreamLimit caps the event streams one principal holds open at
 //     once (the API's and the console's together).
+//   - Revocation: Revoke(ctx, tenant, subject) refuses the principal's tokens
+//     issued until then (Verify answers ErrTokenRevoked) and ends every
+//     stream opened with one. Stream gives each long-lived stream (event
+//     streams, agents' gRPC streams) a context that ends at its token's
+//     expiry (a timer at the deadline) or at the revocation, so no stream
+//     outlives its token or its credential. Deleting a credential or a
+//     user, a new password and new roles (also from single sign-on) revoke.
+//     Verify checks revocations in memory; Options.Revocations (the store)
+//     keeps them as long as a token lives, read back at start
+//     (SyncRevocations) and every few seconds (FollowRevocations), so a
+//     restart forgets none and every replica learns the others'.
+//     EndStreams ends the streams of a custom role's holders when the role
+//     is redefined or deleted (their tokens stay good: grants are read per
+//     request).
 //   - Bootstrap gives a new server its first admin credential and writes it
 //     to <data-dir>/admin-credentials.json (mode 0600).
 //

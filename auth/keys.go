@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/sortie-cd/sortie/atomicfile"
 )
 
 // KeysDir is the folder of the data directory holding the signing keys.
@@ -23,8 +26,13 @@ const keyExt = ".pem"
 // KeySet is the server's token signing keys. The key with the greatest id
 // (ids start with their creation time) signs; all of them verify.
 type KeySet struct {
+	mu      sync.RWMutex
 	kids    []string // sorted
 	private map[string]ed25519.PrivateKey
+	// stored, when not nil, is where the keys come from (StoredKeys):
+	// they are read again when a token names a key not known here, or
+	// when they were read more than KeyRefresh ago.
+	stored *storedKeys
 }
 
 // LoadKeys reads every key of dir (<data-dir>/keys), creating dir and a
@@ -102,47 +110,60 @@ func parseKey(b []byte) (ed25519.PrivateKey, error) {
 // next LoadKeys signs with it and still verifies tokens of the older keys;
 // remove an old key's file once its tokens have expired.
 func AddKey(dir string, now time.Time) (string, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	kid, der, err := newKey(now)
 	if err != nil {
-		return "", fmt.Errorf("auth: new key: %w", err)
+		return "", err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return "", fmt.Errorf("auth: new key: %w", err)
-	}
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		return "", fmt.Errorf("auth: new key: %w", err)
-	}
-	kid := now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix)
 	path := filepath.Join(dir, kid+keyExt)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("auth: new key: %w", err)
-	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	// Written aside and renamed (atomicfile): a crash mid-write leaves a
+	// dot-file readKeys skips, never a truncated key that stops the start.
+	if err := atomicfile.WritePrivate(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return "", fmt.Errorf("auth: new key: %w", err)
 	}
 	return kid, nil
 }
 
+// newKey makes an Ed25519 key (PKCS #8 DER) and its id: its creation
+// time, then random hex.
+func newKey(now time.Time) (kid string, der []byte, err error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", nil, fmt.Errorf("auth: new key: %w", err)
+	}
+	if der, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+		return "", nil, fmt.Errorf("auth: new key: %w", err)
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return "", nil, fmt.Errorf("auth: new key: %w", err)
+	}
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix), der, nil
+}
+
 // signing returns the key that signs new tokens.
 func (ks *KeySet) signing() (string, ed25519.PrivateKey) {
+	if st := ks.stored; st != nil && st.stale(KeyRefresh) {
+		ks.reload()
+	}
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
 	kid := ks.kids[len(ks.kids)-1]
 	return kid, ks.private[kid]
 }
 
 // public returns the verifying key with id kid.
 func (ks *KeySet) public(kid string) (ed25519.PublicKey, bool) {
+	ks.mu.RLock()
 	k, ok := ks.private[kid]
+	ks.mu.RUnlock()
+	if !ok && ks.stored != nil && ks.stored.stale(time.Second) {
+		// Another server may have added it: read them again, at most once
+		// a second, so forged kids cost no more than that.
+		ks.reload()
+		ks.mu.RLock()
+		k, ok = ks.private[kid]
+		ks.mu.RUnlock()
+	}
 	if !ok {
 		return nil, false
 	}
@@ -150,4 +171,8 @@ func (ks *KeySet) public(kid string) (ed25519.PublicKey, bool) {
 }
 
 // IDs returns the key ids, oldest first.
-func (ks *KeySet) IDs() []string { return slices.Clone(ks.kids) }
+func (ks *KeySet) IDs() []string {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	return slices.Clone(ks.kids)
+}

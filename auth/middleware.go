@@ -10,7 +10,8 @@ import (
 // and puts its Principal in the request's context (PrincipalFrom). Other
 // requests get 401 with a WWW-Authenticate challenge (RFC 6750 §3); deny
 // writes their body (nil: a plain-text message). err is ErrNoToken,
-// ErrTokenExpired or ErrTokenInvalid, whose texts are fit for the caller.
+// ErrTokenExpired, ErrTokenRevoked or ErrTokenInvalid, whose texts are fit
+// for the caller.
 func (s *Service) Middleware(next http.Handler, deny func(w http.ResponseWriter, r *http.Request, err error)) http.Handler {
 	if deny == nil {
 		deny = func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -23,13 +24,15 @@ func (s *Service) Middleware(next http.Handler, deny func(w http.ResponseWriter,
 			challenge := `Bearer realm="sortie"`
 			if !errors.Is(err, ErrNoToken) {
 				// The sentinel's text only: never the parser's details.
-				desc := ErrTokenInvalid.Error()
-				if errors.Is(err, ErrTokenExpired) {
-					desc = ErrTokenExpired.Error()
+				switch {
+				case errors.Is(err, ErrTokenExpired):
 					err = ErrTokenExpired
-				} else {
+				case errors.Is(err, ErrTokenRevoked):
+					err = ErrTokenRevoked
+				default:
 					err = ErrTokenInvalid
 				}
+				desc := err.Error()
 				challenge += `, error="invalid_token", error_description="` + desc + `"`
 			}
 			w.Header().Set("WWW-Authenticate", challenge)

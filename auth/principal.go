@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/sortie-cd/sortie/pipeline"
 )
@@ -16,6 +17,10 @@ type Principal struct {
 	// ClientID is the token's subject.
 	ClientID string   `json:"clientId"`
 	Roles    []string `json:"roles"`
+	// IssuedAt and ExpiresAt are the times of the token that carries the
+	// principal (zero for one no token carries): Stream ends at ExpiresAt.
+	IssuedAt  time.Time `json:"-"`
+	ExpiresAt time.Time `json:"-"`
 }
 
 // HasAnyRole reports whether p holds one of roles.

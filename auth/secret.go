@@ -40,19 +40,25 @@ func NewCredential(tenant, name string, roles []string, now time.Time) (store.Cr
 	if err != nil {
 		return store.Credential{}, "", err
 	}
+	c, err := credentialWith(tenant, strings.ToLower(rand.Text()), name, secret, roles, now)
+	return c, secret, err
+}
+
+// credentialWith is the stored form of a credential whose client id and
+// secret are known: the secret's hash only.
+func credentialWith(tenant, clientID, name, secret string, roles []string, now time.Time) (store.Credential, error) {
 	hash, err := HashSecret(secret)
 	if err != nil {
-		return store.Credential{}, "", err
+		return store.Credential{}, err
 	}
-	c := store.Credential{
+	return store.Credential{
 		Tenant:     tenant,
-		ClientID:   strings.ToLower(rand.Text()),
+		ClientID:   clientID,
 		Name:       name,
 		SecretHash: hash,
 		Roles:      roles,
 		CreatedAt:  now.UTC(),
-	}
-	return c, secret, nil
+	}, nil
 }
 
 func newSecret() (string, error) {

@@ -88,7 +88,8 @@ func (s *Service) ProvisionUser(ctx context.Context, id Identity) (*store.User, 
 		return nil, ErrSSOConflict
 	}
 	if !slices.Equal(u.Roles, id.Roles) {
-		if err := s.users.SetUserRoles(ctx, id.Tenant, id.Username, id.Roles); err != nil {
+		// The tokens issued with the old roles end with them.
+		if err := s.SetUserRoles(ctx, id.Tenant, id.Username, id.Roles); err != nil {
 			return nil, err
 		}
 		u.Roles = id.Roles

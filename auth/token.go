@@ -82,7 +82,28 @@ type Options struct {
 	// the token endpoint's device-code grant and the device authorization
 	// endpoint proxy to it.
 	SSO SSO
+	// Revocations keeps revoked principals (Revoke) for a restart and for
+	// the other replicas (SyncRevocations, FollowRevocations); nil keeps
+	// them in memory only, forgotten at a restart.
+	Revocations RevocationStore
+	// Peers, when not nil, is told of every revocation and every
+	// EndStreams, so that the other servers sharing the database apply
+	// them at once (package replicas); they call RevokeBefore and
+	// EndStreamsHere. Nil: this server is the only one.
+	Peers Peers
 }
+
+// Peers tells the other servers of a revocation (the unix second before
+// which the principal's tokens are refused) and of streams ended by a
+// role's redefinition.
+type Peers interface {
+	Revoked(tenant, subject string, before int64)
+	StreamsEnded(tenant, role string)
+}
+
+// verifyLeeway is how far apart the server's clock and a token's times may
+// be when Verify checks them.
+const verifyLeeway = 30 * time.Second
 
 // Limit is a token bucket: Burst requests at once, refilled at Rate per
 // second.
@@ -119,6 +140,11 @@ type Service struct {
 	slots chan struct{}
 	// inHash, when set (tests), runs inside each hash slot.
 	inHash func()
+	// revoked ends the tokens and streams of revoked principals;
+	// revStore keeps them (nil: in memory only); peers hears of them.
+	revoked  *revocations
+	revStore RevocationStore
+	peers    Peers
 
 	refreshTTL time.Duration
 }
@@ -140,6 +166,9 @@ func New(o Options) (*Service, error) {
 		audit:    o.Audit,
 		users:    o.Users,
 		sso:      o.SSO,
+		revoked:  newRevocations(),
+		peers:    o.Peers,
+		revStore: o.Revocations,
 
 		refreshTTL: o.RefreshTTL,
 	}
@@ -177,7 +206,7 @@ func New(o Options) (*Service, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(s.now),
-		jwt.WithLeeway(30*time.Second),
+		jwt.WithLeeway(verifyLeeway),
 	)
 	return s, nil
 }
@@ -213,6 +242,7 @@ func (s *Service) issueUser(u *store.User) (Token, error) {
 func (s *Service) issue(tenant, subject, name string, roles []string) (Token, error) {
 	now := s.now()
 	exp := now.Add(s.ttl)
+	iat := s.revoked.issuedAt(tenant, subject, now)
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
 		return Token{}, fmt.Errorf("auth: token id: %w", err)
@@ -223,7 +253,7 @@ func (s *Service) issue(tenant, subject, name string, roles []string) (Token, er
 			Subject:   subject,
 			Audience:  jwt.ClaimStrings{s.audience},
 			ExpiresAt: jwt.NewNumericDate(exp),
-			IssuedAt:  jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(iat),
 			ID:        fmt.Sprintf("%x", jti),
 		},
 		Tenant: tenant,
@@ -249,7 +279,8 @@ var (
 )
 
 // Verify checks a token's signature (with any key of the set), issuer,
-// audience and lifetime, and returns its principal.
+// audience and lifetime, and that it was not issued before its principal
+// was revoked (Revoke), and returns its principal.
 func (s *Service) Verify(token string) (Principal, error) {
 	var cl claims
 	_, err := s.parser.ParseWithClaims(token, &cl, func(t *jwt.Token) (any, error) {
@@ -265,8 +296,11 @@ func (s *Service) Verify(token string) (Principal, error) {
 		return Principal{}, ErrTokenExpired
 	case err != nil:
 		return Principal{}, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
-	case cl.Tenant == "" || cl.Subject == "":
-		return Principal{}, fmt.Errorf("%w: no tenant or subject", ErrTokenInvalid)
+	case cl.Tenant == "" || cl.Subject == "" || cl.IssuedAt == nil:
+		return Principal{}, fmt.Errorf("%w: no tenant, subject or issue time", ErrTokenInvalid)
+	case s.revoked.revokedToken(cl.Tenant, cl.Subject, cl.IssuedAt.Unix()):
+		return Principal{}, ErrTokenRevoked
 	}
-	return Principal{Tenant: cl.Tenant, Name: cl.Name, ClientID: cl.Subject, Roles: cl.Roles}, nil
+	return Principal{Tenant: cl.Tenant, Name: cl.Name, ClientID: cl.Subject, Roles: cl.Roles,
+		IssuedAt: cl.IssuedAt.Time, ExpiresAt: cl.ExpiresAt.Time}, nil
 }

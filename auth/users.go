@@ -141,25 +141,36 @@ func (s *Service) GetUser(ctx context.Context, tenant, username string) (*store.
 	return s.users.GetUser(ctx, tenant, username)
 }
 
-// DeleteUser deletes a user of tenant and its refresh tokens. Access tokens
-// already issued stay valid until they expire (at most the token lifetime).
+// DeleteUser deletes a user of tenant and its refresh tokens, and revokes
+// it (Revoke): its access tokens are refused and its streams end.
 func (s *Service) DeleteUser(ctx context.Context, tenant, username string) error {
 	if err := s.needUsers(); err != nil {
 		return err
 	}
-	return s.users.DeleteUser(ctx, tenant, username)
+	return s.revokeAfter(ctx, tenant, username, s.users.DeleteUser(ctx, tenant, username))
 }
 
-// SetUserRoles replaces a user's roles; they apply from its next token.
+// SetUserRoles replaces a user's roles; they apply from its next token,
+// and the tokens it holds are revoked (Revoke), streams included.
 func (s *Service) SetUserRoles(ctx context.Context, tenant, username string, roles []string) error {
 	if err := s.needUsers(); err != nil {
 		return err
 	}
-	return s.users.SetUserRoles(ctx, tenant, username, roles)
+	return s.revokeAfter(ctx, tenant, username, s.users.SetUserRoles(ctx, tenant, username, roles))
+}
+
+// revokeAfter revokes user username of tenant when the change that
+// returned err was made.
+func (s *Service) revokeAfter(ctx context.Context, tenant, username string, err error) error {
+	if err != nil {
+		return err
+	}
+	return s.Revoke(ctx, tenant, UserSubject(username))
 }
 
 // SetPassword sets a user's password (an admin's reset) and ends its
-// sessions: every refresh token of the user is revoked.
+// sessions: every refresh token of the user is revoked, and so are its
+// access tokens and streams (Revoke).
 func (s *Service) SetPassword(ctx context.Context, tenant, username, password string) error {
 	if err := s.needUsers(); err != nil {
 		return err
@@ -171,7 +182,7 @@ func (s *Service) SetPassword(ctx context.Context, tenant, username, password st
 	if err != nil {
 		return err
 	}
-	return s.users.SetUserPassword(ctx, tenant, username, h)
+	return s.revokeAfter(ctx, tenant, username, s.users.SetUserPassword(ctx, tenant, username, h))
 }
 
 // ChangePassword sets a user's own password after checking its current

@@ -82,6 +82,7 @@ func TestAgentChartSchema(t *testing.T) {
 		{"namespaced RBAC without namespaces", append(append([]string{}, agentMinimal...), "--set", "rbac.clusterWide=false"), "namespaces"},
 		{"a misspelt value", append(append([]string{}, agentMinimal...), "--set", "serverUrl=https://x"), "serverUrl"},
 		{"an unknown log level", append(append([]string{}, agentMinimal...), "--set", "log.level=verbose"), "level"},
+		{"a host name as a relay range", append(append([]string{}, agentMinimal...), "--set", "relayAllow={localhost}"), "relayAllow"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, errOut, err := helm(t, append([]string{"template", "a", agentChart}, c.args...)...)
@@ -129,7 +130,8 @@ func TestAgentChart(t *testing.T) {
 	if got["ClusterRole//b-sortie-agent"] {
 		t.Errorf("namespaced RBAC rendered a ClusterRole")
 	}
-	for _, want := range []string{"HTTPS_PROXY", "SORTIE_CA_FILE", "mountPath: /etc/sortie/ca", "--log-level=debug", `{name: SORTIE_NAMESPACES, value: "` + ns + "," + other + `"}`} {
+	for _, want := range []string{"HTTPS_PROXY", "SORTIE_CA_FILE", "mountPath: /etc/sortie/ca", "--log-level=debug", `{name: SORTIE_NAMESPACES, value: "` + ns + "," + other + `"}`,
+		`{name: SORTIE_RELAY_ALLOW, value: "127.0.0.0/8,::1/128"}`, "name: OTEL_EXPORTER_OTLP_ENDPOINT"} {
 		if !strings.Contains(full, want) {
 			t.Errorf("the full rendering lacks %s", want)
 		}
@@ -228,5 +230,31 @@ spec:
 	out, err := exec.Command(bins.Path(localkube.Kubectl), "--kubeconfig", kubetest.Cluster(t).Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com").CombinedOutput()
 	if err != nil {
 		t.Fatalf("the ServiceMonitor CRD: %v\n%s", err, out)
+	}
+}
+
+// TestChartsPackagedWithVersion: `make charts` packages each chart with
+// --app-version set to the release's version; the package then installs the
+// image of that version when image.tag is not given, and says so in its
+// labels.
+func TestChartsPackagedWithVersion(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		chart  string
+		values []string
+	}{{agentChart, agentMinimal}, {serverChart, serverMinimal}} {
+		mustHelm(t, "package", c.chart, "--app-version", "v1.2.3", "-d", dir)
+		pkg := dir + "/" + c.chart + "-0.1.0.tgz"
+		out := mustHelm(t, append([]string{"template", "r", pkg, "--namespace", "ns"}, c.values...)...)
+		if !strings.Contains(out, `image: "ghcr.io/sortie-cd/sortie:v1.2.3"`) {
+			t.Errorf("%s packaged with app version v1.2.3 does not install image sortie:v1.2.3:\n%s", c.chart, out)
+		}
+		if !strings.Contains(out, `app.kubernetes.io/version: "v1.2.3"`) {
+			t.Errorf("%s packaged with app version v1.2.3 does not label its objects with it", c.chart)
+		}
+		tagged := mustHelm(t, append([]string{"template", "r", pkg, "--namespace", "ns", "--set", "image.tag=v2"}, c.values...)...)
+		if !strings.Contains(tagged, `image: "ghcr.io/sortie-cd/sortie:v2"`) {
+			t.Errorf("%s: image.tag=v2 is not the image installed", c.chart)
+		}
 	}
 }

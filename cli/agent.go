@@ -19,9 +19,11 @@ import (
 
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
 	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/tracing"
 )
 
 // agentOptions are the flags of `sortie agent`; each defaults to its
@@ -29,7 +31,8 @@ import (
 type agentOptions struct {
 	server, agentID, kubeconfig, caFile, credentialsFile, healthAddr string
 	logLevel, logFormat                                              string
-	namespaces                                                       []string
+	otlpEndpoint                                                     string
+	namespaces, relayAllow                                           []string
 }
 
 func (o *agentOptions) bind(cmd *cobra.Command) {
@@ -42,6 +45,8 @@ func (o *agentOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.healthAddr, "health-addr", envOr("SORTIE_HEALTH_ADDR", ""), "address of /healthz, /readyz and /metrics, such as :8081; empty means none (SORTIE_HEALTH_ADDR)")
 	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
+	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", envOr("SORTIE_OTLP_ENDPOINT", ""), tracingHelp)
+	f.StringSliceVar(&o.relayAllow, "relay-allow", splitList(os.Getenv("SORTIE_RELAY_ALLOW")), "address ranges (CIDR) relayed webhooks and metric queries may reach although they are refused by default: loopback, link-local, cloud metadata, unspecified; such as 127.0.0.0/8 for a service beside the agent (SORTIE_RELAY_ALLOW)")
 	f.StringSliceVar(&o.namespaces, "namespaces", splitList(os.Getenv("SORTIE_NAMESPACES")), "the only namespaces the agent writes in; any other object (and any cluster-scoped one but these Namespaces) is refused before it is written; empty means the whole cluster (SORTIE_NAMESPACES)")
 }
 
@@ -71,6 +76,11 @@ It authenticates with a client credential holding the agent role, from
 SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET or --credentials-file. It keeps one
 gRPC stream open over HTTP/2 (TLS; plaintext only to a loopback server) and
 reconnects with jittered backoff. HTTPS_PROXY and NO_PROXY are honoured.
+
+It makes the HTTP calls the server relays (webhooks and metric queries with
+networkMode remoteNetworkAgent) inside the cluster's network, never to
+loopback, link-local or cloud metadata addresses unless --relay-allow allows
+those ranges.
 
 One agent per identifier and tenant: a second one is refused while the first
 is connected, and retries until it goes away.
@@ -112,6 +122,10 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 	case clientID == "" || secret == "":
 		return usageErrorf("client credentials are required: SORTIE_CLIENT_ID and SORTIE_CLIENT_SECRET, or --credentials-file")
 	}
+	relayAllow, err := egress.ParseAllow(o.relayAllow)
+	if err != nil {
+		return usageErrorf("--relay-allow: %v", err)
+	}
 	var rc *rest.Config
 	if o.kubeconfig != "" {
 		rc, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
@@ -120,6 +134,15 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 	}
 	if err != nil {
 		return fmt.Errorf("kubernetes configuration: %w", err)
+	}
+	tp, stopTracing, err := startTracing(ctx, o.otlpEndpoint, "sortie-agent", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if tp != nil {
+		// The Kubernetes calls of a traced command are its child spans.
+		rc.Wrap(tracing.Wrap(true))
 	}
 	kx, err := kube.New(rc, log)
 	if err != nil {
@@ -135,6 +158,7 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 	}
 	opts := agent.Options{
 		ServiceProxy: serviceProxy,
+		RelayAllow:   relayAllow,
 		ServerURL:    o.server, AgentID: o.agentID, ClientID: clientID, ClientSecret: secret,
 		Executor: func(tenant string) runner.Executor {
 			return kubeexec.New(tenant, map[string]*kube.Executor{o.agentID: kx}, log)
@@ -143,6 +167,7 @@ func (o *agentOptions) run(ctx context.Context, ios IOStreams) error {
 		Version:        Version,
 		Log:            log,
 		Metrics:        prometheus.NewRegistry(),
+		Tracer:         tp,
 	}
 	agent.RegisterProcessMetrics(opts.Metrics)
 	if o.caFile != "" {

@@ -53,18 +53,8 @@ objects by id, never a value.`),
 
 func runAudit(ctx context.Context, ios IOStreams, opts AuditOptions) error {
 	q := client.AuditOptions{Actor: opts.Actor, Action: opts.Action, Limit: opts.Limit}
-	for flag, pair := range map[string]struct {
-		v   string
-		dst *time.Time
-	}{"--since": {opts.Since, &q.Since}, "--until": {opts.Until, &q.Until}} {
-		if pair.v == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, pair.v)
-		if err != nil {
-			return usageErrorf("%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, pair.v)
-		}
-		*pair.dst = t
+	if err := parseSinceUntil(opts.Since, opts.Until, &q.Since, &q.Until); err != nil {
+		return err
 	}
 	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
@@ -89,4 +79,23 @@ func runAudit(ctx context.Context, ios IOStreams, opts AuditOptions) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// parseSinceUntil reads the values of --since and --until (RFC 3339;
+// empty leaves the time zero) into since and until.
+func parseSinceUntil(sinceFlag, untilFlag string, since, until *time.Time) error {
+	for flag, pair := range map[string]struct {
+		v   string
+		dst *time.Time
+	}{"--since": {sinceFlag, since}, "--until": {untilFlag, until}} {
+		if pair.v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, pair.v)
+		if err != nil {
+			return usageErrorf("%s %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, pair.v)
+		}
+		*pair.dst = t
+	}
+	return nil
 }

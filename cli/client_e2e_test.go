@@ -44,12 +44,7 @@ func newE2E(t *testing.T) *e2e { return newE2EFor(t, "local") }
 func newE2EFor(t *testing.T, account string) *e2e {
 	dir := t.TempDir()
 	// The CLI reads its environment; point it at this test's files only.
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	t.Setenv("HOME", filepath.Join(dir, "home"))
-	for _, k := range []string{"SORTIE_CONFIG", "SORTIE_SERVER", "SORTIE_CLIENT_ID", "SORTIE_CLIENT_SECRET", "SORTIE_TOKEN",
-		"ARMORY_CLIENT_ID", "ARMORY_CLIENT_SECRET", "CI", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
-		t.Setenv(k, "")
-	}
+	isolateEnv(t, dir)
 	srv := clienttest.Start(t, server.Config{
 		DataDir:    filepath.Join(dir, "data"),
 		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: account,
@@ -434,8 +429,26 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	e.exit(ExitUsage, "secrets", "set", "empty")
 	secrets := decode[api.SecretList](t, e.ok("secrets", "list", "-o", "json"))
-	if len(secrets.Secrets) != 1 || secrets.Secrets[0].Name != "webhook-token" {
+	if len(secrets.Secrets) != 1 || secrets.Secrets[0].Name != "webhook-token" || secrets.Secrets[0].AllowedHosts != nil {
 		t.Errorf("secrets list: %+v", secrets)
+	}
+	// Restricted to hosts: kept with the secret, shown by list.
+	if r := e.runIn(e.ctx, value+"\n", "secrets", "set", "webhook-token", "--allowed-host", "hooks.example.com,*.example.org"); r.code != ExitOK || !strings.Contains(r.out, "sent only to hooks.example.com, *.example.org") {
+		t.Errorf("secrets set --allowed-host: exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
+	if r := e.ok("secrets", "list"); !strings.Contains(r.out, "hooks.example.com,*.example.org") {
+		t.Errorf("secrets list does not show the allowed hosts:\n%s", r.out)
+	}
+	// A new value keeps them; --any-host lifts them.
+	if r := e.runIn(e.ctx, value+"\n", "secrets", "set", "webhook-token"); r.code != ExitOK || !strings.Contains(r.out, "sent only to hooks.example.com, *.example.org") {
+		t.Errorf("secrets set, a new value: exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
+	if r := e.runIn(e.ctx, value+"\n", "secrets", "set", "webhook-token", "--any-host"); r.code != ExitOK || strings.Contains(r.out, "sent only") {
+		t.Errorf("secrets set --any-host: exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
+	e.exit(ExitUsage, "secrets", "set", "webhook-token", "--any-host", "--allowed-host", "x.example.com")
+	if r := e.runIn(e.ctx, value+"\n", "secrets", "set", "webhook-token", "--allowed-host", "https://hooks.example.com/x"); r.code != ExitUsage || !strings.Contains(r.errOut, "not a URL") {
+		t.Errorf("secrets set --allowed-host URL: exit %d\n%s%s", r.code, r.out, r.errOut)
 	}
 	e.ok("secrets", "delete", "webhook-token")
 

@@ -17,7 +17,7 @@ func newCredentialsDeleteCmd(ios IOStreams) *cobra.Command {
 	opts := CredentialsDeleteOptions{}
 	cmd := &cobra.Command{
 		Use:     "delete CLIENT_ID",
-		Short:   "Delete a client credential: its tokens stop working when they expire",
+		Short:   "Delete a client credential: its tokens and streams (agents' included) end at once",
 		Example: "  sortie credentials delete 01JD3X5R8Q4W2E0M6K9T7N5B3C",
 		Args:    exactArgs(1, "CLIENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

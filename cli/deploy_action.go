@@ -10,6 +10,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/pipeline"
 )
 
 // DeployActionOptions are the inputs of `sortie deploy approve`, `skip`,
@@ -22,6 +23,8 @@ type DeployActionOptions struct {
 	Target string
 	Step   string
 	Reason string
+	// To, for rollback, is an earlier pipeline whose version to go back to.
+	To     string
 	Output string
 }
 
@@ -38,9 +41,19 @@ var deployActions = []deployAction{
 		long: `Approve a gate awaiting approval: an untilApproved pause or a manual
 analysis decision. --target and --step may be left out when only one
 target (or step) waits. A pause with requiresRoles needs one of those roles
-(admins always may).`,
+(admins always may), or to be named in its approvers; one with approvals: N
+needs N different approvers; one with notByStarter refuses whoever started
+the deployment.`,
 		example: "  sortie deploy approve 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production",
 		target:  true, step: true,
+	},
+	{
+		name: client.ActionReject, short: "Refuse a gate a deployment waits at, and roll its target back", done: "Rejected",
+		long: `Refuse a gate awaiting approval, with a reason (required, recorded in the
+history): the step fails and its target rolls back, as for a failed step.
+Whoever may approve the gate may reject it.`,
+		example: `  sortie deploy reject 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production --reason "error budget spent"`,
+		target:  true, step: true, reason: true,
 	},
 	{
 		name: client.ActionSkip, short: "End a timed pause now", done: "Skipped",
@@ -52,9 +65,17 @@ target (or step) waits. A pause with requiresRoles needs one of those roles
 		name: client.ActionRollback, short: "Roll a target back", done: "Rolling back",
 		long: `Roll a running target back to the version before this deployment, and
 cancel the targets that depend on it. --target may be left out when only one
-target runs.`,
-		example: `  sortie deploy rollback 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production --reason "error rate"`,
-		target:  true, reason: true,
+target runs.
+
+A target that already SUCCEEDED goes back too: a new deployment puts the
+version it ran before this one back, straight (no strategy, no gates), as
+fast as its pods become Ready; --reason is then required. With --to
+PIPELINE_ID (and no ID), the targets (--target, or every target that
+pipeline deployed) go back to the version that pipeline deployed, the same
+way.`,
+		example: `  sortie deploy rollback 01JD3X5R8Q4W2E0M6K9T7N5B3C --target production --reason "error rate"
+  sortie deploy rollback --to 01JD2A0Q6Z1VKXBJ0M8T3M7W4D --target production --reason "back to last week's release"`,
+		target: true, reason: true,
 	},
 	{
 		name: client.ActionCancel, short: "Cancel a deployment", done: "Cancelling",
@@ -82,11 +103,23 @@ func newDeployActionCmd(ios IOStreams, a deployAction) *cobra.Command {
 		Example: a.example,
 		Args:    exactArgs(1, "ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.ID = args[0]
+			if len(args) > 0 {
+				opts.ID = args[0]
+			}
 			return runDeployAction(cmd.Context(), ios, a, opts)
 		},
 	}
 	f := cmd.Flags()
+	if a.name == client.ActionRollback {
+		cmd.Use = a.name + " ID | --to PIPELINE_ID"
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if opts.To != "" {
+				return exactArgs(0)(cmd, args)
+			}
+			return exactArgs(1, "ID")(cmd, args)
+		}
+		f.StringVar(&opts.To, "to", "", "an earlier deployment whose version the targets go back to")
+	}
 	if a.target {
 		f.StringVar(&opts.Target, "target", "", "the target")
 	}
@@ -105,6 +138,14 @@ func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts De
 	c, err := apiCommand(ios, opts.Output, opts.Conn)
 	if err != nil {
 		return err
+	}
+	if opts.Action == client.ActionRollback {
+		if to, restore, err := restoreOf(ctx, c, opts); err != nil || restore {
+			if err != nil {
+				return err
+			}
+			return runRestore(ctx, ios, c, opts, to)
+		}
 	}
 	if opts.Action == client.ActionRollback && opts.Target == "" {
 		// The engine wants the target named; the help promises that one
@@ -126,6 +167,50 @@ func runDeployAction(ctx context.Context, ios IOStreams, a deployAction, opts De
 			what += " step " + opts.Step
 		}
 		_, err := fmt.Fprintf(w, "%s %s; the deployment is %s.\n", a.done, strings.TrimSpace(what), v.Status)
+		return err
+	})
+}
+
+// restoreOf tells whether a rollback is a return to an earlier version
+// (--to, or a target that already SUCCEEDED), and from which pipeline.
+func restoreOf(ctx context.Context, c *client.Client, opts DeployActionOptions) (string, bool, error) {
+	if opts.To != "" {
+		return opts.To, true, nil
+	}
+	if opts.Target == "" {
+		return "", false, nil
+	}
+	v, err := c.GetPipeline(ctx, opts.ID)
+	if err != nil {
+		return "", false, aboutDeployment(opts.ID, err)
+	}
+	for _, t := range v.Targets {
+		if t.Name == opts.Target && t.Status == pipeline.StatusSucceeded {
+			return opts.ID, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// runRestore starts the deployment that puts an earlier version back.
+func runRestore(ctx context.Context, ios IOStreams, c *client.Client, opts DeployActionOptions, from string) error {
+	if strings.TrimSpace(opts.Reason) == "" {
+		return usageErrorf("going back to an earlier version needs --reason")
+	}
+	req := api.RestoreRequest{Reason: opts.Reason, Previous: opts.To == ""}
+	if opts.Target != "" {
+		req.Targets = []string{opts.Target}
+	}
+	res, err := c.Restore(ctx, from, req)
+	if err != nil {
+		return aboutDeployment(from, err)
+	}
+	return writeData(ios.Out, opts.Output, res, func(w io.Writer) error {
+		what := "the version of deployment " + from
+		if req.Previous {
+			what = "the version before deployment " + from
+		}
+		_, err := fmt.Fprintf(w, "Rolling back to %s: deployment %s puts it back (sortie deploy watch %s).\n", what, res.PipelineID, res.PipelineID)
 		return err
 	})
 }

@@ -35,6 +35,10 @@ type DeployStartOptions struct {
 	// ManifestCAFile holds PEM certificates trusted, besides the system's,
 	// for manifests named by https URL.
 	ManifestCAFile string
+	// BreakGlass starts outside the deploy windows and through the freezes
+	// in force, with Reason (audited).
+	BreakGlass bool
+	Reason     string
 }
 
 func newDeployStartCmd(ios IOStreams) *cobra.Command {
@@ -75,6 +79,8 @@ RUN_RESULT are written, and a summary to GITHUB_STEP_SUMMARY.`),
 	f.BoolVar(&opts.WithSCM, "with-scm", false, "record the commit, branch, repository and actor from the CI environment (GITHUB_*)")
 	f.StringVar(&opts.SCMFile, "with-scm-file", "", "record the commit, branch, repository and actor from this JSON file")
 	f.StringVar(&opts.ManifestCAFile, "manifest-ca-file", envOr("SORTIE_MANIFEST_CA_FILE", ""), "PEM file of CAs trusted, besides the system's, for manifests named by https URL (SORTIE_MANIFEST_CA_FILE)")
+	f.BoolVar(&opts.BreakGlass, "break-glass", false, "start outside the deploy windows and through the freezes in force (needs --reason and the role tenant-admin, organization-admin or break-glass; audited)")
+	f.StringVar(&opts.Reason, "reason", "", "why glass is broken (with --break-glass)")
 	opts.Conn.bind(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -91,6 +97,8 @@ type startOutput struct {
 	Status       pipeline.Status `json:"status"`
 	Queued       bool            `json:"queued"`
 	Warnings     []string        `json:"warnings"`
+	// Held are the targets that wait at once (a deploy window, a freeze).
+	Held []string `json:"held,omitempty"`
 	// Pipeline is the final pipeline, with --watch.
 	Pipeline *api.PipelineView `json:"pipeline,omitempty"`
 }
@@ -106,6 +114,12 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 		return usageErrorf("give the deployment file with -f FILE (or -i PIPELINE_ID to redeploy)")
 	case opts.Redeploy != "" && (opts.Application != "" || len(opts.Context) > 0):
 		return usageErrorf("-n and --add-context do not apply to a redeploy (-i): it reuses the stored deployment as it was")
+	case opts.BreakGlass && strings.TrimSpace(opts.Reason) == "":
+		return usageErrorf("--break-glass needs --reason: say why the windows and freezes are overridden")
+	case opts.Reason != "" && !opts.BreakGlass:
+		return usageErrorf("--reason goes with --break-glass")
+	case opts.BreakGlass && opts.Redeploy != "":
+		return usageErrorf("--break-glass applies to a start with -f FILE, not to a redeploy (-i)")
 	}
 	addCtx, err := parseContext(opts.Context)
 	if err != nil {
@@ -132,6 +146,7 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 			return err
 		}
 		req.Application, req.Targets, req.Context = opts.Application, opts.Targets, addCtx
+		req.BreakGlass, req.Reason = opts.BreakGlass, opts.Reason
 		if scm != nil {
 			req.Commit = scm.commit()
 		}
@@ -162,7 +177,7 @@ func runDeployStart(ctx context.Context, ios IOStreams, opts DeployStartOptions)
 	if scm != nil && opts.Output == "text" {
 		fmt.Fprintf(ios.ErrOut, "source: %s\n", scm.summary())
 	}
-	out := startOutput{PipelineID: res.PipelineID, DeploymentID: res.PipelineID, Application: app, Link: consoleLink(c.Server(), res.PipelineID), Status: res.Status, Queued: res.Queued, Warnings: res.Warnings}
+	out := startOutput{PipelineID: res.PipelineID, DeploymentID: res.PipelineID, Application: app, Link: consoleLink(c.Server(), res.PipelineID), Status: res.Status, Queued: res.Queued, Warnings: res.Warnings, Held: res.Held}
 	if out.Warnings == nil {
 		out.Warnings = []string{}
 	}
@@ -235,6 +250,9 @@ func writeStartText(w io.Writer, out startOutput) {
 	}
 	fmt.Fprintf(w, "Deployment %s %s (%s).\n", out.PipelineID, verb, out.Status)
 	fmt.Fprintf(w, "  %s\n", out.Link)
+	for _, h := range out.Held {
+		fmt.Fprintf(w, "waits: %s\n", h)
+	}
 	for _, wn := range out.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", wn)
 	}

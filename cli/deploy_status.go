@@ -116,6 +116,9 @@ func writePipelineText(w io.Writer, v *api.PipelineView, judgments map[string][]
 			fmt.Fprintf(w, ", after %s", strings.Join(t.DependsOn, ", "))
 		}
 		fmt.Fprintf(w, "): %s%s\n", t.Status, suffix(" — ", t.Message))
+		if t.Held != "" {
+			fmt.Fprintf(w, "Held: %s\n", t.Held)
+		}
 		// Steps are aligned as a table; judgment lines go between its rows
 		// afterwards, so they do not widen its columns.
 		var rows bytes.Buffer

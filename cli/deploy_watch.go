@@ -358,6 +358,12 @@ func eventLine(ev store.Event, v *api.PipelineView) string {
 			break
 		}
 		return fmt.Sprintf("%s  %-28s judgment %s", at, j.Target+" "+j.Step, judgmentText(j))
+	case progress.EventRetry:
+		var r progress.RetryEvent
+		if json.Unmarshal(ev.Data, &r) != nil {
+			break
+		}
+		return fmt.Sprintf("%s  %-28s %s", at, r.Target+" "+r.Step, r.Message)
 	case progress.EventWebhook:
 		var wh progress.WebhookEvent
 		if json.Unmarshal(ev.Data, &wh) != nil {

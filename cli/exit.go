@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sortie-cd/sortie/api"
@@ -16,6 +17,7 @@ const (
 	ExitFailure    = 1 // an error, or a deployment that did not succeed
 	ExitUsage      = 2 // the command line was wrong
 	ExitInProgress = 3 // another deployment of this application is in flight
+	ExitHeld       = 4 // a start refused by a deploy window or a freeze
 )
 
 // ExitError carries the exit code a command wants. Its message has already
@@ -60,6 +62,9 @@ func exitCode(err error) int {
 	}
 	var ae *client.Error
 	if errors.As(err, &ae) && ae.Status == http.StatusConflict && startsPipeline(ae) {
+		if slices.ContainsFunc(ae.Errors, func(e api.ErrorEntry) bool { return e.Code == api.CodeHeld }) {
+			return ExitHeld
+		}
 		return ExitInProgress
 	}
 	return ExitFailure

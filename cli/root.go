@@ -70,6 +70,10 @@ CD-as-a-Service run unchanged.`),
 		newConfigCmd(ios),
 		newAuditCmd(ios),
 		newProvidersCmd(ios),
+		newWindowsCmd(ios),
+		newFreezeCmd(ios),
+		newNotificationsCmd(ios),
+		newDeliveryCmd(ios),
 		newUsersCmd(ios),
 	)
 	return root
@@ -85,6 +89,8 @@ sortie exits with:
   0  success; for 'deploy start' without --watch: the deployment was accepted
   1  an error, or a deployment that did not succeed
   2  a usage error: unknown command or flag, missing argument
-  3  another deployment of this application is in flight (HTTP 409)`),
+  3  another deployment of this application is in flight (HTTP 409)
+  4  the start was refused by a deploy window (mode refuse) or a freeze
+     (HTTP 409, code held): try later, or 'deploy start --break-glass'`),
 	}
 }

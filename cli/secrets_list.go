@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -49,9 +50,13 @@ func runSecretsList(ctx context.Context, ios IOStreams, opts SecretsListOptions)
 			return err
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tUPDATED")
+		fmt.Fprintln(tw, "NAME\tUPDATED\tALLOWED HOSTS")
 		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\n", s.Name, fmtTime(s.UpdatedAt))
+			hosts := "any"
+			if len(s.AllowedHosts) > 0 {
+				hosts = strings.Join(s.AllowedHosts, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, fmtTime(s.UpdatedAt), hosts)
 		}
 		return tw.Flush()
 	})

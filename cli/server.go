@@ -5,12 +5,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/auth/sso"
+	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/egress"
+	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/server"
 )
@@ -21,15 +26,24 @@ import (
 type serverOptions struct {
 	addr, dataDir, publicURL string
 	databaseURL              string
+	replicaID                string
+	leaseTTL                 time.Duration
+	leaseTTLEnv              string // a SORTIE_LEASE_TTL that does not parse
 	bootstrapDir             string
 	logLevel, logFormat      string
 	tlsCertFile, tlsKeyFile  string
 	behindTLSProxy           bool
+	egressAllow              []string
+	otlpEndpoint             string
 	// Single sign-on (OpenID Connect).
 	oidcIssuer, oidcClientID, oidcSecretFile string
 	oidcRedirectURL, oidcGroupsClaim         string
 	oidcName                                 string
 	oidcGroupRoles                           []string
+	// The previous version kept warm where the deployment file does not
+	// say (keepPrevious).
+	keepPrevious         string
+	keepPreviousReplicas int32
 }
 
 func (o *serverOptions) bind(cmd *cobra.Command) {
@@ -37,13 +51,23 @@ func (o *serverOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.addr, "addr", envOr("SORTIE_ADDR", "127.0.0.1:8080"), "listen address (SORTIE_ADDR)")
 	f.StringVar(&o.dataDir, "data-dir", envOr("SORTIE_DATA_DIR", defaultDataDir()), "where the database, keys and bootstrap credentials live (SORTIE_DATA_DIR)")
 	f.StringVar(&o.databaseURL, "database-url", envOr("SORTIE_DATABASE_URL", ""), "keep the data in this PostgreSQL database (postgres://USER@HOST:PORT/DB?sslmode=...) instead of DATA-DIR/sortie.db; prefer SORTIE_DATABASE_URL when it holds a password (SORTIE_DATABASE_URL)")
+	f.StringVar(&o.replicaID, "replica-id", envOr("SORTIE_REPLICA_ID", ""), "this server's name among the replicas sharing one database, unique to each (SORTIE_REPLICA_ID; default an id made once and kept in DATA-DIR/replica-id)")
+	ttl, err := time.ParseDuration(envOr("SORTIE_LEASE_TTL", server.DefaultLeaseTTL.String()))
+	if err != nil {
+		o.leaseTTLEnv = os.Getenv("SORTIE_LEASE_TTL") // refused by config
+	}
+	f.DurationVar(&o.leaseTTL, "lease-ttl", ttl, "how long a replica's lease on a pipeline lasts unless renewed (every third of it): how long the pipelines of a replica that died wait for another to take them over (SORTIE_LEASE_TTL)")
 	f.StringVar(&o.bootstrapDir, "bootstrap-credentials-dir", envOr("SORTIE_BOOTSTRAP_CREDENTIALS_DIR", ""), "on first start, make the admin credential the one in this directory's client-id and client-secret files (a mounted Kubernetes Secret) instead of writing a new one to DATA-DIR/admin-credentials.json (SORTIE_BOOTSTRAP_CREDENTIALS_DIR)")
 	f.StringVar(&o.publicURL, "public-url", envOr("SORTIE_PUBLIC_URL", ""), "URL clients and agents use to reach this server (SORTIE_PUBLIC_URL; default http://ADDR)")
 	f.StringVar(&o.tlsCertFile, "tls-cert-file", envOr("SORTIE_TLS_CERT_FILE", ""), "serve TLS with this PEM certificate (the chain after it), read again when it changes (SORTIE_TLS_CERT_FILE)")
 	f.StringVar(&o.tlsKeyFile, "tls-key-file", envOr("SORTIE_TLS_KEY_FILE", ""), "the certificate's PEM private key: mode 0600 (0640 if owned by root) (SORTIE_TLS_KEY_FILE)")
 	f.BoolVar(&o.behindTLSProxy, "behind-tls-proxy", envOr("SORTIE_BEHIND_TLS_PROXY", "") == "true", "allow plaintext on a non-loopback --addr: a proxy in front terminates TLS (SORTIE_BEHIND_TLS_PROXY=true)")
+	f.StringSliceVar(&o.egressAllow, "egress-allow", splitList(os.Getenv("SORTIE_EGRESS_ALLOW")), "address ranges (CIDR) webhooks and metric queries from the server may reach although they are refused by default: loopback, link-local, cloud metadata, unspecified; such as 127.0.0.0/8 for a service on this host; the server's own address stays refused (SORTIE_EGRESS_ALLOW)")
+	f.StringVar(&o.keepPrevious, "keep-previous", envOr("SORTIE_KEEP_PREVIOUS", "0s"), "keep each target's previous version warm this long after a success, out of traffic, where the deployment file's deploymentConfig.keepPrevious does not say; a rollback after success then brings traffic back to it at once; 0 (the default) keeps none (SORTIE_KEEP_PREVIOUS, such as 30m)")
+	f.Int32Var(&o.keepPreviousReplicas, "keep-previous-replicas", 0, "pods of that previous version kept Ready; 0 keeps it scaled to zero")
 	f.StringVar(&o.logLevel, "log-level", envOr("SORTIE_LOG_LEVEL", "info"), "debug, info, warn or error (SORTIE_LOG_LEVEL)")
 	f.StringVar(&o.logFormat, "log-format", envOr("SORTIE_LOG_FORMAT", "text"), "text or json (SORTIE_LOG_FORMAT)")
+	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", envOr("SORTIE_OTLP_ENDPOINT", ""), tracingHelp)
 	f.StringVar(&o.oidcIssuer, "oidc-issuer", envOr("SORTIE_OIDC_ISSUER", ""), "single sign-on: the OpenID Connect provider's issuer URL (SORTIE_OIDC_ISSUER); empty turns single sign-on off")
 	f.StringVar(&o.oidcClientID, "oidc-client-id", envOr("SORTIE_OIDC_CLIENT_ID", ""), "single sign-on: Sortie's client id at the provider (SORTIE_OIDC_CLIENT_ID)")
 	f.StringVar(&o.oidcSecretFile, "oidc-client-secret-file", envOr("SORTIE_OIDC_CLIENT_SECRET_FILE", ""), "single sign-on: a file holding the client secret (SORTIE_OIDC_CLIENT_SECRET_FILE; or the secret itself in SORTIE_OIDC_CLIENT_SECRET)")
@@ -97,6 +121,12 @@ func (o *serverOptions) ssoConfig() (*sso.Config, error) {
 }
 
 func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
+	if o.leaseTTLEnv != "" {
+		return server.Config{}, usageErrorf("SORTIE_LEASE_TTL %q: want a duration such as 15s", o.leaseTTLEnv)
+	}
+	if o.leaseTTL < 300*time.Millisecond {
+		return server.Config{}, usageErrorf("--lease-ttl %v: want at least 300ms (a lease is renewed every third of it)", o.leaseTTL)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return server.Config{}, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
@@ -119,6 +149,20 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	allow, err := egress.ParseAllow(o.egressAllow)
+	if err != nil {
+		return server.Config{}, usageErrorf("--egress-allow: %v", err)
+	}
+	var keep *pipeline.KeepPrevious
+	kp, err := time.ParseDuration(o.keepPrevious)
+	switch {
+	case err != nil || kp < 0 || kp > deployfile.MaxKeepPrevious:
+		return server.Config{}, usageErrorf("--keep-previous %q: want a duration from 0 (off) to 168h, such as 30m", o.keepPrevious)
+	case o.keepPreviousReplicas < 0:
+		return server.Config{}, usageErrorf("--keep-previous-replicas %d: want 0 or more", o.keepPreviousReplicas)
+	case kp > 0:
+		keep = &pipeline.KeepPrevious{For: pipeline.Duration(kp), Replicas: o.keepPreviousReplicas}
+	}
 	var given *auth.Given
 	if o.bootstrapDir != "" {
 		if given, err = auth.ReadGiven(o.bootstrapDir); err != nil {
@@ -126,10 +170,11 @@ func (o *serverOptions) config(ios IOStreams) (server.Config, error) {
 		}
 	}
 	return server.Config{
-		Bootstrap: given,
-		Addr:      o.addr, DataDir: o.dataDir, DatabaseURL: o.databaseURL, PublicURL: o.publicURL, Log: slog.New(h),
+		Addr: o.addr, DataDir: o.dataDir, DatabaseURL: o.databaseURL, PublicURL: o.publicURL, Log: slog.New(h),
+		Replica: o.replicaID, LeaseTTL: o.leaseTTL,
+		Bootstrap: given, KeepPrevious: keep,
 		TLSCertFile: o.tlsCertFile, TLSKeyFile: o.tlsKeyFile, BehindTLSProxy: o.behindTLSProxy,
-		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg,
+		MasterKey: master, PreviousMasterKeys: previous, SSO: ssoCfg, EgressAllow: allow,
 		Ready: func(addr, creds string) {
 			if creds != "" {
 				fmt.Fprintf(ios.ErrOut, "\nAn admin client credential was written to %s (readable by you only).\nLog the CLI in with:\n\n  sortie login --credentials-file %s\n\n", creds, creds)
@@ -188,6 +233,12 @@ https://... so the console's cookies are Secure.
 On first start the server writes an admin client credential to
 <data-dir>/admin-credentials.json and says so.
 
+Webhooks and metric queries (URLs a deployment file or a provider names)
+may not connect to loopback, link-local or cloud metadata addresses, nor
+to the server itself; --egress-allow CIDR,... allows ranges of the first
+ones. Private ranges (10/8, 172.16/12, 192.168/16) are allowed. A secret
+set with 'sortie secrets set --allowed-host' goes only to those hosts.
+
 Secrets are encrypted under a master key: SORTIE_MASTER_KEY (base64 of 32
 random bytes: openssl rand -base64 32) if set, else <data-dir>/master.key,
 created on first start. To replace a key given by SORTIE_MASTER_KEY,
@@ -207,6 +258,12 @@ GROUP=TENANT:ROLE[,ROLE...] (repeatable).`),
 			if err != nil {
 				return err
 			}
+			tp, stop, err := startTracing(cmd.Context(), o.otlpEndpoint, "sortie-server", cfg.Log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			cfg.Tracer = tp
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
@@ -223,7 +280,8 @@ func newDevCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Run the control plane with an in-process executor for one cluster: targets
 whose account is --account deploy to the cluster of --kubeconfig, with no
-agent to install. Everything else is as 'sortie server'.`),
+agent to install. Webhooks and metric queries may reach loopback (services
+on this machine); everything else is as 'sortie server'.`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(ios)
@@ -234,6 +292,14 @@ agent to install. Everything else is as 'sortie server'.`),
 				return usageErrorf("--kubeconfig (or KUBECONFIG) is required")
 			}
 			cfg.Kubeconfig, cfg.Account = kubeconfig, account
+			// On a laptop the webhook receivers and Prometheus are local.
+			cfg.EgressAllow = append(slices.Clone(egress.Loopback), cfg.EgressAllow...)
+			tp, stop, err := startTracing(cmd.Context(), o.otlpEndpoint, "sortie-server", cfg.Log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			cfg.Tracer = tp
 			return server.Run(cmd.Context(), cfg)
 		},
 	}

@@ -21,10 +21,7 @@ import (
 // API then reports for the CLI's cached token.
 func TestLoginSSODeviceFlow(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	for _, k := range []string{"SORTIE_CONFIG", "SORTIE_SERVER", "SORTIE_CLIENT_ID", "SORTIE_CLIENT_SECRET", "SORTIE_TOKEN", "ARMORY_CLIENT_ID", "ARMORY_CLIENT_SECRET", "CI"} {
-		t.Setenv(k, "")
-	}
+	isolateEnv(t, dir)
 	p := ssotest.Start(t, []ssotest.Client{{ID: "sortie-cli", Secret: "cli-secret", Kind: "device"}}, []ssotest.User{
 		{ID: "u1", Username: "dana", Password: "dana-password", FirstName: "Dana", LastName: "Ops", Email: "dana@example.test", Groups: []string{"ops", "leads"}},
 		{ID: "u2", Username: "erin", Password: "erin-password", Email: "erin@example.test", Groups: []string{"marketing"}},

@@ -22,8 +22,8 @@ func newUsersDeleteCmd(ios IOStreams) *cobra.Command {
 		Use:   "delete USERNAME",
 		Short: "Delete a user; its sessions (refresh tokens) end",
 		Long: strings.TrimSpace(`
-Delete a user of your tenant and revoke its refresh tokens. An access token
-it already holds stays valid until it expires (15 minutes by default).`),
+Delete a user of your tenant and revoke its refresh and access tokens: its
+sessions and event streams end at once.`),
 		Example: "  sortie users delete alice",
 		Args:    exactArgs(1, "USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +39,7 @@ func newUsersSetRolesCmd(ios IOStreams) *cobra.Command {
 	opts := UsersEditOptions{}
 	cmd := &cobra.Command{
 		Use:     "set-roles USERNAME --role ROLE...",
-		Short:   "Replace a user's roles (from its next token)",
+		Short:   "Replace a user's roles: the tokens it holds end, its next has them",
 		Example: "  sortie users set-roles alice --role deployer,release-manager",
 		Args:    exactArgs(1, "USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,7 +59,8 @@ func newUsersSetPasswordCmd(ios IOStreams) *cobra.Command {
 		Short: "Set a user's password (an admin's reset); its sessions end",
 		Long: strings.TrimSpace(`
 Set the password of a user of your tenant, read from a prompt that does not
-echo or from standard input. Every refresh token of the user is revoked.`),
+echo or from standard input. Every refresh and access token of the user is
+revoked.`),
 		Example: "  printf '%s\\n' \"$NEW_PASSWORD\" | sortie users set-password alice",
 		Args:    exactArgs(1, "USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,8 +80,8 @@ func newUsersChangePasswordCmd(ios IOStreams) *cobra.Command {
 		Long: strings.TrimSpace(`
 Change the password of the user the CLI is logged in as: the current one,
 then the new one, each from a prompt that does not echo or one line of
-standard input. Every refresh token of the user is revoked: log in again
-afterwards.`),
+standard input. Every refresh and access token of the user is revoked,
+this session's too: log in again afterwards.`),
 		Example: "  sortie users change-password",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -27,6 +27,14 @@ func (c *Client) Redeploy(ctx context.Context, id string, req api.RedeployReques
 	return res, err
 }
 
+// Restore starts a pipeline that goes back to the version an earlier one
+// deployed (or, with req.Previous, the version before it).
+func (c *Client) Restore(ctx context.Context, id string, req api.RestoreRequest) (api.StartResult, error) {
+	var res api.StartResult
+	err := c.call(ctx, http.MethodPost, api.Prefix+"/pipelines/"+url.PathEscape(id)+"/restore", nil, req, &res)
+	return res, err
+}
+
 // ListOptions filter ListPipelines. Zero fields select all.
 type ListOptions struct {
 	Application string
@@ -89,13 +97,14 @@ func (c *Client) GetSource(ctx context.Context, id string) (*api.SourceView, err
 // Actions a person takes on a pipeline.
 const (
 	ActionApprove  = "approve"
+	ActionReject   = "reject"
 	ActionSkip     = "skip"
 	ActionRollback = "rollback"
 	ActionCancel   = "cancel"
 )
 
-// Act applies an action (ActionApprove, ActionSkip, ActionRollback,
-// ActionCancel) and returns the pipeline after it.
+// Act applies an action (ActionApprove, ActionReject, ActionSkip,
+// ActionRollback, ActionCancel) and returns the pipeline after it.
 func (c *Client) Act(ctx context.Context, id, action string, req api.ActionRequest) (*api.PipelineView, error) {
 	var v api.PipelineView
 	if err := c.call(ctx, http.MethodPost, api.Prefix+"/pipelines/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil, req, &v); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/sortie-cd/sortie/analysis"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
+	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -32,9 +33,11 @@ func TestEveryRouteHasAClientCall(t *testing.T) {
 		"GET /api/v1/pipelines/{id}":           func() error { _, err := c.GetPipeline(ctx, "p"); return err },
 		"GET /api/v1/pipelines/{id}/source":    func() error { _, err := c.GetSource(ctx, "p"); return err },
 		"POST /api/v1/pipelines/{id}/approve":  func() error { _, err := c.Act(ctx, "p", client.ActionApprove, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/reject":   func() error { _, err := c.Act(ctx, "p", client.ActionReject, api.ActionRequest{}); return err },
 		"POST /api/v1/pipelines/{id}/skip":     func() error { _, err := c.Act(ctx, "p", client.ActionSkip, api.ActionRequest{}); return err },
 		"POST /api/v1/pipelines/{id}/rollback": func() error { _, err := c.Act(ctx, "p", client.ActionRollback, api.ActionRequest{}); return err },
 		"POST /api/v1/pipelines/{id}/cancel":   func() error { _, err := c.Act(ctx, "p", client.ActionCancel, api.ActionRequest{}); return err },
+		"POST /api/v1/pipelines/{id}/restore":  func() error { _, err := c.Restore(ctx, "p", api.RestoreRequest{Reason: "x"}); return err },
 		"POST /api/v1/pipelines/{id}/redeploy": func() error { _, err := c.Redeploy(ctx, "p", api.RedeployRequest{}); return err },
 		"GET /api/v1/pipelines/{id}/events":    func() error { _, err := c.Events(ctx, "p", 0); return err },
 		"GET /api/v1/events": func() error {
@@ -54,12 +57,13 @@ func TestEveryRouteHasAClientCall(t *testing.T) {
 			return err
 		},
 		"GET /api/v1/agents":                 func() error { _, err := c.ListAgents(ctx); return err },
+		"GET /api/v1/dora":                   func() error { _, err := c.Dora(ctx, client.DoraOptions{Days: 7}); return err },
 		"GET /api/v1/credentials":            func() error { _, err := c.ListCredentials(ctx); return err },
 		"POST /api/v1/credentials":           func() error { _, err := c.CreateCredential(ctx, api.CreateCredentialRequest{}); return err },
 		"DELETE /api/v1/credentials/{id}":    func() error { return c.DeleteCredential(ctx, "nobody") },
 		"PUT /api/v1/credentials/{id}/roles": func() error { return c.SetCredentialRoles(ctx, "nobody", []string{"viewer"}) },
 		"GET /api/v1/secrets":                func() error { _, err := c.ListSecrets(ctx); return err },
-		"PUT /api/v1/secrets/{name}":         func() error { _, err := c.PutSecret(ctx, "route-test", "v"); return err },
+		"PUT /api/v1/secrets/{name}":         func() error { _, err := c.PutSecret(ctx, "route-test", api.PutSecretRequest{Value: "v"}); return err },
 		"DELETE /api/v1/secrets/{name}":      func() error { return c.DeleteSecret(ctx, "route-test") },
 		"GET /api/v1/audit":                  func() error { _, err := c.ListAudit(ctx, client.AuditOptions{Limit: 5}); return err },
 		"GET /api/v1/tenants":                func() error { _, err := c.ListTenants(ctx); return err },
@@ -82,6 +86,24 @@ func TestEveryRouteHasAClientCall(t *testing.T) {
 		"GET /api/v1/providers":                 func() error { _, err := c.ListProviders(ctx); return err },
 		"POST /api/v1/providers":                func() error { _, err := c.CreateProvider(ctx, analysis.Config{}); return err },
 		"DELETE /api/v1/providers/{name}":       func() error { return c.DeleteProvider(ctx, "nothing") },
+		"GET /api/v1/windows":                   func() error { _, err := c.ListWindows(ctx); return err },
+		"PUT /api/v1/windows/{scope}/{name}": func() error {
+			_, err := c.PutWindow(ctx, pipeline.Window{Scope: "target route-test", Name: "w"})
+			return err
+		},
+		"DELETE /api/v1/windows/{scope}/{name}": func() error { return c.DeleteWindow(ctx, "target route-test", "w") },
+		"GET /api/v1/freezes":                   func() error { _, err := c.ListFreezes(ctx); return err },
+		"PUT /api/v1/freezes/{scope}": func() error {
+			_, err := c.SetFreeze(ctx, "target route-test", api.FreezeRequest{Reason: "route test"})
+			return err
+		},
+		"DELETE /api/v1/freezes/{scope}":       func() error { return c.LiftFreeze(ctx, "target route-test") },
+		"GET /api/v1/controls":                 func() error { _, err := c.Controls(ctx, "web", []string{"prod"}); return err },
+		"GET /api/v1/notifications":            func() error { _, err := c.ListSubscriptions(ctx); return err },
+		"POST /api/v1/notifications":           func() error { _, err := c.CreateSubscription(ctx, api.Subscription{}); return err },
+		"DELETE /api/v1/notifications/{id}":    func() error { return c.DeleteSubscription(ctx, "nothing") },
+		"POST /api/v1/notifications/{id}/test": func() error { _, err := c.TestSubscription(ctx, "nothing"); return err },
+		"GET /api/v1/notifications/deliveries": func() error { _, err := c.ListDeliveries(ctx, "", 5); return err },
 	}
 	seen := map[string]bool{}
 	for _, rt := range api.Routes() {

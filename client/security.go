@@ -24,11 +24,12 @@ func (c *Client) ListSecrets(ctx context.Context) ([]api.SecretView, error) {
 	return out.Secrets, nil
 }
 
-// PutSecret creates or replaces a secret. The value travels in the body
-// only, and is never part of an error this returns.
-func (c *Client) PutSecret(ctx context.Context, name, value string) (*api.SecretView, error) {
+// PutSecret creates or replaces a secret (req.Value) and sets, lifts or
+// keeps its allowed hosts (see api.PutSecretRequest). The value travels in
+// the body only, and is never part of an error this returns.
+func (c *Client) PutSecret(ctx context.Context, name string, req api.PutSecretRequest) (*api.SecretView, error) {
 	var out api.SecretView
-	if err := c.call(ctx, http.MethodPut, api.Prefix+"/secrets/"+url.PathEscape(name), nil, api.PutSecretRequest{Value: value}, &out); err != nil {
+	if err := c.call(ctx, http.MethodPut, api.Prefix+"/secrets/"+url.PathEscape(name), nil, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

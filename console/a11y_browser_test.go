@@ -255,7 +255,9 @@ func TestConsoleOnAPhone(t *testing.T) {
 		{"/settings/agents", "main h1"},
 		{"/settings/secrets", "#secrets"},
 		{"/settings/providers", "#providers"},
+		{"/settings/windows", "#window-form"},
 		{"/settings/users", "#credential-roles"},
+		{"/settings/notifications", "main h1"},
 		{"/settings/audit", "#audit"},
 		{"/settings/tenant", "main h1"},
 	} {

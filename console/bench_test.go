@@ -12,6 +12,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/sqlite"
@@ -27,6 +28,10 @@ func (d storeDeployments) Start(context.Context, api.Principal, api.StartRequest
 }
 
 func (d storeDeployments) Redeploy(context.Context, api.Principal, string, api.RedeployRequest) (api.StartResult, error) {
+	return api.StartResult{}, fmt.Errorf("not in this test")
+}
+
+func (d storeDeployments) Restore(context.Context, api.Principal, string, api.RestoreRequest) (api.StartResult, error) {
 	return api.StartResult{}, fmt.Errorf("not in this test")
 }
 
@@ -82,7 +87,11 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	apiHandler, err := api.New(api.Options{Deployments: storeDeployments{st}, Auth: as, Store: st, Providers: st, Secrets: sec})
+	// The windows and freezes are the runner's (with no executor: no
+	// pipeline runs here).
+	rn := runner.New(runner.Options{Store: st})
+	tb.Cleanup(rn.Close)
+	apiHandler, err := api.New(api.Options{Deployments: storeDeployments{st}, Auth: as, Store: st, Providers: st, Secrets: sec, Controls: rn, Notifications: st})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/server"
 )
@@ -53,7 +54,8 @@ func startServerWith(t *testing.T, edit func(*server.Config)) *sortie {
 	dir := t.TempDir()
 	cfg := server.Config{
 		Addr: "127.0.0.1:0", DataDir: dir,
-		Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
+		EgressAllow: egress.Loopback, // the tests' webhook receivers listen there
+		Kubeconfig:  kubetest.Cluster(t).Kubeconfig, Account: "local",
 		Ready: func(addr, creds string) { ready <- [2]string{addr, creds} },
 	}
 	if edit != nil {
@@ -370,15 +372,23 @@ func TestLoginAndWatchCanaryAdvanceLiveThenApprove(t *testing.T) {
 // TestViewerIsRefusedAndDeployerRollsBack creates a viewer credential on
 // the credentials page, logs in with it and finds the approve and roll-back
 // buttons disabled with the reason; then an admin rolls the target back.
-func TestViewerIsRefusedAndDeployerRollsBack(t *testing.T) {
-	s := startServer(t)
-	ctx := browser(t)
+// awaitingApproval deploys api:v1, then api:v2 as a canary that waits at
+// an approval gate at 50 %, and returns the second pipeline once it waits.
+func (s *sortie) awaitingApproval() string {
+	s.t.Helper()
 	steps := `        - setWeight: 50
         - pause: {untilApproved: true}
         - setWeight: 100`
 	s.waitAPI(s.deploy("api", "api:v1", steps), "SUCCEEDED")
 	id := s.deploy("api", "api:v2", steps)
 	s.waitAPI(id, "AWAITING_APPROVAL")
+	return id
+}
+
+func TestViewerIsRefusedAndDeployerRollsBack(t *testing.T) {
+	s := startServer(t)
+	ctx := browser(t)
+	id := s.awaitingApproval()
 
 	login(t, ctx, s, s.adminID, s.adminSK)
 	do(t, ctx, "create a viewer credential",
@@ -570,4 +580,29 @@ func TestWebhookMessageAndWhatTheTargetTouched(t *testing.T) {
 	}
 	do(t, ctx, "open the call", chromedp.Evaluate[chromedp.Void](`document.querySelector('details.call').open = true`))
 	screenshot(t, ctx, "webhook-message.png", "#detail")
+}
+
+// TestRejectWithAReason refuses an approval gate from the console: the
+// reason is asked for, the target rolls back, and the step says who
+// rejected it and why.
+func TestRejectWithAReason(t *testing.T) {
+	s := startServer(t)
+	ctx := browser(t)
+	id := s.awaitingApproval()
+
+	login(t, ctx, s, s.adminID, s.adminSK)
+	do(t, ctx, "open the pipeline", chromedp.Navigate(s.url+"/pipelines/"+id+"?target=staging"), chromedp.WaitVisible(chromedp.CSS("#detail")))
+	do(t, ctx, "open the rejection form",
+		chromedp.Click(chromedp.CSS("summary[data-action=reject-open]")),
+		chromedp.WaitVisible(chromedp.CSS("details.ask input[name=reason]")),
+		chromedp.SendKeys(chromedp.CSS("details.ask input[name=reason]"), "error budget spent"),
+	)
+	do(t, ctx, "reject", clickLoad("button[data-action=reject]"), chromedp.WaitVisible(chromedp.CSS("#flash")))
+	if got := text(t, ctx, "#flash"); !strings.HasPrefix(got, "Rejected") {
+		t.Errorf("after rejecting the page says %q", got)
+	}
+	waitFor(t, ctx, "the target rolled back", `!!document.querySelector('#detail[data-status=ROLLED_BACK]')`)
+	if got := text(t, ctx, "#detail"); !strings.Contains(got, "rejected by") || !strings.Contains(got, "error budget spent") {
+		t.Errorf("the target's detail does not say who rejected it and why:\n%s", got)
+	}
 }

@@ -61,12 +61,15 @@ func (c *Console) secretsPage(w http.ResponseWriter, r *http.Request, s *session
 	c.render(w, r, http.StatusOK, "secrets", d)
 }
 
-// putSecret sets a secret's value. The value goes to the API and nowhere
-// else: not into the answer, a flash, a log line or a redirect.
+// putSecret sets a secret's value and allowed hosts (comma- or
+// space-separated; none keeps the ones it had, any_host lifts them). The
+// value goes to the API and nowhere else: not into the answer, a flash, a
+// log line or a redirect.
 func (c *Console) putSecret(w http.ResponseWriter, r *http.Request, s *session) {
 	const page = "/settings/secrets"
 	name := strings.TrimSpace(r.PostForm.Get("name"))
 	value := r.PostForm.Get("value")
+	hosts := strings.FieldsFunc(r.PostForm.Get("allowed_hosts"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' || c == '\t' })
 	switch {
 	case name == "":
 		backTo(w, r, page, "error", "Name the secret.")
@@ -75,7 +78,7 @@ func (c *Console) putSecret(w http.ResponseWriter, r *http.Request, s *session) 
 		backTo(w, r, page, "error", "The value is empty; nothing was stored.")
 		return
 	}
-	err := c.callAPI(r, s, http.MethodPut, api.Prefix+"/secrets/"+url.PathEscape(name), api.PutSecretRequest{Value: value}, nil)
+	err := c.callAPI(r, s, http.MethodPut, api.Prefix+"/secrets/"+url.PathEscape(name), api.PutSecretRequest{Value: value, AllowedHosts: hosts, AnyHost: r.PostForm.Get("any_host") != ""}, nil)
 	if err != nil {
 		backTo(w, r, page, "error", "Secret "+name+" not stored: "+errorText(err))
 		return

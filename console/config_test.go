@@ -99,7 +99,7 @@ func TestTargetDetailShowsAnalysisWebhookCallsAndObjects(t *testing.T) {
 func TestConsoleWritesGoThroughTheAPIAndAreAudited(t *testing.T) {
 	f := newFixture(t)
 	const value = "s3cr3t-value-never-shown"
-	rec := f.post(t, f.cookie, "/settings/secrets", url.Values{"name": {"SLACK_TOKEN"}, "value": {value}})
+	rec := f.post(t, f.cookie, "/settings/secrets", url.Values{"name": {"SLACK_TOKEN"}, "value": {value}, "allowed_hosts": {"hooks.slack.com, *.slack.com"}})
 	if rec.Code != http.StatusSeeOther || !strings.HasPrefix(flashOf(t, rec), "ok: Stored secret SLACK_TOKEN") {
 		t.Fatalf("set secret: %d %q", rec.Code, flashOf(t, rec))
 	}
@@ -107,7 +107,23 @@ func TestConsoleWritesGoThroughTheAPIAndAreAudited(t *testing.T) {
 	if !strings.Contains(page, `data-secret="SLACK_TOKEN"`) || strings.Contains(page, value) || strings.Contains(rec.Body.String(), value) {
 		t.Error("the secrets page does not list the name, or shows the value")
 	}
-	if es := f.audit(t, "secret.put"); len(es) != 1 || es[0].Actor != "bench admin" || es[0].Objects[0] != "SLACK_TOKEN" {
+	if !strings.Contains(page, "hooks.slack.com, *.slack.com") {
+		t.Error("the secrets page does not show the allowed hosts")
+	}
+	// A new value keeps the hosts; "any host" lifts them.
+	f.post(t, f.cookie, "/settings/secrets", url.Values{"name": {"SLACK_TOKEN"}, "value": {value}})
+	if page := f.get(t, "/settings/secrets").Body.String(); !strings.Contains(page, "hooks.slack.com, *.slack.com") {
+		t.Error("a new value dropped the allowed hosts")
+	}
+	f.post(t, f.cookie, "/settings/secrets", url.Values{"name": {"SLACK_TOKEN"}, "value": {value}, "any_host": {"1"}})
+	if page := f.get(t, "/settings/secrets").Body.String(); strings.Contains(page, "*.slack.com") || !strings.Contains(page, `class="mono">any</td>`) {
+		t.Error("any host did not lift the allowed hosts")
+	}
+	rec = f.post(t, f.cookie, "/settings/secrets", url.Values{"name": {"BAD"}, "value": {value}, "allowed_hosts": {"https://hooks.slack.com/x"}})
+	if got := flashOf(t, rec); !strings.HasPrefix(got, "error: Secret BAD not stored") || !strings.Contains(got, "not a URL") || strings.Contains(got, value) {
+		t.Errorf("a URL as an allowed host: %q", got)
+	}
+	if es := f.audit(t, "secret.put"); len(es) != 3 || es[0].Actor != "bench admin" || es[0].Objects[0] != "SLACK_TOKEN" {
 		t.Errorf("audit of secret.put: %+v", es)
 	}
 	f.post(t, f.cookie, "/settings/secrets/SLACK_TOKEN/delete", url.Values{})

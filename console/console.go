@@ -15,6 +15,7 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/notify"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -150,6 +151,9 @@ func (c *Console) routes() *http.ServeMux {
 	page("GET /pipelines/{id}/source", c.sourcePage)
 	post("POST /pipelines/{id}/actions/{action}", c.act)
 	post("POST /pipelines/{id}/redeploy", c.redeploy)
+	page("GET "+notify.LinkPath+"{token}", c.linkPage)
+	post("POST "+notify.LinkPath+"{token}", c.useLink)
+	page("GET /delivery", c.deliveryPage)
 	page("GET /settings/credentials", c.credentialsPage)
 	post("POST /settings/credentials", c.createCredential)
 	post("POST /settings/credentials/{id}/delete", c.deleteCredential)
@@ -160,8 +164,16 @@ func (c *Console) routes() *http.ServeMux {
 	page("GET /settings/providers", c.providersPage)
 	post("POST /settings/providers", c.createProvider)
 	post("POST /settings/providers/{name}/delete", c.deleteProvider)
+	page("GET /settings/windows", c.windowsPage)
+	post("POST /settings/windows", c.putWindow)
+	post("POST /settings/windows/delete", c.deleteWindow)
+	post("POST /settings/windows/freezes", c.setFreeze)
+	post("POST /settings/windows/freezes/lift", c.liftFreeze)
 	page("GET /settings/users", c.usersPage)
 	post("POST /settings/credentials/{id}/roles", c.setRoles)
+	page("GET /settings/notifications", c.notificationsPage)
+	post("POST /settings/notifications", c.createSubscription)
+	post("POST /settings/notifications/{id}/delete", c.deleteSubscription)
 	page("GET /settings/audit", c.auditPage)
 	page("GET /settings/tenant", c.tenantPage)
 	post("POST /settings/tenant", c.switchTenant)

@@ -3,11 +3,13 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -37,8 +39,11 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	defer release()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
+	// The stream ends when the session's token expires or its principal
+	// is revoked (a deleted user, new roles, a reset password), so such a
+	// session stops receiving events; the page then asks to log in again.
+	ctx, done := c.auth.Stream(r.Context(), s.Principal)
+	defer done()
 	// Subscribe before reading the replay: whatever is appended meanwhile
 	// arrives on the subscription, and the seq drops duplicates.
 	live := c.d.Subscribe(ctx, s.Tenant)
@@ -83,24 +88,15 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil || send(past) != nil {
 		return
 	}
-	// A stream ends when the session's token expires, so a revoked or
-	// expired session stops receiving events; the page then asks to log in
-	// again.
-	var expiry <-chan time.Time
-	if exp, ok := tokenExpiry(s.token); ok {
-		t := time.NewTimer(max(exp.Sub(c.now()), time.Second))
-		defer t.Stop()
-		expiry = t.C
-	}
 	heartbeat := time.NewTicker(c.heartbeat)
 	defer heartbeat.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-expiry:
-			fmt.Fprint(w, "event: expired\ndata: {}\n\n")
-			rc.Flush()
+			if cause := context.Cause(ctx); errors.Is(cause, auth.ErrTokenExpired) || errors.Is(cause, auth.ErrTokenRevoked) {
+				fmt.Fprint(w, "event: expired\ndata: {}\n\n")
+				rc.Flush()
+			}
 			return
 		case <-heartbeat.C:
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil || rc.Flush() != nil {

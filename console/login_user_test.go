@@ -89,3 +89,30 @@ func TestConsolePasswordLogin(t *testing.T) {
 		t.Errorf("audit of carol's logins: %+v, %v", entries, err)
 	}
 }
+
+// TestLoginNeverRedirectsOffSite logs in to a real server with a next
+// parameter crafted to leave the site (the attack of issue 16 item 10:
+// "/%09/evil.example" once passed), through both login forms: the redirect
+// after a good login stays on this site every time.
+func TestLoginNeverRedirectsOffSite(t *testing.T) {
+	srv := clienttest.Start(t, server.Config{})
+	for _, next := range []string{"/\t/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/", "/%09/evil.example", "javascript:alert(1)", "/\r\n/evil.example"} {
+		b := formClient(t)
+		_, page := get(t, b, srv.URL+"/login?next="+url.QueryEscape(next))
+		m := csrfValue.FindStringSubmatch(page)
+		if m == nil {
+			t.Fatal("no CSRF token on the login page")
+		}
+		resp, err := b.PostForm(srv.URL+"/login", url.Values{"csrf": {m[1]}, "client_id": {srv.Credentials.ClientID}, "client_secret": {srv.Credentials.ClientSecret}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		u, err := url.Parse(loc)
+		if resp.StatusCode != http.StatusSeeOther || err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(loc, "/") ||
+			strings.HasPrefix(loc, "//") || strings.ContainsAny(loc, "\\\t\r\n") {
+			t.Errorf("login with next=%q: %d, redirected to %q, want a path on this site", next, resp.StatusCode, loc)
+		}
+	}
+}

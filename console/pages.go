@@ -12,6 +12,7 @@ import (
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -39,6 +40,8 @@ func navOf(path string) string {
 	switch {
 	case path == "/" || strings.HasPrefix(path, "/pipelines/"):
 		return "deployments"
+	case path == "/delivery":
+		return "delivery"
 	case strings.HasPrefix(path, "/settings/"):
 		return strings.TrimPrefix(path, "/settings/")
 	}
@@ -165,15 +168,16 @@ func humanDuration(d time.Duration) string {
 
 type pipelineData struct {
 	Page
-	P        *store.Pipeline
-	Graph    Graph
-	Targets  []TargetBadge
-	Detail   *Detail
-	Cancel   Action
-	Redeploy Action
-	Live     bool
-	Took     string
-	History  []pipeline.Record
+	P         *store.Pipeline
+	Graph     Graph
+	Targets   []TargetBadge
+	Detail    *Detail
+	Cancel    Action
+	Redeploy  Action
+	RestoreTo Action
+	Live      bool
+	Took      string
+	History   []pipeline.Record
 }
 
 // Detail is the panel of the selected target.
@@ -255,6 +259,7 @@ func (c *Console) pipelineData(r *http.Request, s *session) (pipelineData, error
 		d.Targets = append(d.Targets, TargetBadge{Name: t.Name, Status: t.Status})
 	}
 	d.Redeploy = Action{Name: "redeploy", Label: "Redeploy", Reason: mayDeploy(s.Principal)}
+	d.RestoreTo = restoreToAction(st, s.Principal)
 	if t := st.Target(selected); t != nil {
 		evs, err := c.d.Events(r.Context(), s.Tenant, sp.ID, 0)
 		if err != nil {
@@ -302,6 +307,13 @@ func detailOf(st *pipeline.State, s *session, t *pipeline.TargetState, evs []sto
 		}
 	}
 	for _, ev := range evs {
+		if ev.Type == progress.EventRetry {
+			var rt progress.RetryEvent
+			if jsonUnmarshal(ev.Data, &rt) == nil && rt.Target == t.Name {
+				d.Timeline = append(d.Timeline, TimelineRow{At: ev.At, What: "step " + rt.Step + " retrying", Detail: Markdown(rt.Message)})
+			}
+			continue
+		}
 		if ev.Type != "status" {
 			continue
 		}
@@ -348,7 +360,7 @@ func (c *Console) pipelineFragment(w http.ResponseWriter, r *http.Request, s *se
 	c.render(w, r, http.StatusOK, "pipelinelive", d)
 }
 
-// act runs approve, skip, rollback or cancel through the REST API in
+// act runs approve, reject, skip, rollback or cancel through the REST API in
 // process, as the signed-in principal: the API checks the roles, the engine
 // the gate's requiresRoles, and the API's audit log records the click as it
 // records the same call from the CLI.
@@ -356,9 +368,15 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
 	f := r.PostForm
 	action := r.PathValue("action")
+	if action == "restore" || action == "restore-to" {
+		c.restore(w, r, s, id, action)
+		return
+	}
 	req := api.ActionRequest{Target: f.Get("target"), Step: f.Get("step")}
 	switch action {
 	case "approve", "skip":
+	case "reject":
+		req.Reason = strings.TrimSpace(f.Get("reason"))
 	case "rollback":
 		req.Step, req.Reason = "", strings.TrimSpace(f.Get("reason"))
 	case "cancel":
@@ -373,7 +391,7 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	// Said in the console's words before the API says it in its own.
 	refusal := mayDeploy(s.Principal)
-	if action == "approve" && refusal != "" {
+	if (action == "approve" || action == "reject") && refusal != "" {
 		if slices.ContainsFunc(s.Roles, func(r string) bool { return !slices.Contains(systemRoles, r) }) {
 			refusal = ""
 		}
@@ -396,8 +414,50 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request, s *session) {
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
+// restore rolls back after success through POST …/restore, as `sortie
+// deploy rollback ID --target T` (restore: the version before this
+// pipeline's) and `--to ID` (restore-to: this pipeline's version) do; the
+// API checks the roles and audits it, the reason is required.
+func (c *Console) restore(w http.ResponseWriter, r *http.Request, s *session, id, action string) {
+	target := r.PostForm.Get("target")
+	back := "/pipelines/" + url.PathEscape(id)
+	if target != "" {
+		back += "?target=" + url.QueryEscape(target)
+	}
+	req := api.RestoreRequest{Reason: strings.TrimSpace(r.PostForm.Get("reason"))}
+	if action == "restore" {
+		req.Targets, req.Previous = []string{target}, true
+	}
+	refusal := mayDeploy(s.Principal)
+	switch {
+	case refusal != "":
+		refusal = "Refused: " + refusal + "."
+	case req.Reason == "":
+		refusal = "A rollback after success needs a reason."
+	case action == "restore" && target == "":
+		refusal = "Choose the target to roll back."
+	}
+	if refusal != "" {
+		setFlash(w, r, "error", refusal)
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	var res api.StartResult
+	if err := c.callAPI(r, s, http.MethodPost, api.Prefix+"/pipelines/"+url.PathEscape(id)+"/restore", req, &res); err != nil {
+		if msg := userMessage(err); msg != "" {
+			setFlash(w, r, "error", "Refused: "+msg)
+			http.Redirect(w, r, back, http.StatusSeeOther)
+			return
+		}
+		c.fail(w, r, s, err)
+		return
+	}
+	setFlash(w, r, "ok", "Rolling back as pipeline "+res.PipelineID+".")
+	http.Redirect(w, r, "/pipelines/"+url.PathEscape(res.PipelineID), http.StatusSeeOther)
+}
+
 func actionDone(action, target, step string) string {
-	what := map[string]string{"approve": "Approved", "skip": "Skipped", "rollback": "Rolling back", "cancel": "Cancelling the pipeline"}[action]
+	what := map[string]string{"approve": "Approved", "reject": "Rejected", "skip": "Skipped", "rollback": "Rolling back", "cancel": "Cancelling the pipeline"}[action]
 	if target != "" {
 		what += " " + target
 	}

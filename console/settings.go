@@ -123,7 +123,7 @@ func (c *Console) deleteCredential(w http.ResponseWriter, r *http.Request, s *se
 		if err := c.callAPI(r, s, http.MethodDelete, api.Prefix+"/credentials/"+url.PathEscape(id), nil, nil); err != nil {
 			setFlash(w, r, "error", "Could not delete "+id+": "+errorText(err))
 		} else {
-			setFlash(w, r, "ok", "Deleted credential "+id+". Tokens already issued to it stay valid until they expire.")
+			setFlash(w, r, "ok", "Deleted credential "+id+". Its tokens are refused and its streams (an agent's included) ended.")
 		}
 	}
 	http.Redirect(w, r, "/settings/credentials", http.StatusSeeOther)

@@ -67,13 +67,15 @@ func stepTitle(st *pipeline.State, target string, s *pipeline.StepState) string 
 
 // Action is a button of the console: enabled, or disabled with the reason.
 type Action struct {
-	Name   string // approve, skip, rollback, cancel
+	Name   string // approve, reject, skip, rollback, cancel
 	Label  string
 	Target string
 	Step   string
 	// Reason, when not empty, is why the button is disabled.
 	Reason string
 	Danger bool
+	// AskReason adds a required reason field to the form.
+	AskReason bool
 }
 
 // Allowed reports whether the button is enabled.
@@ -117,7 +119,8 @@ func approveAction(st *pipeline.State, p auth.Principal, target string, s *pipel
 		return a
 	}
 	sp := specStep(st, target, s)
-	if sp == nil || sp.Pause == nil || len(sp.Pause.RequiresRoles) == 0 || p.HasAnyRole(adminRoles...) {
+	if sp == nil || sp.Pause == nil || len(sp.Pause.RequiresRoles) == 0 || p.HasAnyRole(adminRoles...) ||
+		slices.Contains(sp.Pause.Approvers, p.Engine().Name) {
 		return a
 	}
 	if !p.HasAnyRole(sp.Pause.RequiresRoles...) {
@@ -133,7 +136,13 @@ func stepActions(st *pipeline.State, p auth.Principal, target string, s *pipelin
 	}
 	switch s.Status {
 	case pipeline.StatusAwaitingApproval:
-		return []Action{approveAction(st, p, target, s)}
+		approve := approveAction(st, p, target, s)
+		if s.Kind != pipeline.KindApproval {
+			return []Action{approve}
+		}
+		// Who may approve may reject, with a reason; the target rolls back.
+		reject := Action{Name: "reject", Label: "Reject", Target: target, Step: s.ID, Reason: approve.Reason, Danger: true, AskReason: true}
+		return []Action{approve, reject}
 	case pipeline.StatusPaused:
 		return []Action{{Name: "skip", Label: "Skip pause", Target: target, Step: s.ID, Reason: mayDeploy(p)}}
 	}
@@ -148,6 +157,10 @@ func rollbackAction(st *pipeline.State, p auth.Principal, t *pipeline.TargetStat
 	switch {
 	case t.Status == pipeline.StatusQueued:
 		a.Reason = "the target has not started"
+	case t.Status == pipeline.StatusSucceeded:
+		// After its success a rollback is a new pipeline putting the
+		// version before it back (POST …/restore), with a reason.
+		return Action{Name: "restore", Label: "Roll back " + t.Name + " to the version before", Target: t.Name, Danger: true, AskReason: true, Reason: mayDeploy(p)}
 	case t.Status.Terminal():
 		a.Reason = "the target has ended (" + string(t.Status) + ")"
 	case t.Rollback != nil:
@@ -156,6 +169,19 @@ func rollbackAction(st *pipeline.State, p auth.Principal, t *pipeline.TargetStat
 		a.Reason = "the new version is already promoted; redeploy an earlier pipeline instead"
 	case st.Status.Terminal():
 		a.Reason = "the pipeline has ended"
+	default:
+		a.Reason = mayDeploy(p)
+	}
+	return a
+}
+
+// restoreToAction is the pipeline's "roll back to this version" button
+// (rollback --to): it puts back what its SUCCEEDED targets deployed.
+func restoreToAction(st *pipeline.State, p auth.Principal) Action {
+	a := Action{Name: "restore-to", Label: "Roll back to this version", Danger: true, AskReason: true}
+	switch {
+	case !slices.ContainsFunc(st.Targets, func(t pipeline.TargetState) bool { return t.Status == pipeline.StatusSucceeded }):
+		a.Reason = "no target of this pipeline succeeded: there is no version of it to go back to"
 	default:
 		a.Reason = mayDeploy(p)
 	}

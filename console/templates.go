@@ -33,7 +33,15 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("15:04:05Z")
 	},
-	"join":     strings.Join,
+	"join":    strings.Join,
+	"seconds": seconds,
+	"percent": func(v float64) string { return fmt.Sprintf("%.0f%%", v*100) },
+	"perDay": func(v float64) string {
+		if v >= 1 || v == 0 {
+			return fmt.Sprintf("%.1f a day", v)
+		}
+		return fmt.Sprintf("%.1f a week", v*7)
+	},
 	"markdown": Markdown,
 	"has": func(list []string, s string) bool {
 		for _, x := range list {

@@ -1,13 +1,18 @@
 package console
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
+	"github.com/sortie-cd/sortie/store"
 )
 
 // The browser tests drive a real server against the shared local cluster.
@@ -153,5 +158,24 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestTimelineShowsRetries(t *testing.T) {
+	data, err := json.Marshal(progress.RetryEvent{Target: "prod", Step: "setWeight/0", Attempt: 2, Reason: "503", Message: "retrying setWeight/0: 503 (attempt 2)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &pipeline.State{Targets: []pipeline.TargetState{{Name: "prod"}, {Name: "staging"}}}
+	evs := []store.Event{{Type: progress.EventRetry, At: time.Now(), Data: data}}
+	var rows []string
+	for _, ts := range st.Targets {
+		for _, row := range detailOf(st, &session{}, &ts, evs).Timeline {
+			rows = append(rows, ts.Name+": "+row.What+": "+string(row.Detail))
+		}
+	}
+	want := []string{"prod: step setWeight/0 retrying: <p>retrying setWeight/0: 503 (attempt 2)</p>"}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("timeline rows (-want +got):\n%s", diff)
 	}
 }

@@ -14,7 +14,9 @@
 //     path, directory or inline);
 //   - the `{{armory.*}}` / `{{sortie.*}}`, `{{context.*}}` and `{{secrets.*}}`
 //     variable templating ([Render], [Variables]);
-//   - a plan of what a deployment would do ([NewPlan]) and its text form;
+//   - a plan of what a deployment would do ([NewPlan]) and its text form,
+//     with the deploy windows a target's constraints.deployWindows give it
+//     (a Sortie extension, checked here as the engine would check it);
 //   - the JSON Schema of the file ([Schema]), generated from the Go types.
 //
 // It must not touch the network or a cluster, and it never sees the value of

@@ -154,6 +154,9 @@ func (s *Step) afterDecode(d *decoder, n *yaml.Node, path string) {
 	}
 }
 
+// maxApprovals bounds a pause's approvals (the engine's MaxApprovals).
+const maxApprovals = 10
+
 func (p *Pause) afterDecode(d *decoder, n *yaml.Node, path string) {
 	if !d.clean {
 		if p.Duration != nil {
@@ -179,11 +182,14 @@ func (p *Pause) afterDecode(d *decoder, n *yaml.Node, path string) {
 		}
 		p.Wait = time.Duration(*p.Duration) * p.Unit.Duration()
 	}
+	if kn := keyNode(n, "approvals"); kn != nil && (p.Approvals < 1 || p.Approvals > maxApprovals) {
+		d.errorf(valueNode(n, "approvals"), CodeInvalidValue, "%s: approvals must be 1 to %d", path, maxApprovals)
+	}
 	if p.Duration == nil && p.Unit != "" && p.UntilApproved {
 		d.errorf(firstKey(n, "unit", "units"), CodeInvalidValue, "%s has a unit but no duration; an approval pause has no unit", path)
 	}
 	if !p.UntilApproved {
-		for _, k := range []string{"requiresRoles", "approvalExpiration"} {
+		for _, k := range []string{"requiresRoles", "approvalExpiration", "approvers", "approvals", "notByStarter"} {
 			if kn := keyNode(n, k); kn != nil && p.Duration != nil {
 				d.errorf(kn, CodeInvalidValue, "%s: %s applies only to a pause with untilApproved: true", path, k)
 			}

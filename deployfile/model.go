@@ -47,11 +47,24 @@ type Context map[string]string
 
 // DeploymentConfig holds settings of the whole deployment.
 type DeploymentConfig struct {
-	Timeout                *Duration   `yaml:"timeout" json:"timeout,omitempty" doc:"How long pods may take to become ready before the target is rolled back (default 30 minutes, at least 1 minute)."`
-	KeepDeploymentObject   *bool       `yaml:"keepDeploymentObject" json:"keepDeploymentObject,omitempty" doc:"Keep the Deployment object after success (Sortie always does)."`
-	IfDeploymentInProgress *InProgress `yaml:"ifDeploymentInProgress" json:"ifDeploymentInProgress,omitempty" doc:"What a start does while another deployment of the application runs."`
-	Pos                    Pos         `yaml:"-" json:"-"`
+	Timeout                *Duration     `yaml:"timeout" json:"timeout,omitempty" doc:"How long pods may take to become ready before the target is rolled back (default 30 minutes, at least 1 minute)."`
+	KeepDeploymentObject   *bool         `yaml:"keepDeploymentObject" json:"keepDeploymentObject,omitempty" doc:"Keep the Deployment object after success (Sortie always does)."`
+	IfDeploymentInProgress *InProgress   `yaml:"ifDeploymentInProgress" json:"ifDeploymentInProgress,omitempty" doc:"What a start does while another deployment of the application runs."`
+	OutsideDeployWindow    string        `yaml:"outsideDeployWindow" json:"outsideDeployWindow,omitempty" enum:"queue,refuse" doc:"Sortie extension: what a start outside a deploy window that does not say (one an admin set without a mode, or one of this file) does: wait until it opens (queue, the default) or be refused (refuse)."`
+	KeepPrevious           *KeepPrevious `yaml:"keepPrevious" json:"keepPrevious,omitempty" doc:"Sortie extension: after a target succeeds, keep the version it replaced warm for a while, out of traffic, so that a rollback of the target (sortie deploy rollback ID --target T) brings traffic back to it at once. Default: off, or the server's default."`
+	Pos                    Pos           `yaml:"-" json:"-"`
 }
+
+// KeepPrevious keeps a target's previous version warm after a success. A
+// Sortie extension.
+type KeepPrevious struct {
+	For      *Duration `yaml:"for" json:"for" required:"true" doc:"How long the previous version is kept after the target succeeded (at most 7 days); then it is removed."`
+	Replicas *int64    `yaml:"replicas" json:"replicas,omitempty" doc:"Pods of the previous version kept Ready, out of traffic (a rollback then needs no pod to start); 0, the default, keeps it scaled to zero."`
+	Pos      Pos       `yaml:"-" json:"-"`
+}
+
+// MaxKeepPrevious bounds keepPrevious.for.
+const MaxKeepPrevious = 7 * 24 * time.Hour
 
 // InProgress says what to do with a start while a deployment is in flight.
 type InProgress struct {
@@ -71,10 +84,24 @@ type Target struct {
 
 // Constraints order a target after others and gate it.
 type Constraints struct {
-	DependsOn        []Ref   `yaml:"dependsOn" json:"dependsOn,omitempty" doc:"Targets that must succeed before this one starts."`
-	BeforeDeployment []*Step `yaml:"beforeDeployment" json:"beforeDeployment,omitempty" doc:"Gates run in parallel before the strategy: pause, runWebhook, analysis."`
-	AfterDeployment  []*Step `yaml:"afterDeployment" json:"afterDeployment,omitempty" doc:"Gates run in parallel after the strategy: pause, runWebhook, analysis."`
-	Pos              Pos     `yaml:"-" json:"-"`
+	DependsOn        []Ref           `yaml:"dependsOn" json:"dependsOn,omitempty" doc:"Targets that must succeed before this one starts."`
+	BeforeDeployment []*Step         `yaml:"beforeDeployment" json:"beforeDeployment,omitempty" doc:"Gates run in parallel before the strategy: pause, runWebhook, analysis."`
+	AfterDeployment  []*Step         `yaml:"afterDeployment" json:"afterDeployment,omitempty" doc:"Gates run in parallel after the strategy: pause, runWebhook, analysis."`
+	DeployWindows    []*DeployWindow `yaml:"deployWindows" json:"deployWindows,omitempty" doc:"Sortie extension: when this target may start deploying. Every window listed here, and every window an admin set for the tenant, the application or the target, must be open."`
+	Pos              Pos             `yaml:"-" json:"-"`
+}
+
+// DeployWindow is a time when a target may start deploying. A Sortie
+// extension.
+type DeployWindow struct {
+	Name     string   `yaml:"name" json:"name" required:"true" doc:"Name shown in messages."`
+	Days     []string `yaml:"days" json:"days,omitempty" doc:"Weekdays it is open: mon, tue, wed, thu, fri, sat, sun. With neither days nor dates, every day."`
+	Dates    []string `yaml:"dates" json:"dates,omitempty" doc:"Calendar dates it is open, YYYY-MM-DD."`
+	Start    string   `yaml:"start" json:"start,omitempty" doc:"Opening time, HH:MM (quoted). With neither start nor end, the whole day."`
+	End      string   `yaml:"end" json:"end,omitempty" doc:"Closing time, HH:MM (quoted); an end not after the start runs past midnight."`
+	TimeZone string   `yaml:"timeZone" json:"timeZone,omitempty" doc:"IANA time zone of start and end, such as Europe/Paris (default UTC)."`
+	Mode     string   `yaml:"mode" json:"mode,omitempty" enum:"queue,refuse" doc:"What a start outside the window does: wait until it opens (queue) or be refused (refuse); default: deploymentConfig.outsideDeployWindow, else queue."`
+	Pos      Pos      `yaml:"-" json:"-"`
 }
 
 // Step is one canary step or one gate: exactly one of its fields is set.
@@ -116,6 +143,9 @@ type Pause struct {
 	Unit               TimeUnit  `yaml:"unit" alias:"units" json:"unit,omitempty" doc:"seconds, minutes or hours (any case)."`
 	UntilApproved      bool      `yaml:"untilApproved" json:"untilApproved,omitempty" doc:"Wait until someone approves."`
 	RequiresRoles      []string  `yaml:"requiresRoles" json:"requiresRoles,omitempty" doc:"Roles allowed to approve."`
+	Approvers          []string  `yaml:"approvers" json:"approvers,omitempty" doc:"Sortie extension: users or credentials (by name or client id) allowed to approve besides the holders of requiresRoles; each still needs the approve grant."`
+	Approvals          int       `yaml:"approvals" json:"approvals,omitempty" doc:"Sortie extension: how many different people or credentials must approve, 1 to 10 (default 1)."`
+	NotByStarter       bool      `yaml:"notByStarter" json:"notByStarter,omitempty" doc:"Sortie extension (four eyes): whoever started the deployment may not approve it (it may still reject it)."`
 	ApprovalExpiration *Duration `yaml:"approvalExpiration" json:"approvalExpiration,omitempty" doc:"Roll back when nobody approved within this time."`
 	// Wait is Duration in Unit; zero for an approval.
 	Wait time.Duration `yaml:"-" json:"wait,omitempty"`

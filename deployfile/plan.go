@@ -44,6 +44,12 @@ type TargetPlan struct {
 	Before  []StepPlan `json:"beforeDeployment,omitempty" yaml:"beforeDeployment,omitempty"`
 	Steps   []StepPlan `json:"steps" yaml:"steps"`
 	After   []StepPlan `json:"afterDeployment,omitempty" yaml:"afterDeployment,omitempty"`
+	// Windows describe the deploy windows that apply, Freezes the freezes
+	// in force; the caller fills them (deploy plan: the file's windows,
+	// and with --remote the server's windows and freezes), as the engine
+	// words them.
+	Windows []string `json:"deployWindows,omitempty" yaml:"deployWindows,omitempty"`
+	Freezes []string `json:"freezes,omitempty" yaml:"freezes,omitempty"`
 }
 
 // Workload is a Deployment and its replicas.
@@ -278,8 +284,14 @@ func planStep(f *File, s *Step, tp TargetPlan) StepPlan {
 		p := s.Pause
 		if p.UntilApproved {
 			sp.Description = "wait for approval"
-			if len(p.RequiresRoles) > 0 {
-				sp.Description += " by " + strings.Join(p.RequiresRoles, " or ")
+			if p.Approvals > 1 {
+				sp.Description = fmt.Sprintf("wait for %d approvals", p.Approvals)
+			}
+			if who := append(append([]string(nil), p.RequiresRoles...), p.Approvers...); len(who) > 0 {
+				sp.Description += " by " + strings.Join(who, " or ")
+			}
+			if p.NotByStarter {
+				sp.Description += ", not by who started it"
 			}
 			if p.ApprovalExpiration != nil {
 				sp.Description += fmt.Sprintf("; roll back if none within %s", human(p.ApprovalExpiration.Value))
@@ -383,6 +395,12 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "    deployments: %s; %s applied as they are\n", strings.Join(ds, ", "), plural(t.Objects, "other object"))
 			if len(t.UnreadManifests) > 0 {
 				fmt.Fprintf(&b, "    not read (pod counts may be incomplete): %s\n", strings.Join(t.UnreadManifests, ", "))
+			}
+			for _, w := range t.Windows {
+				fmt.Fprintf(&b, "    starts only within %s\n", w)
+			}
+			for _, f := range t.Freezes {
+				fmt.Fprintf(&b, "    held by the %s\n", f)
 			}
 			writeGates(&b, "before deployment, in parallel", t.Before)
 			fmt.Fprintf(&b, "    strategy %s (%s", t.Strategy, t.StrategyKind)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // validate checks what one key cannot check alone: references between
@@ -49,6 +50,7 @@ func validate(f *File, r *report) {
 		if t.Constraints == nil {
 			continue
 		}
+		checkWindows(r, t)
 		seen := map[string]bool{}
 		for _, dep := range t.Constraints.DependsOn {
 			switch {
@@ -122,6 +124,16 @@ func validate(f *File, r *report) {
 			}
 		}
 	})
+
+	if dc := f.DeploymentConfig; dc != nil && dc.KeepPrevious != nil {
+		kp := dc.KeepPrevious
+		if kp.For != nil && (kp.For.Value <= 0 || kp.For.Value > MaxKeepPrevious) {
+			r.errorf(kp.For.Pos, CodeInvalidValue, "keepPrevious.for is %v; the previous version is kept from 1 second to 7 days", kp.For.Value)
+		}
+		if kp.Replicas != nil && *kp.Replicas < 0 {
+			r.errorf(kp.Pos, CodeInvalidValue, "keepPrevious.replicas is %d; it is 0 (scaled to zero) or more", *kp.Replicas)
+		}
+	}
 
 	// Templates, checked with the context of every place that uses them.
 	for _, w := range f.Webhooks {
@@ -374,4 +386,37 @@ func trafficFor(f *File, target string, keep func(*TrafficManagement) bool) []*T
 		}
 	}
 	return out
+}
+
+var windowDays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+// checkWindows checks a target's deploy windows: what the engine would
+// refuse, said with the window's position.
+func checkWindows(r *report, t *Target) {
+	ws := t.Constraints.DeployWindows
+	checkUnique(r, fmt.Sprintf("deploy window of target %q", t.Name), ws, func(w *DeployWindow) (string, Pos) { return w.Name, w.Pos })
+	for _, w := range ws {
+		where := fmt.Sprintf("deploy window %q of target %q", w.Name, t.Name)
+		for _, d := range w.Days {
+			if !slices.Contains(windowDays, d) {
+				r.errorf(w.Pos, CodeInvalidValue, "%s: day %q is not one of %s%s", where, d, strings.Join(windowDays, ", "), didYouMean(d, windowDays))
+			}
+		}
+		for _, d := range w.Dates {
+			if _, err := time.Parse(time.DateOnly, d); err != nil {
+				r.errorf(w.Pos, CodeInvalidValue, "%s: date %q is not YYYY-MM-DD", where, d)
+			}
+		}
+		if (w.Start == "") != (w.End == "") {
+			r.errorf(w.Pos, CodeMissingKey, "%s: give both start and end, or neither for the whole day", where)
+		}
+		for _, c := range []string{w.Start, w.End} {
+			if _, err := time.Parse("15:04", c); c != "" && (err != nil || len(c) != 5) {
+				r.errorf(w.Pos, CodeInvalidValue, "%s: time %q is not HH:MM (00:00 to 23:59; quote it in YAML)", where, c)
+			}
+		}
+		if _, err := time.LoadLocation(w.TimeZone); err != nil {
+			r.errorf(w.Pos, CodeInvalidValue, "%s: time zone %q is unknown; give an IANA name such as Europe/Paris", where, w.TimeZone)
+		}
+	}
 }

@@ -47,6 +47,22 @@ func TestProblems(t *testing.T) {
 		want []want
 	}{
 		{"valid", head + s1, nil},
+		{"deploy windows", strings.Replace(head, "    strategy: s1\n", `    strategy: s1
+    constraints:
+      deployWindows:
+        - {name: office, days: [mon, tue], start: "09:00", end: "17:00", timeZone: Europe/Paris}
+        - {name: bad, days: [monday], dates: [24/12], start: "9:00", timeZone: Mars/Olympus}
+        - {name: loose, mode: wait}
+        - {name: office}
+`, 1) + s1, []want{
+			{12, 11, CodeInvalidValue, `deploy window "bad" of target "dev": date "24/12" is not YYYY-MM-DD`},
+			{12, 11, CodeInvalidValue, `day "monday" is not one of mon, tue, wed, thu, fri, sat, sun; did you mean "mon"?`},
+			{12, 11, CodeMissingKey, `give both start and end, or neither`},
+			{12, 11, CodeInvalidValue, `time "9:00" is not HH:MM`},
+			{12, 11, CodeInvalidValue, `time zone "Mars/Olympus" is unknown`},
+			{13, 31, CodeInvalidValue, `deployWindows[2].mode must be queue or refuse, not "wait"`},
+			{14, 11, CodeDuplicate, `deploy window of target "dev" "office" is defined twice (first on line 11)`},
+		}},
 		{"unknown key with suggestion", head + `strategies:
   s1:
     canary:
@@ -214,6 +230,21 @@ manifests: []
             untilApproved: true
 `, []want{
 			{18, 13, CodePauseConflict, `has both duration and untilApproved`},
+		}},
+		{"approval policy out of range or on a timed pause", head + `strategies:
+  s1:
+    canary:
+      steps:
+        - pause:
+            untilApproved: true
+            approvals: 11
+        - pause:
+            duration: 5
+            unit: minutes
+            notByStarter: true
+`, []want{
+			{17, 24, CodeInvalidValue, `approvals must be 1 to 10`},
+			{21, 13, CodeInvalidValue, `notByStarter applies only to a pause with untilApproved: true`},
 		}},
 		{"preview equals active", strings.Replace(head, "strategy: s1", "strategy: bg", 1) + `strategies:
   bg:

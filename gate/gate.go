@@ -12,6 +12,7 @@ import (
 
 	"github.com/sortie-cd/sortie/analysis"
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/preview"
 	"github.com/sortie-cd/sortie/progress"
@@ -91,6 +92,10 @@ type Options struct {
 	// remoteNetworkAgent and Prometheus providers that name an agent. It
 	// is used by the default Sender and Analyzer; nil refuses those calls.
 	Relay webhook.Relay
+	// Egress is where the default Sender's and Analyzer's direct calls
+	// may connect; nil means the zero egress.Policy (loopback, link-local
+	// and metadata addresses refused).
+	Egress *egress.Policy
 	// Log: nil discards. Requests are logged masked.
 	Log *slog.Logger
 	// Previews gives {{armory.preview.SERVICE}} its value; nil leaves it
@@ -111,11 +116,14 @@ func New(o Options) *Executor {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Egress == nil {
+		o.Egress = &egress.Policy{}
+	}
 	if o.Sender == nil {
-		o.Sender = &webhook.Sender{Log: o.Log, Relay: o.Relay}
+		o.Sender = &webhook.Sender{Log: o.Log, Relay: o.Relay, Direct: o.Egress.Client(time.Minute)}
 	}
 	if o.Analyzer == nil {
-		o.Analyzer = &analysis.Analyzer{Providers: o.Providers, Secrets: o.Secrets, Log: o.Log}
+		o.Analyzer = &analysis.Analyzer{Providers: o.Providers, Secrets: o.Secrets, Log: o.Log, Direct: o.Egress.Client(30 * time.Second)}
 		if o.Relay != nil {
 			o.Analyzer.Relay = analysisRelay{o.Relay}
 		}

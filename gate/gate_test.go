@@ -24,6 +24,7 @@ import (
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
@@ -53,7 +54,7 @@ func newEnv(t testing.TB) *env {
 	done := make(chan error, 1)
 	dir := t.TempDir()
 	go func() {
-		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir,
+		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir, EgressAllow: egress.Loopback,
 			Kubeconfig: kubetest.Cluster(t).Kubeconfig, Account: "local",
 			Ready: func(addr, creds string) { ready <- up{addr, creds} }})
 	}()

@@ -26,27 +26,42 @@ func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, erro
 	if err != nil {
 		return Progress{}, err
 	}
-	if len(ws) != 1 {
-		return Progress{}, fmt.Errorf("kube: a blue/green target needs exactly one Deployment in its manifests, found %d", len(ws))
+	if len(ws) == 0 {
+		return Progress{}, fmt.Errorf("kube: a blue/green target needs a Deployment in its manifests")
 	}
-	w := ws[0]
 	ns := t.Namespace
-	live, err := e.live(ctx, ns, w.name())
-	if err != nil {
-		return Progress{}, err
+	lives := map[string]*appsv1.Deployment{}
+	previewing := false
+	for _, w := range ws {
+		live, err := e.live(ctx, ns, w.name())
+		if err != nil {
+			return Progress{}, err
+		}
+		lives[w.name()] = live
+		previewing = previewing || (live != nil && live.Spec.Template.Labels[LabelVersion] != w.version)
 	}
-	if live == nil || live.Spec.Template.Labels[LabelVersion] == w.version {
+	if !previewing {
 		// Nothing runs yet, or this version already does: no preview needed.
 		return e.Finalize(ctx, t)
 	}
-	oldHash, err := e.currentHash(ctx, live)
-	if err != nil {
-		return Progress{}, err
+	pending := map[string]map[string]string{} // service → extra selector labels
+	for _, pair := range t.servicePairs() {
+		w, err := e.pairedWorkload(ctx, t, ws, pair.Active)
+		if err != nil {
+			return Progress{}, err
+		}
+		if live := lives[w.name()]; live != nil && live.Spec.Template.Labels[LabelVersion] != w.version {
+			oldHash, err := e.currentHash(ctx, live)
+			if err != nil {
+				return Progress{}, err
+			}
+			pending[pair.Active] = map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: oldHash}
+		}
+		if pair.Preview != "" { // optional: Armory's blueGreen needs only activeService
+			pending[pair.Preview] = map[string]string{LabelVersion: w.version}
+		}
 	}
 	var applyRest []*unstructured.Unstructured
-	pending := map[string]map[string]string{} // service → extra selector labels
-	pending[t.ActiveService] = map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: oldHash}
-	pending[t.PreviewService] = map[string]string{LabelVersion: w.version}
 	for _, u := range rest {
 		extra, ok := pending[u.GetName()]
 		if u.GetKind() != "Service" || !ok {
@@ -69,20 +84,31 @@ func (e *Executor) DeployPreview(ctx context.Context, t *Target) (Progress, erro
 			return Progress{}, err
 		}
 	}
-	preview := w.desired(w.previewName(), RolePreview, w.replicas(), t.Pipeline)
-	more, err := e.Apply(ctx, ns, []*unstructured.Unstructured{preview})
-	if err != nil {
-		return Progress{}, err
-	}
-	if _, err := e.waitRolledOut(ctx, ns, w.previewName()); err != nil {
-		return Progress{}, err
-	}
-	p, err := e.progress(ctx, w, append(applied, more...))
+	p, err := e.forEach(ctx, t, false, func(ctx context.Context, w *workload) (Progress, error) {
+		live := lives[w.name()]
+		if live != nil && live.Spec.Template.Labels[LabelVersion] == w.version {
+			return e.progress(ctx, w, nil) // this Deployment runs its version already
+		}
+		size, _, err := e.autoscaled(ctx, w, live) // as many pods as the old version runs
+		if err != nil {
+			return Progress{}, err
+		}
+		preview := w.desired(w.previewName(), RolePreview, size, t.Pipeline)
+		more, err := e.Apply(ctx, ns, []*unstructured.Unstructured{preview})
+		if err != nil {
+			return Progress{}, err
+		}
+		if _, err := e.waitRolledOut(ctx, ns, w.previewName()); err != nil {
+			return Progress{}, err
+		}
+		return e.progress(ctx, w, more)
+	})
+	p.Applied = append(applied, p.Applied...)
 	p.AchievedWeight = 0 // the preview gets no production traffic yet
 	return p, err
 }
 
-// RedirectActive points the active Service at the new version's pods.
+// RedirectActive points each active Service at the new version's pods.
 func (e *Executor) RedirectActive(ctx context.Context, t *Target) (Progress, error) {
 	if err := e.checkNamespaces(t); err != nil {
 		return Progress{}, err
@@ -91,13 +117,63 @@ func (e *Executor) RedirectActive(ctx context.Context, t *Target) (Progress, err
 	if err != nil {
 		return Progress{}, err
 	}
-	if len(ws) != 1 {
-		return Progress{}, fmt.Errorf("kube: a blue/green target needs exactly one Deployment in its manifests, found %d", len(ws))
-	}
-	if err := e.pinLiveService(ctx, t.Namespace, t.ActiveService, map[string]string{LabelVersion: ws[0].version}); err != nil {
-		return Progress{}, err
+	for _, pair := range t.servicePairs() {
+		w, err := e.pairedWorkload(ctx, t, ws, pair.Active)
+		if err != nil {
+			return Progress{}, err
+		}
+		if err := e.pinLiveService(ctx, t.Namespace, pair.Active, map[string]string{LabelVersion: w.version}); err != nil {
+			return Progress{}, err
+		}
 	}
 	return Progress{AchievedWeight: 100}, nil
+}
+
+// pairedWorkload is the Deployment whose pods the blue/green Service named
+// selects (its own selector, before Sortie pinned it, within the pod
+// template's labels); with one Deployment, that one.
+func (e *Executor) pairedWorkload(ctx context.Context, t *Target, ws []*workload, service string) (*workload, error) {
+	if len(ws) == 1 {
+		return ws[0], nil
+	}
+	sel, err := e.serviceSelector(ctx, t, service)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		if selects(sel, w.manifest.Spec.Template.Labels) {
+			return w, nil
+		}
+	}
+	return nil, fmt.Errorf("kube: blue/green Service %q selects the pods of none of the target's Deployments", service)
+}
+
+// serviceSelector is a Service's own selector: from the target's manifests,
+// else from the cluster.
+func (e *Executor) serviceSelector(ctx context.Context, t *Target, name string) (map[string]string, error) {
+	for _, u := range t.Objects {
+		if u.GetKind() == "Service" && u.GetName() == name {
+			sel, _, err := unstructured.NestedStringMap(u.Object, "spec", "selector")
+			return sel, err
+		}
+	}
+	svc, err := e.client.CoreV1().Services(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, explain(err)
+	}
+	return originalSelector(svc), nil
+}
+
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // currentHash is the pod-template-hash of the Deployment's current
@@ -167,11 +243,21 @@ func originalSelector(svc *corev1.Service) map[string]string {
 // restoreServices gives the target's blue/green Services their own selectors
 // back and forgets the remembered ones.
 func (e *Executor) restoreServices(ctx context.Context, t *Target) error {
-	for _, name := range []string{t.ActiveService, t.PreviewService} {
+	var names []string
+	for _, pair := range t.servicePairs() {
+		names = append(names, pair.Active, pair.Preview)
+	}
+	return e.unpinServices(ctx, t.Namespace, names)
+}
+
+// unpinServices gives the named Services (empty names skipped) their own
+// selectors back, where Sortie had changed them.
+func (e *Executor) unpinServices(ctx context.Context, ns string, names []string) error {
+	for _, name := range names {
 		if name == "" {
 			continue
 		}
-		err := e.updateService(ctx, t.Namespace, name, func(svc *corev1.Service) {
+		err := e.updateService(ctx, ns, name, func(svc *corev1.Service) {
 			if _, ok := svc.Annotations[AnnotationOriginalSelector]; !ok {
 				return
 			}

@@ -88,17 +88,25 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 		return Progress{}, err
 	}
 	if live == nil || (live.Spec.Template.Labels[LabelVersion] == w.version && live.Annotations[AnnotationOriginalReplicas] == "") {
-		// First deployment, or this version already runs: straight to 100 %.
-		p, err := e.promote(ctx, w, live)
+		// First deployment, or this version already runs: straight to 100 %
+		// (still remembering the old template if an autoscaled canary
+		// promoted it at 100 % and Finalize has not come yet).
+		p, err := e.promote(ctx, w, live, live == nil || live.Annotations[AnnotationPreviousTemplate] == "")
 		if err != nil {
 			return p, err
 		}
 		return e.progress(ctx, w, p.Applied)
 	}
-	if w.t.Traffic != nil {
-		return e.setTrafficWeight(ctx, w, live, weight)
+	n, hpa, err := e.autoscaled(ctx, w, live)
+	if err != nil {
+		return Progress{}, err
 	}
-	n := w.replicas()
+	if w.t.Traffic != nil {
+		return e.setTrafficWeight(ctx, w, live, n, weight)
+	}
+	if hpa != nil {
+		return e.setWeightBeside(ctx, w, live, n, hpa, weight)
+	}
 	c := CanaryPods(n, weight)
 	if _, ok := live.Annotations[AnnotationOriginalReplicas]; !ok {
 		orig := int32(1)
@@ -109,13 +117,9 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 			return Progress{}, err
 		}
 	}
-	canary := w.desired(w.canaryName(), RoleCanary, c, w.t.Pipeline)
-	applied, err := e.Apply(ctx, ns, []*unstructured.Unstructured{canary})
-	if err != nil {
-		return Progress{}, err
-	}
 	// Grow the new version before shrinking the old one, so capacity never dips.
-	if _, err := e.waitRolledOut(ctx, ns, w.canaryName()); err != nil {
+	applied, err := e.runCanary(ctx, w, c)
+	if err != nil {
 		return Progress{}, err
 	}
 	if err := e.scale(ctx, ns, w.name(), n-c); err != nil {
@@ -125,6 +129,20 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 		return Progress{}, err
 	}
 	return e.progress(ctx, w, applied)
+}
+
+// runCanary applies the canary Deployment of w at size pods and waits
+// until they all are Ready.
+func (e *Executor) runCanary(ctx context.Context, w *workload, size int32) ([]Applied, error) {
+	canary := w.desired(w.canaryName(), RoleCanary, size, w.t.Pipeline)
+	applied, err := e.Apply(ctx, w.t.Namespace, []*unstructured.Unstructured{canary})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.waitRolledOut(ctx, w.t.Namespace, w.canaryName()); err != nil {
+		return nil, err
+	}
+	return applied, nil
 }
 
 // progress counts the Ready pods of the new version and of the old one
@@ -153,8 +171,15 @@ func (e *Executor) Finalize(ctx context.Context, t *Target) (Progress, error) {
 		if err != nil {
 			return Progress{}, err
 		}
-		p, err := e.promote(ctx, w, live)
+		warm, err := e.warmBefore(ctx, w, live)
 		if err != nil {
+			return Progress{}, err
+		}
+		p, err := e.promote(ctx, w, live, true)
+		if err != nil {
+			return p, err
+		}
+		if err := e.warmAfter(ctx, warm); err != nil {
 			return p, err
 		}
 		// The user's Deployment runs the new version: traffic objects go
@@ -181,10 +206,11 @@ func (e *Executor) Finalize(ctx context.Context, t *Target) (Progress, error) {
 	})
 }
 
-// promote applies the manifest to the user's Deployment at full size and
-// waits for the rollout. It remembers the template it replaces until the
-// rollout is done, so a rollback in between can restore it.
-func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deployment) (Progress, error) {
+// promote applies the manifest to the user's Deployment at full size (or,
+// under an HPA, at the HPA's count) and waits for the rollout. It remembers
+// the template it replaces until the rollout is done, and past it unless
+// final, so a rollback in between can restore it.
+func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deployment, final bool) (Progress, error) {
 	ns := w.t.Namespace
 	pipelineLabel := w.t.Pipeline
 	if live != nil && live.Spec.Template.Labels[LabelVersion] == w.version && live.Spec.Template.Labels[LabelPipeline] != "" {
@@ -215,12 +241,25 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 			return Progress{}, err
 		}
 	}
+	if live != nil {
+		if _, hpa, err := e.autoscaled(ctx, w, live); err != nil {
+			return Progress{}, err
+		} else if hpa != nil {
+			if err := e.releaseReplicas(ctx, live); err != nil {
+				return Progress{}, err
+			}
+			unstructured.RemoveNestedField(desired.Object, "spec", "replicas")
+		}
+	}
 	applied, err := e.Apply(ctx, ns, []*unstructured.Unstructured{desired})
 	if err != nil {
 		return Progress{}, err
 	}
 	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
 		return Progress{}, err
+	}
+	if !final {
+		return Progress{AchievedWeight: 100, Applied: applied}, nil
 	}
 	clear := map[string]*string{AnnotationPreviousTemplate: nil, AnnotationOriginalReplicas: nil}
 	if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), clear); err != nil {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubetest"
@@ -85,25 +85,7 @@ func target(ns, pipeline string, objs []*unstructured.Unstructured) *kube.Target
 }
 
 // readyByImage counts Ready pods per image in ns.
-func readyByImage(t *testing.T, ns string) map[string]int {
-	t.Helper()
-	pods, err := kubetest.Client(t).CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				out[p.Spec.Containers[0].Image]++
-			}
-		}
-	}
-	return out
-}
+func readyByImage(t *testing.T, ns string) map[string]int { return kubetest.ReadyByImage(t, ns) }
 
 func deployments(t *testing.T, ns string) map[string]*appsv1.Deployment {
 	t.Helper()
@@ -538,5 +520,141 @@ func TestRollbackOfPromotionKeepsTheDeploymentAsBefore(t *testing.T) {
 	}
 	if got := readyByImage(t, ns); got["web:v1"] != 4 || len(got) != 1 {
 		t.Errorf("ready pods after the rollback: %v", got)
+	}
+}
+
+// Armory's blueGreen needs only activeService (docs-cdaas-sample's
+// deploy.yml gives no previewService): the preview runs, pinned away from
+// the active Service, and is promoted, with no Service of its own.
+func TestBlueGreenWithoutPreviewService(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	only := func(pipeline, image string) *kube.Target {
+		tg := target(ns, pipeline, manifests(t, image, 3, ""))
+		tg.ActiveService = "web"
+		return tg
+	}
+	if _, err := e.Finalize(ctxFor(t), only("p1", "web:v1")); err != nil {
+		t.Fatal(err)
+	}
+	v2 := only("p2", "web:v2")
+	if _, err := e.DeployPreview(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v1"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v during preview, want only web:v1", got)
+	}
+	if _, err := e.RedirectActive(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedImages(t, ns, "web"); got["web:v2"] != 3 || len(got) != 1 {
+		t.Errorf("active serves %v after promotion, want only web:v2", got)
+	}
+}
+
+// Armory's target names ("prod-west (canary-pod)") are no label values:
+// they become valid ones, still distinct, and valid names stay as they are.
+func TestLabelValue(t *testing.T) {
+	for _, name := range []string{"prod-west", "staging", "potato-facts", "a.b_c"} {
+		if got := kube.LabelValue(name); got != name {
+			t.Errorf("LabelValue(%q) = %q, want it unchanged", name, got)
+		}
+	}
+	seen := map[string]string{}
+	for _, name := range []string{"prod-west (canary-pod)", "prod-west [canary-pod]", "prod-apac (canary-istio)", "CD-as-a-Service Demo Environment", "(((", strings.Repeat("x", 70), strings.Repeat("x", 70) + "y"} {
+		got := kube.LabelValue(name)
+		if errs := validation.IsValidLabelValue(got); len(errs) > 0 {
+			t.Errorf("LabelValue(%q) = %q: %v", name, got, errs)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("LabelValue(%q) = LabelValue(%q) = %q", name, other, got)
+		}
+		seen[got] = name
+	}
+	if got := kube.LabelValue("prod-west (canary-pod)"); !strings.HasPrefix(got, "prod-west--canary-pod-") {
+		t.Errorf("LabelValue keeps no trace of the name: %q", got)
+	}
+}
+
+// twoApps is a blue/green target of two Deployments, web and api, each
+// with its active and preview Service, as the borealis demo deploys
+// potato-facts and potato-lies.
+func twoApps(t *testing.T, ns, pipeline, version string) *kube.Target {
+	t.Helper()
+	var docs []string
+	for _, app := range []string{"web", "api"} {
+		docs = append(docs, fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec: {containers: [{name: %[1]s, image: "%[1]s:%[2]s"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s}
+spec: {selector: {app: %[1]s}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s-preview}
+spec: {selector: {app: %[1]s}, ports: [{port: 80}]}`, app, version))
+	}
+	objs, err := kube.Decode([]byte(strings.Join(docs, "\n---\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := target(ns, pipeline, objs)
+	tg.ActiveService, tg.PreviewService = "web", "web-preview"
+	tg.MoreServices = []kube.ServicePair{{Active: "api", Preview: "api-preview"}}
+	return tg
+}
+
+// Each Service pair of a blue/green of two Deployments follows its own
+// Deployment: previews show the new pods, the active Services the old ones
+// until the redirect, and a rollback flips both back.
+func TestBlueGreenOfTwoDeployments(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	if _, err := e.Finalize(ctxFor(t), twoApps(t, ns, "p1", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	served := func(when string, want map[string]string) {
+		t.Helper()
+		for svc, image := range want {
+			if got := servedImages(t, ns, svc); got[image] != 2 || len(got) != 1 {
+				t.Errorf("%s: Service %s serves %v, want 2 pods of %s", when, svc, got, image)
+			}
+		}
+	}
+	v2 := twoApps(t, ns, "p2", "v2")
+	if _, err := e.DeployPreview(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	served("during the preview", map[string]string{"web": "web:v1", "api": "api:v1", "web-preview": "web:v2", "api-preview": "api:v2"})
+	if _, err := e.RedirectActive(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	served("after the redirect", map[string]string{"web": "web:v2", "api": "api:v2"})
+	if _, err := e.Rollback(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	served("after the rollback", map[string]string{"web": "web:v1", "api": "api:v1"})
+
+	v3 := twoApps(t, ns, "p3", "v3")
+	for _, step := range []func(context.Context, *kube.Target) (kube.Progress, error){e.DeployPreview, e.RedirectActive, e.Finalize} {
+		if _, err := step(ctxFor(t), v3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served("after the promotion", map[string]string{"web": "web:v3", "api": "api:v3", "web-preview": "web:v3", "api-preview": "api:v3"})
+	if ds := deployments(t, ns); len(ds) != 2 {
+		t.Errorf("deployments after the promotion: %v, want web and api", keys(ds))
 	}
 }

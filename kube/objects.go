@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -104,6 +106,33 @@ func applyOrder(objs []*unstructured.Unstructured) []*unstructured.Unstructured 
 	out := append([]*unstructured.Unstructured(nil), objs...)
 	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
 	return out
+}
+
+// LabelValue is name as a label value: itself when Kubernetes takes it,
+// else (Armory's target names have spaces and parentheses, such as
+// "prod-west (canary-pod)") its letters, digits, '-', '_' and '.' with the
+// rest turned to '-', cut to leave room for '-' and 8 hex digits of its
+// SHA-256, so that two names stay two values. The annotations and
+// ARMORY_* variables keep the name as written.
+func LabelValue(name string) string {
+	if len(validation.IsValidLabelValue(name)) == 0 {
+		return name
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	s := strings.Trim(string(b), "-_.")
+	if len(s) > validation.LabelValueMaxLength-9 {
+		s = strings.TrimRight(s[:validation.LabelValueMaxLength-9], "-_.")
+	}
+	sum := sha256.Sum256([]byte(name))
+	if s == "" {
+		return hex.EncodeToString(sum[:4])
+	}
+	return s + "-" + hex.EncodeToString(sum[:4])
 }
 
 // versionOf hashes a pod template as the user wrote it, Sortie's own labels

@@ -29,7 +29,7 @@ func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
 			return Progress{}, err
 		}
 		if live != nil && t.ActiveService != "" {
-			if err := e.flipBack(ctx, t, live); err != nil {
+			if err := e.flipBack(ctx, t, w, live); err != nil {
 				return Progress{}, err
 			}
 		}
@@ -67,27 +67,41 @@ func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
 	})
 }
 
-// flipBack points the active Service at the old version's pods, if it was
-// redirected.
-func (e *Executor) flipBack(ctx context.Context, t *Target, live *appsv1.Deployment) error {
-	svc, err := e.client.CoreV1().Services(t.Namespace).Get(ctx, t.ActiveService, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return explain(err)
-	}
-	if _, pinned := svc.Annotations[AnnotationOriginalSelector]; !pinned {
-		return nil
-	}
-	if _, promoting := live.Annotations[AnnotationPreviousTemplate]; promoting {
-		return nil // the old pods are being replaced; restore() brings them back
-	}
-	hash, err := e.currentHash(ctx, live)
+// flipBack points the active Services of w's pods at the old version's
+// pods, where they were redirected.
+func (e *Executor) flipBack(ctx context.Context, t *Target, w *workload, live *appsv1.Deployment) error {
+	ws, _, err := split(t)
 	if err != nil {
 		return err
 	}
-	return e.pinLiveService(ctx, t.Namespace, t.ActiveService, map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: hash})
+	for _, pair := range t.servicePairs() {
+		svc, err := e.client.CoreV1().Services(t.Namespace).Get(ctx, pair.Active, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return explain(err)
+		}
+		if _, pinned := svc.Annotations[AnnotationOriginalSelector]; !pinned {
+			continue
+		}
+		if paired, err := e.pairedWorkload(ctx, t, ws, pair.Active); err != nil {
+			return err
+		} else if paired.name() != w.name() {
+			continue
+		}
+		if _, promoting := live.Annotations[AnnotationPreviousTemplate]; promoting {
+			continue // the old pods are being replaced; restore() brings them back
+		}
+		hash, err := e.currentHash(ctx, live)
+		if err != nil {
+			return err
+		}
+		if err := e.pinLiveService(ctx, t.Namespace, pair.Active, map[string]string{appsv1.DefaultDeploymentUniqueLabelKey: hash}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // restore undoes what a canary or a promotion changed on the user's

@@ -83,6 +83,14 @@ func (e *Executor) ServiceProxy() (http.RoundTripper, error) {
 		if err := e.allowedNamespace("Service "+name, ns); err != nil {
 			return nil, err
 		}
+		if port == "" {
+			// The API server's service proxy, given no port, takes only an
+			// unnamed one; a Service's one port is often named (the
+			// corpus's "http", "gate-tcp"), so name it.
+			if svc, err := e.client.CoreV1().Services(ns).Get(req.Context(), name, metav1.GetOptions{}); err == nil && len(svc.Spec.Ports) == 1 {
+				port = svc.Spec.Ports[0].Name
+			}
+		}
 		target := name
 		if port != "" {
 			target += ":" + port

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -162,17 +163,14 @@ func isTrafficObject(t *Target, u *unstructured.Unstructured) bool {
 	return false
 }
 
-// setTrafficWeight runs the new version of w at full size beside the old
-// one and gives it weight percent of the traffic, through every traffic
-// object of the target that splits w's pods.
-func (e *Executor) setTrafficWeight(ctx context.Context, w *workload, live *appsv1.Deployment, weight int) (Progress, error) {
+// setTrafficWeight runs the new version of w at full size (size pods, as
+// many as the old version) beside the old one and gives it weight percent
+// of the traffic, through every traffic object of the target that splits
+// w's pods.
+func (e *Executor) setTrafficWeight(ctx context.Context, w *workload, live *appsv1.Deployment, size int32, weight int) (Progress, error) {
 	t, ns := w.t, w.t.Namespace
-	canary := w.desired(w.canaryName(), RoleCanary, w.replicas(), t.Pipeline)
-	applied, err := e.Apply(ctx, ns, []*unstructured.Unstructured{canary})
+	applied, err := e.runCanary(ctx, w, size)
 	if err != nil {
-		return Progress{}, err
-	}
-	if _, err := e.waitRolledOut(ctx, ns, w.canaryName()); err != nil {
 		return Progress{}, err
 	}
 	oldHash, err := e.currentHash(ctx, live)
@@ -184,8 +182,11 @@ func (e *Executor) setTrafficWeight(ctx context.Context, w *workload, live *apps
 	n := 0
 	for _, s := range t.Traffic.SMI {
 		ok, err := e.splits(ctx, w, s.RootService)
-		if err != nil || !ok {
+		if err != nil {
 			return Progress{}, err
+		}
+		if !ok {
+			continue
 		}
 		if err := e.trafficServices(ctx, ns, s.RootService, s.canary(), stable, newPods); err != nil {
 			return Progress{}, err
@@ -206,8 +207,11 @@ func (e *Executor) setTrafficWeight(ctx context.Context, w *workload, live *apps
 	}
 	for _, h := range t.Traffic.HTTPRoute {
 		ok, err := e.splits(ctx, w, h.RootService)
-		if err != nil || !ok {
+		if err != nil {
 			return Progress{}, err
+		}
+		if !ok {
+			continue
 		}
 		if err := e.trafficServices(ctx, ns, h.RootService, h.canary(), stable, newPods); err != nil {
 			return Progress{}, err
@@ -220,6 +224,13 @@ func (e *Executor) setTrafficWeight(ctx context.Context, w *workload, live *apps
 		n++
 	}
 	for _, i := range t.Traffic.Istio {
+		ok, err := e.istioSplits(ctx, w, i)
+		if err != nil {
+			return Progress{}, err
+		}
+		if !ok {
+			continue
+		}
 		if i.DestinationRule != "" {
 			if err := e.editTraffic(ctx, ns, gvkDestRule, i.DestinationRule, false, func(u *unstructured.Unstructured) error {
 				return setSubsets(u, map[string]map[string]string{i.active(): stable, i.canary(): newPods})
@@ -253,12 +264,35 @@ func (e *Executor) splits(ctx context.Context, w *workload, root string) (bool, 
 	if len(svc.Spec.Selector) == 0 {
 		return false, fmt.Errorf("kube: root service %s/%s has no selector", w.t.Namespace, root)
 	}
-	for k, v := range svc.Spec.Selector {
-		if w.manifest.Spec.Template.Labels[k] != v {
-			return false, fmt.Errorf("kube: root service %s/%s does not select the pods of deployment %s", w.t.Namespace, root, w.name())
-		}
+	// Another Deployment's root Service (a target of several, each with
+	// its own entry): not this one's to split.
+	return selects(svc.Spec.Selector, w.manifest.Spec.Template.Labels), nil
+}
+
+// istioSplits reports whether an Istio entry splits w's pods. With one
+// Deployment it does; with several (each with its own entry, as the
+// borealis demo's potato-facts and potato-lies), the entry's
+// DestinationRule names its host, a Service, whose selector must select
+// w's pods. An entry whose host is no Service of the namespace is taken.
+func (e *Executor) istioSplits(ctx context.Context, w *workload, i IstioTraffic) (bool, error) {
+	ws, _, err := split(w.t)
+	if err != nil || len(ws) < 2 || i.DestinationRule == "" {
+		return err == nil, err
 	}
-	return true, nil
+	dr, err := e.getTraffic(ctx, w.t.Namespace, gvkDestRule, i.DestinationRule)
+	if err != nil || dr == nil {
+		return err == nil, err
+	}
+	host, _, _ := unstructured.NestedString(dr.Object, "spec", "host")
+	host, _, _ = strings.Cut(host, ".")
+	svc, err := e.client.CoreV1().Services(w.t.Namespace).Get(ctx, host, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, explain(err)
+	}
+	return selects(originalSelector(svc), w.manifest.Spec.Template.Labels), nil
 }
 
 // trafficServices creates (or repoints) the stable and the canary Service

@@ -344,3 +344,46 @@ func TestTrafficManagement(t *testing.T) {
 		})
 	}
 }
+
+// A canary of two Deployments under SMI, one root Service each (the
+// borealis demo's potato-facts and potato-lies): each Deployment is split
+// by the entry of its own root Service, and the other entry leaves it be.
+func TestTrafficSMIOfTwoDeployments(t *testing.T) {
+	e := newExecutor(t)
+	installTrafficCRDs(t, e)
+	ns := kubetest.Namespace(t)
+	smi := func(pipeline, version string) *kube.Target {
+		tg := twoApps(t, ns, pipeline, version)
+		tg.ActiveService, tg.PreviewService, tg.MoreServices = "", "", nil
+		tg.Traffic = &kube.Traffic{SMI: []kube.SMITraffic{{RootService: "web"}, {RootService: "api"}}}
+		return tg
+	}
+	if _, err := e.Finalize(ctxFor(t), smi("p1", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	v2 := smi("p2", "v2")
+	if _, err := e.SetWeight(ctxFor(t), v2, 25); err != nil {
+		t.Fatal(err)
+	}
+	for _, app := range []string{"web", "api"} {
+		u := getObject(t, gvrSplit, ns, app+"-sortie-split")
+		if u == nil {
+			t.Fatalf("no TrafficSplit for %s", app)
+		}
+		b, _, _ := unstructured.NestedSlice(u.Object, "spec", "backends")
+		if got, want := pairs(b, func(m map[string]any) string { return fmt.Sprint(m["service"]) }), app+"-sortie-stable=75 "+app+"-canary=25"; got != want {
+			t.Errorf("%s split: %q, want %q", app, got, want)
+		}
+		for svc, image := range map[string]string{app + "-sortie-stable": app + ":v1", app + "-canary": app + ":v2"} {
+			if got := servedImages(t, ns, svc); got[image] != 2 || len(got) != 1 {
+				t.Errorf("%s serves %v, want 2 pods of %s", svc, got, image)
+			}
+		}
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := sortieLeftovers(t, ns); len(got) != 0 {
+		t.Errorf("left after the canary: %v", got)
+	}
+}

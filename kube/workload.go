@@ -38,11 +38,31 @@ type Target struct {
 	// Objects are the target's manifests, templated. Deployments among them
 	// get the strategy; everything else is applied as it is.
 	Objects []*unstructured.Unstructured
-	// ActiveService and PreviewService name the Services of a blue/green.
+	// ActiveService and PreviewService name the Services of a blue/green
+	// (PreviewService is optional). MoreServices are the further pairs of
+	// a blue/green of several Deployments, each pair selecting the pods of
+	// one of them (Armory's trafficManagement.kubernetes lists them).
 	ActiveService, PreviewService string
+	MoreServices                  []ServicePair
 	// Traffic, when set, moves a canary's traffic by weights (SMI, Istio,
 	// Gateway API) instead of by pod counts.
 	Traffic *Traffic
+	// KeepPrevious, when set, has Finalize keep the version it replaces
+	// warm beside the user's Deployment, out of traffic (see warm.go).
+	KeepPrevious *KeepPrevious
+}
+
+// ServicePair is a blue/green's active Service and its optional preview
+// Service.
+type ServicePair struct{ Active, Preview string }
+
+// servicePairs are every blue/green Service pair of the target.
+func (t *Target) servicePairs() []ServicePair {
+	var out []ServicePair
+	if t.ActiveService != "" {
+		out = append(out, ServicePair{t.ActiveService, t.PreviewService})
+	}
+	return append(out, t.MoreServices...)
 }
 
 // Progress reports where a workload step got to.
@@ -127,7 +147,7 @@ func (w *workload) desired(name, role string, replicas int32, pipelineLabel stri
 	d.Namespace = w.t.Namespace
 	d.Status = appsv1.DeploymentStatus{}
 	d.Labels = withLabels(d.Labels, map[string]string{
-		LabelManagedBy: "sortie", LabelApplication: w.t.Application, LabelTarget: w.t.Target,
+		LabelManagedBy: "sortie", LabelApplication: LabelValue(w.t.Application), LabelTarget: LabelValue(w.t.Target),
 	})
 	if role != "" {
 		d.Labels[LabelRole] = role
@@ -135,7 +155,7 @@ func (w *workload) desired(name, role string, replicas int32, pipelineLabel stri
 	}
 	d.Spec.Replicas = &replicas
 	d.Spec.Template.Labels = withLabels(d.Spec.Template.Labels, map[string]string{
-		LabelApplication: w.t.Application, LabelTarget: w.t.Target,
+		LabelApplication: LabelValue(w.t.Application), LabelTarget: LabelValue(w.t.Target),
 		LabelVersion: w.version, LabelPipeline: pipelineLabel,
 	})
 	w.stamp(&d.Spec.Template, pipelineLabel)

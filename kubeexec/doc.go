@@ -5,7 +5,10 @@
 // plan), decodes them, then maps each command to one kube operation. When
 // the runner gives a job a Report, each command that wrote objects reports
 // an "applied" event (progress.EventApplied) naming them by kind, namespace
-// and name, so the console can show what a target touched.
+// and name, so the console can show what a target touched. A failure says
+// whether it is transient (kube.Transient: a timeout, throttling, a 5xx, a
+// conflict, a broken connection), which the runner retries within the
+// step's deadline, or terminal.
 //
 // Webhook and analysis commands are not cluster work: gate.Router sends them
 // to the gate executor, so they never reach this one (if they do, they fail

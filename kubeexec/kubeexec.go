@@ -65,6 +65,8 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 		p, err = ex.Finalize(ctx, t)
 	case pipeline.CmdRollback:
 		p, err = ex.Rollback(ctx, t)
+	case pipeline.CmdDropWarm:
+		err = ex.DropWarm(ctx, t)
 	default:
 		err = fmt.Errorf("unknown command %q", c.Kind)
 	}
@@ -73,7 +75,7 @@ func (e *Executor) Execute(ctx context.Context, job runner.Job) pipeline.Command
 	reportApplied(ctx, job, p.Applied, e.log)
 	if err != nil {
 		e.log.Info("command failed", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err)
-		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error(), AchievedWeight: p.AchievedWeight}
+		return pipeline.CommandResult{CommandID: c.ID, Message: err.Error(), AchievedWeight: p.AchievedWeight, Transient: kube.Transient(err)}
 	}
 	return pipeline.CommandResult{CommandID: c.ID, Success: true, AchievedWeight: p.AchievedWeight, Message: summary(c, p)}
 }
@@ -130,7 +132,7 @@ func exposeServices(ctx context.Context, ex *kube.Executor, job runner.Job) pipe
 	for _, name := range step.Services {
 		s, err := ex.ExposeService(ctx, job.Target.Namespace, name)
 		if err != nil {
-			res.Message = err.Error()
+			res.Message, res.Transient = err.Error(), kube.Transient(err)
 			return res
 		}
 		parts = append(parts, fmt.Sprintf("%s (port %d)", s.Name, s.Port))
@@ -165,8 +167,14 @@ func (e *Executor) target(job runner.Job) (*kube.Target, error) {
 		}
 		t.Objects = append(t.Objects, objs...)
 	}
+	if kp := ts.KeepPrevious; kp != nil {
+		t.KeepPrevious = &kube.KeepPrevious{Replicas: kp.Replicas}
+	}
 	if bg := ts.Strategy.BlueGreen; bg != nil {
 		t.ActiveService, t.PreviewService = bg.ActiveService, bg.PreviewService
+		for _, p := range bg.MoreServices {
+			t.MoreServices = append(t.MoreServices, kube.ServicePair{Active: p.Active, Preview: p.Preview})
+		}
 	} else {
 		t.Traffic = traffic(pt.Traffic)
 	}

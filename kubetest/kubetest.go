@@ -48,10 +48,12 @@ const startTimeout = 20 * time.Minute
 // it panics or times out; when a test failed, Main prints their recent
 // logs.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(Run(m))
 }
 
-func run(m *testing.M) int {
+// Run is Main without the exit: it returns the tests' exit code, for a
+// TestMain that wraps it in another harness (pgtest.Around).
+func Run(m *testing.M) int {
 	build := localkube.BuildOptions{Log: os.Stderr}
 	var err error
 	if build.ToolsDir, err = localkube.FindToolsDir(); err == nil {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -76,17 +77,95 @@ func (e *engine) approve(ev Approve) error {
 	}
 	msg := "approved by " + ev.By.Name
 	if st.Kind == KindApproval {
-		roles := e.s.specStep(t.Name, st).Pause.RequiresRoles
-		if !ev.By.mayApprove(roles) {
-			return errorf(CodeForbidden, "cannot approve: step %s of target %s requires one of the roles %s; %s holds %s",
-				st.ID, t.Name, strings.Join(roles, ", "), ev.By.Name, rolesText(ev.By.Roles))
+		pause := e.s.specStep(t.Name, st).Pause
+		if err := e.mayApprove(t, st, pause, ev.By, "approve"); err != nil {
+			return err
 		}
-	} else if strings.HasPrefix(st.Message, "analysis failed") {
+		if slices.Contains(st.Approvals, ev.By.Name) {
+			return errorf(CodeConflict, "cannot approve: %s already approved step %s of target %s; %s from someone else",
+				ev.By.Name, st.ID, t.Name, more(pause.approvals()-len(st.Approvals)))
+		}
+		st.Approvals = append(st.Approvals, ev.By.Name)
+		e.record("approve", ev.By, t.Name, st.ID, "")
+		if left := pause.approvals() - len(st.Approvals); left > 0 {
+			st.Message = "approved by " + strings.Join(st.Approvals, ", ") + "; " + more(left)
+			return nil
+		}
+		e.endStep(st, StatusSucceeded, "approved by "+strings.Join(st.Approvals, ", "))
+		st.By = strings.Join(st.Approvals, ", ")
+		return nil
+	}
+	if strings.HasPrefix(st.Message, "analysis failed") {
 		msg += " despite the failed analysis"
 	}
 	e.endStep(st, StatusSucceeded, msg)
 	st.By = ev.By.Name
 	e.record("approve", ev.By, t.Name, st.ID, "")
+	return nil
+}
+
+// more says how many approvals a step still needs.
+func more(n int) string {
+	if n == 1 {
+		return "1 more approval needed"
+	}
+	return fmt.Sprintf("%d more approvals needed", n)
+}
+
+// mayApprove checks that by may approve (or reject) the approval step st
+// of target t: one of its roles or names, and, with notByStarter, not who
+// started the pipeline.
+func (e *engine) mayApprove(t *TargetState, st *StepState, pause *Pause, by Principal, action string) error {
+	if !by.mayApprove(pause.RequiresRoles, pause.Approvers) {
+		var who []string
+		if len(pause.RequiresRoles) > 0 {
+			who = append(who, "one of the roles "+strings.Join(pause.RequiresRoles, ", "))
+		}
+		if len(pause.Approvers) > 0 {
+			who = append(who, "one of "+strings.Join(pause.Approvers, ", "))
+		}
+		return errorf(CodeForbidden, "cannot %s: step %s of target %s requires %s; %s holds %s",
+			action, st.ID, t.Name, strings.Join(who, " or "), by.Name, rolesText(by.Roles))
+	}
+	if pause.NotByStarter && action == "approve" && by.Name == e.starter() {
+		return errorf(CodeForbidden, "cannot approve: step %s of target %s needs someone other than %s, who started the pipeline",
+			st.ID, t.Name, by.Name)
+	}
+	return nil
+}
+
+// starter is who started the pipeline.
+func (e *engine) starter() string {
+	for _, r := range e.s.History {
+		if r.Action == "start" {
+			return r.By
+		}
+	}
+	return ""
+}
+
+// reject ends a step awaiting approval as refused and rolls its target
+// back.
+func (e *engine) reject(ev Reject) error {
+	if strings.TrimSpace(ev.Reason) == "" {
+		return errorf(CodeInvalid, "cannot reject: give a reason")
+	}
+	t, st, err := e.findStep("reject", ev.Target, ev.Step, func(st *StepState) bool {
+		return st.Status == StatusAwaitingApproval
+	}, "awaiting approval")
+	if err != nil {
+		return err
+	}
+	if st.Kind == KindApproval {
+		if err := e.mayApprove(t, st, e.s.specStep(t.Name, st).Pause, ev.By, "reject"); err != nil {
+			return err
+		}
+	}
+	reason := "rejected by " + ev.By.Name + ": " + ev.Reason
+	e.record("reject", ev.By, t.Name, st.ID, ev.Reason)
+	e.endStep(st, StatusFailed, reason)
+	st.By = ev.By.Name
+	e.stopTarget(t, st.ID+" "+reason, false)
 	return nil
 }
 

@@ -19,6 +19,12 @@ func expiringApproval(d time.Duration, roles ...string) Step {
 	return s
 }
 
+// policy is an approval step needing n distinct approvals from the roles or
+// the named approvers, and, with fourEyes, not from the starter.
+func policy(n int, fourEyes bool, roles, approvers []string) Step {
+	return Step{Pause: &Pause{UntilApproved: true, Approvals: n, NotByStarter: fourEyes, RequiresRoles: roles, Approvers: approvers}}
+}
+
 func hook(name string) Step { return Step{RunWebhook: &RunWebhook{Name: name}} }
 
 func notify(name string) Step {

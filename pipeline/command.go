@@ -34,6 +34,10 @@ const (
 	CmdRunAnalysis CommandKind = "runAnalysis"
 	// CmdExposeServices exposes services of the new version per Params.
 	CmdExposeServices CommandKind = "exposeServices"
+	// CmdDropWarm removes the previous version that the pipeline's target
+	// kept warm (KeepPrevious), once its time is over. The runner sends it
+	// on its own after the pipeline ended; the engine never emits it.
+	CmdDropWarm CommandKind = "dropWarm"
 )
 
 // Command is work for an adapter. ID is deterministic

@@ -19,9 +19,26 @@
 //
 // # Events and commands
 //
-// Events: Start, Tick, CommandResult, WebhookCallback, and the actions
-// Approve, Skip, Rollback and Cancel, each carrying its Principal. A redeploy
-// is a Start of a new pipeline made with New from a stored Spec.
+// Events: Start, Tick, CommandResult, WebhookCallback, SetFreeze, LiftFreeze,
+// SetWindows,
+// and the actions Approve, Reject, Skip, Rollback and Cancel, each carrying
+// its Principal. A redeploy is a Start of a new pipeline made with New from a
+// stored Spec.
+//
+// # Windows and freezes
+//
+// A target starts only while every deploy Window of Spec.Windows that
+// applies to it is open; otherwise it stays QUEUED, held until the window
+// opens (the wake-up time), or, for a window of mode refuse, Start is refused
+// naming it. SetWindows replaces the windows admins set (the file's stay)
+// when an admin changes them: a target not started yet meets the new set at
+// its start; a running target is not stopped by a window (a freeze does
+// that). A Freeze keeps targets from starting and holds running ones
+// before their next step that changes the cluster; rollbacks are never held.
+// A break-glass Start (a reason and a role) goes through both. Time zones
+// come from Go's time-zone database (embedded in the binary by the
+// timetzdata build tag), the one thing the engine reads that is not passed
+// in; it is fixed data, not state.
 //
 // Commands (see CommandKind): setWeight, deployPreview, redirectActive,
 // finalize, rollback, callWebhook, runAnalysis, exposeServices. Each deploying

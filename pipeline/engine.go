@@ -37,11 +37,19 @@ func (e *engine) apply(ev Event) error {
 		return e.start(ev)
 	case Tick:
 		return nil
+	case SetFreeze:
+		return e.setFreeze(ev)
+	case LiftFreeze:
+		return e.liftFreeze(ev)
+	case SetWindows:
+		return e.setWindows(ev)
 	case CommandResult:
 		e.result(ev)
 		return nil
 	case Approve:
 		return e.approve(ev)
+	case Reject:
+		return e.reject(ev)
 	case Skip:
 		return e.skip(ev)
 	case Rollback:
@@ -63,6 +71,13 @@ func (e *engine) expire() {
 	if e.s.Status == StatusQueued || e.s.Status.Terminal() {
 		return
 	}
+	e.s.Freezes = slices.DeleteFunc(e.s.Freezes, func(f Freeze) bool {
+		if due(f.Until, e.now) {
+			e.record("freezeEnded", Principal{}, "", "", f.Scope)
+			return true
+		}
+		return false
+	})
 	for i := range e.s.Targets {
 		t := &e.s.Targets[i]
 		if r := t.Rollback; r != nil {
@@ -191,11 +206,27 @@ func (e *engine) startTarget(t *TargetState) bool {
 			ready = false
 		}
 	}
-	if ready {
-		t.Status = StatusRunning
-		t.StartedAt = e.now
+	if !ready {
+		return false
 	}
-	return ready
+	if e.s.BreakGlass == "" {
+		if w, opens := closedWindow(e.s.Spec.Windows, t.Name, e.now); w != nil {
+			if e.s.Spec.mode(w) == WindowRefuse {
+				e.cancelTarget(t, fmt.Sprintf("not started: outside %s; %s", w, opensText(w, opens)))
+				return true
+			}
+			t.Held, t.HeldUntil = fmt.Sprintf("waiting for %s; %s", w, opensText(w, opens)), opens
+			return false
+		}
+	}
+	if f := e.s.frozen(t.Name); f != nil {
+		t.Held, t.HeldUntil = "not started: held by the "+f.String(), time.Time{}
+		return false
+	}
+	t.Held, t.HeldUntil = "", time.Time{}
+	t.Status = StatusRunning
+	t.StartedAt = e.now
+	return true
 }
 
 func outcome(t *TargetState) string {
@@ -220,8 +251,14 @@ func (e *engine) progress(t *TargetState) bool {
 		return true
 	}
 	changed := false
+	f := e.s.frozen(t.Name)
+	t.Held = ""
 	for i := range t.Steps {
 		if st := &t.Steps[i]; st.Stage == stage && st.Status == StatusQueued {
+			if f != nil && st.Kind.changesCluster() {
+				t.Held = "held before " + st.ID + " by the " + f.String()
+				continue
+			}
 			e.startStep(t, st)
 			changed = true
 		}
@@ -311,9 +348,13 @@ func (e *engine) endStep(st *StepState, status Status, msg string) {
 }
 
 func (e *engine) endTarget(t *TargetState, status Status, msg string) {
+	t.Held, t.HeldUntil = "", time.Time{}
 	t.Status = status
 	t.EndedAt = e.now
 	t.Message = msg
+	if ts := e.s.Spec.Target(t.Name); status == StatusSucceeded && ts != nil && ts.KeepPrevious != nil && !ts.Restore && !ts.FirstDeployment {
+		t.WarmUntil = e.now.Add(time.Duration(ts.KeepPrevious.For))
+	}
 }
 
 // cancelTarget ends a target that has not started CANCELLED.
@@ -343,6 +384,7 @@ func (e *engine) failStep(t *TargetState, st *StepState, msg string) {
 // advance.
 func (e *engine) stopTarget(t *TargetState, reason string, cancel bool) {
 	after := t.finalized()
+	t.Held = "" // a rollback is never held
 	for i := range t.Steps {
 		if st := &t.Steps[i]; !st.Status.Terminal() {
 			e.retire(st.CommandID)
@@ -368,9 +410,110 @@ func (e *engine) start(ev Start) error {
 	if e.s.Status != StatusQueued {
 		return errorf(CodeConflict, "pipeline %s has already started (it is %s)", e.s.ID, e.s.Status)
 	}
+	if ev.BreakGlass {
+		switch {
+		case ev.Reason == "":
+			return errorf(CodeInvalid, "cannot break glass: a break-glass start needs a reason")
+		case !ev.By.mayBreakGlass():
+			return errorf(CodeForbidden, "cannot break glass: it needs one of the roles %s, %s, %s; %s holds %s",
+				RoleOrganizationAdmin, RoleTenantAdmin, RoleBreakGlass, ev.By.Name, rolesText(ev.By.Roles))
+		}
+	} else if err := e.refusedByWindow(); err != nil {
+		return err
+	}
 	e.s.Status = StatusRunning
 	e.s.StartedAt = e.now
+	if ev.BreakGlass {
+		e.s.BreakGlass = ev.Reason
+		e.record("breakGlass", ev.By, "", "", ev.Reason)
+	} else {
+		e.s.Freezes = append(e.s.Freezes, ev.Freezes...)
+	}
 	e.record("start", ev.By, "", "", "")
+	return nil
+}
+
+// refusedByWindow refuses a start when a target that would start at once is
+// outside a window of mode refuse.
+func (e *engine) refusedByWindow() error {
+	var refusing []Window
+	for _, w := range e.s.Spec.Windows {
+		if e.s.Spec.mode(&w) == WindowRefuse {
+			refusing = append(refusing, w)
+		}
+	}
+	for i := range e.s.Targets {
+		t := &e.s.Targets[i]
+		first := !slices.ContainsFunc(e.s.Spec.Target(t.Name).DependsOn, func(d string) bool { return e.s.Target(d) != nil })
+		if !first {
+			continue
+		}
+		if w, opens := closedWindow(refusing, t.Name, e.now); w != nil {
+			return &Error{Code: CodeConflict, Hold: w.String(), Message: fmt.Sprintf("cannot start: target %s is outside %s; %s. A holder of %s, %s or %s may start it anyway (break glass) with a reason",
+				t.Name, w, opensText(w, opens), RoleOrganizationAdmin, RoleTenantAdmin, RoleBreakGlass)}
+		}
+	}
+	return nil
+}
+
+func (e *engine) setFreeze(ev SetFreeze) error {
+	if e.s.Status.Terminal() {
+		return errorf(CodeConflict, "cannot freeze: pipeline %s has ended (it is %s)", e.s.ID, e.s.Status)
+	}
+	f := ev.Freeze
+	if f.Scope == "" {
+		return errorf(CodeInvalid, "cannot freeze: the freeze has no scope")
+	}
+	f.By = ev.By.Name
+	e.s.Freezes = slices.DeleteFunc(e.s.Freezes, func(o Freeze) bool { return o.Scope == f.Scope })
+	e.s.Freezes = append(e.s.Freezes, f)
+	e.record("freeze", ev.By, "", "", f.String())
+	return nil
+}
+
+func (e *engine) setWindows(ev SetWindows) error {
+	if e.s.Status.Terminal() {
+		return errorf(CodeConflict, "cannot change its windows: pipeline %s has ended (it is %s)", e.s.ID, e.s.Status)
+	}
+	if e.s.Spec.Restores != "" {
+		return nil // a rollback is never held by a window
+	}
+	for i := range ev.Windows {
+		if ev.Windows[i].Scope == FileScope {
+			return errorf(CodeInvalid, "cannot change the windows: window %q claims the deployment file's scope", ev.Windows[i].Name)
+		}
+		if err := ev.Windows[i].Validate(); err != nil {
+			return err
+		}
+	}
+	old := e.s.Spec.Windows
+	kept := slices.DeleteFunc(slices.Clone(old), func(w Window) bool { return w.Scope != FileScope })
+	next := append(kept, ev.Windows...)
+	if slices.EqualFunc(old, next, func(a, b Window) bool {
+		return a.String() == b.String() && slices.Equal(a.Targets, b.Targets) && a.Mode == b.Mode
+	}) {
+		return nil
+	}
+	e.s.Spec.Windows = next
+	names := make([]string, 0, len(ev.Windows))
+	for _, w := range ev.Windows {
+		names = append(names, w.String())
+	}
+	msg := "no window set by an admin applies"
+	if len(names) > 0 {
+		msg = strings.Join(names, "; ")
+	}
+	e.record("windows", ev.By, "", "", msg)
+	return nil
+}
+
+func (e *engine) liftFreeze(ev LiftFreeze) error {
+	i := slices.IndexFunc(e.s.Freezes, func(f Freeze) bool { return f.Scope == ev.Scope })
+	if i < 0 {
+		return errorf(CodeNotFound, "cannot lift the freeze of %s: it does not hold pipeline %s", ev.Scope, e.s.ID)
+	}
+	e.s.Freezes = slices.Delete(e.s.Freezes, i, i+1)
+	e.record("unfreeze", ev.By, "", "", ev.Scope)
 	return nil
 }
 

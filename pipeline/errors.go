@@ -26,6 +26,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
+	// Hold names the deploy window (of mode refuse) or the freeze that
+	// refused a start: a refusal to try again later, or to break glass.
+	Hold string
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -9,6 +9,14 @@ type Event interface{ event() }
 // made from a stored Spec.
 type Start struct {
 	By Principal
+	// Freezes are the freezes in force that hold targets of this pipeline
+	// (the caller knows them; the engine keeps them in State.Freezes).
+	Freezes []Freeze
+	// BreakGlass starts the pipeline outside its windows and through the
+	// freezes in force; it needs Reason and a principal holding
+	// organization-admin, tenant-admin or break-glass.
+	BreakGlass bool
+	Reason     string
 }
 
 // Tick only lets time pass; send it at the wake-up time Transition returned.
@@ -29,6 +37,13 @@ type CommandResult struct {
 	// failure, whatever Success says. The step's Analysis.Inconclusive
 	// decides what follows.
 	Inconclusive bool `json:",omitempty"`
+	// Transient reports that a failure may pass by itself: the cluster's
+	// API server timed out, throttled (429), failed (5xx) or answered a
+	// conflict, or the connection to it broke. The runner runs such a
+	// command again, with backoff, until the step's deadline; the engine
+	// sees only the last result. A terminal failure (forbidden, invalid,
+	// not found, a deadline that passed) fails at once.
+	Transient bool `json:",omitempty"`
 }
 
 // Approve approves a step awaiting approval: an untilApproved pause or a
@@ -38,6 +53,15 @@ type CommandResult struct {
 type Approve struct {
 	Target, Step string
 	By           Principal
+}
+
+// Reject refuses a step awaiting approval, with a reason, and rolls its
+// target back. Who may approve the step may reject it (its starter too,
+// under notByStarter). Target and Step may be empty as for Approve.
+type Reject struct {
+	Target, Step string
+	By           Principal
+	Reason       string
 }
 
 // Skip ends a timed pause now. Target and Step may be empty as for Approve.
@@ -69,11 +93,38 @@ type WebhookCallback struct {
 	By        Principal
 }
 
+// SetFreeze holds the pipeline's targets that Freeze applies to, or
+// replaces the freeze of the same scope.
+type SetFreeze struct {
+	Freeze Freeze
+	By     Principal
+}
+
+// SetWindows replaces the deploy windows admins set that apply to the
+// pipeline (every window of Spec.Windows but the deployment file's) with
+// Windows, when an admin adds, changes or deletes one: a target not started
+// yet waits for the new set (or, for a window of mode refuse now closed, is
+// cancelled) at its start, as if the pipeline had been created with it.
+type SetWindows struct {
+	Windows []Window
+	By      Principal
+}
+
+// LiftFreeze ends the freeze of Scope; held targets go on.
+type LiftFreeze struct {
+	Scope string
+	By    Principal
+}
+
 func (Start) event()           {}
+func (SetFreeze) event()       {}
+func (LiftFreeze) event()      {}
+func (SetWindows) event()      {}
 func (Tick) event()            {}
 func (CommandResult) event()   {}
 func (Approve) event()         {}
 func (Skip) event()            {}
+func (Reject) event()          {}
 func (Rollback) event()        {}
 func (Cancel) event()          {}
 func (WebhookCallback) event() {}

@@ -153,6 +153,9 @@ func (r *trace) printState() {
 		fmt.Fprintf(&r.out, " %q", s.Message)
 	}
 	fmt.Fprintf(&r.out, " wake %s\n", r.rel(s.Wake()))
+	for _, f := range s.Freezes {
+		fmt.Fprintf(&r.out, "  frozen: %s\n", f.String())
+	}
 	for _, t := range s.Targets {
 		fmt.Fprintf(&r.out, "  %-10s %s", t.Name, t.Status)
 		if t.Deployed {
@@ -162,6 +165,12 @@ func (r *trace) printState() {
 			fmt.Fprintf(&r.out, " %q", t.Message)
 		}
 		r.out.WriteString("\n")
+		if t.Held != "" {
+			fmt.Fprintf(&r.out, "    held %q until %s\n", t.Held, r.rel(t.HeldUntil))
+		}
+		if !t.WarmUntil.IsZero() {
+			fmt.Fprintf(&r.out, "    previous version warm until %s\n", r.rel(t.WarmUntil))
+		}
 		steps := t.Steps
 		if t.Rollback != nil {
 			steps = append(steps, *t.Rollback)
@@ -181,7 +190,20 @@ func (r *trace) printState() {
 func describe(ev Event) string {
 	switch ev := ev.(type) {
 	case Start:
-		return "Start by " + ev.By.Name
+		if ev.BreakGlass {
+			return fmt.Sprintf("Start by %s %v break glass %q", ev.By.Name, ev.By.Roles, ev.Reason)
+		}
+		s := "Start by " + ev.By.Name
+		for _, f := range ev.Freezes {
+			s += " (" + f.String() + ")"
+		}
+		return s
+	case SetFreeze:
+		return fmt.Sprintf("SetFreeze %s by %s", ev.Freeze.String(), ev.By.Name)
+	case LiftFreeze:
+		return fmt.Sprintf("LiftFreeze %s by %s", ev.Scope, ev.By.Name)
+	case SetWindows:
+		return fmt.Sprintf("SetWindows %d by %s", len(ev.Windows), ev.By.Name)
 	case Tick:
 		return "Tick"
 	case CommandResult:
@@ -194,6 +216,8 @@ func describe(ev Event) string {
 		return fmt.Sprintf("CommandResult %s failed %q", ev.CommandID, ev.Message)
 	case Approve:
 		return fmt.Sprintf("Approve %s %s by %s %v", ev.Target, ev.Step, ev.By.Name, ev.By.Roles)
+	case Reject:
+		return fmt.Sprintf("Reject %s %s by %s %v %q", ev.Target, ev.Step, ev.By.Name, ev.By.Roles, ev.Reason)
 	case Skip:
 		return fmt.Sprintf("Skip %s %s by %s", ev.Target, ev.Step, ev.By.Name)
 	case Rollback:

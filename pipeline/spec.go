@@ -31,6 +31,18 @@ type Spec struct {
 	// TargetFilters, when not empty, names the only targets that run; a
 	// dependsOn on a filtered-out target counts as satisfied.
 	TargetFilters []string `json:"targetFilters,omitempty"`
+	// Restores, when set, names the earlier pipeline whose version this one
+	// puts back (a rollback after success, or to any stored version), and
+	// Reason says why; its targets are Restore targets.
+	Restores string `json:"restores,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Windows are the deploy windows that apply to the pipeline's targets
+	// (the tenant's, the application's, the targets' and the file's), as
+	// they were when it was created.
+	Windows []Window `json:"windows,omitempty"`
+	// OutsideWindow is what a start outside a window that gives no mode
+	// does: the deployment file's say; empty means WindowQueue.
+	OutsideWindow WindowMode `json:"outsideWindow,omitempty"`
 }
 
 // InProgressPolicy is deploymentConfig.ifDeploymentInProgress.strategy.
@@ -58,6 +70,21 @@ type TargetSpec struct {
 	// 100 %; beforeDeployment and afterDeployment still apply. The caller
 	// decides it (it knows the history), the engine only obeys.
 	FirstDeployment bool `json:"firstDeployment,omitempty"`
+	// Restore puts an earlier version back: a straight deployment at 100 %
+	// like a first deployment, and the caller leaves out the gates.
+	Restore bool `json:"restore,omitempty"`
+	// KeepPrevious, when set, keeps the version the target replaced warm
+	// (out of traffic) for a while after the target succeeded, so that a
+	// restore of it brings traffic back at once. A restore keeps none.
+	KeepPrevious *KeepPrevious `json:"keepPrevious,omitempty"`
+}
+
+// KeepPrevious says how long and at what size a target's previous version
+// is kept warm after the target succeeded.
+type KeepPrevious struct {
+	For Duration `json:"for"`
+	// Replicas are the pods kept Ready; 0 keeps it scaled to zero.
+	Replicas int32 `json:"replicas,omitempty"`
 }
 
 // Strategy is a canary or a blue/green. Neither set means a straight
@@ -79,10 +106,20 @@ type Canary struct {
 type BlueGreen struct {
 	// ActiveService and PreviewService are opaque to the engine; the
 	// executor reads them from the stored spec.
-	ActiveService           string `json:"activeService,omitempty"`
-	PreviewService          string `json:"previewService,omitempty"`
-	RedirectTrafficAfter    []Step `json:"redirectTrafficAfter,omitempty"`
-	ShutDownOldVersionAfter []Step `json:"shutDownOldVersionAfter,omitempty"`
+	ActiveService  string `json:"activeService,omitempty"`
+	PreviewService string `json:"previewService,omitempty"`
+	// MoreServices are the further Service pairs of a target deploying
+	// several Deployments blue/green, one pair each (trafficManagement's
+	// kubernetes list, as Armory's files give them).
+	MoreServices            []ServicePair `json:"moreServices,omitempty"`
+	RedirectTrafficAfter    []Step        `json:"redirectTrafficAfter,omitempty"`
+	ShutDownOldVersionAfter []Step        `json:"shutDownOldVersionAfter,omitempty"`
+}
+
+// ServicePair is a blue/green's active Service and its optional preview.
+type ServicePair struct {
+	Active  string `json:"active"`
+	Preview string `json:"preview,omitempty"`
 }
 
 // Step is a canary step or a gate item; exactly one field is set.
@@ -99,16 +136,27 @@ type SetWeight struct {
 	Weight int `json:"weight"`
 }
 
-// Pause waits for Duration, or, with UntilApproved, for an approval by a
-// principal holding one of RequiresRoles (any principal when empty; admins
-// always). An approval not given within ApprovalExpiration (zero: never
-// expires) fails the target.
+// Pause waits for Duration, or, with UntilApproved, for approvals by
+// Approvals distinct principals (zero: one), each holding one of
+// RequiresRoles or named in Approvers (anyone when both are empty; admins
+// always), and, with NotByStarter, not the one who started the pipeline.
+// Approvals not all given within ApprovalExpiration (zero: never expires)
+// fail the target.
 type Pause struct {
 	Duration           Duration `json:"duration,omitzero"`
 	UntilApproved      bool     `json:"untilApproved,omitempty"`
 	RequiresRoles      []string `json:"requiresRoles,omitempty"`
+	Approvers          []string `json:"approvers,omitempty"`
+	Approvals          int      `json:"approvals,omitempty"`
+	NotByStarter       bool     `json:"notByStarter,omitempty"`
 	ApprovalExpiration Duration `json:"approvalExpiration,omitzero"`
 }
+
+// MaxApprovals bounds Pause.Approvals.
+const MaxApprovals = 10
+
+// approvals is how many distinct approvals the pause needs.
+func (p *Pause) approvals() int { return max(p.Approvals, 1) }
 
 // Analysis modes.
 const (
@@ -247,6 +295,21 @@ func (s *Spec) Validate() error {
 			validateSteps(bad, t.Name, "shutDownOldVersionAfter", st.BlueGreen.ShutDownOldVersionAfter, false)
 		}
 	}
+	switch s.OutsideWindow {
+	case "", WindowQueue, WindowRefuse:
+	default:
+		bad("outsideWindow %q is neither %q nor %q", s.OutsideWindow, WindowQueue, WindowRefuse)
+	}
+	for i := range s.Windows {
+		if err := s.Windows[i].Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		for _, t := range s.Windows[i].Targets {
+			if !seen[t] {
+				bad("window %q names unknown target %q", s.Windows[i].Name, t)
+			}
+		}
+	}
 	if c := s.cycle(); c != nil {
 		bad("dependency cycle: %v", c)
 	}
@@ -296,8 +359,11 @@ func validateSteps(bad func(string, ...any), target, group string, steps []Step,
 			if p.UntilApproved == (p.Duration > 0) {
 				bad("%s: a pause needs exactly one of duration and untilApproved", where)
 			}
-			if !p.UntilApproved && (len(p.RequiresRoles) > 0 || p.ApprovalExpiration != 0) {
-				bad("%s: requiresRoles and approvalExpiration need untilApproved", where)
+			if !p.UntilApproved && (len(p.RequiresRoles) > 0 || p.ApprovalExpiration != 0 || len(p.Approvers) > 0 || p.Approvals != 0 || p.NotByStarter) {
+				bad("%s: requiresRoles, approvers, approvals, notByStarter and approvalExpiration need untilApproved", where)
+			}
+			if p.Approvals < 0 || p.Approvals > MaxApprovals {
+				bad("%s: approvals must be 1 to %d", where, MaxApprovals)
 			}
 			if p.ApprovalExpiration < 0 {
 				bad("%s: approvalExpiration is negative", where)

@@ -32,7 +32,12 @@ func TestValidate(t *testing.T) {
 			p := pause(time.Second)
 			p.Pause.RequiresRoles = []string{"x"}
 			s.Targets[0].Strategy = canary(p)
-		}, []string{"requiresRoles and approvalExpiration need untilApproved"}},
+		}, []string{"requiresRoles, approvers, approvals, notByStarter and approvalExpiration need untilApproved"}},
+		{"too many approvals", func(s *Spec) {
+			p := approval()
+			p.Pause.Approvals = MaxApprovals + 1
+			s.Targets[0].Strategy = canary(p)
+		}, []string{"approvals must be 1 to 10"}},
 		{"empty step", func(s *Spec) { s.Targets[0].Strategy = canary(Step{}) }, []string{"a step needs exactly one kind, has 0"}},
 		{"two kinds", func(s *Spec) { s.Targets[0].Strategy = canary(Step{SetWeight: &SetWeight{}, Pause: &Pause{}}) }, []string{"has 2"}},
 		{"both strategies", func(s *Spec) { s.Targets[0].Strategy.BlueGreen = &BlueGreen{} }, []string{"strategy is both canary and blueGreen"}},

@@ -29,6 +29,12 @@ type State struct {
 	Outstanding []Command `json:"outstanding,omitempty"`
 	// History records every accepted action, with who and when.
 	History []Record `json:"history,omitempty"`
+	// Freezes are the freezes holding targets of this pipeline.
+	Freezes []Freeze `json:"freezes,omitempty"`
+	// BreakGlass is the reason of a break-glass start: the pipeline's
+	// targets ignore their windows, and the freezes in force when it
+	// started.
+	BreakGlass string `json:"breakGlass,omitempty"`
 }
 
 // TargetState is one target's progress.
@@ -51,6 +57,14 @@ type TargetState struct {
 	Steps []StepState `json:"steps"`
 	// Rollback is set once the target started rolling back.
 	Rollback *StepState `json:"rollback,omitempty"`
+	// Held says why the target does not go on: a closed window keeps it
+	// QUEUED until HeldUntil, a freeze holds it before its next step that
+	// changes the cluster.
+	Held      string    `json:"held,omitempty"`
+	HeldUntil time.Time `json:"heldUntil,omitzero"`
+	// WarmUntil, once the target SUCCEEDED with Spec's KeepPrevious, is when
+	// the version it replaced, kept warm, is removed.
+	WarmUntil time.Time `json:"warmUntil,omitzero"`
 }
 
 // StepKind is what a step does.
@@ -101,8 +115,11 @@ type StepState struct {
 	// approval's expiration, a command's timeout.
 	Deadline  time.Time `json:"deadline,omitzero"`
 	CommandID string    `json:"commandId,omitempty"`
-	// By is who approved or skipped the step.
+	// By is who approved (all of them, in order), rejected or skipped the
+	// step.
 	By string `json:"by,omitempty"`
+	// Approvals are who approved an approval step so far, in order.
+	Approvals []string `json:"approvals,omitempty"`
 	// Called is set on a webhook step whose call was answered and which now
 	// waits for its callback.
 	Called bool `json:"called,omitempty"`
@@ -162,7 +179,7 @@ func layout(ts *TargetSpec) []StepState {
 	}
 	parallel(GroupBefore, ts.BeforeDeployment)
 	switch st := ts.Strategy; {
-	case ts.FirstDeployment:
+	case ts.FirstDeployment, ts.Restore:
 	case st.Canary != nil:
 		for i, c := range st.Canary.Steps {
 			add(GroupCanary, i, c.kind())
@@ -202,9 +219,15 @@ func (s *State) Wake() time.Time {
 	if s.Status == StatusQueued || s.Status.Terminal() {
 		return wake
 	}
+	var at func(time.Time)
 	consider := func(st *StepState) {
-		if st != nil && st.Status.Active() && !st.Deadline.IsZero() && (wake.IsZero() || st.Deadline.Before(wake)) {
-			wake = st.Deadline
+		if st != nil && st.Status.Active() {
+			at(st.Deadline)
+		}
+	}
+	at = func(d time.Time) {
+		if !d.IsZero() && (wake.IsZero() || d.Before(wake)) {
+			wake = d
 		}
 	}
 	for i := range s.Targets {
@@ -213,6 +236,12 @@ func (s *State) Wake() time.Time {
 			consider(&t.Steps[j])
 		}
 		consider(t.Rollback)
+		if t.Status == StatusQueued {
+			at(t.HeldUntil)
+		}
+	}
+	for _, f := range s.Freezes {
+		at(f.Until)
 	}
 	return wake
 }
@@ -255,6 +284,7 @@ func (s *State) clone() State {
 	}
 	n.Outstanding = slices.Clone(s.Outstanding)
 	n.History = slices.Clone(s.History)
+	n.Freezes = slices.Clone(s.Freezes)
 	return n
 }
 

@@ -56,9 +56,10 @@ type Principal struct {
 }
 
 // mayApprove reports whether p may approve a pause that requires one of
-// required. Organization and tenant admins may always approve.
-func (p Principal) mayApprove(required []string) bool {
-	if len(required) == 0 {
+// the roles required or one of the names approvers (anyone when both are
+// empty). Organization and tenant admins may always approve.
+func (p Principal) mayApprove(required, approvers []string) bool {
+	if len(required) == 0 && len(approvers) == 0 || slices.Contains(approvers, p.Name) {
 		return true
 	}
 	for _, r := range p.Roles {

@@ -346,3 +346,84 @@ func TestTraceAnalysisInconclusive(t *testing.T) {
 	r.ok("proceed", "finalize")
 	r.check("analysis_inconclusive", StatusFailed)
 }
+
+func TestTraceApprovalPolicy(t *testing.T) {
+	// Two approvals from Release Managers or carol, not from the starter
+	// (four eyes): the starter is refused even with the role, a second
+	// approval by the same person is refused, a principal with neither the
+	// role nor the name is refused, and two distinct ones pass it.
+	carol := Principal{Name: "carol", Roles: []string{RoleDeployer}}
+	manager := Principal{Name: "dave", Roles: []string{RoleDeployer, "Release Manager"}}
+	r := newTrace(t, spec(target("prod", canary(weight(50), policy(2, true, []string{"Release Manager"}, []string{"carol"}), weight(100)))))
+	r.do(Start{By: bob})
+	r.ok("prod", "canary/0", 50)
+	r.refuse(Approve{Target: "prod", By: bob}, CodeForbidden, "needs someone other than bob, who started the pipeline")
+	r.refuse(Approve{Target: "prod", By: alice}, CodeForbidden, "requires one of the roles Release Manager or one of carol; alice holds deployer")
+	r.do(Approve{Target: "prod", By: carol})
+	r.refuse(Approve{Target: "prod", By: carol}, CodeConflict, "carol already approved step canary/1 of target prod; 1 more approval needed from someone else")
+	r.do(Approve{Target: "prod", By: manager})
+	r.ok("prod", "canary/2", 100)
+	r.ok("prod", "finalize")
+	r.check("approval_policy", StatusSucceeded)
+}
+
+func TestTraceApprovalRejected(t *testing.T) {
+	// A rejection needs a reason and the right to approve; it fails the
+	// step and rolls the target back, and a dependent target is cancelled.
+	r := newTrace(t, spec(
+		target("staging", canary(weight(25), approval("Release Manager"), weight(100))),
+		target("prod", straight, "staging"),
+	))
+	r.do(Start{By: ci})
+	r.ok("staging", "canary/0", 25)
+	r.refuse(Reject{Target: "staging", By: bob}, CodeInvalid, "give a reason")
+	r.refuse(Reject{Target: "staging", By: alice, Reason: "no"}, CodeForbidden, "cannot reject: step canary/1 of target staging requires one of the roles Release Manager")
+	r.do(Reject{Target: "staging", By: bob, Reason: "error budget spent"})
+	r.ok("staging", "rollback")
+	r.check("approval_rejected", StatusFailed)
+}
+
+func TestTraceKeepPrevious(t *testing.T) {
+	// A target with keepPrevious that succeeds keeps the version it
+	// replaced warm for its time from then; one that rolls back does not,
+	// nor a restore of that version.
+	keep := &KeepPrevious{For: Duration(30 * time.Minute), Replicas: 2}
+	prod, staging := target("prod", canary(weight(50), pause(time.Minute))), target("staging", canary(weight(50)))
+	prod.KeepPrevious, staging.KeepPrevious = keep, keep
+	r := newTrace(t, spec(prod, staging))
+	r.do(Start{By: alice})
+	r.ok("prod", "canary/0", 50)
+	r.fail("staging", "canary/0", "deployment web: 0 of 4 pods ready")
+	r.ok("staging", "rollback")
+	r.after(time.Minute).do(Tick{})
+	r.ok("prod", "finalize")
+	r.check("keep_previous", StatusFailed)
+
+	back := target("prod", canary(weight(50)))
+	back.KeepPrevious, back.Restore = keep, true
+	q := newTrace(t, spec(back))
+	q.do(Start{By: alice})
+	q.ok("prod", "finalize")
+	if ts := q.s.Target("prod"); ts.Status != StatusSucceeded || !ts.WarmUntil.IsZero() {
+		t.Errorf("a restore: prod %s, warm until %v; want SUCCEEDED and nothing kept", ts.Status, ts.WarmUntil)
+	}
+}
+
+func TestTraceRestore(t *testing.T) {
+	// A rollback after success (or to any stored version) is a pipeline
+	// that puts the earlier version back straight: no strategy step, only
+	// the finalize, whatever canary the target's file describes; and if
+	// that fails, the target rolls back to what ran before it.
+	careful := canary(weight(10), approval(), weight(50), pause(time.Hour))
+	s := spec(target("prod", careful), target("staging", careful))
+	for i := range s.Targets {
+		s.Targets[i].Restore = true
+	}
+	s.Restores, s.Reason = "p0", "error rate doubled"
+	r := newTrace(t, s)
+	r.do(Start{By: alice})
+	r.ok("prod", "finalize")
+	r.fail("staging", "finalize", "deployment web: 0 of 4 pods ready")
+	r.ok("staging", "rollback")
+	r.check("restore", StatusFailed)
+}

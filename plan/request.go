@@ -22,6 +22,11 @@ type StartRequest struct {
 	Application string `json:"application,omitempty"`
 	// Commit, when not nil, is recorded with the pipeline.
 	Commit *store.Commit `json:"commit,omitempty"`
+	// BreakGlass starts the deployment outside its windows and through the
+	// freezes in force; it needs Reason, and a principal holding
+	// organization-admin, tenant-admin or break-glass. It is audited.
+	BreakGlass bool   `json:"breakGlass,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 // StartResult says what became of a start.
@@ -30,4 +35,7 @@ type StartResult struct {
 	Status     pipeline.Status `json:"status"`
 	Warnings   []string        `json:"warnings,omitempty"`
 	Queued     bool            `json:"queued"`
+	// Held says, per target, why it waits at once: a closed deploy
+	// window, a freeze ("target: why").
+	Held []string `json:"held,omitempty"`
 }

@@ -15,7 +15,26 @@ const (
 	// EventJudgment: one query of one judgment run was judged; data is a
 	// JudgmentEvent.
 	EventJudgment = "judgment"
+	// EventRetry: a command failed transiently and runs again after a
+	// wait; data is a RetryEvent.
+	EventRetry = "retry"
 )
+
+// RetryEvent is the data of an EventRetry event.
+type RetryEvent struct {
+	Target  string `json:"target"`
+	Step    string `json:"step"`
+	Command string `json:"command"`
+	// Attempt is the number of the run about to start (2 for the first
+	// retry).
+	Attempt int `json:"attempt"`
+	// Reason is the failed run's message; Message the line to show:
+	// "retrying <step>: <reason> (attempt <n>)".
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	// RetryAt is when the next run starts.
+	RetryAt time.Time `json:"retryAt"`
+}
 
 // Object names one Kubernetes object a command wrote (never its content).
 type Object struct {

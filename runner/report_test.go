@@ -8,7 +8,6 @@ import (
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
-	"github.com/sortie-cd/sortie/store/sqlite"
 )
 
 // reporting is an executor that reports an event with every command, then
@@ -30,11 +29,7 @@ func (x *reporting) Execute(ctx context.Context, job runner.Job) pipeline.Comman
 
 func TestExecutorReportsEvents(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/sortie.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	x := &reporting{last: make(chan runner.Job, 10)}
 	r := runner.New(runner.Options{Store: st, Executor: x})
 	t.Cleanup(r.Close)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,10 +19,11 @@ import (
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/postgres/pgtest"
 	"github.com/sortie-cd/sortie/store/sqlite"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
+func TestMain(m *testing.M) { os.Exit(pgtest.Around(func() int { return kubetest.Run(m) })) }
 
 var deployer = pipeline.Principal{Name: "alice", Roles: []string{pipeline.RoleDeployer}}
 
@@ -29,33 +31,55 @@ type env struct {
 	t     *testing.T
 	r     *runner.Runner
 	store store.Store
+	exec  runner.Executor
 	ns    string
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, openStore(t))
+}
+
+// openStore opens a SQLite store in the test's directory, closed at its end.
+func openStore(t *testing.T) *sqlite.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir()+"/sortie.db", sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newEnvWith(t, st)
+	return st
 }
 
 func newEnvWith(t *testing.T, st store.Store) *env {
 	t.Helper()
+	return newEnvOpts(t, runner.Options{Store: st})
+}
+
+// newEnvClock is newEnvWith on clock (nil: the real one).
+func newEnvClock(t *testing.T, st store.Store, clock runner.Clock) *env {
+	t.Helper()
+	return newEnvOpts(t, runner.Options{Store: st, Clock: clock})
+}
+
+// newEnvOpts starts a runner with opts, on the cluster's executor unless
+// opts names another.
+func newEnvOpts(t *testing.T, opts runner.Options) *env {
+	t.Helper()
 	ctx := context.Background()
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
+	if opts.Executor == nil {
+		kx, err := kube.New(kubetest.Config(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Executor = kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
 	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
-	r := runner.New(runner.Options{Store: st, Executor: exec})
+	r := runner.New(opts)
 	t.Cleanup(r.Close)
 	if err := r.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, r: r, store: st, ns: kubetest.Namespace(t)}
+	return &env{t: t, r: r, store: opts.Store, exec: opts.Executor, ns: kubetest.Namespace(t)}
 }
 
 // app renders a deployment file: targets (YAML under "targets:"), strategies
@@ -465,11 +489,7 @@ func (s *flakyStore) SavePipeline(ctx context.Context, p *store.Pipeline, events
 }
 
 func TestCommandResultSurvivesAFailingSave(t *testing.T) {
-	st, err := sqlite.Open(context.Background(), t.TempDir()+"/sortie.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	flaky := &flakyStore{Store: st}
 	e := newEnvWith(t, flaky)
 	flaky.failures.Store(3)
@@ -480,5 +500,109 @@ func TestCommandResultSurvivesAFailingSave(t *testing.T) {
 	}
 	if got := flaky.failed.Load(); got != 3 {
 		t.Errorf("%d saves failed, want the 3 injected", got)
+	}
+}
+
+// oneFault is the real SQLite store with one fault injected: the create
+// of a pipeline (create), the first save after one (save), or the first
+// save of the pipeline named by start (start) fails once.
+type oneFault struct {
+	store.Store
+	at      string
+	start   atomic.Value // string
+	created atomic.Bool
+	failed  atomic.Int32
+}
+
+var errInjected = errors.New("injected fault: disk full")
+
+func (s *oneFault) CreatePipeline(ctx context.Context, p *store.Pipeline, admit store.Admit, events []store.Event) error {
+	if s.at == "create" && s.failed.CompareAndSwap(0, 1) {
+		return errInjected
+	}
+	err := s.Store.CreatePipeline(ctx, p, admit, events)
+	if err == nil {
+		s.created.Store(true)
+	}
+	return err
+}
+
+func (s *oneFault) SavePipeline(ctx context.Context, p *store.Pipeline, events []store.Event) error {
+	due := s.at == "save" && s.created.Load() || s.at == "start" && s.start.Load() == p.ID
+	if due && s.failed.CompareAndSwap(0, 1) {
+		return errInjected
+	}
+	return s.Store.SavePipeline(ctx, p, events)
+}
+
+// A store failing around a pipeline's creation leaves it either started or
+// not created: never queued behind nothing, refusing every later start.
+func TestFailedWriteAtCreationLeavesNothingQueued(t *testing.T) {
+	for _, at := range []string{"create", "save"} {
+		t.Run(at, func(t *testing.T) {
+			st := openStore(t)
+			faulty := &oneFault{Store: st, at: at}
+			e := newEnvWith(t, faulty)
+			strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 100"
+			res, err := e.r.Start(context.Background(), deployer, store.DefaultTenant, e.file("stuck", e.oneTarget("t", "c"), strategies, "web:v1", ""))
+			switch {
+			case at == "create" && !errors.Is(err, errInjected):
+				t.Fatalf("start with a failing create: err = %v, want the injected fault", err)
+			case at == "save" && err != nil:
+				t.Fatalf("start with a failing save after the create: %v", err)
+			case at == "save" && res.Status == pipeline.StatusQueued:
+				t.Fatalf("the first pipeline of an application was left %s", res.Status)
+			case at == "save":
+				if p := e.waitEnd(res.PipelineID); p.Status != pipeline.StatusSucceeded {
+					t.Fatalf("pipeline ended %s\n%s", p.Status, dump(p))
+				}
+			}
+			if got := faulty.failed.Load(); got != 1 {
+				t.Fatalf("%d writes failed, want the one injected", got)
+			}
+			// The next start is not refused, and runs.
+			if p := e.waitEnd(e.start(e.file("stuck", e.oneTarget("t", "c"), strategies, "web:v2", ""))); p.Status != pipeline.StatusSucceeded {
+				t.Fatalf("next pipeline ended %s\n%s", p.Status, dump(p))
+			}
+			left, err := st.ResumablePipelines(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range left {
+				t.Errorf("pipeline %s left %s", p.ID, p.Status)
+			}
+		})
+	}
+}
+
+// A queued pipeline whose start fails to save when its turn comes is
+// started again until the save holds.
+func TestQueuedPipelineStartsDespiteAFailedSave(t *testing.T) {
+	faulty := &oneFault{Store: openStore(t), at: "start"}
+	e := newEnvWith(t, faulty)
+	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 50\n        - pause: {untilApproved: true}"
+	enqueue := "deploymentConfig:\n  ifDeploymentInProgress: {strategy: enqueueOne}\n"
+	approved := func(id string) *store.Pipeline {
+		e.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+		if _, err := e.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: deployer}); err != nil {
+			t.Fatal(err)
+		}
+		return e.waitEnd(id)
+	}
+	e.waitEnd(e.start(e.file("requeue", e.oneTarget("t", "c"), strategies, "web:v1", "")))
+	first := e.start(e.file("requeue", e.oneTarget("t", "c"), strategies, "web:v2", ""))
+	req := e.file("requeue", e.oneTarget("t", "c"), strategies, "web:v3", "")
+	req.File = enqueue + req.File
+	res, err := e.r.Start(context.Background(), deployer, store.DefaultTenant, req)
+	if err != nil || !res.Queued {
+		t.Fatalf("enqueueOne start: %+v, %v", res, err)
+	}
+	faulty.start.Store(res.PipelineID)
+	approved(first)
+	if p := approved(res.PipelineID); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("queued pipeline ended %s\n%s", p.Status, dump(p))
+	}
+	if got := faulty.failed.Load(); got != 1 {
+		t.Fatalf("%d saves failed, want the one injected", got)
 	}
 }

@@ -29,6 +29,7 @@ func SpecFrom(f *deployfile.File, tenant string, filters []string, firstDeployme
 		if dc.IfDeploymentInProgress != nil {
 			s.IfInProgress = pipeline.InProgressPolicy(dc.IfDeploymentInProgress.Strategy)
 		}
+		s.OutsideWindow = pipeline.WindowMode(dc.OutsideDeployWindow)
 	}
 	for _, t := range f.Targets {
 		ts := pipeline.TargetSpec{
@@ -37,12 +38,21 @@ func SpecFrom(f *deployfile.File, tenant string, filters []string, firstDeployme
 			Namespace:       t.Namespace,
 			FirstDeployment: firstDeployment != nil && firstDeployment(t.Name),
 		}
+		if dc := f.DeploymentConfig; dc != nil && dc.KeepPrevious != nil && dc.KeepPrevious.For != nil {
+			ts.KeepPrevious = &pipeline.KeepPrevious{For: pipeline.Duration(dc.KeepPrevious.For.Value)}
+			if n := dc.KeepPrevious.Replicas; n != nil {
+				ts.KeepPrevious.Replicas = int32(*n)
+			}
+		}
 		if c := t.Constraints; c != nil {
 			for _, d := range c.DependsOn {
 				ts.DependsOn = append(ts.DependsOn, d.Name)
 			}
 			ts.BeforeDeployment = steps(c.BeforeDeployment, f)
 			ts.AfterDeployment = steps(c.AfterDeployment, f)
+			for _, w := range c.DeployWindows {
+				s.Windows = append(s.Windows, FileWindow(t.Name, w))
+			}
 		}
 		if st := f.Strategies.Get(t.Strategy.Name); st != nil {
 			ts.Strategy.Name = st.Name
@@ -50,10 +60,11 @@ func SpecFrom(f *deployfile.File, tenant string, filters []string, firstDeployme
 			case st.Canary != nil:
 				ts.Strategy.Canary = &pipeline.Canary{Steps: steps(st.Canary.Steps, f)}
 			case st.BlueGreen != nil:
-				active, preview := blueGreenServices(f, t.Name, st.BlueGreen)
+				active, preview, more := blueGreenServices(f, t.Name, st.BlueGreen)
 				ts.Strategy.BlueGreen = &pipeline.BlueGreen{
 					ActiveService:           active,
 					PreviewService:          preview,
+					MoreServices:            more,
 					RedirectTrafficAfter:    steps(st.BlueGreen.RedirectTrafficAfter, f),
 					ShutDownOldVersionAfter: steps(st.BlueGreen.ShutDownOldVersionAfter, f),
 				}
@@ -65,23 +76,32 @@ func SpecFrom(f *deployfile.File, tenant string, filters []string, firstDeployme
 }
 
 // blueGreenServices reads the services from the strategy or, as some files
-// have them, from trafficManagement.kubernetes for the target.
-func blueGreenServices(f *deployfile.File, target string, bg *deployfile.BlueGreen) (active, preview string) {
+// have them, from trafficManagement.kubernetes for the target. Further
+// pairs of that list (one per Deployment, such as the borealis demo's
+// potato-facts and potato-lies) are more.
+func blueGreenServices(f *deployfile.File, target string, bg *deployfile.BlueGreen) (active, preview string, more []pipeline.ServicePair) {
 	active, preview = bg.ActiveService, bg.PreviewService
 	for _, tm := range f.TrafficManagement {
 		if len(tm.Targets) > 0 && !slices.ContainsFunc(tm.Targets, func(r deployfile.Ref) bool { return r.Name == target }) {
 			continue
 		}
 		for _, k := range tm.Kubernetes {
-			if active == "" {
+			switch {
+			case active == "":
 				active = k.ActiveService
-			}
-			if preview == "" {
-				preview = k.PreviewService
+				if preview == "" {
+					preview = k.PreviewService
+				}
+			case k.ActiveService == active:
+				if preview == "" {
+					preview = k.PreviewService
+				}
+			case k.ActiveService != "" && !slices.ContainsFunc(more, func(p pipeline.ServicePair) bool { return p.Active == k.ActiveService }):
+				more = append(more, pipeline.ServicePair{Active: k.ActiveService, Preview: k.PreviewService})
 			}
 		}
 	}
-	return active, preview
+	return active, preview, more
 }
 
 func steps(in []*deployfile.Step, f *deployfile.File) []pipeline.Step {
@@ -96,6 +116,9 @@ func steps(in []*deployfile.Step, f *deployfile.File) []pipeline.Step {
 				Duration:      pipeline.Duration(st.Pause.Wait),
 				UntilApproved: st.Pause.UntilApproved,
 				RequiresRoles: st.Pause.RequiresRoles,
+				Approvers:     st.Pause.Approvers,
+				Approvals:     st.Pause.Approvals,
+				NotByStarter:  st.Pause.NotByStarter,
 			}
 			if st.Pause.ApprovalExpiration != nil {
 				p.ApprovalExpiration = pipeline.Duration(st.Pause.ApprovalExpiration.Value)
@@ -130,4 +153,10 @@ func steps(in []*deployfile.Step, f *deployfile.File) []pipeline.Step {
 		out = append(out, s)
 	}
 	return out
+}
+
+// FileWindow is a deploy window the deployment file gives target.
+func FileWindow(target string, w *deployfile.DeployWindow) pipeline.Window {
+	return pipeline.Window{Name: w.Name, Scope: pipeline.FileScope, Targets: []string{target}, Days: w.Days, Dates: w.Dates,
+		Start: w.Start, End: w.End, TimeZone: w.TimeZone, Mode: pipeline.WindowMode(w.Mode)}
 }

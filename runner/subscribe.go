@@ -53,6 +53,10 @@ func (s *subscriber) close() {
 type subscribers struct {
 	mu   sync.Mutex
 	subs map[string]map[*subscriber]struct{}
+	// seen is the last seq published per tenant/pipeline, when other
+	// servers' events are fed in too (Options.Feed): an event comes here
+	// from this server's save and from the feed, and goes out once.
+	seen map[string]int64
 	// delivering, when not nil (tests), runs before each delivery, with no
 	// lock held.
 	delivering func(tenant string)
@@ -70,6 +74,15 @@ func (r *Runner) Subscribe(ctx context.Context, tenant string) <-chan store.Even
 	r.subs.mu.Unlock()
 	context.AfterFunc(ctx, func() { r.subs.remove(tenant, s) })
 	return s.ch
+}
+
+// allTenants is the registry key of SubscribeAll's subscribers; no tenant
+// has an empty name.
+const allTenants = ""
+
+// SubscribeAll is Subscribe for every tenant at once: the notifier's feed.
+func (r *Runner) SubscribeAll(ctx context.Context) <-chan store.Event {
+	return r.Subscribe(ctx, allTenants)
 }
 
 func (ss *subscribers) remove(tenant string, s *subscriber) {
@@ -90,21 +103,132 @@ func (r *Runner) publish(tenant string, events []store.Event) {
 	}
 	ss := &r.subs
 	ss.mu.Lock()
-	list := make([]*subscriber, 0, len(ss.subs[tenant]))
-	for s := range ss.subs[tenant] {
-		list = append(list, s)
+	if ss.seen != nil {
+		events = ss.unseen(tenant, events)
+		if len(events) == 0 {
+			ss.mu.Unlock()
+			return
+		}
+	}
+	type sub struct {
+		key string
+		s   *subscriber
+	}
+	list := make([]sub, 0, len(ss.subs[tenant])+len(ss.subs[allTenants]))
+	for _, k := range []string{tenant, allTenants} {
+		for s := range ss.subs[k] {
+			list = append(list, sub{k, s})
+		}
 	}
 	ss.mu.Unlock()
-	var dropped []*subscriber
+	var dropped []sub
 	for _, s := range list {
 		if ss.delivering != nil {
 			ss.delivering(tenant)
 		}
-		if !s.send(events) {
+		if !s.s.send(events) {
 			dropped = append(dropped, s)
 		}
 	}
 	for _, s := range dropped {
-		ss.remove(tenant, s)
+		ss.remove(s.key, s.s)
+	}
+}
+
+// maxSeen bounds the seq cursors kept per pipeline; past it they are
+// forgotten at once, and an event seen again then reaches subscribers
+// twice, which drop it by its seq (the API's streams and the console do).
+const maxSeen = 100000
+
+// unseen keeps the events after the pipeline's cursor and moves it. Runs
+// under ss.mu.
+func (ss *subscribers) unseen(tenant string, events []store.Event) []store.Event {
+	if len(ss.seen) > maxSeen {
+		clear(ss.seen)
+	}
+	out := events[:0:0]
+	for _, ev := range events {
+		k := key(tenant, ev.Pipeline)
+		if ev.Seq > ss.seen[k] {
+			out = append(out, ev)
+			ss.seen[k] = ev.Seq
+		}
+	}
+	return out
+}
+
+// Feed tells a runner of events saved by other servers sharing its store.
+type Feed interface {
+	// Saved delivers a note for each batch of events saved (by any
+	// server), until it is closed.
+	Saved() <-chan Saved
+}
+
+// Saved says that events First to Last of a pipeline were saved; Lost
+// says instead that notes may have been lost.
+type Saved struct {
+	Tenant, Pipeline string
+	First, Last      int64
+	Lost             bool
+}
+
+// follow publishes the events other servers saved: on each note it reads
+// the events past what this runner published of that pipeline (nothing,
+// when it published them itself). When notes were lost every subscriber is
+// dropped: it replays from the store with its last seq.
+func (r *Runner) follow(f Feed) {
+	for {
+		var s Saved
+		var ok bool
+		select {
+		case <-r.ctx.Done():
+			return
+		case s, ok = <-f.Saved():
+			if !ok {
+				return
+			}
+		}
+		if s.Lost {
+			r.subs.dropAll()
+			continue
+		}
+		ss := &r.subs
+		ss.mu.Lock()
+		after, known := ss.seen[key(s.Tenant, s.Pipeline)]
+		wanted := len(ss.subs[s.Tenant])+len(ss.subs[allTenants]) > 0
+		ss.mu.Unlock()
+		if !wanted || (known && s.Last <= after) {
+			continue
+		}
+		if !known {
+			after = s.First - 1
+		}
+		events, err := r.store.Events(r.ctx, s.Tenant, s.Pipeline, after)
+		if err != nil {
+			if r.ctx.Err() == nil {
+				r.log.Warn("read another server's events", "tenant", s.Tenant, "pipeline", s.Pipeline, "err", err)
+			}
+			continue
+		}
+		for i := range events {
+			events[i].Tenant = s.Tenant
+		}
+		r.publish(s.Tenant, events)
+	}
+}
+
+// dropAll closes every subscriber: each replays from the store.
+func (ss *subscribers) dropAll() {
+	ss.mu.Lock()
+	var all []*subscriber
+	for _, m := range ss.subs {
+		for s := range m {
+			all = append(all, s)
+		}
+	}
+	ss.subs = map[string]map[*subscriber]struct{}{}
+	ss.mu.Unlock()
+	for _, s := range all {
+		s.close()
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
-	"github.com/sortie-cd/sortie/store/sqlite"
 )
 
 // TestSlowFanOutDoesNotBlockOtherPipelines: while one pipeline's events are
@@ -18,11 +17,7 @@ import (
 // every transition takes to find its pipeline.
 func TestSlowFanOutDoesNotBlockOtherPipelines(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/sortie.db", sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	r := runner.New(runner.Options{Store: st, Executor: &reporting{last: make(chan runner.Job, 10)}})
 	t.Cleanup(r.Close)
 	entered, release := make(chan struct{}), make(chan struct{})

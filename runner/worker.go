@@ -2,11 +2,17 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/progress"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -40,7 +46,8 @@ func (r *Runner) dispatch(pp *pipe, c pipeline.Command) {
 	}
 	tenant, id := pp.p.Tenant, pp.p.ID
 	job := Job{Tenant: tenant, Command: c, Spec: &pp.p.State.Spec,
-		Report: func(ctx context.Context, ev store.Event) error { return r.report(ctx, tenant, id, ev) }}
+		Report: func(ctx context.Context, ev store.Event) error { return r.report(ctx, tenant, id, ev) },
+		trace:  pp.p.Source.Trace}
 	job.Target, job.planErr = pp.target(c.Target)
 	deadline := commandDeadline(pp.p.State, c.ID)
 	w.submit(job, deadline)
@@ -136,13 +143,20 @@ func (w *worker) loop() {
 
 func (w *worker) run(ctx context.Context, job Job) {
 	var res pipeline.CommandResult
+	ctx, span := w.r.trace.command(ctx, job)
 	if job.planErr != nil {
 		res.Message = job.planErr.Error()
 	} else {
-		start := time.Now()
-		res = w.r.exec.Execute(ctx, job)
-		w.r.metrics.command(job.Command.Kind, res.Success, time.Since(start))
+		res = w.execute(ctx, job)
 	}
+	status := pipeline.StatusFailed
+	switch {
+	case res.Success:
+		status = pipeline.StatusSucceeded
+	case ctx.Err() == context.Canceled:
+		status = pipeline.StatusCancelled // superseded, ended, or shutting down
+	}
+	finish(span, status, res.Message, time.Time{})
 	if w.r.ctx.Err() != nil {
 		return // shutting down: the pipeline resumes, and repeats the command, on the next start
 	}
@@ -153,6 +167,55 @@ func (w *worker) run(ctx context.Context, job Job) {
 	w.report(job.Command, res)
 }
 
+// Waits between the runs of a command that failed transiently.
+const (
+	retryMin = 500 * time.Millisecond
+	retryMax = 8 * time.Second
+)
+
+// execute runs a command and, while it fails transiently (a timeout, a
+// 5xx, a broken connection) and its deadline leaves time for another run,
+// runs it again after a wait that doubles from retryMin to retryMax. Each
+// retry is an event in the pipeline's log (progress.EventRetry). Commands
+// are idempotent, so a run again does no harm; the engine sees only the
+// last result.
+func (w *worker) execute(ctx context.Context, job Job) pipeline.CommandResult {
+	c := job.Command
+	delay := retryMin
+	for attempt := 2; ; attempt++ {
+		start := time.Now()
+		res := w.r.exec.Execute(ctx, job)
+		w.r.metrics.command(c.Kind, res.Success, time.Since(start))
+		if res.Success || !res.Transient || ctx.Err() != nil {
+			return res
+		}
+		at := time.Now().Add(delay)
+		if d, ok := ctx.Deadline(); ok && d.Before(at) {
+			return res
+		}
+		msg := fmt.Sprintf("retrying %s: %s (attempt %d)", c.Step, res.Message, attempt)
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("retry", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("reason", res.Message)))
+		}
+		w.r.log.Warn("command failed transiently", "pipeline", c.Pipeline, "target", c.Target, "step", c.Step, "err", res.Message, "attempt", attempt, "retry_in", delay)
+		data, err := json.Marshal(progress.RetryEvent{Target: c.Target, Step: c.Step, Command: c.ID, Attempt: attempt, Reason: res.Message, Message: msg, RetryAt: at})
+		if err == nil {
+			err = job.Report(ctx, store.Event{Type: progress.EventRetry, Data: data})
+		}
+		if err != nil {
+			w.r.log.Error("record a retry", "pipeline", c.Pipeline, "command", c.ID, "err", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res
+		case <-t.C:
+		}
+		delay = min(2*delay, retryMax)
+	}
+}
+
 // report feeds a command's result to the engine. A result is only lost with
 // the process (the command then runs again after the restart), so a store
 // that fails for a moment is retried with backoff, on timers, until it takes
@@ -160,8 +223,10 @@ func (w *worker) run(ctx context.Context, job Job) {
 func (w *worker) report(c pipeline.Command, res pipeline.CommandResult) {
 	delay := 100 * time.Millisecond
 	for {
-		err := w.r.apply(w.r.ctx, w.tenant, c.Pipeline, res)
-		if err == nil || errors.Is(err, errEnded) || errors.Is(err, store.ErrNotFound) || pipeline.ErrorCode(err) != "" {
+		// To this pipeline in memory, never by id: a result of a pipeline
+		// whose lease was lost must not take the lease back.
+		_, err := w.r.applyTo(w.r.ctx, w.pipe, res)
+		if err == nil || errors.Is(err, errEnded) || errors.Is(err, store.ErrNotFound) || lost(err) || pipeline.ErrorCode(err) != "" {
 			return
 		}
 		w.r.log.Error("report command result", "pipeline", c.Pipeline, "target", c.Target, "command", c.ID, "err", err, "retry_in", delay)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/atomicfile"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/webhook"
 )
@@ -189,8 +191,16 @@ func open(a cipher.AEAD, sealed, ad []byte) ([]byte, error) {
 }
 
 func dataKeyAD(tenant string) []byte { return []byte("sortie data key\x00" + tenant) }
-func secretAD(tenant, name string) []byte {
-	return []byte("sortie secret\x00" + tenant + "\x00" + name)
+
+// secretAD binds a secret to its row and to its allowed hosts: a store
+// row whose restriction was taken away does not open. A secret without
+// allowed hosts has the additional data secrets had before them.
+func secretAD(tenant, name string, allowedHosts []string) []byte {
+	ad := "sortie secret\x00" + tenant + "\x00" + name
+	if len(allowedHosts) > 0 {
+		ad += "\x00allowed hosts\x00" + strings.Join(allowedHosts, "\x00")
+	}
+	return []byte(ad)
 }
 
 // loadKeyFile reads the master key file (base64 keys, one a line, the
@@ -305,13 +315,34 @@ func (s *Service) createDataKey(ctx context.Context, tenant string) error {
 	})
 }
 
-// Put encrypts and stores a secret of tenant, replacing any of that name.
-func (s *Service) Put(ctx context.Context, tenant, name, value string) (store.Secret, error) {
+// Put encrypts and stores a secret of tenant, replacing the value of any
+// of that name. allowedHosts, when not empty, are the only hosts a request
+// carrying the secret may go to (egress.MatchHost patterns); an empty,
+// non-nil list means any host; nil keeps the hosts the secret had, so a new
+// value does not drop a restriction by omission.
+func (s *Service) Put(ctx context.Context, tenant, name, value string, allowedHosts []string) (store.Secret, error) {
+	for _, h := range allowedHosts {
+		if err := egress.ValidateHost(h); err != nil {
+			return store.Secret{}, err
+		}
+	}
+	if allowedHosts == nil {
+		old, err := s.st.GetSecret(ctx, tenant, name)
+		switch {
+		case err == nil:
+			allowedHosts = old.AllowedHosts
+		case !errors.Is(err, store.ErrNotFound):
+			return store.Secret{}, err
+		}
+	}
+	if len(allowedHosts) == 0 {
+		allowedHosts = nil
+	}
 	a, err := s.dataKey(ctx, tenant, true)
 	if err != nil {
 		return store.Secret{}, err
 	}
-	sec := store.Secret{Tenant: tenant, Name: name, Ciphertext: seal(a, []byte(value), secretAD(tenant, name)), UpdatedAt: s.now().UTC()}
+	sec := store.Secret{Tenant: tenant, Name: name, Ciphertext: seal(a, []byte(value), secretAD(tenant, name, allowedHosts)), AllowedHosts: allowedHosts, UpdatedAt: s.now().UTC()}
 	if err := s.st.PutSecret(ctx, sec); err != nil {
 		return store.Secret{}, err
 	}
@@ -319,7 +350,7 @@ func (s *Service) Put(ctx context.Context, tenant, name, value string) (store.Se
 	return sec, nil
 }
 
-// List returns tenant's secrets: names and times, no value.
+// List returns tenant's secrets: names, allowed hosts and times, no value.
 func (s *Service) List(ctx context.Context, tenant string) ([]store.Secret, error) {
 	return s.st.ListSecrets(ctx, tenant)
 }
@@ -329,25 +360,26 @@ func (s *Service) Delete(ctx context.Context, tenant, name string) error {
 	return s.st.DeleteSecret(ctx, tenant, name)
 }
 
-// Secret implements webhook.SecretResolver: a secret that is not set is a
+// Secret implements webhook.SecretResolver: the value and the allowed
+// hosts (nil: any). A secret that is not set is a
 // *webhook.SecretNotSetError.
-func (s *Service) Secret(ctx context.Context, tenant, name string) (string, error) {
+func (s *Service) Secret(ctx context.Context, tenant, name string) (string, []string, error) {
 	sec, err := s.st.GetSecret(ctx, tenant, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", &webhook.SecretNotSetError{Name: name}
+		return "", nil, &webhook.SecretNotSetError{Name: name}
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	a, err := s.dataKey(ctx, tenant, false)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	plain, err := open(a, sec.Ciphertext, secretAD(tenant, name))
+	plain, err := open(a, sec.Ciphertext, secretAD(tenant, name, sec.AllowedHosts))
 	if err != nil {
-		return "", fmt.Errorf("secrets: secret %s of tenant %s does not decrypt", name, tenant)
+		return "", nil, fmt.Errorf("secrets: secret %s of tenant %s does not decrypt", name, tenant)
 	}
-	return string(plain), nil
+	return string(plain), sec.AllowedHosts, nil
 }
 
 // ErrKeyFromConfig refuses a rotation of a master key the server was given.
@@ -411,4 +443,42 @@ func (s *Service) rewrapAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// DerivedKey returns a 32-byte key for purpose, derived (HKDF-SHA256) from
+// the current master key: a server key (such as the action links' HMAC
+// key) that needs no file of its own. A master key rotation changes it.
+func (s *Service) DerivedKey(purpose string) ([]byte, error) {
+	s.mu.RLock()
+	raw := s.ring[0].raw
+	s.mu.RUnlock()
+	return hkdf.Key(sha256.New, raw, nil, "sortie "+purpose, KeySize)
+}
+
+// internalAD binds a value the server seals for itself to its purpose.
+func internalAD(purpose string) []byte { return []byte("sortie internal\x00" + purpose) }
+
+// Seal seals a value of the server's own (the token signing keys, which
+// servers sharing a database keep there) under tenant main's data key,
+// bound to purpose: a master-key rotation re-wraps that key, so what was
+// sealed stays readable.
+func (s *Service) Seal(ctx context.Context, purpose string, plain []byte) ([]byte, error) {
+	a, err := s.dataKey(ctx, store.DefaultTenant, true)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: seal %s: %w", purpose, err)
+	}
+	return seal(a, plain, internalAD(purpose)), nil
+}
+
+// Open is Seal's reverse.
+func (s *Service) Open(ctx context.Context, purpose string, sealed []byte) ([]byte, error) {
+	a, err := s.dataKey(ctx, store.DefaultTenant, true)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: open %s: %w", purpose, err)
+	}
+	b, err := open(a, sealed, internalAD(purpose))
+	if err != nil {
+		return nil, fmt.Errorf("secrets: open %s: it was sealed under another master key, or changed", purpose)
+	}
+	return b, nil
 }

@@ -40,7 +40,7 @@ func newService(t *testing.T, st secrets.Store, o secrets.Options) *secrets.Serv
 
 func resolve(t *testing.T, s *secrets.Service, tenant, name string) string {
 	t.Helper()
-	v, err := s.Secret(t.Context(), tenant, name)
+	v, _, err := s.Secret(t.Context(), tenant, name)
 	if err != nil {
 		t.Fatalf("Secret %s/%s: %v", tenant, name, err)
 	}
@@ -63,10 +63,10 @@ func TestEncryptedAtRest(t *testing.T) {
 		t.Fatalf("master key file: %v, %v; want mode 0600", info, err)
 	}
 	const v1, v2 = "hunter2-main-value-0451", "hunter2-acme-value-0452"
-	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", v1); err != nil {
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", v1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(t.Context(), "acme", "token", v2); err != nil {
+	if _, err := s.Put(t.Context(), "acme", "token", v2, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := resolve(t, s, store.DefaultTenant, "token"); got != v1 {
@@ -76,7 +76,7 @@ func TestEncryptedAtRest(t *testing.T) {
 		t.Errorf("acme's token = %q", got)
 	}
 	var notSet *webhook.SecretNotSetError
-	if _, err := s.Secret(t.Context(), "acme", "nope"); !errors.As(err, &notSet) {
+	if _, _, err := s.Secret(t.Context(), "acme", "nope"); !errors.As(err, &notSet) {
 		t.Errorf("a secret that is not set: %v, want SecretNotSetError", err)
 	}
 	for _, f := range []string{"sortie.db", "sortie.db-wal"} {
@@ -106,7 +106,7 @@ func TestCiphertextBoundToItsRow(t *testing.T) {
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	s := newService(t, st, secrets.Options{KeyPath: filepath.Join(dir, secrets.KeyFile)})
-	if _, err := s.Put(t.Context(), store.DefaultTenant, "a", "value-a"); err != nil {
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "a", "value-a", nil); err != nil {
 		t.Fatal(err)
 	}
 	sec, err := st.GetSecret(t.Context(), store.DefaultTenant, "a")
@@ -116,7 +116,7 @@ func TestCiphertextBoundToItsRow(t *testing.T) {
 	if err := st.PutSecret(t.Context(), store.Secret{Tenant: store.DefaultTenant, Name: "b", Ciphertext: sec.Ciphertext}); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := s.Secret(t.Context(), store.DefaultTenant, "b"); err == nil || strings.Contains(err.Error(), "value-a") {
+	if v, _, err := s.Secret(t.Context(), store.DefaultTenant, "b"); err == nil || strings.Contains(err.Error(), "value-a") {
 		t.Errorf("a ciphertext moved to another name opened: %q, %v", v, err)
 	}
 }
@@ -136,7 +136,7 @@ func TestRotateMasterKey(t *testing.T) {
 		}
 	}
 	for _, tn := range tenants {
-		if _, err := s.Put(t.Context(), tn, "token", "value-of-"+tn); err != nil {
+		if _, err := s.Put(t.Context(), tn, "token", "value-of-"+tn, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,7 +148,7 @@ func TestRotateMasterKey(t *testing.T) {
 	for _, tn := range tenants {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				v, err := s.Secret(context.Background(), tn, "token")
+				v, _, err := s.Secret(context.Background(), tn, "token")
 				if err != nil || v != "value-of-"+tn {
 					errs <- err
 					return
@@ -162,7 +162,7 @@ func TestRotateMasterKey(t *testing.T) {
 			t.Fatalf("RotateMasterKey: %q, %v", id, err)
 		}
 	}
-	if _, err := s.Put(t.Context(), "t1", "after", "written-after"); err != nil {
+	if _, err := s.Put(t.Context(), "t1", "after", "written-after", nil); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -202,7 +202,7 @@ func TestRotateByConfiguration(t *testing.T) {
 	old, _ := secrets.ParseKey(secrets.NewKey())
 	next, _ := secrets.ParseKey(secrets.NewKey())
 	s := newService(t, st, secrets.Options{MasterKey: old})
-	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", "v"); err != nil {
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", "v", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RotateMasterKey(t.Context()); !errors.Is(err, secrets.ErrKeyFromConfig) {
@@ -231,7 +231,7 @@ func TestInterruptedRotation(t *testing.T) {
 	st := openStore(t, dir)
 	keyPath := filepath.Join(dir, secrets.KeyFile)
 	s := newService(t, st, secrets.Options{KeyPath: keyPath})
-	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", "v"); err != nil {
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "token", "v", nil); err != nil {
 		t.Fatal(err)
 	}
 	old, _ := os.ReadFile(keyPath)
@@ -251,5 +251,46 @@ func TestInterruptedRotation(t *testing.T) {
 	}
 	if _, err := secrets.New(t.Context(), secrets.Options{Store: st, KeyPath: keyPath}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("a key file readable by others: %v", err)
+	}
+}
+
+// TestAllowedHosts: a secret keeps its allowed hosts, they are checked when
+// set, and a row whose restriction is taken away in the store no longer
+// opens.
+func TestAllowedHosts(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	s := newService(t, st, secrets.Options{KeyPath: filepath.Join(dir, secrets.KeyFile)})
+	hosts := []string{"hooks.example.com", "*.example.org"}
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "hook", "hook-value", hosts); err != nil {
+		t.Fatal(err)
+	}
+	v, got, err := s.Secret(t.Context(), store.DefaultTenant, "hook")
+	if err != nil || v != "hook-value" || strings.Join(got, ",") != strings.Join(hosts, ",") {
+		t.Fatalf("Secret = %q, %v, %v; want the value and %v", v, got, err, hosts)
+	}
+	if _, err := s.Put(t.Context(), store.DefaultTenant, "bad", "v", []string{"https://x.example.com/"}); err == nil || !strings.Contains(err.Error(), "not a URL") {
+		t.Errorf("a URL as an allowed host: %v", err)
+	}
+	// A new value without hosts keeps them; an empty list lifts them.
+	if sec, err := s.Put(t.Context(), store.DefaultTenant, "hook", "hook-value-2", nil); err != nil || strings.Join(sec.AllowedHosts, ",") != strings.Join(hosts, ",") {
+		t.Errorf("a new value dropped the allowed hosts: %+v, %v", sec, err)
+	}
+	if _, got, _ := s.Secret(t.Context(), store.DefaultTenant, "hook"); strings.Join(got, ",") != strings.Join(hosts, ",") {
+		t.Errorf("after a new value, the secret's hosts are %v", got)
+	}
+	if sec, err := s.Put(t.Context(), store.DefaultTenant, "free", "v", []string{}); err != nil || sec.AllowedHosts != nil {
+		t.Errorf("an empty list: %+v, %v", sec, err)
+	}
+	sec, err := st.GetSecret(t.Context(), store.DefaultTenant, "hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.AllowedHosts = nil
+	if err := st.PutSecret(t.Context(), *sec); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := s.Secret(t.Context(), store.DefaultTenant, "hook"); err == nil || strings.Contains(err.Error(), "hook-value") {
+		t.Errorf("a row stripped of its allowed hosts opened: %q, %v", v, err)
 	}
 }

@@ -17,7 +17,16 @@ import (
 // that registers under an account served in process is never used.
 type clusters struct {
 	local runner.Executor
-	hub   *agent.Hub
+	// hub runs commands on agents: the agent.Hub (one server), or
+	// replicas.Node (through the database, on the replica holding the
+	// agent's stream).
+	hub runner.Executor
+}
+
+// agentLister lists a tenant's connected agents: the hub's, or every
+// replica's (replicas.Node).
+type agentLister interface {
+	List(tenant string) []agent.Info
 }
 
 func (c clusters) HasAccount(tenant, account string) bool {
@@ -45,7 +54,7 @@ func (r agentRelay) Doer(tenant, agentID string) (webhook.Doer, error) {
 }
 
 // agentList adapts the hub to what the API asks.
-type agentList struct{ hub *agent.Hub }
+type agentList struct{ hub agentLister }
 
 func (l agentList) ListAgents(tenant string) []api.AgentView {
 	var out []api.AgentView

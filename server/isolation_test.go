@@ -121,6 +121,13 @@ func (s *liveServer) token(clientID, secret, tenant string) string {
 	if tenant != "" {
 		form.Set("tenant", tenant)
 	}
+	return s.grant(form, fmt.Sprintf("token for %s in %q", clientID, tenant))
+}
+
+// grant posts form to the token endpoint and returns the access token;
+// what names the request in a failure.
+func (s *liveServer) grant(form url.Values, what string) string {
+	s.t.Helper()
 	resp, err := http.PostForm(s.url+auth.TokenPath, form)
 	if err != nil {
 		s.t.Fatal(err)
@@ -130,7 +137,7 @@ func (s *liveServer) token(clientID, secret, tenant string) string {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || resp.StatusCode != 200 {
-		s.t.Fatalf("token for %s in %q: %d %v", clientID, tenant, resp.StatusCode, err)
+		s.t.Fatalf("%s: %d %v", what, resp.StatusCode, err)
 	}
 	return tr.AccessToken
 }
@@ -153,7 +160,11 @@ func (s *liveServer) populate(admin, tenant string) *tenantWorld {
 	s.must(200, "PUT", api.Prefix+"/secrets/"+secret, admin, api.PutSecretRequest{Value: tenant + "-secret-value-do-not-show"}, nil)
 	user := tenant + "-user"
 	s.must(201, "POST", api.Prefix+"/users", admin, api.CreateUserRequest{Username: user, Password: tenant + "-password-do-not-show", Roles: []string{pipeline.RoleViewer}}, nil)
-	w.markers = append(w.markers, provider, secret, tenant+"-secret-value-do-not-show", user)
+	// A window and a freeze of targets no pipeline here has.
+	window, scope := tenant+"-window", url.PathEscape(pipeline.TargetScope(tenant+"-target"))
+	s.must(200, "PUT", api.Prefix+"/windows/"+scope+"/"+window, admin, pipeline.Window{Days: []string{"mon"}}, nil)
+	s.must(200, "PUT", api.Prefix+"/freezes/"+scope, admin, api.FreezeRequest{Reason: tenant + "-freeze-reason"}, nil)
+	w.markers = append(w.markers, provider, secret, tenant+"-secret-value-do-not-show", user, window, tenant+"-freeze-reason")
 	return w
 }
 
@@ -252,6 +263,8 @@ func TestTenantIsolation(t *testing.T) {
 			return "main-secret"
 		case strings.HasPrefix(path, api.Prefix+"/users/"):
 			return "main-user"
+		case strings.HasPrefix(path, api.Prefix+"/windows/"):
+			return "main-window"
 		}
 		return "x"
 	}
@@ -264,9 +277,17 @@ func TestTenantIsolation(t *testing.T) {
 				return id
 			case "{target}":
 				return "staging"
+			case "{scope}":
+				return url.PathEscape(pipeline.TargetScope("main-target"))
 			}
 			return "0"
-		})
+		}) + map[string]string{api.Prefix + "/controls": "?application=x&target=main-target"}[path]
+	}
+	// A PUT of a window or a freeze writes the caller's own tenant, under
+	// a name of its own (not tenant main's, which the DELETE then looks
+	// up).
+	ownWrite := func(rt api.Route) bool {
+		return rt.Method == "PUT" && (rt.Path == api.Prefix+"/windows/{scope}/{name}" || rt.Path == api.Prefix+"/freezes/{scope}")
 	}
 	// body is valid enough that a handler gets past its checks of the
 	// request to the lookup of the id.
@@ -274,6 +295,8 @@ func TestTenantIsolation(t *testing.T) {
 		switch {
 		case strings.HasSuffix(rt.Path, "/callback"):
 			return api.CallbackRequest{Success: new(true)}
+		case strings.HasSuffix(rt.Path, "/restore"):
+			return api.RestoreRequest{Reason: "isolation walk"}
 		case strings.HasSuffix(rt.Path, "/roles"):
 			return api.SetRolesRequest{Roles: []string{pipeline.RoleViewer}}
 		case rt.Path == api.Prefix+"/config":
@@ -282,6 +305,8 @@ func TestTenantIsolation(t *testing.T) {
 			return api.SetPasswordRequest{Password: "a long enough new password"}
 		case rt.Path == api.Prefix+"/account/password":
 			return api.ChangePasswordRequest{}
+		case rt.Path == api.Prefix+"/freezes/{scope}":
+			return api.FreezeRequest{Reason: "walk"}
 		}
 		return map[string]any{}
 	}
@@ -295,7 +320,10 @@ func TestTenantIsolation(t *testing.T) {
 			continue
 		}
 		path := concrete(rt.Path)
-		hasID := path != rt.Path
+		hasID := param.MatchString(rt.Path)
+		if ownWrite(rt) {
+			path = strings.NewReplacer(url.PathEscape(pipeline.TargetScope("main-target")), "target%20walk", "main-window", "walk-window").Replace(path)
+		}
 		var reqBody any
 		if rt.Method != "GET" && rt.Method != "DELETE" {
 			reqBody = body(rt)
@@ -308,7 +336,7 @@ func TestTenantIsolation(t *testing.T) {
 				switch {
 				case !granted && code != 403:
 					t.Errorf("%d %s, want 403: %s lacks grant %s", code, got, role, rt.Grant)
-				case granted && hasID && rt.Path != api.Prefix+"/secrets/{name}" && code != 404:
+				case granted && hasID && !ownWrite(rt) && rt.Path != api.Prefix+"/secrets/{name}" && code != 404:
 					t.Errorf("%d %s, want 404 for tenant main's id", code, got)
 				case granted && rt.Path == api.Prefix+"/secrets/{name}" && rt.Method == "DELETE" && code != 404:
 					t.Errorf("%d %s, want 404 for tenant main's secret", code, got)

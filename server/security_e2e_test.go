@@ -550,6 +550,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 		{"PUT", "/secrets/hook-token", `{"value": "` + hookToken},
 		{"PUT", "/secrets/hook-token", `{"value": ` + hookToken + `}`},
 		{"PUT", "/secrets/hook-token", `{"value": ["` + hookToken + `"]}`},
+		{"PUT", "/secrets/hook-token", `{"value": "` + hookToken + `", "allowedHosts": ["https://hooks.example.com/run"]}`},
 		{"POST", "/providers", `{"name": "prom-basic", "type": "prometheus", "url": "` + prom.URL + `"}`},
 	} {
 		req, _ := http.NewRequest(c.method, s.url+api.Prefix+c.path, strings.NewReader(c.body))

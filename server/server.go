@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,22 +18,28 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
+	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/auth/sso"
 	"github.com/sortie-cd/sortie/console"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/gate"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
+	"github.com/sortie-cd/sortie/notify"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/preview"
+	replica "github.com/sortie-cd/sortie/replicas"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/postgres"
 	"github.com/sortie-cd/sortie/store/sqlite"
+	"github.com/sortie-cd/sortie/tracing"
 	"github.com/sortie-cd/sortie/webhook"
 )
 
@@ -42,10 +52,18 @@ type Config struct {
 	DataDir string
 	// DatabaseURL, when set (postgres://...), keeps the data in that
 	// PostgreSQL database instead of <data-dir>/sortie.db. The signing
-	// keys, master key and bootstrap credentials stay in DataDir. One
-	// server per database, until pipelines are leased between replicas
-	// (issue 15): a second one is refused.
+	// keys, master key and bootstrap credentials stay in DataDir. Several
+	// servers (replicas) may share one database: each drives the
+	// pipelines whose lease it holds (runner.Options.Replica).
 	DatabaseURL string
+	// Replica names this server among the replicas sharing the database;
+	// each needs its own. Empty means the id in <data-dir>/replica-id,
+	// made at the first start: a server started again on its data
+	// directory takes its pipelines back at once.
+	Replica string
+	// LeaseTTL is how long a lease on a pipeline lasts unless renewed;
+	// zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// PublicURL is how clients reach the server; empty means http://Addr
 	// (https://Addr with TLS). An https URL makes the console's cookies
 	// Secure and sends HSTS, also when a TLS proxy in front terminates TLS.
@@ -63,6 +81,9 @@ type Config struct {
 	Account    string
 	// Log receives the server's log; nil discards.
 	Log *slog.Logger
+	// KeepPrevious keeps each target's previous version warm after a
+	// success where the deployment file does not say; nil keeps none.
+	KeepPrevious *pipeline.KeepPrevious
 	// MasterKey, when set, is the master key wrapping the tenants' data
 	// keys (SORTIE_MASTER_KEY), and PreviousMasterKeys the ones it
 	// replaced: their data keys are re-wrapped at start. Nil means
@@ -78,18 +99,38 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle that long; zero means
 	// DefaultIdleTimeout.
 	BodyReadTimeout, IdleTimeout time.Duration
+	// RevocationPoll is how often the revocations other replicas stored
+	// are read (a revocation made here applies here at once); zero means
+	// DefaultRevocationPoll.
+	RevocationPoll time.Duration
 	// MaxStreams is how many event streams (API and console together) one
 	// principal may hold open at once; zero means auth.DefaultMaxStreams.
 	MaxStreams int
+	// EgressAllow are the address ranges webhooks and metric queries from
+	// the server may reach although the egress policy refuses them by
+	// default (loopback, link-local, cloud metadata, unspecified; see
+	// package egress): --egress-allow. Nil allows none of them. The
+	// server's own listen address (and its public URL's) is refused
+	// whatever this says.
+	EgressAllow []netip.Prefix
 	// Bootstrap, when not nil, is the first admin credential, stored when
 	// tenant main has none (instead of one made up and written to
 	// <data-dir>/admin-credentials.json).
 	Bootstrap *auth.Given
+	// Tracer, when not nil, traces every pipeline (one trace each, with
+	// spans for targets, steps, gates and commands; package runner) and
+	// sends the trace context along with agents' commands and webhooks.
+	// Nil traces nothing.
+	Tracer trace.TracerProvider
 	// Ready, when not nil, is called once the server listens, with its
 	// address and the path of the bootstrap credentials file ("" when
 	// they existed already).
 	Ready func(addr, credentialsFile string)
 }
+
+// DefaultRevocationPoll is Config.RevocationPoll's default: a token
+// revoked through one replica is refused by the others within it.
+const DefaultRevocationPoll = 2 * time.Second
 
 // Run runs the server until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg Config) error {
@@ -134,11 +175,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
-	keys, err := auth.LoadKeys(filepath.Join(cfg.DataDir, "keys"))
+	sec, err := openSecrets(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
-	sec, err := openSecrets(ctx, cfg, st, log)
+	// One server keeps its signing keys in the data directory; servers
+	// sharing PostgreSQL keep them there, sealed under the master key they
+	// share, so a token one issued is good on all.
+	var keys *auth.KeySet
+	if _, shared := st.(*postgres.Store); shared {
+		keys, err = auth.StoredKeys(ctx, st, sec, nil)
+	} else {
+		keys, err = auth.LoadKeys(filepath.Join(cfg.DataDir, "keys"))
+	}
 	if err != nil {
 		return err
 	}
@@ -152,7 +201,19 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	authOpts := auth.Options{Credentials: st, Users: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st}
+	authOpts := auth.Options{Credentials: st, Users: st, Keys: keys, Issuer: public, Logger: log, Tenants: st, Audit: st, Revocations: st}
+	// One name for this server among the replicas sharing the database:
+	// its leases, the agent streams it holds, the commands it owns.
+	replicaName := cfg.Replica
+	if replicaName == "" {
+		if replicaName, err = replicaID(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	if pg, ok := st.(*postgres.Store); ok {
+		// A revocation here is one on every replica.
+		authOpts.Peers = &replica.Peers{Store: pg, Replica: replicaName, Log: log}
+	}
 	if ssoClient != nil {
 		authOpts.SSO = ssoClient
 	}
@@ -160,6 +221,23 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The revocations stored before this start (by this server or
+	// another replica) refuse their tokens before anything is served;
+	// then the others' are read every RevocationPoll.
+	if err := authSvc.SyncRevocations(ctx); err != nil {
+		return err
+	}
+	poll := cfg.RevocationPoll
+	if poll <= 0 {
+		poll = DefaultRevocationPoll
+	}
+	followCtx, stopFollow := context.WithCancel(ctx)
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		authSvc.FollowRevocations(followCtx, poll)
+	}()
+	defer func() { stopFollow(); <-followDone }()
 	var credFile string
 	if cfg.Bootstrap != nil {
 		created, err := auth.BootstrapGiven(ctx, st, *cfg.Bootstrap)
@@ -178,12 +256,30 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer hub.Close()
+	// On PostgreSQL, commands for agents go through the database to the
+	// replica holding the agent's stream, and other replicas' events are
+	// fed to this one's subscribers; on SQLite everything stays in memory.
+	var agents runner.Executor = hub
+	var lister agentLister = hub
+	var feed runner.Feed
+	if pg, ok := st.(*postgres.Store); ok {
+		node, err := replica.Start(ctx, replica.Options{Store: pg, Hub: hub, Replica: replicaName, Auth: authSvc, Log: log})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		agents, lister, feed = node, node, node.Feed()
+	}
 
 	accounts := map[string]*kube.Executor{}
 	if cfg.Kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 		if err != nil {
 			return fmt.Errorf("server: kubeconfig: %w", err)
+		}
+		if cfg.Tracer != nil {
+			// The Kubernetes calls of a traced command are its child spans.
+			rc.Wrap(tracing.Wrap(true))
 		}
 		kx, err := kube.New(rc, log)
 		if err != nil {
@@ -204,13 +300,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	pol, err := egressPolicy(ln.Addr(), public, cfg.EgressAllow)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := runner.New(runner.Options{
-		Store:    st,
-		Executor: gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), hub}, public, previews, st, sec, agentRelay{hub}, log),
-		Log:      log,
-		Metrics:  runner.NewMetrics(reg),
+		Replica:      replicaName,
+		LeaseTTL:     cfg.LeaseTTL,
+		Store:        st,
+		Executor:     gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), agents}, public, previews, st, sec, agentRelay{hub}, pol, log),
+		Log:          log,
+		Metrics:      runner.NewMetrics(reg),
+		Feed:         feed,
+		Tracer:       cfg.Tracer,
+		KeepPrevious: cfg.KeepPrevious,
 	})
 	defer r.Close()
 	if err := r.Resume(ctx); err != nil {
@@ -219,12 +324,26 @@ func Run(ctx context.Context, cfg Config) error {
 	// One cap on event streams per principal, for the API's and the
 	// console's together.
 	streams := auth.NewStreamLimit(cfg.MaxStreams)
-	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec}, Streams: streams})
+	linkKey, err := sec.DerivedKey("notification action links")
+	if err != nil {
+		return err
+	}
+	links := notify.NewLinks(linkKey, public, 0)
+	notifier := notify.New(notify.Options{Store: st, Secrets: sec, Links: links, ConsoleURL: public, Log: log, Client: pol.Client(30 * time.Second)})
+	notifyCtx, stopNotify := context.WithCancel(ctx)
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		notifier.Run(notifyCtx, r.SubscribeAll)
+	}()
+	defer func() { stopNotify(); <-notifyDone }()
+	handler, err := api.New(api.Options{Deployments: deployments{r}, Agents: agentList{lister}, Auth: authSvc, Logger: log, Metrics: reg, Providers: st, Store: st, Secrets: secretsAPI{sec},
+		Streams: streams, Controls: r, Notifications: st, Notifier: notifier, Links: links})
 	if err != nil {
 		return err
 	}
 	// The web console answers every path the API does not.
-	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{hub}, Auth: authSvc, Logger: log, SecureCookies: secure, Streams: streams})
+	web, err := console.New(console.Options{Deployments: deployments{r}, Agents: agentList{lister}, Auth: authSvc, Logger: log, SecureCookies: secure, Streams: streams})
 	if err != nil {
 		return err
 	}
@@ -295,19 +414,62 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 	if cfg.DatabaseURL == "" {
 		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sortie.db"), sqlite.Options{Logger: log})
 	}
-	st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: log})
+	return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: log})
+}
+
+// DefaultLeaseTTL is Config.LeaseTTL's default.
+const DefaultLeaseTTL = runner.DefaultLeaseTTL
+
+// replicaID reads the server's replica id from the data directory, making
+// one (random) at the first start.
+func replicaID(dir string) (string, error) {
+	path := filepath.Join(dir, "replica-id")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("server: replica id: %w", err)
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("server: replica id: %w", err)
+	}
+	host, _ := os.Hostname()
+	id := strings.Trim(host+"-"+hex.EncodeToString(raw[:]), "-")
+	if err := atomicfile.WritePrivate(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("server: replica id: %w", err)
+	}
+	return id, nil
+}
+
+func gateRouter(cluster runner.Executor, public string, previews *preview.Links, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, pol *egress.Policy, log *slog.Logger) runner.Executor {
+	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Egress: pol, Log: log, Previews: previews}), Cluster: cluster, Previews: previews}
+}
+
+// egressPolicy is the policy of the server's own calls: allow, and never
+// the server itself, at its listen address or where its public URL
+// points when that is an IP address (a name is resolved at each call, and
+// the dialer sees the address it resolved to).
+func egressPolicy(ln net.Addr, public string, allow []netip.Prefix) (*egress.Policy, error) {
+	addr, err := netip.ParseAddrPort(ln.String())
+	if err != nil {
+		return nil, fmt.Errorf("server: listen address %s: %w", ln, err)
+	}
+	self, err := egress.ListenAddrs(addr)
 	if err != nil {
 		return nil, err
 	}
-	if err := st.LockSingleServer(ctx); err != nil {
-		st.Close()
-		return nil, err
+	if u, err := url.Parse(public); err == nil {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+		}
+		if ap, err := netip.ParseAddrPort(net.JoinHostPort(u.Hostname(), port)); err == nil && ap != addr {
+			self = append(self, ap)
+		}
 	}
-	return st, nil
-}
-
-func gateRouter(cluster runner.Executor, public string, previews *preview.Links, st store.Store, sec webhook.SecretResolver, relay webhook.Relay, log *slog.Logger) runner.Executor {
-	return gate.Router{Gates: gate.New(gate.Options{PublicURL: public, Providers: st, Secrets: sec, Relay: relay, Log: log, Previews: previews}), Cluster: cluster, Previews: previews}
+	return &egress.Policy{Allow: allow, Self: self, AllowFlag: "sortie server --egress-allow"}, nil
 }
 
 // withPreviews serves preview URLs (no login: the URL is the capability)
@@ -333,6 +495,17 @@ func (d deployments) Start(ctx context.Context, p api.Principal, req api.StartRe
 func (d deployments) Redeploy(ctx context.Context, p api.Principal, id string, req api.RedeployRequest) (api.StartResult, error) {
 	res, err := d.r.Redeploy(ctx, p.Engine(), p.Tenant, id, req.Targets)
 	return res, err
+}
+
+func (d deployments) Restore(ctx context.Context, p api.Principal, id string, req api.RestoreRequest) (api.StartResult, error) {
+	to := id
+	if req.Previous {
+		var err error
+		if to, err = d.r.Previous(ctx, p.Tenant, id, req.Targets[0]); err != nil {
+			return api.StartResult{}, err
+		}
+	}
+	return d.r.Restore(ctx, p.Engine(), p.Tenant, to, req.Targets, req.Reason)
 }
 
 func (d deployments) Get(ctx context.Context, tenant, id string) (*store.Pipeline, error) {

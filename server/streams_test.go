@@ -28,19 +28,7 @@ func TestEventStreamsPerPrincipal(t *testing.T) {
 	defer cancel()
 	open := func(path, token string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+path, nil)
-		req.Header.Set("Accept", "text/event-stream")
-		if path == "/console/events" {
-			req.AddCookie(&http.Cookie{Name: "sortie_session", Value: token})
-		} else {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		t.Cleanup(func() { resp.Body.Close() })
-		return resp
+		return s.openEvents(ctx, path, token)
 	}
 	paths := []string{api.Prefix + "/events", "/console/events"}
 	for i := range auth.DefaultMaxStreams {

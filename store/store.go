@@ -16,6 +16,10 @@ var (
 	// ErrConflict: the row changed since it was read (optimistic
 	// concurrency), or a unique key is taken.
 	ErrConflict = errors.New("conflict")
+	// ErrFenced: the pipeline's lease was taken over since it was read
+	// (its epoch moved on): the writer no longer owns it and must stop
+	// driving it, without writing.
+	ErrFenced = errors.New("fenced: the pipeline's lease is held by another replica")
 )
 
 // DefaultTenant always exists.
@@ -45,6 +49,63 @@ type Pipeline struct {
 	// Source is what was submitted: the deployment file and its manifests,
 	// kept for redeploys, diffs and the console.
 	Source Source
+	// Lease is who drives the pipeline while it is in flight (see Leases).
+	// SavePipeline refuses, with ErrFenced, a pipeline whose Lease.Epoch
+	// is not the stored one. CreatePipeline stores Lease.Owner and
+	// Lease.Until as given (an empty Owner: nobody holds it) and sets
+	// Lease.Epoch to 1 when Owner is set, else 0; SavePipeline writes none
+	// of it.
+	Lease Lease
+}
+
+// Lease is a replica's hold on an in-flight pipeline. Epoch is the fencing
+// number: every takeover increases it, and a write carrying an older one
+// is refused.
+type Lease struct {
+	// Owner is the replica's id; empty: nobody holds it.
+	Owner string
+	// Until is when the lease expires unless renewed.
+	Until time.Time
+	Epoch int64
+}
+
+// LeaseRef names a lease a replica holds: the pipeline and the epoch it
+// was taken at.
+type LeaseRef struct {
+	Tenant, ID string
+	Epoch      int64
+}
+
+// Leases share the in-flight pipelines among the replicas of one database:
+// each unfinished pipeline is driven by the one replica whose lease on it
+// has not expired. Times are the caller's (an injected clock), not the
+// store's. A replica is live while its last ClaimLeases or RenewLeases
+// plus ttl is ahead.
+type Leases interface {
+	// ClaimLeases records that replica is live until now+ttl and takes,
+	// each with its epoch increased and until now+ttl, unfinished
+	// pipelines nobody holds or whose lease expired at now, oldest first,
+	// as long as the replica then holds at most its fair share:
+	// ceil(unfinished / live replicas). It returns the pipelines taken,
+	// with their Source, the new lease in Lease.
+	ClaimLeases(ctx context.Context, replica string, now time.Time, ttl time.Duration) ([]*Pipeline, error)
+	// RenewLeases records that replica is live until now+ttl and extends
+	// to now+ttl each of held that replica still holds at that epoch,
+	// expired or not, while the pipeline is unfinished; it returns those
+	// (the others were taken over or ended).
+	RenewLeases(ctx context.Context, replica string, held []LeaseRef, now time.Time, ttl time.Duration) ([]LeaseRef, error)
+	// ReleaseLeases gives up the leases of held that replica still holds
+	// at that epoch, so another replica may claim them at once, and marks
+	// replica no longer live. A nil held releases every lease replica
+	// holds: a replica starting again under the same id lets go of what
+	// its previous run held, to claim it again at once.
+	ReleaseLeases(ctx context.Context, replica string, held []LeaseRef) error
+	// TakeLease takes the lease of one unfinished pipeline whoever holds
+	// it (an action reached a replica that does not drive it): epoch
+	// increased, owner replica, until now+ttl. It returns the pipeline
+	// with its Source; a finished one is returned unchanged, without a
+	// lease taken; an unknown one is ErrNotFound.
+	TakeLease(ctx context.Context, replica, tenant, id string, now time.Time, ttl time.Duration) (*Pipeline, error)
 }
 
 // Source is a deployment as submitted.
@@ -64,6 +125,10 @@ type Source struct {
 	// Commit is where the deployment comes from, when the CLI was told
 	// (deploy start --with-scm or --with-scm-file).
 	Commit *Commit `json:"commit,omitempty"`
+	// Trace is the W3C traceparent of the pipeline's root span, when the
+	// server traces: every span of the pipeline belongs to that trace,
+	// across restarts.
+	Trace string `json:"trace,omitempty"`
 }
 
 // Commit is the source-control revision a deployment was started from, as
@@ -93,6 +158,13 @@ type Event struct {
 }
 
 // Filter selects pipelines in ListPipelines. Zero fields select all.
+// Warm is a target's previous version kept warm by the pipeline that
+// replaced it, to be removed at Until.
+type Warm struct {
+	Tenant, Pipeline, Target string
+	Until                    time.Time
+}
+
 type Filter struct {
 	Application string
 	Statuses    []pipeline.Status
@@ -162,11 +234,14 @@ type MetricProvider struct {
 
 // Secret is a tenant's secret as the store keeps it: Ciphertext is sealed
 // under the tenant's data key (package secrets), never a value in clear.
+// AllowedHosts, when not empty, are the only hosts a request carrying the
+// secret may go to (egress.MatchHost patterns).
 type Secret struct {
-	Tenant     string
-	Name       string
-	Ciphertext []byte
-	UpdatedAt  time.Time
+	Tenant       string
+	Name         string
+	Ciphertext   []byte
+	AllowedHosts []string
+	UpdatedAt    time.Time
 }
 
 // DataKey is a tenant's data key, wrapped by the master key MasterKeyID
@@ -223,8 +298,9 @@ type Store interface {
 	CreatePipeline(ctx context.Context, p *Pipeline, admit Admit, events []Event) error
 	// SavePipeline writes p if its stored version is still p.Version, and
 	// appends events, atomically; on success p.Version is incremented and
-	// the events get their Seq. Otherwise it returns ErrConflict, or
-	// ErrNotFound when tenant has no such pipeline. Tenant, ID, Application,
+	// the events get their Seq. Otherwise it returns ErrFenced when the
+	// stored lease epoch is not p.Lease.Epoch, ErrConflict (another
+	// version), or ErrNotFound when tenant has no such pipeline. Tenant, ID, Application,
 	// CreatedAt, StartedBy and Source are fixed at creation and not written
 	// again.
 	SavePipeline(ctx context.Context, p *Pipeline, events []Event) error
@@ -305,7 +381,8 @@ type Store interface {
 
 	// Secrets, by name within a tenant. PutSecret creates or replaces
 	// (ErrNotFound for an unknown tenant); a zero UpdatedAt is stamped.
-	// ListSecrets returns names and times by name, Ciphertext left empty.
+	// ListSecrets returns names, allowed hosts and times by name,
+	// Ciphertext left empty.
 	// Get and Delete of a name the tenant lacks return ErrNotFound.
 	PutSecret(ctx context.Context, s Secret) error
 	GetSecret(ctx context.Context, tenant, name string) (*Secret, error)
@@ -328,10 +405,143 @@ type Store interface {
 	ListRoles(ctx context.Context, tenant string) ([]Role, error)
 	DeleteRole(ctx context.Context, tenant, name string) error
 
+	// Deploy windows, by tenant, scope ("tenant", "application NAME",
+	// "target NAME") and name. PutWindow creates or replaces (ErrNotFound
+	// for an unknown tenant); List is by scope and name; Delete of a
+	// window the tenant lacks returns ErrNotFound.
+	PutWindow(ctx context.Context, tenant string, w pipeline.Window) error
+	ListWindows(ctx context.Context, tenant string) ([]pipeline.Window, error)
+	DeleteWindow(ctx context.Context, tenant, scope, name string) error
+
+	// Previous versions kept warm, one per tenant, pipeline and target.
+	// PutWarm creates or replaces (ErrNotFound for an unknown tenant);
+	// ListWarm lists every tenant's, soonest Until first; DeleteWarm of a
+	// row that is gone is no error (the removal it records is done).
+	PutWarm(ctx context.Context, w Warm) error
+	ListWarm(ctx context.Context) ([]Warm, error)
+	DeleteWarm(ctx context.Context, tenant, pipeline, target string) error
+
+	// Freezes, one per tenant and scope. PutFreeze creates or replaces
+	// (ErrNotFound for an unknown tenant; a zero At is stamped); List is
+	// by scope and includes freezes whose Until has passed (the caller
+	// ignores those); Delete of a scope not frozen returns ErrNotFound.
+	PutFreeze(ctx context.Context, tenant string, f pipeline.Freeze) error
+	ListFreezes(ctx context.Context, tenant string) ([]pipeline.Freeze, error)
+	DeleteFreeze(ctx context.Context, tenant, scope string) error
+
 	// The audit log is append-only: the store offers no way to change or
 	// remove an entry. A zero At is stamped; Seq is assigned.
 	AppendAudit(ctx context.Context, e AuditEntry) error
 	ListAudit(ctx context.Context, tenant string, f AuditFilter) ([]AuditEntry, error)
 
+	Notifications
+	Leases
+
+	// Token signing keys, shared by the servers on one database. Sealed is
+	// the private key sealed under the master key (package auth never
+	// gives the store a key in clear). PutSigningKey returns ErrConflict
+	// when the id is taken; List is by id, oldest first (ids begin with
+	// their creation time).
+	PutSigningKey(ctx context.Context, k SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	Revocations
+
 	Close() error
+}
+
+// SigningKey is a token signing key as the store keeps it.
+type SigningKey struct {
+	ID        string
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// Subscription is a tenant's request to be told of some pipeline events
+// (package notify names them) of an application and a target, through a
+// sink. Sink is the sink's settings as JSON (package notify defines and
+// validates them); like a metric provider's, it names secrets, never holds
+// their values, so it may be shown.
+type Subscription struct {
+	Tenant string
+	ID     string
+	// Application and Target select pipelines; empty selects all.
+	Application string
+	Target      string
+	Events      []string
+	SinkType    string
+	Sink        json.RawMessage
+	CreatedBy   string
+	CreatedAt   time.Time
+}
+
+// Outbox message statuses: waiting for a (next) attempt, delivered, given up.
+const (
+	OutboxPending = "pending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+)
+
+// OutboxMessage is one message owed to one subscription's sink, and the
+// record of its delivery. Key is unique within a tenant: the same event
+// enqueued twice for the same subscription is one message.
+type OutboxMessage struct {
+	Tenant       string          `json:"-"`
+	ID           int64           `json:"id"`
+	Key          string          `json:"-"`
+	Subscription string          `json:"subscription"`
+	Pipeline     string          `json:"pipeline,omitempty"`
+	Kind         string          `json:"event"`
+	Payload      json.RawMessage `json:"-"`
+	Status       string          `json:"status"`
+	Attempts     int             `json:"attempts"`
+	// NextAttempt is when a pending message is due.
+	NextAttempt time.Time `json:"nextAttempt,omitzero"`
+	// LastError is why the last attempt failed, secrets masked.
+	LastError string    `json:"lastError,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Notifications is the store's part for package notify: subscriptions, the
+// outbox with its per-pipeline cursor, and the uses of action links.
+type Notifications interface {
+	// CreateSubscription returns ErrConflict when the id is taken in the
+	// tenant, ErrNotFound for an unknown tenant; a zero CreatedAt is
+	// stamped. List is by id. Get and Delete of an id the tenant lacks
+	// return ErrNotFound. Deleting keeps the subscription's deliveries.
+	CreateSubscription(ctx context.Context, s Subscription) error
+	GetSubscription(ctx context.Context, tenant, id string) (*Subscription, error)
+	ListSubscriptions(ctx context.Context, tenant string) ([]Subscription, error)
+	DeleteSubscription(ctx context.Context, tenant, id string) error
+
+	// NotifyBacklog returns, across tenants, the events not yet past the
+	// notify cursor of their pipeline (see Enqueue), of pipelines updated
+	// at or after since, in order of tenant, pipeline and Seq, at most
+	// limit (0: 500).
+	NotifyBacklog(ctx context.Context, since time.Time, limit int) ([]Event, error)
+	// Enqueue adds msgs to the outbox (a message whose Key the tenant has
+	// already is left as it is) and moves the notify cursor of tenant's
+	// pipeline to seq (never back), atomically: an event is turned into
+	// messages once. An empty pipeline moves no cursor. IDs are assigned;
+	// a zero CreatedAt and NextAttempt are stamped; Status becomes pending.
+	Enqueue(ctx context.Context, tenant, pipeline string, seq int64, msgs []OutboxMessage) error
+	// DueOutbox returns pending messages due at now, of every tenant,
+	// earliest first, at most limit (0: 100). NextOutboxDue is the earliest
+	// NextAttempt of any pending message (zero: none).
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
+	NextOutboxDue(ctx context.Context) (time.Time, error)
+	// RecordDelivery writes m's Status, Attempts, NextAttempt, LastError
+	// and UpdatedAt (stamped when zero); ErrNotFound for a message the
+	// tenant lacks.
+	RecordDelivery(ctx context.Context, m OutboxMessage) error
+	// ListDeliveries returns tenant's messages newest first (of one
+	// subscription when it is not empty), Payload left empty, at most limit
+	// (0: 100).
+	ListDeliveries(ctx context.Context, tenant, subscription string, limit int) ([]OutboxMessage, error)
+
+	// UseActionLink records that the action link nonce of tenant was used
+	// at at; ErrConflict when it was used before, however many uses race.
+	UseActionLink(ctx context.Context, tenant, nonce string, at time.Time) error
+	// ActionLinkUsed reports whether the nonce of tenant was used.
+	ActionLinkUsed(ctx context.Context, tenant, nonce string) (bool, error)
 }

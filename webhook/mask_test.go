@@ -50,7 +50,7 @@ func TestEncodedSecretsAreMasked(t *testing.T) {
 			if got := req.Mask("echo " + form); got != "echo ******" {
 				t.Errorf("Mask(%s form) = %q", name, got)
 			}
-			_, err = (&webhook.Sender{}).Send(t.Context(), wh, webhook.Target{}, req)
+			_, err = (&webhook.Sender{Direct: local}).Send(t.Context(), wh, webhook.Target{}, req)
 			if err == nil {
 				t.Fatal("a 403 succeeded")
 			}
@@ -73,7 +73,7 @@ func TestSecretInURLMaskedInTransportErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&webhook.Sender{}).Send(t.Context(), wh, webhook.Target{}, req)
+	_, err = (&webhook.Sender{Direct: local}).Send(t.Context(), wh, webhook.Target{}, req)
 	if err == nil {
 		t.Fatal("a call to a closed port succeeded")
 	}
@@ -93,7 +93,7 @@ func TestAnswerQuotedWithoutSecrets(t *testing.T) {
 	defer srv.Close()
 	wh := hook("POST", srv.URL, nil, "")
 	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
-	_, err := (&webhook.Sender{}).Send(t.Context(), wh, webhook.Target{}, req)
+	_, err := (&webhook.Sender{Direct: local}).Send(t.Context(), wh, webhook.Target{}, req)
 	if err == nil || !strings.Contains(err.Error(), "bad field app") {
 		t.Errorf("error %v, want the answer's start", err)
 	}

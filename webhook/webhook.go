@@ -7,17 +7,25 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/redact"
+	"github.com/sortie-cd/sortie/tracing"
 )
 
-// SecretResolver returns the value of a tenant's secret. A secret that is
-// not set is an error (SecretNotSetError), never an empty value.
+// SecretResolver returns the value of a tenant's secret and the hosts it
+// may be sent to (nil: any). A secret that is not set is an error
+// (SecretNotSetError), never an empty value.
 type SecretResolver interface {
-	Secret(ctx context.Context, tenant, name string) (string, error)
+	Secret(ctx context.Context, tenant, name string) (value string, allowedHosts []string, err error)
 }
 
 // SecretNotSetError is a {{secrets.NAME}} whose secret does not exist.
@@ -30,8 +38,8 @@ func (e *SecretNotSetError) Error() string { return "secret " + e.Name + " is no
 type NoSecrets struct{}
 
 // Secret implements SecretResolver.
-func (NoSecrets) Secret(_ context.Context, _, name string) (string, error) {
-	return "", &SecretNotSetError{Name: name}
+func (NoSecrets) Secret(_ context.Context, _, name string) (string, []string, error) {
+	return "", nil, &SecretNotSetError{Name: name}
 }
 
 // Doer sends one HTTP request; *http.Client is one.
@@ -63,7 +71,8 @@ type Request struct {
 	Headers []Header
 	Body    string
 
-	secrets redact.Set // values to mask, and their encoded forms
+	secrets redact.Set   // values to mask, and their encoded forms
+	scope   egress.Scope // the secrets it holds, for where it may go
 }
 
 // Mask replaces every secret value the request was rendered with in s, and
@@ -107,12 +116,13 @@ func Render(ctx context.Context, tenant string, wh *deployfile.Webhook, v Vars, 
 			if _, ok := resolved[t.Name]; ok {
 				continue
 			}
-			val, err := secrets.Secret(ctx, tenant, t.Name)
+			val, hosts, err := secrets.Secret(ctx, tenant, t.Name)
 			if err != nil {
 				return "", fmt.Errorf("webhook %s: %s: %w", wh.Name, what, err)
 			}
 			resolved[t.Name] = val
 			req.secrets.Add(val)
+			req.scope.Add(t.Name, hosts)
 		}
 		out, err := deployfile.Render(text, deployfile.Variables{
 			Armory:  v.Armory,
@@ -157,8 +167,11 @@ const (
 
 // Sender sends rendered webhook calls.
 type Sender struct {
-	// Direct sends networkMode direct calls; nil means a client with a
-	// one-minute timeout per attempt.
+	// Direct sends networkMode direct calls; nil means a client of the
+	// zero egress.Policy (loopback, link-local and metadata addresses
+	// refused) with a one-minute timeout per attempt. Give one of the
+	// server's egress.Policy: its Client also enforces where a request's
+	// secrets may go.
 	Direct Doer
 	// Relay sends networkMode remoteNetworkAgent calls through an agent;
 	// nil refuses them.
@@ -182,7 +195,7 @@ type Target struct {
 	Tenant, Account string
 }
 
-var defaultClient = &http.Client{Timeout: time.Minute}
+var defaultClient = (&egress.Policy{}).Client(time.Minute)
 
 // Send sends req as wh says (network mode, retryCount). A 2xx answer is
 // success; a 4xx fails at once; connection errors and 5xx are retried
@@ -209,7 +222,7 @@ func (s *Sender) Send(ctx context.Context, wh *deployfile.Webhook, t Target, req
 	var res Result
 	for {
 		res.Attempts++
-		status, retry, err := s.attempt(ctx, doer, req)
+		status, retry, err := s.traced(ctx, doer, wh.Name, res.Attempts, req)
 		res.Status = status
 		if err == nil {
 			return res, nil
@@ -256,6 +269,34 @@ func (s *Sender) doer(wh *deployfile.Webhook, t Target) (Doer, error) {
 	return nil, fmt.Errorf("webhook %s: unknown networkMode %q", wh.Name, wh.NetworkMode)
 }
 
+// traced is attempt as a client span of the span in ctx (none when ctx
+// holds no recording span), whose traceparent the call carries so that
+// its receiver can join the pipeline's trace. The span shows the method,
+// the host (masked) and the status: never the path, the query, a header
+// or the body, any of which may hold a secret.
+func (s *Sender) traced(ctx context.Context, doer Doer, name string, attempt int, req *Request) (int, bool, error) {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return s.attempt(ctx, doer, req)
+	}
+	attrs := []attribute.KeyValue{attribute.String("sortie.webhook", name), attribute.Int("sortie.attempt", attempt),
+		attribute.String("http.request.method", req.Method)}
+	if u, err := url.Parse(req.URL); err == nil {
+		attrs = append(attrs, attribute.String("server.address", req.Mask(u.Hostname())))
+	}
+	ctx, span := parent.TracerProvider().Tracer(tracing.Instrumentation).Start(ctx, "webhook",
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	defer span.End()
+	status, retry, err := s.attempt(ctx, doer, req)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error()) // masked
+	}
+	return status, retry, err
+}
+
 // attempt makes one call: the status, whether a failure is worth a retry,
 // and the failure (masked).
 func (s *Sender) attempt(ctx context.Context, doer Doer, req *Request) (int, bool, error) {
@@ -263,14 +304,27 @@ func (s *Sender) attempt(ctx context.Context, doer Doer, req *Request) (int, boo
 	if req.Body != "" {
 		body = strings.NewReader(req.Body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	// The Doer (the egress client, or the relay) checks each hop against
+	// what the request holds.
+	hr, err := http.NewRequestWithContext(egress.WithScope(ctx, req.scope), req.Method, req.URL, body)
 	if err != nil {
 		return 0, false, errors.New(req.Mask("bad request: " + err.Error()))
 	}
 	for _, h := range req.Headers {
 		hr.Header.Add(h.Key, h.Value)
 	}
+	tracing.Inject(ctx, hr.Header)
 	resp, err := doer.Do(hr)
+	var denied *egress.DeniedError
+	if errors.As(err, &denied) {
+		// Not worth a retry. Say what was refused without the transport's
+		// wrapping; a relay's error says which agent refused.
+		what := err.Error()
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			what = denied.Error()
+		}
+		return 0, false, errors.New(req.Mask(fmt.Sprintf("%s %s: %s", req.Method, req.URL, what)))
+	}
 	if err != nil {
 		return 0, true, errors.New(req.Mask(err.Error()))
 	}

@@ -12,18 +12,22 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/deployfile"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/webhook"
 )
 
 type secrets map[string]string
 
-func (s secrets) Secret(_ context.Context, _, name string) (string, error) {
+func (s secrets) Secret(_ context.Context, _, name string) (string, []string, error) {
 	v, ok := s[name]
 	if !ok {
-		return "", &webhook.SecretNotSetError{Name: name}
+		return "", nil, &webhook.SecretNotSetError{Name: name}
 	}
-	return v, nil
+	return v, nil, nil
 }
+
+// local sends to the tests' stand-ins, which listen on loopback.
+var local = (&egress.Policy{Allow: egress.Loopback}).Client(time.Minute)
 
 func hook(method, uri string, headers map[string]string, body string) *deployfile.Webhook {
 	wh := &deployfile.Webhook{Name: "notify", Method: method, URITemplate: deployfile.Template{Text: uri}}
@@ -103,7 +107,7 @@ func TestSendRetriesServerErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &webhook.Sender{Backoff: time.Millisecond}
+	s := &webhook.Sender{Direct: local, Backoff: time.Millisecond}
 	res, err := s.Send(t.Context(), wh, webhook.Target{Tenant: "main", Account: "prod"}, req)
 	if err != nil || res.Status != 200 || res.Attempts != 3 {
 		t.Fatalf("Send = %+v, %v; want 200 after 3 attempts", res, err)
@@ -122,7 +126,7 @@ func TestSendGivesUpAndMasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := (&webhook.Sender{Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
+	res, err := (&webhook.Sender{Direct: local, Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
 	if err == nil || res.Attempts != 2 || len(*reqs) != 2 {
 		t.Fatalf("Send = %+v, %v after %d requests; want a failure after 2", res, err, len(*reqs))
 	}
@@ -142,7 +146,7 @@ func TestSendRetriesAreBounded(t *testing.T) {
 	wh := hook("POST", srv.URL, nil, "")
 	wh.RetryCount = 1 << 30
 	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
-	res, err := (&webhook.Sender{Backoff: time.Microsecond, MaxBackoff: time.Microsecond}).Send(t.Context(), wh, webhook.Target{}, req)
+	res, err := (&webhook.Sender{Direct: local, Backoff: time.Microsecond, MaxBackoff: time.Microsecond}).Send(t.Context(), wh, webhook.Target{}, req)
 	if want := deployfile.MaxRetryCount + 1; err == nil || res.Attempts != want || len(*reqs) != want {
 		t.Errorf("Send = %+v, %v after %d requests; want a failure after %d", res, err, len(*reqs), want)
 	}
@@ -153,7 +157,7 @@ func TestSendClientErrorIsNotRetried(t *testing.T) {
 	wh := hook("POST", srv.URL, nil, "")
 	wh.RetryCount = 5
 	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
-	_, err := (&webhook.Sender{Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
+	_, err := (&webhook.Sender{Direct: local, Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
 	if err == nil || len(*reqs) != 1 {
 		t.Errorf("err %v after %d requests; want one failed request", err, len(*reqs))
 	}
@@ -166,7 +170,7 @@ func TestSendRetriesConnectionErrors(t *testing.T) {
 	wh := hook("POST", url, nil, "")
 	wh.RetryCount = 2
 	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
-	res, err := (&webhook.Sender{Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
+	res, err := (&webhook.Sender{Direct: local, Backoff: time.Millisecond}).Send(t.Context(), wh, webhook.Target{}, req)
 	if err == nil || res.Attempts != 3 {
 		t.Errorf("Send = %+v, %v; want a failure after 3 attempts", res, err)
 	}
@@ -176,7 +180,7 @@ func TestRemoteNetworkAgentNeedsARelay(t *testing.T) {
 	wh := hook("POST", "http://10.0.0.1/", nil, "")
 	wh.NetworkMode = webhook.ModeAgent
 	req, _ := webhook.Render(t.Context(), "main", wh, vars, nil)
-	_, err := (&webhook.Sender{}).Send(t.Context(), wh, webhook.Target{Tenant: "main", Account: "prod"}, req)
+	_, err := (&webhook.Sender{Direct: local}).Send(t.Context(), wh, webhook.Target{Tenant: "main", Account: "prod"}, req)
 	if err == nil || !strings.Contains(err.Error(), "agent prod") {
 		t.Errorf("err = %v, want a refusal naming agent prod", err)
 	}

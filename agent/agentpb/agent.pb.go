@@ -31,6 +31,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Result
 	//	*AgentMessage_RelayResponse
 	//	*AgentMessage_Report
+	//	*AgentMessage_Token
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -118,6 +119,15 @@ func (x *AgentMessage) GetReport() *Report {
 	return nil
 }
 
+func (x *AgentMessage) GetToken() *Token {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Token); ok {
+			return x.Token
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -142,6 +152,10 @@ type AgentMessage_Report struct {
 	Report *Report `protobuf:"bytes,5,opt,name=report,proto3,oneof"`
 }
 
+type AgentMessage_Token struct {
+	Token *Token `protobuf:"bytes,6,opt,name=token,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -151,6 +165,8 @@ func (*AgentMessage_Result) isAgentMessage_Msg() {}
 func (*AgentMessage_RelayResponse) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Report) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Token) isAgentMessage_Msg() {}
 
 // ServerMessage is what the server sends.
 type ServerMessage struct {
@@ -163,6 +179,7 @@ type ServerMessage struct {
 	//	*ServerMessage_Cancel
 	//	*ServerMessage_RelayRequest
 	//	*ServerMessage_RelayCancel
+	//	*ServerMessage_RenewToken
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -259,6 +276,15 @@ func (x *ServerMessage) GetRelayCancel() *RelayCancel {
 	return nil
 }
 
+func (x *ServerMessage) GetRenewToken() *RenewToken {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_RenewToken); ok {
+			return x.RenewToken
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -287,6 +313,10 @@ type ServerMessage_RelayCancel struct {
 	RelayCancel *RelayCancel `protobuf:"bytes,6,opt,name=relay_cancel,json=relayCancel,proto3,oneof"`
 }
 
+type ServerMessage_RenewToken struct {
+	RenewToken *RenewToken `protobuf:"bytes,7,opt,name=renew_token,json=renewToken,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Heartbeat) isServerMessage_Msg() {}
@@ -298,6 +328,8 @@ func (*ServerMessage_Cancel) isServerMessage_Msg() {}
 func (*ServerMessage_RelayRequest) isServerMessage_Msg() {}
 
 func (*ServerMessage_RelayCancel) isServerMessage_Msg() {}
+
+func (*ServerMessage_RenewToken) isServerMessage_Msg() {}
 
 // Hello registers the agent under its identifier (the account targets name).
 type Hello struct {
@@ -490,7 +522,11 @@ type Command struct {
 	// timeout_ms is how long the server still waits for the result; 0 means
 	// no limit. The agent runs the command with a slightly shorter deadline,
 	// so that its own, more precise failure arrives first.
-	TimeoutMs     int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// traceparent is the W3C trace context of the server's span for this
+	// command (empty when the server does not trace): the agent's spans for
+	// running it are its children, in the pipeline's trace.
+	Traceparent   string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +580,13 @@ func (x *Command) GetTimeoutMs() int64 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *Command) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 // Cancel tells the agent the server no longer waits for a command (a
@@ -734,7 +777,13 @@ type RelayRequest struct {
 	Body    []byte    `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
 	// timeout_ms bounds the whole call on the agent's side (connect, send,
 	// read the response); 0 means the agent's own limit (one minute).
-	TimeoutMs     int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// carries_secret: a secret was rendered into the call; the agent follows
+	// no redirect to another host (or from https to http).
+	CarriesSecret bool `protobuf:"varint,7,opt,name=carries_secret,json=carriesSecret,proto3" json:"carries_secret,omitempty"`
+	// restrictions are the host-restricted secrets the call holds: every
+	// hop's host, redirects included, must be one each of them allows.
+	Restrictions  []*HostRestriction `protobuf:"bytes,8,rep,name=restrictions,proto3" json:"restrictions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -811,6 +860,75 @@ func (x *RelayRequest) GetTimeoutMs() int64 {
 	return 0
 }
 
+func (x *RelayRequest) GetCarriesSecret() bool {
+	if x != nil {
+		return x.CarriesSecret
+	}
+	return false
+}
+
+func (x *RelayRequest) GetRestrictions() []*HostRestriction {
+	if x != nil {
+		return x.Restrictions
+	}
+	return nil
+}
+
+// HostRestriction is a secret (by name, never its value) that may be sent
+// only to hosts: host names or IP addresses (any port), host:port, or
+// *.domain.
+type HostRestriction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Secret        string                 `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	Hosts         []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostRestriction) Reset() {
+	*x = HostRestriction{}
+	mi := &file_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostRestriction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostRestriction) ProtoMessage() {}
+
+func (x *HostRestriction) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostRestriction.ProtoReflect.Descriptor instead.
+func (*HostRestriction) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HostRestriction) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *HostRestriction) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
 // Header is one request or response header with all its values.
 type Header struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -822,7 +940,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +952,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +965,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Header) GetKey() string {
@@ -868,19 +986,23 @@ func (x *Header) GetValues() []string {
 // when there is none (the agent could not connect, the call timed out, the
 // response body was over the limit).
 type RelayResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Status        int32                  `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
-	Headers       []*Header              `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
-	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
-	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status  int32                  `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
+	Headers []*Header              `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty"`
+	Body    []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	Error   string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// refused, with error, is a call the agent's egress policy refused (an
+	// address it may not connect to, a redirect the call's scope forbids):
+	// not worth a retry.
+	Refused       *EgressRefusal `protobuf:"bytes,6,opt,name=refused,proto3" json:"refused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RelayResponse) Reset() {
 	*x = RelayResponse{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1014,7 @@ func (x *RelayResponse) String() string {
 func (*RelayResponse) ProtoMessage() {}
 
 func (x *RelayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1027,7 @@ func (x *RelayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayResponse.ProtoReflect.Descriptor instead.
 func (*RelayResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RelayResponse) GetId() string {
@@ -943,6 +1065,76 @@ func (x *RelayResponse) GetError() string {
 	return ""
 }
 
+func (x *RelayResponse) GetRefused() *EgressRefusal {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+// EgressRefusal is what the egress policy refused: the address or host
+// (never a path or query), why, and how an operator allows it (empty when
+// nothing does).
+type EgressRefusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Hint          string                 `protobuf:"bytes,3,opt,name=hint,proto3" json:"hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressRefusal) Reset() {
+	*x = EgressRefusal{}
+	mi := &file_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressRefusal) ProtoMessage() {}
+
+func (x *EgressRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressRefusal.ProtoReflect.Descriptor instead.
+func (*EgressRefusal) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EgressRefusal) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *EgressRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *EgressRefusal) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
 // RelayCancel tells the agent the server no longer waits for a relayed
 // call.
 type RelayCancel struct {
@@ -954,7 +1146,7 @@ type RelayCancel struct {
 
 func (x *RelayCancel) Reset() {
 	*x = RelayCancel{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1158,7 @@ func (x *RelayCancel) String() string {
 func (*RelayCancel) ProtoMessage() {}
 
 func (x *RelayCancel) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1171,7 @@ func (x *RelayCancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayCancel.ProtoReflect.Descriptor instead.
 func (*RelayCancel) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RelayCancel) GetId() string {
@@ -989,25 +1181,122 @@ func (x *RelayCancel) GetId() string {
 	return ""
 }
 
+// RenewToken asks the agent for a new access token: the stream's token
+// expires at expires_unix_ms, and the server ends the stream then unless a
+// Token has come.
+type RenewToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExpiresUnixMs int64                  `protobuf:"varint,1,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewToken) Reset() {
+	*x = RenewToken{}
+	mi := &file_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewToken) ProtoMessage() {}
+
+func (x *RenewToken) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewToken.ProtoReflect.Descriptor instead.
+func (*RenewToken) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RenewToken) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+// Token is a new access token of the agent's credential (the answer to
+// RenewToken): the stream then lives until it expires. A token of another
+// credential, or one that does not verify, ends the stream.
+type Token struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessToken   string                 `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Token) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
 	"\n" +
-	"\vagent.proto\x12\x0fsortie.agent.v1\"\xb0\x02\n" +
+	"\vagent.proto\x12\x0fsortie.agent.v1\"\xe0\x02\n" +
 	"\fAgentMessage\x12.\n" +
 	"\x05hello\x18\x01 \x01(\v2\x16.sortie.agent.v1.HelloH\x00R\x05hello\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.sortie.agent.v1.HeartbeatH\x00R\theartbeat\x121\n" +
 	"\x06result\x18\x03 \x01(\v2\x17.sortie.agent.v1.ResultH\x00R\x06result\x12G\n" +
 	"\x0erelay_response\x18\x04 \x01(\v2\x1e.sortie.agent.v1.RelayResponseH\x00R\rrelayResponse\x121\n" +
-	"\x06report\x18\x05 \x01(\v2\x17.sortie.agent.v1.ReportH\x00R\x06reportB\x05\n" +
-	"\x03msg\"\xfa\x02\n" +
+	"\x06report\x18\x05 \x01(\v2\x17.sortie.agent.v1.ReportH\x00R\x06report\x12.\n" +
+	"\x05token\x18\x06 \x01(\v2\x16.sortie.agent.v1.TokenH\x00R\x05tokenB\x05\n" +
+	"\x03msg\"\xba\x03\n" +
 	"\rServerMessage\x124\n" +
 	"\awelcome\x18\x01 \x01(\v2\x18.sortie.agent.v1.WelcomeH\x00R\awelcome\x12:\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1a.sortie.agent.v1.HeartbeatH\x00R\theartbeat\x124\n" +
 	"\acommand\x18\x03 \x01(\v2\x18.sortie.agent.v1.CommandH\x00R\acommand\x121\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x17.sortie.agent.v1.CancelH\x00R\x06cancel\x12D\n" +
 	"\rrelay_request\x18\x05 \x01(\v2\x1d.sortie.agent.v1.RelayRequestH\x00R\frelayRequest\x12A\n" +
-	"\frelay_cancel\x18\x06 \x01(\v2\x1c.sortie.agent.v1.RelayCancelH\x00R\vrelayCancelB\x05\n" +
+	"\frelay_cancel\x18\x06 \x01(\v2\x1c.sortie.agent.v1.RelayCancelH\x00R\vrelayCancel\x12>\n" +
+	"\vrenew_token\x18\a \x01(\v2\x1b.sortie.agent.v1.RenewTokenH\x00R\n" +
+	"renewTokenB\x05\n" +
 	"\x03msg\"\x8c\x01\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12#\n" +
@@ -1020,12 +1309,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x0eserver_version\x18\x03 \x01(\tR\rserverVersion\"-\n" +
 	"\tHeartbeat\x12 \n" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
-	"sentUnixMs\"J\n" +
+	"sentUnixMs\"l\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\fR\x03job\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"\x18\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\"\x18\n" +
 	"\x06Cancel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"?\n" +
 	"\x06Result\x12\x1d\n" +
@@ -1037,7 +1327,7 @@ const file_agent_proto_rawDesc = "" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x02 \x01(\tR\teventType\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\xae\x01\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x9b\x02\n" +
 	"\fRelayRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x10\n" +
@@ -1045,18 +1335,33 @@ const file_agent_proto_rawDesc = "" +
 	"\aheaders\x18\x04 \x03(\v2\x17.sortie.agent.v1.HeaderR\aheaders\x12\x12\n" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"2\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12%\n" +
+	"\x0ecarries_secret\x18\a \x01(\bR\rcarriesSecret\x12D\n" +
+	"\frestrictions\x18\b \x03(\v2 .sortie.agent.v1.HostRestrictionR\frestrictions\"?\n" +
+	"\x0fHostRestriction\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x14\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\"2\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\x94\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xce\x01\n" +
 	"\rRelayResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\x05R\x06status\x121\n" +
 	"\aheaders\x18\x03 \x03(\v2\x17.sortie.agent.v1.HeaderR\aheaders\x12\x12\n" +
 	"\x04body\x18\x04 \x01(\fR\x04body\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"\x1d\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x128\n" +
+	"\arefused\x18\x06 \x01(\v2\x1e.sortie.agent.v1.EgressRefusalR\arefused\"O\n" +
+	"\rEgressRefusal\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04hint\x18\x03 \x01(\tR\x04hint\"\x1d\n" +
 	"\vRelayCancel\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2U\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"4\n" +
+	"\n" +
+	"RenewToken\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x01 \x01(\x03R\rexpiresUnixMs\"*\n" +
+	"\x05Token\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken2U\n" +
 	"\x05Agent\x12L\n" +
 	"\aConnect\x12\x1d.sortie.agent.v1.AgentMessage\x1a\x1e.sortie.agent.v1.ServerMessage(\x010\x01B+Z)github.com/sortie-cd/sortie/agent/agentpbb\x06proto3"
 
@@ -1072,43 +1377,51 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_agent_proto_goTypes = []any{
-	(*AgentMessage)(nil),  // 0: sortie.agent.v1.AgentMessage
-	(*ServerMessage)(nil), // 1: sortie.agent.v1.ServerMessage
-	(*Hello)(nil),         // 2: sortie.agent.v1.Hello
-	(*Welcome)(nil),       // 3: sortie.agent.v1.Welcome
-	(*Heartbeat)(nil),     // 4: sortie.agent.v1.Heartbeat
-	(*Command)(nil),       // 5: sortie.agent.v1.Command
-	(*Cancel)(nil),        // 6: sortie.agent.v1.Cancel
-	(*Result)(nil),        // 7: sortie.agent.v1.Result
-	(*Report)(nil),        // 8: sortie.agent.v1.Report
-	(*RelayRequest)(nil),  // 9: sortie.agent.v1.RelayRequest
-	(*Header)(nil),        // 10: sortie.agent.v1.Header
-	(*RelayResponse)(nil), // 11: sortie.agent.v1.RelayResponse
-	(*RelayCancel)(nil),   // 12: sortie.agent.v1.RelayCancel
+	(*AgentMessage)(nil),    // 0: sortie.agent.v1.AgentMessage
+	(*ServerMessage)(nil),   // 1: sortie.agent.v1.ServerMessage
+	(*Hello)(nil),           // 2: sortie.agent.v1.Hello
+	(*Welcome)(nil),         // 3: sortie.agent.v1.Welcome
+	(*Heartbeat)(nil),       // 4: sortie.agent.v1.Heartbeat
+	(*Command)(nil),         // 5: sortie.agent.v1.Command
+	(*Cancel)(nil),          // 6: sortie.agent.v1.Cancel
+	(*Result)(nil),          // 7: sortie.agent.v1.Result
+	(*Report)(nil),          // 8: sortie.agent.v1.Report
+	(*RelayRequest)(nil),    // 9: sortie.agent.v1.RelayRequest
+	(*HostRestriction)(nil), // 10: sortie.agent.v1.HostRestriction
+	(*Header)(nil),          // 11: sortie.agent.v1.Header
+	(*RelayResponse)(nil),   // 12: sortie.agent.v1.RelayResponse
+	(*EgressRefusal)(nil),   // 13: sortie.agent.v1.EgressRefusal
+	(*RelayCancel)(nil),     // 14: sortie.agent.v1.RelayCancel
+	(*RenewToken)(nil),      // 15: sortie.agent.v1.RenewToken
+	(*Token)(nil),           // 16: sortie.agent.v1.Token
 }
 var file_agent_proto_depIdxs = []int32{
 	2,  // 0: sortie.agent.v1.AgentMessage.hello:type_name -> sortie.agent.v1.Hello
 	4,  // 1: sortie.agent.v1.AgentMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
 	7,  // 2: sortie.agent.v1.AgentMessage.result:type_name -> sortie.agent.v1.Result
-	11, // 3: sortie.agent.v1.AgentMessage.relay_response:type_name -> sortie.agent.v1.RelayResponse
+	12, // 3: sortie.agent.v1.AgentMessage.relay_response:type_name -> sortie.agent.v1.RelayResponse
 	8,  // 4: sortie.agent.v1.AgentMessage.report:type_name -> sortie.agent.v1.Report
-	3,  // 5: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
-	4,  // 6: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
-	5,  // 7: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
-	6,  // 8: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
-	9,  // 9: sortie.agent.v1.ServerMessage.relay_request:type_name -> sortie.agent.v1.RelayRequest
-	12, // 10: sortie.agent.v1.ServerMessage.relay_cancel:type_name -> sortie.agent.v1.RelayCancel
-	10, // 11: sortie.agent.v1.RelayRequest.headers:type_name -> sortie.agent.v1.Header
-	10, // 12: sortie.agent.v1.RelayResponse.headers:type_name -> sortie.agent.v1.Header
-	0,  // 13: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
-	1,  // 14: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	16, // 5: sortie.agent.v1.AgentMessage.token:type_name -> sortie.agent.v1.Token
+	3,  // 6: sortie.agent.v1.ServerMessage.welcome:type_name -> sortie.agent.v1.Welcome
+	4,  // 7: sortie.agent.v1.ServerMessage.heartbeat:type_name -> sortie.agent.v1.Heartbeat
+	5,  // 8: sortie.agent.v1.ServerMessage.command:type_name -> sortie.agent.v1.Command
+	6,  // 9: sortie.agent.v1.ServerMessage.cancel:type_name -> sortie.agent.v1.Cancel
+	9,  // 10: sortie.agent.v1.ServerMessage.relay_request:type_name -> sortie.agent.v1.RelayRequest
+	14, // 11: sortie.agent.v1.ServerMessage.relay_cancel:type_name -> sortie.agent.v1.RelayCancel
+	15, // 12: sortie.agent.v1.ServerMessage.renew_token:type_name -> sortie.agent.v1.RenewToken
+	11, // 13: sortie.agent.v1.RelayRequest.headers:type_name -> sortie.agent.v1.Header
+	10, // 14: sortie.agent.v1.RelayRequest.restrictions:type_name -> sortie.agent.v1.HostRestriction
+	11, // 15: sortie.agent.v1.RelayResponse.headers:type_name -> sortie.agent.v1.Header
+	13, // 16: sortie.agent.v1.RelayResponse.refused:type_name -> sortie.agent.v1.EgressRefusal
+	0,  // 17: sortie.agent.v1.Agent.Connect:input_type -> sortie.agent.v1.AgentMessage
+	1,  // 18: sortie.agent.v1.Agent.Connect:output_type -> sortie.agent.v1.ServerMessage
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1122,6 +1435,7 @@ func file_agent_proto_init() {
 		(*AgentMessage_Result)(nil),
 		(*AgentMessage_RelayResponse)(nil),
 		(*AgentMessage_Report)(nil),
+		(*AgentMessage_Token)(nil),
 	}
 	file_agent_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
@@ -1130,6 +1444,7 @@ func file_agent_proto_init() {
 		(*ServerMessage_Cancel)(nil),
 		(*ServerMessage_RelayRequest)(nil),
 		(*ServerMessage_RelayCancel)(nil),
+		(*ServerMessage_RenewToken)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1137,7 +1452,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

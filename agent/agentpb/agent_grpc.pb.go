@@ -45,6 +45,13 @@ const (
 // networkMode remoteNetworkAgent), each answered with one RelayResponse, and
 // RelayCancels for calls it no longer waits for.
 //
+// A stream lives no longer than the token it was opened with: before that
+// token expires the server sends RenewToken, and the agent answers with a
+// Token, a new access token of the same credential, which the stream then
+// lives by. A stream whose token expires unrenewed, or whose credential is
+// deleted or changed, is ended by the server with Unauthenticated; the
+// agent then reconnects with a new token, if its credential still gets one.
+//
 // Payloads that belong to the deployment engine (a job, a result, a
 // report's data) travel as JSON, so that the engine's types change without
 // a protocol change.
@@ -96,6 +103,13 @@ type Agent_ConnectClient = grpc.BidiStreamingClient[AgentMessage, ServerMessage]
 // the agent to make inside its network: webhooks and metric queries with
 // networkMode remoteNetworkAgent), each answered with one RelayResponse, and
 // RelayCancels for calls it no longer waits for.
+//
+// A stream lives no longer than the token it was opened with: before that
+// token expires the server sends RenewToken, and the agent answers with a
+// Token, a new access token of the same credential, which the stream then
+// lives by. A stream whose token expires unrenewed, or whose credential is
+// deleted or changed, is ended by the server with Unauthenticated; the
+// agent then reconnects with a new token, if its credential still gets one.
 //
 // Payloads that belong to the deployment engine (a job, a result, a
 // report's data) travel as JSON, so that the engine's types change without

@@ -62,6 +62,6 @@ func TestAgentAsTheChartRendersIt(t *testing.T) {
 	}
 
 	s.agent = start(t, "agent (as the chart renders it)", env, args...)
-	s.agent.waitLine(regexp.MustCompile(`"msg":"connected to the server"`)) // the chart logs JSON
+	s.agent.WaitLine(regexp.MustCompile(`"msg":"connected to the server"`)) // the chart logs JSON
 	s.canary()
 }

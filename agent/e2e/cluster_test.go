@@ -23,7 +23,6 @@ import (
 
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client/clienttest"
-	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
@@ -271,23 +270,7 @@ var httpRouteGVR = schema.GroupVersionResource{Group: "gateway.networking.k8s.io
 
 func installTrafficCRDs(t *testing.T) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "kube", "testdata", "traffic-crds.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := kube.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := e.Apply(ctx, "default", objs); err != nil {
-		t.Fatal(err)
-	}
+	kubetest.ApplyFile(t, filepath.Join("..", "..", "kube", "testdata", "traffic-crds.yaml"))
 }
 
 // An agent whose ServiceAccount may not write Services fails the step
@@ -341,7 +324,7 @@ func TestAgentWithoutAPermission(t *testing.T) {
 	}
 	s.agent = start(t, "limited agent", []string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey},
 		"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", path)
-	s.agent.waitLine(connected)
+	s.agent.WaitLine(connected)
 
 	p := s.waitPipeline(s.start(deployFile(s.ns, "web:v1", twoPauses, "", "")), "the deployment fails", ended)
 	msg := clienttest.Dump(p)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,15 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +21,7 @@ import (
 	"github.com/sortie-cd/sortie/auth"
 	"github.com/sortie-cd/sortie/client"
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/internal/proctest"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/tlstest"
@@ -33,130 +29,16 @@ import (
 
 func TestMain(m *testing.M) { kubetest.Main(m) }
 
-var build struct {
-	once sync.Once
-	bin  string
-	err  error
-}
+// proc is a child process whose log the test reads (internal/proctest).
+type proc = proctest.Proc
 
-// sortieBinary builds ./cmd/sortie once for the package's tests.
-func sortieBinary(t *testing.T) string {
-	t.Helper()
-	build.once.Do(func() {
-		dir, err := os.MkdirTemp("", "sortie-e2e-")
-		if err != nil {
-			build.err = err
-			return
-		}
-		build.bin = filepath.Join(dir, "sortie")
-		out, err := exec.Command("go", "build", "-o", build.bin, "github.com/sortie-cd/sortie/cmd/sortie").CombinedOutput()
-		if err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
-}
-
-// proc is a child process whose log the test reads line by line.
-type proc struct {
-	t     *testing.T
-	name  string
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	log   bytes.Buffer
-	lines chan string
-	done  chan struct{}
-}
+func sortieBinary(t *testing.T) string { t.Helper(); return proctest.Sortie(t) }
 
 // start runs the sortie binary with args as a child that dies with the
-// test process (Pdeathsig).
+// test process.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, lines: make(chan string, 1024), done: make(chan struct{})}
-	p.cmd = exec.Command(sortieBinary(t), args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			select {
-			case p.lines <- line:
-			default:
-			}
-		}
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.output())
-		}
-	})
-	return p
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// stop signals the process and waits for it (SIGKILL after a grace).
-func (p *proc) stop(sig syscall.Signal) {
-	if p.cmd.Process == nil {
-		return
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// drain forgets the log lines not read yet.
-func (p *proc) drain() {
-	for {
-		select {
-		case <-p.lines:
-		default:
-			return
-		}
-	}
-}
-
-// waitLine waits for a log line matching re and returns its submatches.
-func (p *proc) waitLine(re *regexp.Regexp) []string {
-	p.t.Helper()
-	timeout := time.After(2 * time.Minute)
-	for {
-		select {
-		case line := <-p.lines:
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-p.done:
-			p.t.Fatalf("%s exited before logging %s:\n%s", p.name, re, p.output())
-		case <-timeout:
-			p.t.Fatalf("%s did not log %s:\n%s", p.name, re, p.output())
-		}
-	}
+	return proctest.Start(t, name, env, args...)
 }
 
 var (
@@ -180,6 +62,10 @@ type sortie struct {
 	hc         *http.Client
 	caFile     string
 	serverArgs []string
+	// kubeconfig, when set, is the agent's instead of the cluster's.
+	kubeconfig string
+	// env is added to the environment of the server and the agent.
+	env []string
 }
 
 func newSortie(t *testing.T) *sortie { t.Helper(); return newSortieWith(t, nil) }
@@ -188,28 +74,28 @@ func newSortie(t *testing.T) *sortie { t.Helper(); return newSortieWith(t, nil) 
 // when ca is not nil.
 func newSortieWith(t *testing.T, ca *tlstest.CA) *sortie {
 	t.Helper()
-	data := t.TempDir()
-	var serverArgs []string
+	return newSortieEnv(t, ca, nil)
+}
+
+// newSortieEnv is newSortieWith with env added to the environment of the
+// server, and of the agent startAgent runs.
+func newSortieEnv(t *testing.T, ca *tlstest.CA, env []string) *sortie {
+	t.Helper()
+	// The tests' webhook receivers and Prometheus listen on loopback.
+	serverArgs := []string{"--egress-allow", "127.0.0.0/8"}
 	if ca != nil {
 		dir := t.TempDir()
 		leaf := ca.Issue(t, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
-		serverArgs = []string{"--tls-cert-file", leaf.CertFile, "--tls-key-file", leaf.KeyFile}
+		serverArgs = append(serverArgs, "--tls-cert-file", leaf.CertFile, "--tls-key-file", leaf.KeyFile)
 	}
-	srv := start(t, "server", nil, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", data}, serverArgs...)...)
-	addr := srv.waitLine(listening)[1]
-	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t), server: srv, data: data, addr: addr, hc: http.DefaultClient, serverArgs: serverArgs}
+	srv := proctest.StartServer(t, env, serverArgs...)
+	addr := srv.Addr
+	s := &sortie{t: t, url: "http://" + addr, ns: kubetest.Namespace(t), server: srv.Proc, data: srv.Data, addr: addr, hc: http.DefaultClient, serverArgs: serverArgs, env: env}
 	if ca != nil {
 		s.url, s.caFile = "https://"+addr, ca.File
 		s.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
 	}
-	var cf auth.CredentialsFile
-	b, err := os.ReadFile(filepath.Join(data, auth.AdminCredentialsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cf); err != nil {
-		t.Fatal(err)
-	}
+	cf := srv.Admin
 	s.token = s.tokenFor(cf.ClientID, cf.ClientSecret)
 	var nc api.NewCredential
 	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
@@ -267,21 +153,32 @@ func (s *sortie) call(method, path string, body any, want int, out any) []byte {
 // same address and data.
 func (s *sortie) restartServer() {
 	s.t.Helper()
-	s.server.stop(syscall.SIGTERM)
-	s.server = start(s.t, "restarted server", nil, append([]string{"server", "--addr", s.addr, "--data-dir", s.data}, s.serverArgs...)...)
-	s.server.waitLine(listening)
+	s.server.Stop(syscall.SIGTERM)
+	s.server = start(s.t, "restarted server", s.env, append([]string{"server", "--addr", s.addr, "--data-dir", s.data}, s.serverArgs...)...)
+	s.server.WaitLine(listening)
 }
 
 // startAgent runs `sortie agent` for account prod against the test cluster
-// and waits until the server accepted it.
+// and waits until the server accepted it. Its relayed calls may reach
+// loopback, where the tests' stand-ins for in-cluster services listen.
 func (s *sortie) startAgent() {
 	s.t.Helper()
-	args := []string{"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", kubetest.Cluster(s.t).Kubeconfig}
+	s.startAgentWith("--relay-allow", "127.0.0.0/8")
+}
+
+// startAgentWith is startAgent with these flags instead of --relay-allow.
+func (s *sortie) startAgentWith(flags ...string) {
+	s.t.Helper()
+	kubeconfig := s.kubeconfig
+	if kubeconfig == "" {
+		kubeconfig = kubetest.Cluster(s.t).Kubeconfig
+	}
+	args := append([]string{"agent", "--server", s.url, "--agent-id", "prod", "--kubeconfig", kubeconfig}, flags...)
 	if s.caFile != "" {
 		args = append(args, "--ca-file", s.caFile)
 	}
-	s.agent = start(s.t, "agent", []string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey}, args...)
-	s.agent.waitLine(connected)
+	s.agent = start(s.t, "agent", append([]string{"SORTIE_CLIENT_ID=" + s.agentID, "SORTIE_CLIENT_SECRET=" + s.agentKey}, s.env...), args...)
+	s.agent.WaitLine(connected)
 }
 
 func (s *sortie) startPipeline(image string) string {
@@ -476,7 +373,7 @@ func TestAgentKilledMidCanary(t *testing.T) {
 
 	// Killed at the pause; the approval's setWeight 50 then waits for an
 	// agent, and nothing moves in the cluster meanwhile.
-	s.agent.stop(syscall.SIGKILL)
+	s.agent.Stop(syscall.SIGKILL)
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
 	s.waitPipeline(id, "setWeight 50 runs", running(50))
 	s.wantPods("with no agent", 3, 1)
@@ -486,10 +383,10 @@ func TestAgentKilledMidCanary(t *testing.T) {
 
 	// Killed while setWeight 100 runs (or just after it did: either way
 	// the new agent's repeat must be harmless).
-	s.agent.drain()
+	s.agent.Drain()
 	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
-	s.agent.waitLine(regexp.MustCompile(`msg="running command"`))
-	s.agent.stop(syscall.SIGKILL)
+	s.agent.WaitLine(regexp.MustCompile(`msg="running command"`))
+	s.agent.Stop(syscall.SIGKILL)
 	s.startAgent()
 	if p := s.waitPipeline(id, "the canary ends", ended); p.Status != pipeline.StatusSucceeded {
 		t.Fatalf("canary after agent restarts: %s", clienttest.Dump(p))
@@ -512,9 +409,9 @@ func TestServerRestartMidCanary(t *testing.T) {
 	id := s.startPipeline("web:v2")
 	s.waitPipeline(id, "the pause at 25%", awaiting(25))
 
-	s.agent.drain()
+	s.agent.Drain()
 	s.restartServer()
-	s.agent.waitLine(connected)
+	s.agent.WaitLine(connected)
 	var agents api.AgentList
 	s.call("GET", "/api/v1/agents", nil, http.StatusOK, &agents)
 	if len(agents.Agents) != 1 || agents.Agents[0].ID != "prod" {

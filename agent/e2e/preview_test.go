@@ -21,24 +21,6 @@ import (
 	"github.com/sortie-cd/sortie/pipeline"
 )
 
-// hostIP is an address of this machine that is not loopback: the
-// Kubernetes API server's service proxy refuses loopback endpoints, as it
-// should.
-func hostIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Fatal("this machine has no non-loopback IPv4 address for the preview's stand-in application (the API server's service proxy refuses loopback endpoints)")
-	return ""
-}
-
 // previewApp stands in for the new version's pods behind a Service: kwok
 // pods run no containers, so the Service has no selector and its Endpoints
 // point here.
@@ -50,7 +32,7 @@ type previewApp struct {
 }
 
 func newPreviewApp(t *testing.T, ns string) *previewApp {
-	a := &previewApp{ip: hostIP(t), ns: ns}
+	a := &previewApp{ip: kubetest.HostIP(t), ns: ns}
 	ln, err := net.Listen("tcp", a.ip+":0")
 	if err != nil {
 		t.Fatal(err)

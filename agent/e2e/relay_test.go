@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/sortie-cd/sortie/agent"
+	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/pipeline"
 )
@@ -44,7 +45,7 @@ type insideCall struct {
 }
 
 func newInsideNetwork(t *testing.T, s *sortie) *insideNetwork {
-	in := &insideNetwork{t: t, agent: func() int { return s.agent.cmd.Process.Pid }, token: s.token}
+	in := &insideNetwork{t: t, agent: func() int { return s.agent.Cmd.Process.Pid }, token: s.token}
 	in.srv = httptest.NewServer(http.HandlerFunc(in.serve))
 	t.Cleanup(in.srv.Close)
 	return in
@@ -187,7 +188,7 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 		t.Fatalf("relayed canary: %s", clienttest.Dump(p))
 	}
 	calls := in.log()
-	agentPID := s.agent.cmd.Process.Pid
+	agentPID := s.agent.Cmd.Process.Pid
 	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
 		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
 	}
@@ -199,13 +200,38 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 	// The same call made directly by the server does not get in.
 	p = s.waitPipeline(start("direct", "web:v3"), "the direct canary ends", ended)
 	calls = in.log()
-	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.cmd.Process.Pid || calls[1].relayedBy != "" {
-		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.cmd.Process.Pid)
+	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.Cmd.Process.Pid || calls[1].relayedBy != "" {
+		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.Cmd.Process.Pid)
 	}
 	if tgt := p.Targets[0]; tgt.Status != pipeline.StatusRolledBack || !strings.Contains(clienttest.Dump(p), "403") {
 		t.Errorf("direct canary: %s", clienttest.Dump(p))
 	}
 	if got := s.pods(); got["web:v2"] != 4 || len(got) != 1 {
 		t.Errorf("pods after the direct canary's rollback: %v, want web:v2 ×4", got)
+	}
+}
+
+// An agent started without --relay-allow refuses to relay a webhook to
+// loopback (here, the inside service): the step fails with the agent's
+// refusal, which names the flag, and the service is never called.
+func TestRelayToLoopbackRefusedWithoutRelayAllow(t *testing.T) {
+	s := newSortie(t)
+	s.startAgentWith()
+	in := newInsideNetwork(t, s)
+	file := func(image string) api.StartRequest {
+		return deployFile(s.ns, image, relayedSteps, fmt.Sprintf(relayedWebhook, in.srv.URL, "remoteNetworkAgent")+"    retryCount: 3\n", "")
+	}
+	s.succeed(file("web:v1"), "the first deployment")
+	p := s.waitPipeline(s.start(file("web:v2")), "the relayed canary ends", ended)
+	msg := clienttest.Dump(p)
+	if p.Targets[0].Status != pipeline.StatusRolledBack || !strings.Contains(msg, "relay through agent prod: refused by the egress policy") ||
+		!strings.Contains(msg, "loopback") || !strings.Contains(msg, "sortie agent --relay-allow") {
+		t.Errorf("relayed canary to loopback: %s", msg)
+	}
+	if strings.Contains(msg, "attempts") {
+		t.Errorf("a refusal was retried: %s", msg)
+	}
+	if calls := in.log(); len(calls) != 0 {
+		t.Errorf("the inside service was called: %+v", calls)
 	}
 }

@@ -313,7 +313,7 @@ func TestRollbackAndCancelAtEveryStep(t *testing.T) {
 				// the rollback command arrived first, by superseding it
 				// itself (then the step ends before the rollback starts).
 				if h.running != "" {
-					out := s.agent.output()
+					out := s.agent.Output()
 					cmd := regexp.QuoteMeta(id + "/prod/" + h.running)
 					cancelled := regexp.MustCompile(`msg="command cancelled by the server" .*command=` + cmd + `(\s|$)`)
 					ended := regexp.MustCompile(`msg="command done" .*command=` + cmd + `\s`).FindStringIndex(out)

@@ -42,6 +42,19 @@ type Options struct {
 	// passwords go bcrypt-hashed into a --web.config.file, as Prometheus
 	// wants them. Scrapes are unaffected (Prometheus sends them).
 	BasicAuth map[string]string
+	// HonorLabels keeps the job (and instance) labels the exporter's
+	// series carry, as a Prometheus scraping through a federation or a
+	// pushgateway does, instead of renaming them exported_job: how a test
+	// serves series of several jobs (kubelet, kube-state-metrics) from one
+	// exporter.
+	HonorLabels bool
+	// Scrape are more targets, each a URL whose path is the metrics path
+	// (http://127.0.0.1:8080/metrics), scraped as job "scraped-N" (N its index) every
+	// second too: how a test has Prometheus read a real server.
+	Scrape []string
+	// RuleFiles are rule files (alerting and recording rules) Prometheus
+	// loads; one that does not load fails the start.
+	RuleFiles []string
 }
 
 // Start starts Prometheus scraping a new exporter every second and waits
@@ -75,11 +88,26 @@ func StartWith(t testing.TB, o Options) *Prometheus {
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
 scrape_configs:
   - job_name: app
+    honor_labels: %t
     static_configs:
       - targets: [%q]
-`, strings.TrimPrefix(exporter.URL, "http://"))
+`, o.HonorLabels, strings.TrimPrefix(exporter.URL, "http://"))
+	for i, target := range o.Scrape {
+		u, err := url.Parse(target)
+		if err != nil {
+			t.Fatalf("promtest: scrape target %q: %v", target, err)
+		}
+		config += fmt.Sprintf("  - job_name: scraped-%d\n    scheme: %s\n    metrics_path: %q\n    static_configs:\n      - targets: [%q]\n", i, u.Scheme, u.Path, u.Host)
+	}
+	if len(o.RuleFiles) > 0 {
+		config += "rule_files:\n"
+		for _, f := range o.RuleFiles {
+			config += fmt.Sprintf("  - %q\n", f)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -201,16 +229,6 @@ func (p *Prometheus) WaitValue(ctx context.Context, query string, at time.Time, 
 }
 
 func (p *Prometheus) value(ctx context.Context, query string, at time.Time) (float64, error) {
-	q := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?"+q.Encode(), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Data struct {
 			Result []struct {
@@ -218,7 +236,8 @@ func (p *Prometheus) value(ctx context.Context, query string, at time.Time) (flo
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	q := url.Values{"query": {query}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	if err := p.get(ctx, q, &body); err != nil {
 		return 0, err
 	}
 	if len(body.Data.Result) == 0 {
@@ -226,4 +245,59 @@ func (p *Prometheus) value(ctx context.Context, query string, at time.Time) (flo
 	}
 	s, _ := body.Data.Result[0].Value[1].(string)
 	return strconv.ParseFloat(s, 64)
+}
+
+// get runs an instant query and decodes Prometheus's answer into out.
+func (p *Prometheus) get(ctx context.Context, q url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Series runs the instant query now and returns how many series it
+// answered (1 for a scalar), or why Prometheus refused it.
+func (p *Prometheus) Series(ctx context.Context, query string) (int, error) {
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := p.get(ctx, url.Values{"query": {query}}, &body); err != nil {
+		return 0, err
+	}
+	if body.Status != "success" {
+		return 0, fmt.Errorf("promtest: query %s: %s", query, body.Error)
+	}
+	if body.Data.ResultType == "scalar" || body.Data.ResultType == "string" {
+		return 1, nil
+	}
+	var series []json.RawMessage
+	if err := json.Unmarshal(body.Data.Result, &series); err != nil {
+		return 0, err
+	}
+	return len(series), nil
+}
+
+// WaitSeries waits until the instant query answers at least one series,
+// looking again after each scrape.
+func (p *Prometheus) WaitSeries(ctx context.Context, query string) error {
+	for {
+		n, err := p.Series(ctx, query)
+		if err == nil && n > 0 {
+			return nil
+		}
+		if e := p.Scraped(ctx, 1); e != nil {
+			return fmt.Errorf("promtest: %s answered no series (%v): %w", query, err, e)
+		}
+	}
 }

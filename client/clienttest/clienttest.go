@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/auth"
+	"github.com/sortie-cd/sortie/egress"
 	"github.com/sortie-cd/sortie/server"
 )
 
@@ -23,13 +24,18 @@ type Server struct {
 
 // Start runs server.Run with cfg on a free loopback port (Addr and Ready are
 // set here; DataDir defaults to a temporary directory) until the test ends.
-// With cfg.TLSCertFile the URL is https.
+// With cfg.TLSCertFile the URL is https. A nil cfg.EgressAllow becomes
+// egress.Loopback: the tests' stand-ins (webhook receivers, Prometheus)
+// listen there. Give an empty, non-nil one for the server's own default.
 func Start(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.Addr = "127.0.0.1:0"
+	if cfg.EgressAllow == nil {
+		cfg.EgressAllow = egress.Loopback
+	}
 	type ready struct{ addr, creds string }
 	readyc := make(chan ready, 1)
 	cfg.Ready = func(addr, creds string) { readyc <- ready{addr, creds} }

@@ -24,7 +24,14 @@ var errHolds = errors.New("the condition holds")
 // Dump, when the pipeline ends before cond holds or WaitLimit passes.
 func WaitPipeline(t testing.TB, c *client.Client, id, what string, cond func(*api.PipelineView) bool) *api.PipelineView {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), WaitLimit)
+	return WaitPipelineFor(t, c, id, what, WaitLimit, cond)
+}
+
+// WaitPipelineFor is WaitPipeline with another limit than WaitLimit, for a
+// pipeline whose files set long analysis intervals.
+func WaitPipelineFor(t testing.TB, c *client.Client, id, what string, limit time.Duration, cond func(*api.PipelineView) bool) *api.PipelineView {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var last *api.PipelineView
 	check := func() error {

@@ -30,7 +30,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: localkube build|up|down|run [--dir DIR]")
+		return errors.New("usage: localkube build|helm|up|down|run [--dir DIR]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "", "cluster state directory (default: <cache>/sortie/cluster)")
@@ -55,6 +55,13 @@ func run(args []string) error {
 		}
 		fmt.Println(filepath.Join(bins.Dir, "bin"))
 		return nil
+	case "helm":
+		bin, err := localkube.EnsureHelm(ctx, localkube.BuildOptions{Log: os.Stderr})
+		if err != nil {
+			return err
+		}
+		fmt.Println(bin)
+		return nil
 	case "up":
 		return up(ctx, *dir)
 	case "down":
@@ -62,7 +69,7 @@ func run(args []string) error {
 	case "run":
 		return runForeground(ctx, *dir, *readyFD)
 	default:
-		return fmt.Errorf("unknown command %q: want build, up, down or run", args[0])
+		return fmt.Errorf("unknown command %q: want build, helm, up, down or run", args[0])
 	}
 }
 

@@ -56,7 +56,20 @@
         if (html == null) return;
         var focused = document.activeElement;
         var key = focused && live.contains(focused) ? focusKey(focused) : null;
+        // A form that asks for a reason stays open, with what was typed.
+        var asks = {};
+        live.querySelectorAll("details.ask[open] form").forEach(function (f) {
+          var r = f.querySelector("input[name=reason]");
+          asks[f.getAttribute("action")] = r ? r.value : "";
+        });
         live.innerHTML = html;
+        Object.keys(asks).forEach(function (action) {
+          var f = live.querySelector('details.ask form[action="' + CSS.escape(action) + '"]');
+          if (!f) return;
+          f.parentElement.open = true;
+          var r = f.querySelector("input[name=reason]");
+          if (r) r.value = asks[action];
+        });
         if (key) {
           var el = live.querySelector(key);
           if (el) el.focus();

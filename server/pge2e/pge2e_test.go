@@ -10,22 +10,28 @@ import (
 	"time"
 
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/server"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/postgres"
 	"github.com/sortie-cd/sortie/store/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(pgtest.Around(func() int { return kubetest.Run(m) })) }
 
 // TestServerOnPostgres: with DatabaseURL the server keeps its data in
 // PostgreSQL (the bootstrap credential is there, no sortie.db is made),
-// and a second server on the same database is refused while the first
-// runs.
+// and a second server on the same database runs beside the first.
 func TestServerOnPostgres(t *testing.T) {
 	url := pgtest.Database(t)
 	dir := t.TempDir()
-	srv := clienttest.Start(t, server.Config{DataDir: dir, DatabaseURL: url})
+	// Replicas share one master key (SORTIE_MASTER_KEY in production).
+	master, err := secrets.ParseKey(secrets.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := clienttest.Start(t, server.Config{DataDir: dir, DatabaseURL: url, MasterKey: master})
 	if _, err := os.Stat(filepath.Join(dir, "sortie.db")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("sortie.db in the data directory of a server on PostgreSQL: %v", err)
 	}
@@ -42,11 +48,24 @@ func TestServerOnPostgres(t *testing.T) {
 		t.Errorf("bootstrap credential in tenant %q", c.Tenant)
 	}
 
+	// A second server on the database starts beside the first, as a
+	// replica.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	err = server.Run(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: url})
-	if err == nil || !strings.Contains(err.Error(), "another Sortie server uses this database") {
-		t.Errorf("a second server on the database: %v, want a refusal", err)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: url, Replica: "second", MasterKey: master,
+			Ready: func(string, string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("a second server on the database: %v, want it to run as a replica", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("the second server's shutdown: %v", err)
 	}
 }
 

@@ -14,6 +14,9 @@
 // SavePipeline is optimistic: one UPDATE ... WHERE version = $n, which
 // PostgreSQL's row lock makes atomic against any other server, appending
 // the events with their seq (the row's last_seq) in the same transaction.
+// Every save also matches the lease epoch (store.ErrFenced when a takeover
+// moved it on); claims take free leases with FOR UPDATE SKIP LOCKED, so
+// replicas claiming at once each get a share rather than one all.
 // CreatePipeline takes a transaction-scoped advisory lock on its tenant and
 // application before it reads the others and runs admit, so two starts
 // on any servers cannot both pass a one-in-flight rule; creations of other
@@ -36,7 +39,12 @@
 // It interprets nothing of a pipeline's State beyond its status (and
 // whether that status is terminal), never logs row contents or the
 // database URL's password, never holds a secret in clear, and reads no
-// environment or flags: the caller passes the URL and Options. It does not
-// (yet) hold leases or route commands between servers: that is the
-// server's work on top of it (issue 15).
+// environment or flags: the caller passes the URL and Options. It keeps
+// the leases (store.Leases) but never decides who should hold one beyond
+// the fair share a claim is bounded by: the runner decides when to claim,
+// renew and let go. It does not decide where a command goes or who
+// delivers it: it keeps the rows (agent_commands, agent_command_reports,
+// agent_streams, signing_keys), sends the notifications (a trigger on
+// events; pg_notify with each command, report and result) and listens
+// (Listen), and package replicas does the routing on top of it.
 package postgres

@@ -3,13 +3,10 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
@@ -20,7 +17,7 @@ const (
 	saveSQL = `UPDATE pipelines
 SET status = $1, terminal = $2, updated_at = $3, wake_at = $4, version = version + 1,
 	last_seq = last_seq + $5, deployed = $6, state = $7
-WHERE tenant = $8 AND id = $9 AND version = $10
+WHERE tenant = $8 AND id = $9 AND version = $10 AND epoch = $11
 RETURNING last_seq, application`
 	insertEventSQL = `INSERT INTO events (tenant, pipeline, seq, at, type, data) VALUES ($1, $2, $3, $4, $5, $6)`
 	// The deployments of a pipeline follow its deployed column; jsonb_array_elements_text
@@ -74,7 +71,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return err
 	}
 	if admit != nil {
-		others, err := applicationRefs(ctx, tx, p.Tenant, p.Application)
+		others, err := s.AppRefs(ctx, tx, p.Tenant, p.Application)
 		if err != nil {
 			return err
 		}
@@ -90,11 +87,15 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	if err != nil {
 		return fmt.Errorf("encode source: %w", err)
 	}
+	var epoch int64
+	if p.Lease.Owner != "" {
+		epoch = 1
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO pipelines
-	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12)`,
+	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state, owner, lease_until, epoch)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11, $12, $13, $14, $15)`,
 		p.Tenant, p.ID, p.Application, r.Status, r.Terminal, created.UnixNano(), updated.UnixNano(), r.Wake,
-		p.StartedBy, len(events), r.Deployed, r.State)
+		p.StartedBy, len(events), r.Deployed, r.State, p.Lease.Owner, sqlrow.LeaseNanos(p.Lease.Until), epoch)
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("pipeline %s already exists: %w", p.ID, store.ErrConflict)
@@ -118,6 +119,11 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return err
 	}
 	p.Version = 1
+	p.Lease.Epoch = epoch
+	p.Lease.Until = p.Lease.Until.UTC()
+	if p.Lease.Owner == "" {
+		p.Lease.Until = time.Time{}
+	}
 	p.CreatedAt, p.UpdatedAt = created, updated
 	p.Status = r.Status
 	copy(events, stamped)
@@ -155,15 +161,17 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	)
 	err = tx.QueryRowContext(ctx, saveSQL,
 		r.Status, r.Terminal, updated.UnixNano(), r.Wake, len(events), r.Deployed, r.State,
-		p.Tenant, p.ID, p.Version).Scan(&last, &application)
+		p.Tenant, p.ID, p.Version, p.Lease.Epoch).Scan(&last, &application)
 	if errors.Is(err, sql.ErrNoRows) {
-		var version int64
-		err := tx.QueryRowContext(ctx, `SELECT version FROM pipelines WHERE tenant = $1 AND id = $2`, p.Tenant, p.ID).Scan(&version)
+		var version, epoch int64
+		err := tx.QueryRowContext(ctx, `SELECT version, epoch FROM pipelines WHERE tenant = $1 AND id = $2`, p.Tenant, p.ID).Scan(&version, &epoch)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrNotFound
 		case err != nil:
 			return err
+		case epoch != p.Lease.Epoch:
+			return fmt.Errorf("lease epoch %d was taken over (now %d): %w", p.Lease.Epoch, epoch, store.ErrFenced)
 		}
 		return fmt.Errorf("version %d was saved over (now %d): %w", p.Version, version, store.ErrConflict)
 	}
@@ -213,194 +221,4 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline,
 		out[i] = e
 	}
 	return out, nil
-}
-
-// GetPipeline implements store.Store.
-func (s *Store) GetPipeline(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
-	p, err := sqlrow.ScanPipeline(s.db.QueryRowContext(ctx, sqlrow.WithSource+` WHERE p.tenant = $1 AND p.id = $2`, tenant, id), true)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("postgres: get pipeline %s: %w", id, err)
-	}
-	return p, nil
-}
-
-// defaultLimit is ListPipelines' limit when the filter sets none.
-const defaultLimit = 100
-
-// ListPipelines implements store.Store. Ties on CreatedAt are broken by ID,
-// descending, so the order is total.
-func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error) {
-	var (
-		q    strings.Builder
-		args []any
-	)
-	q.WriteString(`SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ` + arg(&args, tenant))
-	if f.Application != "" {
-		q.WriteString(` AND p.application = ` + arg(&args, f.Application))
-	}
-	if len(f.Statuses) > 0 {
-		statuses := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			statuses[i] = string(st)
-		}
-		q.WriteString(` AND p.status = ANY (` + arg(&args, statuses) + `)`)
-	}
-	if !f.CreatedAfter.IsZero() {
-		q.WriteString(` AND p.created_at > ` + arg(&args, sqlrow.BoundNanos(f.CreatedAfter)))
-	}
-	if !f.CreatedBefore.IsZero() {
-		q.WriteString(` AND p.created_at < ` + arg(&args, sqlrow.BoundNanos(f.CreatedBefore)))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	q.WriteString(` ORDER BY p.created_at DESC, p.id DESC LIMIT ` + arg(&args, limit))
-	ps, err := s.queryPipelines(ctx, q.String(), false, args...)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list pipelines: %w", err)
-	}
-	return ps, nil
-}
-
-const resumableSQL = sqlrow.WithSource + ` WHERE NOT p.terminal
-ORDER BY p.tenant, p.application, p.created_at, p.id`
-
-// ResumablePipelines implements store.Store. The pipelines come with their
-// Source, which the executor needs to go on, by tenant and application,
-// oldest first.
-func (s *Store) ResumablePipelines(ctx context.Context) ([]*store.Pipeline, error) {
-	ps, err := s.queryPipelines(ctx, resumableSQL, true)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: resumable pipelines: %w", err)
-	}
-	return ps, nil
-}
-
-func (s *Store) queryPipelines(ctx context.Context, query string, source bool, args ...any) ([]*store.Pipeline, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ps []*store.Pipeline
-	for rows.Next() {
-		p, err := sqlrow.ScanPipeline(rows, source)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, rows.Err()
-}
-
-// ApplicationRefs implements store.Store; the refs are oldest first.
-func (s *Store) ApplicationRefs(ctx context.Context, tenant, application string) ([]pipeline.Ref, error) {
-	refs, err := applicationRefs(ctx, s.db, tenant, application)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: application refs: %w", err)
-	}
-	return refs, nil
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-const refsSQL = `SELECT id, status, created_at FROM pipelines
-WHERE tenant = $1 AND application = $2 AND NOT terminal ORDER BY created_at, id`
-
-func applicationRefs(ctx context.Context, q querier, tenant, application string) ([]pipeline.Ref, error) {
-	rows, err := q.QueryContext(ctx, refsSQL, tenant, application)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var refs []pipeline.Ref
-	for rows.Next() {
-		var (
-			r       pipeline.Ref
-			created sql.NullInt64
-		)
-		if err := rows.Scan(&r.ID, &r.Status, &created); err != nil {
-			return nil, err
-		}
-		r.CreatedAt = sqlrow.FromNanos(created)
-		refs = append(refs, r)
-	}
-	return refs, rows.Err()
-}
-
-const deployedBeforeSQL = `SELECT EXISTS (SELECT 1 FROM deployments
-WHERE tenant = $1 AND application = $2 AND target = $3)`
-
-// DeployedBefore implements store.Store.
-func (s *Store) DeployedBefore(ctx context.Context, tenant, application, target string) (bool, error) {
-	var ok bool
-	err := s.db.QueryRowContext(ctx, deployedBeforeSQL, tenant, application, target).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("postgres: deployed before: %w", err)
-	}
-	return ok, nil
-}
-
-// Events implements store.Store. A pipeline missing from tenant is
-// ErrNotFound; one without events after after gives none.
-func (s *Store) Events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
-	events, err := s.events(ctx, tenant, pipelineID, after)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: events of %s: %w", pipelineID, err)
-	}
-	return events, nil
-}
-
-const eventsSQL = `SELECT seq, at, type, data FROM events
-WHERE tenant = $1 AND pipeline = $2 AND seq > $3 ORDER BY seq`
-
-func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
-	// One read transaction, so that "no events" and "no pipeline" are
-	// decided on the same snapshot.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, eventsSQL, tenant, pipelineID, after)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var events []store.Event
-	for rows.Next() {
-		e := store.Event{Tenant: tenant, Pipeline: pipelineID}
-		var (
-			at   sql.NullInt64
-			data sql.NullString
-		)
-		if err := rows.Scan(&e.Seq, &at, &e.Type, &data); err != nil {
-			return nil, err
-		}
-		e.At = sqlrow.FromNanos(at)
-		if data.Valid {
-			e.Data = json.RawMessage(data.String)
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM pipelines WHERE tenant = $1 AND id = $2`, tenant, pipelineID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, store.ErrNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return events, nil
 }

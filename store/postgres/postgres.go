@@ -36,8 +36,8 @@ type Store struct {
 	db  *sql.DB
 	log *slog.Logger
 	now func() time.Time
-	// single holds the session advisory lock of LockSingleServer.
-	single *sql.Conn
+	// conn is the parsed URL, for the listener's own connection.
+	conn *pgx.ConnConfig
 	// Tables serves every table but the pipelines'.
 	*sqlrow.Tables
 }
@@ -59,7 +59,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, errors.New("postgres: open: the database URL is not a valid PostgreSQL connection string")
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
-	s := &Store{log: opts.Logger, now: opts.Now}
+	s := &Store{log: opts.Logger, now: opts.Now, conn: cfg}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,47 +82,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
 	s.Tables = &sqlrow.Tables{Read: s.db, Write: s.db, Now: s.now,
-		Dialect: sqlrow.Dialect{Name: "postgres", Rebind: rebind, IsUnique: isUnique, IsForeignKey: isForeignKey}}
+		Dialect: sqlrow.Dialect{Name: "postgres", Unfinished: "NOT terminal", SkipLocked: " FOR UPDATE SKIP LOCKED", SnapshotLevel: sql.LevelRepeatableRead, Rebind: rebind, IsUnique: isUnique, IsForeignKey: isForeignKey}}
 	return s, nil
-}
-
-// singleServerKey is the advisory lock key LockSingleServer holds.
-const singleServerKey = `hashtext('sortie single server')`
-
-// LockSingleServer takes, for as long as the Store is open, a session
-// lock that only one Store on the database can hold, and fails naming the
-// reason if another holds it. A server calls it while it runs every
-// unfinished pipeline itself: two such servers on one database would run
-// each step twice. The lock goes with the session, so a server that dies
-// without closing releases it when its connection drops.
-func (s *Store) LockSingleServer(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("postgres: lock: %w", err)
-	}
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(`+singleServerKey+`)`).Scan(&ok); err != nil {
-		conn.Close()
-		return fmt.Errorf("postgres: lock: %w", err)
-	}
-	if !ok {
-		conn.Close()
-		return errors.New("postgres: another Sortie server uses this database; running several replicas on one database is not supported yet")
-	}
-	s.single = conn
-	return nil
 }
 
 // Close closes the connections. A Store must not be used after Close.
 func (s *Store) Close() error {
-	if s.single != nil {
-		// Unlocked here, at once: the session's end would free the lock
-		// too, but only once the server notices the connection closed.
-		if _, err := s.single.ExecContext(context.Background(), `SELECT pg_advisory_unlock(`+singleServerKey+`)`); err != nil {
-			s.log.Warn("postgres: unlock the single-server lock", "err", err)
-		}
-		s.single.Close()
-	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("postgres: close: %w", err)
 	}
@@ -196,12 +161,6 @@ func rebind(q string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// arg appends v to args and returns its placeholder.
-func arg(args *[]any, v any) string {
-	*args = append(*args, v)
-	return "$" + strconv.Itoa(len(*args))
 }
 
 func pgCode(err error) string {

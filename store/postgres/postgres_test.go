@@ -164,31 +164,9 @@ func TestAuditAppendOnly(t *testing.T) {
 	}
 }
 
-// TestLockSingleServer: one Store at a time holds the single-server lock;
-// closing it (or its process dying) frees it.
-func TestLockSingleServer(t *testing.T) {
-	url := pgtest.Database(t)
-	a, err := Open(t.Context(), url, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.LockSingleServer(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	b := open(t, url, Options{})
-	if err := b.LockSingleServer(t.Context()); err == nil || !strings.Contains(err.Error(), "another Sortie server") {
-		t.Fatalf("a second lock: %v, want a refusal", err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.LockSingleServer(t.Context()); err != nil {
-		t.Errorf("the lock after the first store closed: %v", err)
-	}
-}
-
-// TestTenantColumns: every table but the tenants themselves and the
-// migration record has a tenant column.
+// TestTenantColumns: every table but the tenants themselves, the
+// migration record, the replicas and the server's own token signing keys
+// (which belong to no tenant) has a tenant column.
 func TestTenantColumns(t *testing.T) {
 	s := open(t, pgtest.Database(t), Options{})
 	rows, err := s.db.QueryContext(t.Context(), `SELECT t.table_name, count(c.column_name)
@@ -196,7 +174,7 @@ FROM information_schema.tables t
 LEFT JOIN information_schema.columns c
 	ON c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'tenant'
 WHERE t.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
-	AND t.table_name NOT IN ('schema_migrations', 'tenants')
+	AND t.table_name NOT IN ('schema_migrations', 'tenants', 'replicas', 'signing_keys')
 GROUP BY t.table_name`)
 	if err != nil {
 		t.Fatal(err)

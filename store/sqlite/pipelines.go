@@ -3,13 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/internal/sqlrow"
 )
@@ -24,7 +21,7 @@ const (
 	saveSQL = `UPDATE pipelines
 SET status = ?, terminal = ?, updated_at = ?, wake_at = ?, version = version + 1,
 	last_seq = last_seq + ?, deployed = ?, state = ?
-WHERE tenant = ? AND id = ? AND version = ?
+WHERE tenant = ? AND id = ? AND version = ? AND epoch = ?
 RETURNING last_seq, application`
 	insertEventSQL = `INSERT INTO events (tenant, pipeline, seq, at, type, data) VALUES (?, ?, ?, ?, ?, ?)`
 	// The deployments of a pipeline follow its deployed column; json_each
@@ -93,7 +90,7 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	}
 	defer tx.Rollback()
 	if admit != nil {
-		others, err := applicationRefs(ctx, tx, p.Tenant, p.Application)
+		others, err := s.AppRefs(ctx, tx, p.Tenant, p.Application)
 		if err != nil {
 			return err
 		}
@@ -109,11 +106,15 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 	if err != nil {
 		return fmt.Errorf("encode source: %w", err)
 	}
+	var epoch int64
+	if p.Lease.Owner != "" {
+		epoch = 1
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO pipelines
-	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+	(tenant, id, application, status, terminal, created_at, updated_at, wake_at, started_by, version, last_seq, deployed, state, owner, lease_until, epoch)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`,
 		p.Tenant, p.ID, p.Application, r.Status, r.Terminal, created.UnixNano(), updated.UnixNano(), r.Wake,
-		p.StartedBy, len(events), r.Deployed, r.State)
+		p.StartedBy, len(events), r.Deployed, r.State, p.Lease.Owner, sqlrow.LeaseNanos(p.Lease.Until), epoch)
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("pipeline %s already exists: %w", p.ID, store.ErrConflict)
@@ -137,6 +138,11 @@ func (s *Store) createPipeline(ctx context.Context, p *store.Pipeline, admit sto
 		return err
 	}
 	p.Version = 1
+	p.Lease.Epoch = epoch
+	p.Lease.Until = p.Lease.Until.UTC()
+	if p.Lease.Owner == "" {
+		p.Lease.Until = time.Time{}
+	}
 	p.CreatedAt, p.UpdatedAt = created, updated
 	p.Status = r.Status
 	copy(events, stamped)
@@ -174,15 +180,17 @@ func (s *Store) savePipeline(ctx context.Context, p *store.Pipeline, events []st
 	)
 	err = tx.StmtContext(ctx, s.stmts.save).QueryRowContext(ctx,
 		r.Status, r.Terminal, updated.UnixNano(), r.Wake, len(events), r.Deployed, r.State,
-		p.Tenant, p.ID, p.Version).Scan(&last, &application)
+		p.Tenant, p.ID, p.Version, p.Lease.Epoch).Scan(&last, &application)
 	if errors.Is(err, sql.ErrNoRows) {
-		var version int64
-		err := tx.QueryRowContext(ctx, `SELECT version FROM pipelines WHERE tenant = ? AND id = ?`, p.Tenant, p.ID).Scan(&version)
+		var version, epoch int64
+		err := tx.QueryRowContext(ctx, `SELECT version, epoch FROM pipelines WHERE tenant = ? AND id = ?`, p.Tenant, p.ID).Scan(&version, &epoch)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return store.ErrNotFound
 		case err != nil:
 			return err
+		case epoch != p.Lease.Epoch:
+			return fmt.Errorf("lease epoch %d was taken over (now %d): %w", p.Lease.Epoch, epoch, store.ErrFenced)
 		}
 		return fmt.Errorf("version %d was saved over (now %d): %w", p.Version, version, store.ErrConflict)
 	}
@@ -233,195 +241,4 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, p *store.Pipeline,
 		out[i] = e
 	}
 	return out, nil
-}
-
-// GetPipeline implements store.Store.
-func (s *Store) GetPipeline(ctx context.Context, tenant, id string) (*store.Pipeline, error) {
-	p, err := sqlrow.ScanPipeline(s.read.QueryRowContext(ctx, sqlrow.WithSource+` WHERE p.tenant = ? AND p.id = ?`, tenant, id), true)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: get pipeline %s: %w", id, err)
-	}
-	return p, nil
-}
-
-// defaultLimit is ListPipelines' limit when the filter sets none.
-const defaultLimit = 100
-
-// ListPipelines implements store.Store. Ties on CreatedAt are broken by ID,
-// descending, so the order is total.
-func (s *Store) ListPipelines(ctx context.Context, tenant string, f store.Filter) ([]*store.Pipeline, error) {
-	var q strings.Builder
-	args := []any{tenant}
-	q.WriteString(`SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ?`)
-	if f.Application != "" {
-		q.WriteString(` AND p.application = ?`)
-		args = append(args, f.Application)
-	}
-	if len(f.Statuses) > 0 {
-		q.WriteString(` AND p.status IN (?` + strings.Repeat(`, ?`, len(f.Statuses)-1) + `)`)
-		for _, st := range f.Statuses {
-			args = append(args, st)
-		}
-	}
-	if !f.CreatedAfter.IsZero() {
-		q.WriteString(` AND p.created_at > ?`)
-		args = append(args, sqlrow.BoundNanos(f.CreatedAfter))
-	}
-	if !f.CreatedBefore.IsZero() {
-		q.WriteString(` AND p.created_at < ?`)
-		args = append(args, sqlrow.BoundNanos(f.CreatedBefore))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	q.WriteString(` ORDER BY p.created_at DESC, p.id DESC LIMIT ?`)
-	args = append(args, limit)
-	ps, err := s.queryPipelines(ctx, q.String(), false, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list pipelines: %w", err)
-	}
-	return ps, nil
-}
-
-const resumableSQL = sqlrow.WithSource + ` WHERE p.terminal = 0
-ORDER BY p.tenant, p.application, p.created_at, p.id`
-
-// ResumablePipelines implements store.Store. The pipelines come with their
-// Source, which the executor needs to go on, by tenant and application,
-// oldest first.
-func (s *Store) ResumablePipelines(ctx context.Context) ([]*store.Pipeline, error) {
-	ps, err := s.queryPipelines(ctx, resumableSQL, true)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: resumable pipelines: %w", err)
-	}
-	return ps, nil
-}
-
-func (s *Store) queryPipelines(ctx context.Context, query string, source bool, args ...any) ([]*store.Pipeline, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ps []*store.Pipeline
-	for rows.Next() {
-		p, err := sqlrow.ScanPipeline(rows, source)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, rows.Err()
-}
-
-// ApplicationRefs implements store.Store; the refs are oldest first.
-func (s *Store) ApplicationRefs(ctx context.Context, tenant, application string) ([]pipeline.Ref, error) {
-	refs, err := applicationRefs(ctx, s.read, tenant, application)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: application refs: %w", err)
-	}
-	return refs, nil
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-const refsSQL = `SELECT id, status, created_at FROM pipelines
-WHERE tenant = ? AND application = ? AND terminal = 0 ORDER BY created_at, id`
-
-func applicationRefs(ctx context.Context, q querier, tenant, application string) ([]pipeline.Ref, error) {
-	rows, err := q.QueryContext(ctx, refsSQL, tenant, application)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var refs []pipeline.Ref
-	for rows.Next() {
-		var (
-			r       pipeline.Ref
-			created sql.NullInt64
-		)
-		if err := rows.Scan(&r.ID, &r.Status, &created); err != nil {
-			return nil, err
-		}
-		r.CreatedAt = sqlrow.FromNanos(created)
-		refs = append(refs, r)
-	}
-	return refs, rows.Err()
-}
-
-const deployedBeforeSQL = `SELECT EXISTS (SELECT 1 FROM deployments
-WHERE tenant = ? AND application = ? AND target = ?)`
-
-// DeployedBefore implements store.Store.
-func (s *Store) DeployedBefore(ctx context.Context, tenant, application, target string) (bool, error) {
-	var ok bool
-	err := s.read.QueryRowContext(ctx, deployedBeforeSQL, tenant, application, target).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("sqlite: deployed before: %w", err)
-	}
-	return ok, nil
-}
-
-// Events implements store.Store. A pipeline missing from tenant is
-// ErrNotFound; one without events after after gives none.
-func (s *Store) Events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
-	events, err := s.events(ctx, tenant, pipelineID, after)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: events of %s: %w", pipelineID, err)
-	}
-	return events, nil
-}
-
-const eventsSQL = `SELECT seq, at, type, data FROM events
-WHERE tenant = ? AND pipeline = ? AND seq > ? ORDER BY seq`
-
-func (s *Store) events(ctx context.Context, tenant, pipelineID string, after int64) ([]store.Event, error) {
-	// One read transaction, so that "no events" and "no pipeline" are
-	// decided on the same snapshot.
-	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, eventsSQL, tenant, pipelineID, after)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var events []store.Event
-	for rows.Next() {
-		e := store.Event{Tenant: tenant, Pipeline: pipelineID}
-		var (
-			at   sql.NullInt64
-			data sql.NullString
-		)
-		if err := rows.Scan(&e.Seq, &at, &e.Type, &data); err != nil {
-			return nil, err
-		}
-		e.At = sqlrow.FromNanos(at)
-		if data.Valid {
-			e.Data = json.RawMessage(data.String)
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(events) == 0 {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM pipelines WHERE tenant = ? AND id = ?`, tenant, pipelineID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, store.ErrNotFound
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return events, nil
 }

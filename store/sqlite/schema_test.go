@@ -95,13 +95,14 @@ func TestRefuseNewerSchema(t *testing.T) {
 	}
 }
 
-// TestTenantColumns: every table but the bookkeeping ones carries its
+// TestTenantColumns: every table but the bookkeeping ones (and the
+// server's own token signing keys, which belong to no tenant) carries its
 // tenant.
 func TestTenantColumns(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "sortie.db"), Options{})
 	rows, err := s.read.QueryContext(t.Context(), `SELECT m.name, count(c.name) FROM sqlite_schema m
 LEFT JOIN pragma_table_info(m.name) c ON c.name = 'tenant'
-WHERE m.type = 'table' AND m.name NOT IN ('schema_migrations', 'tenants') GROUP BY m.name`)
+WHERE m.type = 'table' AND m.name NOT IN ('schema_migrations', 'tenants', 'replicas', 'signing_keys') GROUP BY m.name`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +208,11 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"list", `SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_created (tenant=?)"},
 		{"list by application", `SELECT ` + sqlrow.PipelineColumns + ` FROM pipelines p WHERE p.tenant = ? AND p.application = ? ORDER BY p.created_at DESC, p.id DESC LIMIT ?`, "USING INDEX pipelines_by_application (tenant=? AND application=?)"},
-		{"admission", refsSQL, "USING INDEX pipelines_unfinished (tenant=? AND application=?)"},
-		{"resume", resumableSQL, "USING INDEX pipelines_unfinished"},
-		{"deployed before", deployedBeforeSQL, "USING PRIMARY KEY (tenant=? AND application=? AND target=?)"},
+		{"admission", s.RefsSQL(), "USING INDEX pipelines_unfinished (tenant=? AND application=?)"},
+		{"resume", s.ResumableSQL(), "USING INDEX pipelines_unfinished"},
+		{"deployed before", sqlrow.DeployedBeforeSQL, "USING PRIMARY KEY (tenant=? AND application=? AND target=?)"},
 		{"save", saveSQL, "USING INDEX sqlite_autoindex_pipelines_1 (tenant=? AND id=?)"},
-		{"events", eventsSQL, "USING PRIMARY KEY (tenant=? AND pipeline=? AND seq>?)"},
+		{"events", sqlrow.EventsSQL, "USING PRIMARY KEY (tenant=? AND pipeline=? AND seq>?)"},
 	} {
 		args := make([]any, strings.Count(tc.query, "?"))
 		for i := range args {

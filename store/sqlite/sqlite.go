@@ -137,7 +137,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.Tables = &sqlrow.Tables{Read: s.read, Write: s.write, Now: s.now,
-		Dialect: sqlrow.Dialect{Name: "sqlite", IsUnique: isUnique, IsForeignKey: isForeignKey}}
+		Dialect: sqlrow.Dialect{Name: "sqlite", Unfinished: "terminal = 0", IsUnique: isUnique, IsForeignKey: isForeignKey}}
 	return s, nil
 }
 

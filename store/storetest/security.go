@@ -14,7 +14,7 @@ func testSecrets(t *testing.T, open Opener) {
 	ctx := t.Context()
 	createTenant(t, s, "acme")
 	a := store.Secret{Tenant: store.DefaultTenant, Name: "token", Ciphertext: []byte{1, 2, 3}, UpdatedAt: t0}
-	b := store.Secret{Tenant: store.DefaultTenant, Name: "api", Ciphertext: []byte{4}, UpdatedAt: t0}
+	b := store.Secret{Tenant: store.DefaultTenant, Name: "api", Ciphertext: []byte{4}, AllowedHosts: []string{"hooks.example.com", "*.example.org:8443"}, UpdatedAt: t0}
 	acme := store.Secret{Tenant: "acme", Name: "token", Ciphertext: []byte{9}, UpdatedAt: t0}
 	for _, sec := range []store.Secret{a, b, acme} {
 		if err := s.PutSecret(ctx, sec); err != nil {
@@ -39,9 +39,19 @@ func testSecrets(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []store.Secret{{Tenant: store.DefaultTenant, Name: "api", UpdatedAt: t0}, {Tenant: store.DefaultTenant, Name: "token", UpdatedAt: t0.Add(time.Minute)}}
+	want := []store.Secret{{Tenant: store.DefaultTenant, Name: "api", AllowedHosts: b.AllowedHosts, UpdatedAt: t0}, {Tenant: store.DefaultTenant, Name: "token", UpdatedAt: t0.Add(time.Minute)}}
 	if diff := cmp.Diff(want, list, opts); diff != "" {
-		t.Errorf("ListSecrets: names and times by name, no ciphertext (-want +got):\n%s", diff)
+		t.Errorf("ListSecrets: names, allowed hosts and times by name, no ciphertext (-want +got):\n%s", diff)
+	}
+	if got, err := s.GetSecret(ctx, store.DefaultTenant, "api"); err != nil || !cmp.Equal(b, *got, opts) {
+		t.Errorf("GetSecret of a secret with allowed hosts: %+v, %v", got, err)
+	}
+	b.AllowedHosts = nil
+	if err := s.PutSecret(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetSecret(ctx, store.DefaultTenant, "api"); err != nil || got.AllowedHosts != nil {
+		t.Errorf("a replace without allowed hosts keeps them: %+v, %v", got, err)
 	}
 	wantErr(t, "DeleteSecret of another tenant's name", s.DeleteSecret(ctx, "acme", "api"), store.ErrNotFound)
 	if err := s.DeleteSecret(ctx, store.DefaultTenant, "token"); err != nil {

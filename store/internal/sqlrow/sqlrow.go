@@ -64,6 +64,23 @@ func FromNanos(n sql.NullInt64) time.Time {
 	return time.Unix(0, n.Int64).UTC()
 }
 
+// LeaseTime reads a lease_until column, where 0 (no lease) is the zero
+// time.
+func LeaseTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// LeaseNanos is a lease's Until in the stored form (0: none).
+func LeaseNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 // OrNow returns t in UTC, or now when t is zero: the caller's clock is the
 // engine's and wins; the store's only fills gaps.
 func OrNow(t, now time.Time) time.Time {
@@ -175,7 +192,7 @@ type Scanner interface{ Scan(dest ...any) error }
 // PipelineColumns are read by ScanPipeline, in this order, from pipelines
 // p; WithSource adds the source from pipeline_sources s.
 const PipelineColumns = `p.tenant, p.id, p.application, p.status, p.created_at, p.updated_at, p.wake_at,
-	p.started_by, p.version, p.deployed, p.state`
+	p.started_by, p.version, p.deployed, p.state, p.owner, p.lease_until, p.epoch`
 
 // WithSource selects PipelineColumns and the source.
 const WithSource = `SELECT ` + PipelineColumns + `, s.source
@@ -187,9 +204,10 @@ func ScanPipeline(sc Scanner, source bool) (*store.Pipeline, error) {
 		p                        store.Pipeline
 		created, updated, wake   sql.NullInt64
 		deployed, state, srcText sql.NullString
+		until                    int64
 	)
 	dest := []any{&p.Tenant, &p.ID, &p.Application, &p.Status, &created, &updated, &wake,
-		&p.StartedBy, &p.Version, &deployed, &state}
+		&p.StartedBy, &p.Version, &deployed, &state, &p.Lease.Owner, &until, &p.Lease.Epoch}
 	if source {
 		dest = append(dest, &srcText)
 	}
@@ -197,6 +215,7 @@ func ScanPipeline(sc Scanner, source bool) (*store.Pipeline, error) {
 		return nil, err
 	}
 	p.CreatedAt, p.UpdatedAt, p.Wake = FromNanos(created), FromNanos(updated), FromNanos(wake)
+	p.Lease.Until = LeaseTime(until)
 	if err := json.Unmarshal([]byte(deployed.String), &p.Deployed); err != nil {
 		return nil, fmt.Errorf("pipeline %s: decode deployed: %w", p.ID, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -22,6 +23,17 @@ type Dialect struct {
 	// IsUnique and IsForeignKey recognise a unique-key and a foreign-key
 	// violation.
 	IsUnique, IsForeignKey func(error) bool
+	// Unfinished is the condition on a pipelines row that its status is
+	// not terminal, spelt as the partial index pipelines_unfinished is.
+	Unfinished string
+	// SkipLocked ends a claim's SELECT of free leases: " FOR UPDATE SKIP
+	// LOCKED" where concurrent claimers would otherwise pick the same rows
+	// and all but one come away empty; "" on SQLite, whose one writer
+	// claims alone.
+	SkipLocked string
+	// SnapshotLevel is the isolation that gives a read transaction one
+	// snapshot (SQLite's are always one: the default).
+	SnapshotLevel sql.IsolationLevel
 }
 
 // Tables implements the parts of store.Store that are the same SQL on
@@ -426,9 +438,13 @@ func (s *Tables) PutSecret(ctx context.Context, sec store.Secret) error {
 	if err := CheckTimes(sec.UpdatedAt); err != nil {
 		return fmt.Errorf("%s: put secret %s: %w", s.Name, sec.Name, err)
 	}
-	_, err := s.Write.ExecContext(ctx, s.rebind(`INSERT INTO secrets (tenant, name, ciphertext, updated_at) VALUES (?, ?, ?, ?)
-ON CONFLICT (tenant, name) DO UPDATE SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`),
-		sec.Tenant, sec.Name, sec.Ciphertext, sec.UpdatedAt.UnixNano())
+	hosts, err := json.Marshal(nonNil(sec.AllowedHosts))
+	if err != nil {
+		return fmt.Errorf("%s: put secret %s: %w", s.Name, sec.Name, err)
+	}
+	_, err = s.Write.ExecContext(ctx, s.rebind(`INSERT INTO secrets (tenant, name, ciphertext, allowed_hosts, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, name) DO UPDATE SET ciphertext = excluded.ciphertext, allowed_hosts = excluded.allowed_hosts, updated_at = excluded.updated_at`),
+		sec.Tenant, sec.Name, sec.Ciphertext, string(hosts), sec.UpdatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("%s: put secret %s: %w", s.Name, sec.Name, s.tenantErr(err, sec.Tenant))
 	}
@@ -438,10 +454,16 @@ ON CONFLICT (tenant, name) DO UPDATE SET ciphertext = excluded.ciphertext, updat
 // GetSecret implements store.Store.
 func (s *Tables) GetSecret(ctx context.Context, tenant, name string) (*store.Secret, error) {
 	sec := store.Secret{Tenant: tenant, Name: name}
-	var at sql.NullInt64
-	err := s.Read.QueryRowContext(ctx, s.rebind(`SELECT ciphertext, updated_at FROM secrets WHERE tenant = ? AND name = ?`), tenant, name).Scan(&sec.Ciphertext, &at)
+	var (
+		at    sql.NullInt64
+		hosts string
+	)
+	err := s.Read.QueryRowContext(ctx, s.rebind(`SELECT ciphertext, allowed_hosts, updated_at FROM secrets WHERE tenant = ? AND name = ?`), tenant, name).Scan(&sec.Ciphertext, &hosts, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = store.ErrNotFound
+	}
+	if err == nil {
+		err = decodeHosts(hosts, &sec)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: get secret %s: %w", s.Name, name, err)
@@ -454,15 +476,39 @@ func (s *Tables) GetSecret(ctx context.Context, tenant, name string) (*store.Sec
 func (s *Tables) ListSecrets(ctx context.Context, tenant string) ([]store.Secret, error) {
 	out, err := QueryAll(ctx, s, func(sc Scanner) (store.Secret, error) {
 		sec := store.Secret{Tenant: tenant}
-		var at sql.NullInt64
-		err := sc.Scan(&sec.Name, &at)
+		var (
+			at    sql.NullInt64
+			hosts string
+		)
+		if err := sc.Scan(&sec.Name, &hosts, &at); err != nil {
+			return sec, err
+		}
 		sec.UpdatedAt = FromNanos(at)
-		return sec, err
-	}, `SELECT name, updated_at FROM secrets WHERE tenant = ? ORDER BY name`, tenant)
+		return sec, decodeHosts(hosts, &sec)
+	}, `SELECT name, allowed_hosts, updated_at FROM secrets WHERE tenant = ? ORDER BY name`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("%s: list secrets: %w", s.Name, err)
 	}
 	return out, nil
+}
+
+// decodeHosts reads a secret's allowed_hosts column; an empty list is nil.
+func decodeHosts(col string, sec *store.Secret) error {
+	if err := json.Unmarshal([]byte(col), &sec.AllowedHosts); err != nil {
+		return fmt.Errorf("decode allowed hosts: %w", err)
+	}
+	if len(sec.AllowedHosts) == 0 {
+		sec.AllowedHosts = nil
+	}
+	return nil
+}
+
+// nonNil is hosts, or an empty list for nil (a JSON [] in the column).
+func nonNil(hosts []string) []string {
+	if hosts == nil {
+		return []string{}
+	}
+	return hosts
 }
 
 // DeleteSecret implements store.Store.
@@ -686,4 +732,137 @@ func (s *Tables) AgentBindings(ctx context.Context, tenant string) (map[string]s
 		return nil, fmt.Errorf("%s: agent bindings: %w", s.Name, err)
 	}
 	return out, nil
+}
+
+// PutWindow implements store.Store.
+func (s *Tables) PutWindow(ctx context.Context, tenant string, w pipeline.Window) error {
+	if tenant == "" || w.Scope == "" || w.Name == "" {
+		return fmt.Errorf("%s: put window: tenant, scope and name are required", s.Name)
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("%s: put window %s: %w", s.Name, w.Name, err)
+	}
+	_, err = s.Write.ExecContext(ctx, s.rebind(`INSERT INTO windows (tenant, scope, name, spec, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (tenant, scope, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`),
+		tenant, w.Scope, w.Name, string(b), s.nowUTC().UnixNano())
+	if err != nil {
+		return fmt.Errorf("%s: put window %s: %w", s.Name, w.Name, s.tenantErr(err, tenant))
+	}
+	return nil
+}
+
+// ListWindows implements store.Store.
+func (s *Tables) ListWindows(ctx context.Context, tenant string) ([]pipeline.Window, error) {
+	out, err := QueryAll(ctx, s, func(sc Scanner) (pipeline.Window, error) {
+		var (
+			w    pipeline.Window
+			spec string
+		)
+		if err := sc.Scan(&spec); err != nil {
+			return w, err
+		}
+		return w, json.Unmarshal([]byte(spec), &w)
+	}, `SELECT spec FROM windows WHERE tenant = ? ORDER BY scope, name`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list windows: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// DeleteWindow implements store.Store.
+func (s *Tables) DeleteWindow(ctx context.Context, tenant, scope, name string) error {
+	if err := Affected(s.Write.ExecContext(ctx, s.rebind(`DELETE FROM windows WHERE tenant = ? AND scope = ? AND name = ?`), tenant, scope, name)); err != nil {
+		return fmt.Errorf("%s: delete window %s of %s: %w", s.Name, name, scope, err)
+	}
+	return nil
+}
+
+// PutFreeze implements store.Store.
+func (s *Tables) PutFreeze(ctx context.Context, tenant string, f pipeline.Freeze) error {
+	if tenant == "" || f.Scope == "" {
+		return fmt.Errorf("%s: put freeze: tenant and scope are required", s.Name)
+	}
+	f.At = OrNow(f.At, s.nowUTC())
+	if err := CheckTimes(f.At, f.Until); err != nil {
+		return fmt.Errorf("%s: put freeze of %s: %w", s.Name, f.Scope, err)
+	}
+	_, err := s.Write.ExecContext(ctx, s.rebind(`INSERT INTO freezes (tenant, scope, reason, until, set_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant, scope) DO UPDATE SET reason = excluded.reason, until = excluded.until, set_by = excluded.set_by, updated_at = excluded.updated_at`),
+		tenant, f.Scope, f.Reason, Nanos(f.Until).Int64, f.By, f.At.UnixNano())
+	if err != nil {
+		return fmt.Errorf("%s: put freeze of %s: %w", s.Name, f.Scope, s.tenantErr(err, tenant))
+	}
+	return nil
+}
+
+// ListFreezes implements store.Store.
+func (s *Tables) ListFreezes(ctx context.Context, tenant string) ([]pipeline.Freeze, error) {
+	out, err := QueryAll(ctx, s, func(sc Scanner) (pipeline.Freeze, error) {
+		var (
+			f         pipeline.Freeze
+			until, at sql.NullInt64
+		)
+		if err := sc.Scan(&f.Scope, &f.Reason, &until, &f.By, &at); err != nil {
+			return f, err
+		}
+		if until.Int64 != 0 {
+			f.Until = FromNanos(until)
+		}
+		f.At = FromNanos(at)
+		return f, nil
+	}, `SELECT scope, reason, until, set_by, updated_at FROM freezes WHERE tenant = ? ORDER BY scope`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list freezes: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// DeleteFreeze implements store.Store.
+func (s *Tables) DeleteFreeze(ctx context.Context, tenant, scope string) error {
+	if err := Affected(s.Write.ExecContext(ctx, s.rebind(`DELETE FROM freezes WHERE tenant = ? AND scope = ?`), tenant, scope)); err != nil {
+		return fmt.Errorf("%s: delete freeze of %s: %w", s.Name, scope, err)
+	}
+	return nil
+}
+
+// PutWarm implements store.Store.
+func (s *Tables) PutWarm(ctx context.Context, w store.Warm) error {
+	if w.Tenant == "" || w.Pipeline == "" || w.Target == "" || w.Until.IsZero() {
+		return fmt.Errorf("%s: put warm version: tenant, pipeline, target and until are required", s.Name)
+	}
+	_, err := s.Write.ExecContext(ctx, s.rebind(`INSERT INTO warm_versions (tenant, pipeline, target, until) VALUES (?, ?, ?, ?)
+ON CONFLICT (tenant, pipeline, target) DO UPDATE SET until = excluded.until`),
+		w.Tenant, w.Pipeline, w.Target, w.Until.UnixNano())
+	if err != nil {
+		return fmt.Errorf("%s: put warm version of %s/%s: %w", s.Name, w.Pipeline, w.Target, s.tenantErr(err, w.Tenant))
+	}
+	return nil
+}
+
+// ListWarm implements store.Store.
+func (s *Tables) ListWarm(ctx context.Context) ([]store.Warm, error) {
+	out, err := QueryAll(ctx, s, func(sc Scanner) (store.Warm, error) {
+		var (
+			w     store.Warm
+			until sql.NullInt64
+		)
+		if err := sc.Scan(&w.Tenant, &w.Pipeline, &w.Target, &until); err != nil {
+			return w, err
+		}
+		w.Until = FromNanos(until)
+		return w, nil
+	}, `SELECT tenant, pipeline, target, until FROM warm_versions ORDER BY until, tenant, pipeline, target`)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list warm versions: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// DeleteWarm implements store.Store.
+func (s *Tables) DeleteWarm(ctx context.Context, tenant, pipeline, target string) error {
+	if _, err := s.Write.ExecContext(ctx, s.rebind(`DELETE FROM warm_versions WHERE tenant = ? AND pipeline = ? AND target = ?`), tenant, pipeline, target); err != nil {
+		return fmt.Errorf("%s: delete warm version of %s/%s: %w", s.Name, pipeline, target, err)
+	}
+	return nil
 }

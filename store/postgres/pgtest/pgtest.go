@@ -34,10 +34,15 @@ var (
 
 // Main starts a server, runs the tests and stops the server; TestMain
 // calls os.Exit(pgtest.Main(m)).
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return Around(m.Run) }
+
+// Around is Main for a test binary whose TestMain runs its tests through
+// another harness too (kubetest.Run): it starts the server, calls run and
+// stops the server, returning run's exit code.
+func Around(run func() int) int {
 	if u := os.Getenv(URLEnv); u != "" {
 		serverURL = u
-		return m.Run()
+		return run()
 	}
 	srv, err := start()
 	if err != nil {
@@ -45,7 +50,7 @@ func Main(m *testing.M) int {
 		return 1
 	}
 	serverURL = srv.url
-	code := m.Run()
+	code := run()
 	if err := srv.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		if code == 0 {
@@ -281,4 +286,58 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// UntilNotified waits until cond holds, checking it first and then again
+// on each notification on channel in the database url names (a LISTEN of
+// its own), and fails the test after a minute.
+func UntilNotified(t testing.TB, url, channel, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: listen: %v", err)
+	}
+	for !cond() {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			t.Fatalf("pgtest: waiting until %s: %v", what, err)
+		}
+	}
+}
+
+// Server starts a PostgreSQL server for this test alone (for a test binary
+// whose TestMain is another harness's), stopped when the test ends, and
+// returns the URL of a new database on it.
+func Server(t testing.TB) string {
+	t.Helper()
+	srv, err := start()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.stop(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, srv.url)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE sortie"); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	u, err := url.Parse(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/sortie"
+	return u.String()
 }

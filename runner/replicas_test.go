@@ -1,0 +1,366 @@
+package runner_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sortie-cd/sortie/kube"
+	"github.com/sortie-cd/sortie/kubeexec"
+	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/store"
+	"github.com/sortie-cd/sortie/store/postgres"
+	"github.com/sortie-cd/sortie/store/postgres/pgtest"
+	"github.com/sortie-cd/sortie/store/storetest"
+)
+
+// pausable is the real clock of a replica that can be paused, as a
+// process stopped by SIGSTOP, a long GC pause or a VM migration is: while
+// paused, no timer of it fires (its lease renewals, its pipelines' wake-
+// ups); they all fire, late, when it resumes.
+type pausable struct {
+	mu     sync.Mutex
+	paused bool
+	held   []func()
+}
+
+func (c *pausable) Now() time.Time { return time.Now() }
+
+func (c *pausable) AfterFunc(d time.Duration, f func()) runner.Timer {
+	return time.AfterFunc(d, func() {
+		c.mu.Lock()
+		if c.paused {
+			c.held = append(c.held, f)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		f()
+	})
+}
+
+func (c *pausable) pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paused = true
+}
+
+func (c *pausable) resume() {
+	c.mu.Lock()
+	held := c.held
+	c.paused, c.held = false, nil
+	c.mu.Unlock()
+	for _, f := range held {
+		go f()
+	}
+}
+
+// logSignal is a slog handler that closes a channel at the first record
+// with a given message: how a test waits for something a runner logs.
+type logSignal struct {
+	slog.Handler
+	mu   sync.Mutex
+	wait map[string]chan time.Time
+}
+
+func newLogSignal(t *testing.T) *logSignal {
+	return &logSignal{Handler: slog.NewTextHandler(tWriter{t}, nil), wait: map[string]chan time.Time{}}
+}
+
+func (l *logSignal) on(msg string) chan time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch, ok := l.wait[msg]
+	if !ok {
+		ch = make(chan time.Time, 1)
+		l.wait[msg] = ch
+	}
+	return ch
+}
+
+func (l *logSignal) Handle(ctx context.Context, r slog.Record) error {
+	ch := l.on(r.Message)
+	select {
+	case ch <- r.Time:
+	default:
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l *logSignal) WithAttrs(as []slog.Attr) slog.Handler {
+	return &attrs{l, l.Handler.WithAttrs(as)}
+}
+
+type attrs struct {
+	l *logSignal
+	slog.Handler
+}
+
+func (a *attrs) Handle(ctx context.Context, r slog.Record) error { return a.l.Handle(ctx, r) }
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Logf("%s", b)
+	return len(b), nil
+}
+
+func waitSignal(t *testing.T, ch <-chan time.Time, what string) time.Time {
+	t.Helper()
+	select {
+	case at := <-ch:
+		return at
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("timed out waiting until %s", what)
+		return time.Time{}
+	}
+}
+
+// TestPausedReplicaIsFencedAndAnotherFinishes runs two runners on one
+// PostgreSQL database, as two replicas. A starts a canary and is paused
+// at its approval gate; once its lease expired B claims the pipeline,
+// takes the approval and drives it to the end. When A resumes, its late
+// timers find the lease gone (or their save fenced): A writes nothing
+// more. The cluster ends exact and no command ran twice.
+func TestPausedReplicaIsFencedAndAnotherFinishes(t *testing.T) {
+	url := pgtest.Database(t)
+	open := func() *postgres.Store {
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	kx, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	const ttl = 2 * time.Second
+	clockA := &pausable{}
+	logA, logB := newLogSignal(t), newLogSignal(t)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockA, Log: slog.New(logA).With("replica", "a"), Replica: "a", LeaseTTL: ttl})
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+
+	first := a.start(a.file("web", a.oneTarget("staging", "c"), canaryWithApproval, "web:v1", ""))
+	if p := a.waitEnd(first); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment ended %s\n%s", p.Status, dump(p))
+	}
+	id := a.start(a.file("web", a.oneTarget("staging", "c"), canaryWithApproval, "web:v2", ""))
+	p := a.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	if p.Lease.Owner != "a" || p.Lease.Epoch != 1 {
+		t.Fatalf("lease of the new pipeline: %+v, want a's at epoch 1", p.Lease)
+	}
+
+	claimed := logB.on("claimed pipelines")
+	clockA.pause()
+	paused := time.Now()
+	at := waitSignal(t, claimed, "b claims the paused replica's pipeline")
+	t.Logf("takeover: b claimed the pipeline %v after a was paused (lease TTL %v)", at.Sub(paused).Round(time.Millisecond), ttl)
+	got, err := b.store.GetPipeline(context.Background(), store.DefaultTenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lease.Owner != "b" || got.Lease.Epoch != 2 {
+		t.Fatalf("lease after the takeover: %+v, want b's at epoch 2", got.Lease)
+	}
+
+	rm := pipeline.Principal{Name: "bob", Roles: []string{"release-manager"}}
+	if _, err := b.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: rm}); err != nil {
+		t.Fatal(err)
+	}
+	p = b.waitEnd(id)
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary ended %s on b\n%s", p.Status, dump(p))
+	}
+	before := allEvents(t, b.store, id)
+
+	lostA := logA.on("pipeline lease lost; no longer driving it here")
+	clockA.resume()
+	waitSignal(t, lostA, "a lets go of the pipeline it lost")
+	after := allEvents(t, b.store, id)
+	if len(after) != len(before) {
+		t.Errorf("a wrote %d events after it lost the lease: %s", len(after)-len(before), eventTypes(after[len(before):]))
+	}
+
+	if got := b.images(); got["web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("pods after the canary: %v", got)
+	}
+	if got := b.deploymentNames(); len(got) != 1 || got[0] != "web=web:v2" {
+		t.Errorf("deployments after the canary: %v, want only the user's, on v2", got)
+	}
+	storetest.NoStepTwice(t, after)
+}
+
+func allEvents(t *testing.T, st store.Store, id string) []store.Event {
+	t.Helper()
+	es, err := st.Events(context.Background(), store.DefaultTenant, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+func eventTypes(es []store.Event) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Type+" "+string(e.Data))
+	}
+	return out
+}
+
+// holdNext is an executor that, once armed, holds the next command until
+// released and then answers it succeeded without running it: the result a
+// replica that lost its lease still reports, of a command whose real run
+// the replica that took over does.
+type holdNext struct {
+	runner.Executor
+	mu      sync.Mutex
+	armed   bool
+	held    chan struct{} // closed when the command is held
+	release chan struct{}
+}
+
+func (h *holdNext) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
+	h.mu.Lock()
+	hold := h.armed
+	h.armed = false
+	h.mu.Unlock()
+	if !hold {
+		return h.Executor.Execute(ctx, job)
+	}
+	close(h.held)
+	<-h.release
+	return pipeline.CommandResult{CommandID: job.Command.ID, Success: true, Message: "answered by a replica that lost its lease"}
+}
+
+// TestLateResultOfAFencedReplicaIsNotWritten: replica A's command is in
+// flight when A is paused; B claims the pipeline, runs the command again
+// and finishes. A's result, reported after the takeover, is refused by the
+// store (ErrFenced): A lets the pipeline go and nothing of it is written.
+func TestLateResultOfAFencedReplicaIsNotWritten(t *testing.T) {
+	url := pgtest.Database(t)
+	open := func() *postgres.Store {
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	kx, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	hold := &holdNext{Executor: exec, held: make(chan struct{}), release: make(chan struct{})}
+	const ttl = 2 * time.Second
+	clockA := &pausable{}
+	logA, logB := newLogSignal(t), newLogSignal(t)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: hold, Clock: clockA, Log: slog.New(logA).With("replica", "a"), Replica: "a", LeaseTTL: ttl})
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+
+	first := a.start(a.file("web", a.oneTarget("staging", "c"), canaryWithApproval, "web:v1", ""))
+	if p := a.waitEnd(first); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment ended %s\n%s", p.Status, dump(p))
+	}
+	id := a.start(a.file("web", a.oneTarget("staging", "c"), canaryWithApproval, "web:v2", ""))
+	a.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	hold.mu.Lock()
+	hold.armed = true
+	hold.mu.Unlock()
+	rm := pipeline.Principal{Name: "bob", Roles: []string{"release-manager"}}
+	if _, err := a.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: rm}); err != nil {
+		t.Fatal(err)
+	}
+	select { // setWeight 50 is in flight on a
+	case <-hold.held:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("a's next command never came")
+	}
+	claimed := logB.on("claimed pipelines")
+	clockA.pause()
+	waitSignal(t, claimed, "b claims the pipeline")
+
+	lostA := logA.on("pipeline lease lost; no longer driving it here")
+	close(hold.release) // a's late result
+	waitSignal(t, lostA, "a's save of its late result is fenced")
+	p := b.waitEnd(id)
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("canary ended %s on b\n%s", p.Status, dump(p))
+	}
+	events := allEvents(t, b.store, id)
+	for _, e := range events {
+		if strings.Contains(string(e.Data), "answered by a replica that lost its lease") {
+			t.Errorf("a's fenced result was written: %s %s", e.Type, e.Data)
+		}
+	}
+	storetest.NoStepTwice(t, events)
+	clockA.resume()
+	if got := b.images(); got["web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("pods after the canary: %v", got)
+	}
+}
+
+// TestQueueAcrossReplicas: a deployment queued on replica B behind one that
+// A drives starts when A's ends (A takes its lease, from B if B claimed
+// it), and an approval given on B takes it over there and finishes it.
+func TestQueueAcrossReplicas(t *testing.T) {
+	url := pgtest.Database(t)
+	open := func() *postgres.Store {
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	kx, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "a", LeaseTTL: 2 * time.Second})
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "b", LeaseTTL: 2 * time.Second})
+	b.ns = a.ns
+	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 50\n        - pause: {untilApproved: true}"
+	a.waitEnd(a.start(a.file("solo", a.oneTarget("t", "c"), strategies, "web:v1", "")))
+	id := a.start(a.file("solo", a.oneTarget("t", "c"), strategies, "web:v2", ""))
+	a.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+
+	q := b.file("solo", b.oneTarget("t", "c"), strategies, "web:v3", "")
+	q.File = "deploymentConfig:\n  ifDeploymentInProgress: {strategy: enqueueOne}\n" + q.File
+	res, err := b.r.Start(context.Background(), deployer, store.DefaultTenant, q)
+	if err != nil || !res.Queued {
+		t.Fatalf("enqueueOne start on b: %+v, %v", res, err)
+	}
+	if _, err := a.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: deployer}); err != nil {
+		t.Fatal(err)
+	}
+	if p := a.waitEnd(id); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first canary ended %s\n%s", p.Status, dump(p))
+	}
+	p := a.waitFor(res.PipelineID, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	if p.Lease.Owner != "a" {
+		t.Errorf("the queued pipeline started with lease %+v, want a's", p.Lease)
+	}
+	if _, err := b.r.Act(context.Background(), store.DefaultTenant, res.PipelineID, pipeline.Approve{By: deployer}); err != nil {
+		t.Fatal(err)
+	}
+	p = b.waitEnd(res.PipelineID)
+	if p.Status != pipeline.StatusSucceeded || p.Lease.Owner != "b" {
+		t.Fatalf("queued canary ended %s with lease %+v, want SUCCEEDED on b\n%s", p.Status, p.Lease, dump(p))
+	}
+	storetest.NoStepTwice(t, allEvents(t, b.store, res.PipelineID))
+	if got := b.images(); got["web:v3"] != 4 || len(got) != 1 {
+		t.Errorf("pods after the queued canary: %v", got)
+	}
+}

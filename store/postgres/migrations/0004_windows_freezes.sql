@@ -1,0 +1,22 @@
+-- 0003: deploy windows and freezes, set by admins per tenant, application
+-- or target (scope: "tenant", "application NAME", "target NAME"). A window's
+-- definition is pipeline.Window as JSON.
+CREATE TABLE windows (
+	tenant     TEXT    NOT NULL REFERENCES tenants (name),
+	scope      TEXT    NOT NULL,
+	name       TEXT    NOT NULL,
+	spec       TEXT    NOT NULL,
+	updated_at BIGINT  NOT NULL,
+	PRIMARY KEY (tenant, scope, name)
+);
+
+-- One freeze per scope; until is 0 for a freeze without an end.
+CREATE TABLE freezes (
+	tenant     TEXT    NOT NULL REFERENCES tenants (name),
+	scope      TEXT    NOT NULL,
+	reason     TEXT    NOT NULL,
+	until      BIGINT  NOT NULL,
+	set_by     TEXT    NOT NULL,
+	updated_at BIGINT  NOT NULL,
+	PRIMARY KEY (tenant, scope)
+);
