@@ -15,12 +15,19 @@ import (
 	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/preview"
+	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/store"
 )
 
-// previewKey reads the key preview URLs are signed with from the data
-// directory, creating it (owner-only) the first time.
-func previewKey(dataDir string) ([]byte, error) {
+// previewKey is the key preview URLs are signed with. Servers sharing a
+// database (behind one balancer, a preview URL one minted may reach any)
+// derive it from the master key they share, as the notification links'
+// key is; one server reads it from its data directory, creating it
+// (owner-only) the first time.
+func previewKey(dataDir string, sec *secrets.Service, shared bool) ([]byte, error) {
+	if shared {
+		return sec.DerivedKey("preview links")
+	}
 	path := filepath.Join(dataDir, "preview.key")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -183,7 +183,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// sharing PostgreSQL keep them there, sealed under the master key they
 	// share, so a token one issued is good on all.
 	var keys *auth.KeySet
-	if _, shared := st.(*postgres.Store); shared {
+	_, shared := st.(*postgres.Store)
+	if shared {
 		keys, err = auth.StoredKeys(ctx, st, sec, nil)
 	} else {
 		keys, err = auth.LoadKeys(filepath.Join(cfg.DataDir, "keys"))
@@ -292,7 +293,7 @@ func Run(ctx context.Context, cfg Config) error {
 		accounts[account] = kx
 		log.Info("serving account in process", "account", account, "kubeconfig", cfg.Kubeconfig)
 	}
-	pkey, err := previewKey(cfg.DataDir)
+	pkey, err := previewKey(cfg.DataDir, sec, shared)
 	if err != nil {
 		return err
 	}
