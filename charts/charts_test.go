@@ -2,6 +2,7 @@ package charts
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,9 +16,10 @@ import (
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/localkube"
+	"github.com/sortie-cd/sortie/store/postgres/pgtest"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
+func TestMain(m *testing.M) { os.Exit(pgtest.Around(func() int { return kubetest.Run(m) })) }
 
 // helm runs the pinned helm with args against the test cluster.
 func helm(t *testing.T, args ...string) (string, string, error) {

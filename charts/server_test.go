@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/sortie-cd/sortie/charts/charttest"
 	"github.com/sortie-cd/sortie/cli"
 	"github.com/sortie-cd/sortie/kubetest"
+	"github.com/sortie-cd/sortie/store/postgres/pgtest"
 	"github.com/sortie-cd/sortie/tlstest"
 )
 
@@ -49,6 +52,8 @@ func TestServerChartSchema(t *testing.T) {
 		{"PostgreSQL without its URL's Secret", append(append([]string{}, serverMinimal...), "--set", "database.type=postgresql"), "existingSecret"},
 		{"single sign-on without a client", append(append([]string{}, serverMinimal...), "--set", "sso.issuer=https://idp.example.com"), "clientID"},
 		{"an Ingress without a host", append(append([]string{}, serverMinimal...), "--set", "ingress.enabled=true"), "host"},
+		{"several replicas on SQLite", append(append([]string{}, serverMinimal...), "--set", "replicaCount=2"), "postgresql"},
+		{"a lease TTL that is no duration", append(append([]string{}, serverMinimal...), "--set", "database.type=postgresql", "--set", "database.postgresql.existingSecret=db", "--set", "leaseTTL=soon"), "leaseTTL"},
 		{"a misspelt value", append(append([]string{}, serverMinimal...), "--set", "publicUrl=https://x"), "publicUrl"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -188,6 +193,43 @@ func TestServerAsTheChartRendersIt(t *testing.T) {
 	leaf := ca.Issue(t, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
 	rendered := mustHelm(t, append([]string{"template", "s", serverChart, "--namespace", "sortie", "--set", "tls.enabled=true", "--set", "tls.existingSecret=sortie-tls"}, serverMinimal...)...)
 	p := charttest.Container(t, rendered, map[string]map[string][]byte{"sortie-tls": {"tls.crt": read(t, leaf.CertFile), "tls.key": read(t, leaf.KeyFile)}})
+	port, log := startRendered(t, p)
+	base := "https://127.0.0.1:" + port
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
+	resp, err := hc.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz over TLS: %v\n%s", err, log)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("GET /readyz: %d %s, HSTS %q", resp.StatusCode, resp.Proto, resp.Header.Get("Strict-Transport-Security"))
+	}
+	// The first admin credential is the chart's generated bootstrap
+	// Secret, mounted where the server reads it; nothing is written to
+	// the data volume.
+	cred, err := auth.ReadGiven(filepath.Join(p.Root, "etc/sortie/bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(p.Root, "var/lib/sortie", auth.AdminCredentialsFile)); !os.IsNotExist(err) {
+		t.Errorf("the server wrote %s beside the chart's bootstrap Secret (%v)", auth.AdminCredentialsFile, err)
+	}
+	cf := auth.CredentialsFile{ClientID: cred.ClientID, ClientSecret: cred.ClientSecret}
+	resp, err = hc.PostForm(base+auth.TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {cf.ClientID}, "client_secret": {cf.ClientSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("token with the bootstrap credential: %d", resp.StatusCode)
+	}
+}
+
+// startRendered runs the real `sortie server` as p, the process a pod of
+// the rendered chart would run (its --addr keeps its host but takes a free
+// port), and returns the port it listens on and its log so far.
+func startRendered(t *testing.T, p *charttest.Process) (string, string) {
+	t.Helper()
 	var args []string
 	for _, a := range p.Args {
 		if v, ok := strings.CutPrefix(a, "--addr="); ok {
@@ -243,35 +285,7 @@ func TestServerAsTheChartRendersIt(t *testing.T) {
 			t.Fatalf("the server did not listen within 2 minutes:\n%s", log)
 		}
 	}
-	base := "https://127.0.0.1:" + port
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}}
-	resp, err := hc.Get(base + "/readyz")
-	if err != nil {
-		t.Fatalf("GET /readyz over TLS: %v\n%s", err, log)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" || resp.Header.Get("Strict-Transport-Security") == "" {
-		t.Errorf("GET /readyz: %d %s, HSTS %q", resp.StatusCode, resp.Proto, resp.Header.Get("Strict-Transport-Security"))
-	}
-	// The first admin credential is the chart's generated bootstrap
-	// Secret, mounted where the server reads it; nothing is written to
-	// the data volume.
-	cred, err := auth.ReadGiven(filepath.Join(p.Root, "etc/sortie/bootstrap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(p.Root, "var/lib/sortie", auth.AdminCredentialsFile)); !os.IsNotExist(err) {
-		t.Errorf("the server wrote %s beside the chart's bootstrap Secret (%v)", auth.AdminCredentialsFile, err)
-	}
-	cf := auth.CredentialsFile{ClientID: cred.ClientID, ClientSecret: cred.ClientSecret}
-	resp, err = hc.PostForm(base+auth.TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {cf.ClientID}, "client_secret": {cf.ClientSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("token with the bootstrap credential: %d", resp.StatusCode)
-	}
+	return port, log
 }
 
 func read(t *testing.T, path string) []byte {
@@ -308,3 +322,91 @@ var (
 	bin       string
 	buildErr  error
 )
+
+// TestServerReplicasAsTheChartRendersThem: with database.type postgresql
+// and replicaCount 2 the chart renders two replicas that may overlap in a
+// rollout, spread over nodes, each named by its pod, with no claim (the
+// database keeps everything); two real `sortie server` processes run as
+// two of its pods would, on one real PostgreSQL database: both start, a
+// token one issued is good on the other (the signing keys are in the
+// database, sealed under the chart's master key), and each records itself
+// among the live replicas under its pod's name.
+func TestServerReplicasAsTheChartRendersThem(t *testing.T) {
+	rendered := mustHelm(t, append([]string{"template", "r", serverChart, "--namespace", "sortie", "--set", "database.type=postgresql",
+		"--set", "database.postgresql.existingSecret=sortie-db", "--set", "replicaCount=2", "--set", "leaseTTL=3s"}, serverMinimal...)...)
+	got := kinds(t, rendered)
+	if got["PersistentVolumeClaim/sortie/r-sortie-data"] {
+		t.Error("the replicas on PostgreSQL render a claim: a ReadWriteOnce volume cannot be shared by replicas on several nodes")
+	}
+	for _, want := range []string{"replicas: 2", "type: RollingUpdate", "maxUnavailable: 0", "podAntiAffinity:", "fieldPath: metadata.name", "--lease-ttl=3s"} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("the rendering with two replicas lacks %q", want)
+		}
+	}
+	kubectl(t, strings.ReplaceAll(rendered, "namespace: sortie", "namespace: "+kubetest.Namespace(t)), "apply", "--dry-run=server", "-f", "-")
+
+	dbURL := pgtest.Database(t)
+	db := map[string]map[string][]byte{"sortie-db": {"url": []byte(dbURL)}}
+	a, b := charttest.Container(t, rendered, db), charttest.Container(t, rendered, db)
+	if a.PodName == b.PodName {
+		t.Fatalf("two pods named %s", a.PodName)
+	}
+	portA, logA := startRendered(t, a)
+	portB, logB := startRendered(t, b)
+	hc := &http.Client{Timeout: 30 * time.Second}
+	cred, err := auth.ReadGiven(filepath.Join(a.Root, "etc/sortie/bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.PostForm("http://127.0.0.1:"+portA+auth.TokenPath, url.Values{"grant_type": {"client_credentials"}, "client_id": {cred.ClientID}, "client_secret": {cred.ClientSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("token from replica A: %d %v\n%s", resp.StatusCode, err, logA)
+	}
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+portB+"/api/v1/pipelines", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("replica B answers %d to a token replica A issued\n%s", resp.StatusCode, logB)
+	}
+
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Each replica records itself when it claims, every third of the
+	// lease's TTL.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for {
+		var ids []string
+		rows, err := conn.Query(t.Context(), "SELECT id FROM replicas WHERE live_until > $1", time.Now().UnixNano())
+		if err == nil {
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(ids, a.PodName) && slices.Contains(ids, b.PodName) {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the live replicas are %q, want the pods %s and %s", ids, a.PodName, b.PodName)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package charttest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"os"
 	"os/exec"
@@ -58,8 +59,13 @@ type Process struct {
 	// with every --flag=PATH under a mount moved under Root.
 	Args []string
 	// Env is the container's environment: values as rendered (paths under a
-	// mount moved under Root), and secretKeyRef values from the Secrets.
+	// mount moved under Root), secretKeyRef values from the Secrets, and
+	// fieldRef metadata.name as PodName.
 	Env []string
+	// PodName is the name of the pod this process stands for: the
+	// Deployment's name and a random suffix, another on each call, as the
+	// pods of one Deployment have.
+	PodName string
 	// Root stands for the container's file system: each volume is a
 	// directory at its mount path, with the items of the ConfigMaps and
 	// Secrets it mounts, in the Secret's defaultMode.
@@ -113,7 +119,7 @@ func Container(t testing.TB, rendered string, secrets map[string]map[string][]by
 	if len(c.Command) != 0 {
 		t.Fatalf("the container overrides the image's entrypoint: %q", c.Command)
 	}
-	p := &Process{Root: t.TempDir()}
+	p := &Process{Root: t.TempDir(), PodName: d.GetName() + "-" + strings.ToLower(rand.Text()[:10])}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range d.Spec.Template.Spec.Volumes {
 		volumes[v.Name] = v
@@ -175,6 +181,8 @@ func Container(t testing.TB, rendered string, secrets map[string]map[string][]by
 				t.Fatalf("env %s reads key %s of Secret %s, which is not there", e.Name, ref.Key, ref.Name)
 			}
 			p.Env = append(p.Env, e.Name+"="+string(v))
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			p.Env = append(p.Env, e.Name+"="+p.PodName)
 		default:
 			t.Fatalf("env %s: a source this package does not know", e.Name)
 		}
