@@ -295,6 +295,7 @@ func (n *Node) Execute(ctx context.Context, job runner.Job) pipeline.CommandResu
 		return res
 	}
 	deadline, _ := ctx.Deadline()
+	log.Debug("sending a command to its agent")
 	for {
 		_, err := n.st.PutAgentCommand(ctx, postgres.AgentCommand{Tenant: job.Tenant, ID: c.ID, Agent: c.Account, Owner: n.id, Job: payload, Deadline: deadline})
 		if err == nil {
