@@ -1,0 +1,194 @@
+package replicas_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sortie-cd/sortie/agent"
+	"github.com/sortie-cd/sortie/egress"
+	"github.com/sortie-cd/sortie/store"
+)
+
+// inside stands for a service in the agent's cluster: it answers with
+// what it got, and checks while it answers what the database holds of the
+// call in flight (the call's row, its headers and body sealed).
+type inside struct {
+	t   *testing.T
+	url string // the group's database
+	mu  sync.Mutex
+	got []string // relayed-by, authorization and body of each call
+	// rows are the sealed calls in agent_relays while a call is answered,
+	// read while look is set.
+	rows [][]byte
+	look bool
+}
+
+func (in *inside) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	in.mu.Lock()
+	look := in.look
+	in.mu.Unlock()
+	if !look {
+		io.WriteString(w, "pong: "+string(b))
+		return
+	}
+	conn, err := pgx.Connect(r.Context(), in.url)
+	if err != nil {
+		in.t.Errorf("inside: %v", err)
+		return
+	}
+	defer conn.Close(r.Context())
+	rows, err := conn.Query(r.Context(), `SELECT call FROM agent_relays`)
+	if err != nil {
+		in.t.Errorf("inside: %v", err)
+		return
+	}
+	var sealed [][]byte
+	for rows.Next() {
+		var c []byte
+		if err := rows.Scan(&c); err != nil {
+			in.t.Errorf("inside: %v", err)
+		}
+		sealed = append(sealed, c)
+	}
+	rows.Close()
+	in.mu.Lock()
+	in.got = append(in.got, r.Header.Get(agent.RelayedByHeader)+" "+r.Header.Get("Authorization")+" "+string(b))
+	in.rows = append(in.rows, sealed...)
+	in.mu.Unlock()
+	w.Header().Set("X-Answer", "yes")
+	w.WriteHeader(http.StatusTeapot)
+	io.WriteString(w, "pong: "+string(b))
+}
+
+func relayed(t *testing.T, d interface {
+	Do(*http.Request) (*http.Response, error)
+}, url, body string) (*http.Response, string, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer s3cret-token")
+	resp, err := d.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b), nil
+}
+
+// TestRelayThroughAgentOnAnotherReplica: replica A relays an HTTP call
+// (a webhook's, a Prometheus query's) through an agent whose stream
+// replica B holds: the call goes through the database to B, which sends
+// it to the agent, and the agent's answer comes back to A. The call's
+// headers and body are sealed in the database (a secret in them is not
+// there in clear), its row is gone afterwards, an egress refusal of the
+// agent comes back as one, and an agent connected nowhere fails at once.
+// It logs the round trip routed and local.
+func TestRelayThroughAgentOnAnotherReplica(t *testing.T) {
+	g := newGroup(t)
+	a, b := g.replica("a"), g.replica("b")
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	g.agentWith(b, "east", newExec(), loopback)
+	g.agentWith(b, "west", newExec(), nil) // no --relay-allow
+	g.waitFor("A knows the agents", func() bool {
+		return a.node.HasAccount(store.DefaultTenant, "east") && a.node.HasAccount(store.DefaultTenant, "west")
+	})
+	if a.hub.HasAccount(store.DefaultTenant, "east") {
+		t.Fatal("the agent's stream is on A too")
+	}
+	in := &inside{t: t, url: g.url, look: true}
+	srv := httptest.NewServer(in)
+	t.Cleanup(srv.Close)
+
+	east, err := a.node.Relay(store.DefaultTenant, "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body, err := relayed(t, east, srv.URL+"/check", "hello")
+	if err != nil {
+		t.Fatalf("relay from A through the agent on B: %v", err)
+	}
+	if resp.StatusCode != http.StatusTeapot || body != "pong: hello" || resp.Header.Get("X-Answer") != "yes" {
+		t.Errorf("answer: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	in.mu.Lock()
+	if !slices.Equal(in.got, []string{"east Bearer s3cret-token hello"}) {
+		t.Errorf("the service got %q, want one call relayed by east with its header and body", in.got)
+	}
+	if len(in.rows) != 1 {
+		t.Errorf("%d calls in agent_relays while the service answered, want 1", len(in.rows))
+	}
+	for _, c := range in.rows {
+		if strings.Contains(string(c), "s3cret-token") || strings.Contains(string(c), "hello") || strings.Contains(string(c), "/check") {
+			t.Errorf("a relayed call is in clear in the database: %q", c)
+		}
+	}
+	in.mu.Unlock()
+	conn, err := pgx.Connect(t.Context(), g.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var left int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM agent_relays`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("agent_relays after the answer: %d rows (%v), want none", left, err)
+	}
+
+	// The agent's egress refusal comes back as one, through B.
+	west, err := a.node.Relay(store.DefaultTenant, "west")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = relayed(t, west, srv.URL+"/check", "hello")
+	var denied *egress.DeniedError
+	if !errors.As(err, &denied) || !strings.Contains(err.Error(), "relay through agent west") || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("relay to loopback through west (no --relay-allow): %v, want the agent's egress refusal", err)
+	}
+	// An agent connected nowhere: at once.
+	nobody, err := a.node.Relay(store.DefaultTenant, "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := relayed(t, nobody, srv.URL+"/check", "hello"); err == nil || !strings.Contains(err.Error(), "the agent is not connected") {
+		t.Errorf("relay through an agent connected nowhere: %v", err)
+	}
+
+	// Round trips: through B's own hub, and from A through the database.
+	in.mu.Lock()
+	in.look = false
+	in.mu.Unlock()
+	local, err := b.node.Relay(store.DefaultTenant, "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	median := func(d interface {
+		Do(*http.Request) (*http.Response, error)
+	}) time.Duration {
+		var took []time.Duration
+		for range n {
+			start := time.Now()
+			if _, _, err := relayed(t, d, srv.URL+"/check", "x"); err != nil {
+				t.Fatal(err)
+			}
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		return took[n/2]
+	}
+	l, r := median(local), median(east)
+	t.Logf("relay round trip, median of %d: local (B's hub) %v, routed (A through PostgreSQL to B) %v", n, l.Round(10*time.Microsecond), r.Round(10*time.Microsecond))
+}
