@@ -1,6 +1,7 @@
 package replicas_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -191,4 +192,85 @@ func TestRelayThroughAgentOnAnotherReplica(t *testing.T) {
 	}
 	l, r := median(local), median(east)
 	t.Logf("relay round trip, median of %d: local (B's hub) %v, routed (A through PostgreSQL to B) %v", n, l.Round(10*time.Microsecond), r.Round(10*time.Microsecond))
+}
+
+// TestRelayOwnerGivesUp: when the owner's context ends while the agent,
+// on another replica, makes the call, the owner returns at once, the call
+// is deleted, and the replica sending it stops it on the agent (the
+// service sees its request end).
+func TestRelayOwnerGivesUp(t *testing.T) {
+	g := newGroup(t)
+	a, b := g.replica("a"), g.replica("b")
+	g.agentWith(b, "east", newExec(), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	g.waitFor("A knows the agent", func() bool { return a.node.HasAccount(store.DefaultTenant, "east") })
+	arrived, ended := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-r.Context().Done() // until the agent stops the call
+		close(ended)
+	}))
+	t.Cleanup(srv.Close)
+	east, err := a.node.Relay(store.DefaultTenant, "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL+"/slow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := east.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	receive(t, arrived, "the call to reach the service")
+	cancel()
+	if err := receive(t, errc, "the owner's Do to return"); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("Do after its context ended: %v", err)
+	}
+	receive(t, ended, "the agent to stop the call")
+	conn, err := pgx.Connect(t.Context(), g.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var left int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM agent_relays`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("agent_relays after the owner gave up: %d rows (%v), want none", left, err)
+	}
+}
+
+// BenchmarkRelayRoundTrip: one relayed GET to a loopback service and its
+// answer: through the hub of the replica holding the agent's stream, and
+// from replica A through PostgreSQL to the agent on replica B.
+func BenchmarkRelayRoundTrip(b *testing.B) {
+	g := newGroup(b)
+	ra, rb := g.replica("a"), g.replica("b")
+	g.agentWith(rb, "east", newExec(), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	g.waitFor("A knows the agent", func() bool { return ra.node.HasAccount(store.DefaultTenant, "east") })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	b.Cleanup(srv.Close)
+	for _, bc := range []struct {
+		name string
+		r    *replica
+	}{{"hub", rb}, {"routed", ra}} {
+		b.Run(bc.name, func(b *testing.B) {
+			d, err := bc.r.node.Relay(store.DefaultTenant, "east")
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				req, _ := http.NewRequestWithContext(b.Context(), "GET", srv.URL, nil)
+				resp, err := d.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+		})
+	}
 }

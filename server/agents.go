@@ -61,7 +61,9 @@ func hubRelay(hub *agent.Hub) relayer {
 // that agent from inside its cluster.
 type agentRelay struct{ relay relayer }
 
-func (r agentRelay) Doer(tenant, agentID string) (webhook.Doer, error) { return r.relay(tenant, agentID) }
+func (r agentRelay) Doer(tenant, agentID string) (webhook.Doer, error) {
+	return r.relay(tenant, agentID)
+}
 
 // agentList adapts the hub to what the API asks.
 type agentList struct{ hub agentLister }

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/internal/proctest"
 	"github.com/sortie-cd/sortie/kubetest"
@@ -182,21 +181,14 @@ func TestReplicasSurviveTheOwnersDeath(t *testing.T) {
 	a := proctest.StartServer(t, env, append(flags, "--replica-id", "A")...)
 	g.members["A"] = &member{id: "A", addr: a.Addr, proc: a.Proc}
 	for _, name := range []string{"B", "C", "D"} {
-		p := proctest.Start(t, "replica "+name, env, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--replica-id", name}, flags...)...)
-		t.Cleanup(func() { p.Stop(syscall.SIGKILL) })
-		g.members[name] = &member{id: name, addr: p.WaitLine(listening)[1], proc: p}
+		addr, p := startReplica(t, "replica "+name, env, append(flags, "--replica-id", name)...)
+		g.members[name] = &member{id: name, addr: addr, proc: p}
 	}
 	lb := proctest.NewBalancer(t)
 	lb.Point(g.members["C"].addr)
 
-	s := &sortie{t: t, url: "http://" + a.Addr, ns: kubetest.Namespace(t), server: a.Proc, data: a.Data, addr: a.Addr, hc: http.DefaultClient}
-	s.token = s.tokenFor(a.Admin.ClientID, a.Admin.ClientSecret)
-	var nc api.NewCredential
-	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
-	s.agentID, s.agentKey = nc.ClientID, nc.ClientSecret
-	s.url = "http://" + lb.Addr // the agent's --server
-	s.startAgent()
-	s.url = "http://" + a.Addr
+	s := adminOf(t, a)
+	s.startAgentOn("http://" + lb.Addr)
 	pgtest.UntilNotified(t, db, postgres.ChannelStreams, "C records the agent's stream", func() bool {
 		return slices.Equal(g.streamHolders("prod"), []string{"C"})
 	})

@@ -16,14 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client/clienttest"
 	"github.com/sortie-cd/sortie/internal/proctest"
-	"github.com/sortie-cd/sortie/kubetest"
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/store/postgres"
@@ -103,6 +101,21 @@ func (in *insideNetwork) log() []insideCall {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return append([]insideCall(nil), in.calls...)
+}
+
+// wantRelayedOnce checks that the service had one call, from the agent's
+// process, relayed by agent prod, and that its callback's verdict is in
+// pipeline p's webhook step.
+func (in *insideNetwork) wantRelayedOnce(s *sortie, p *api.PipelineView) {
+	in.t.Helper()
+	calls := in.log()
+	agentPID := s.agent.Cmd.Process.Pid
+	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
+		in.t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
+	}
+	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
+		in.t.Errorf("the webhook step does not carry the callback's message: %s", msg)
+	}
 }
 
 // socketOwner returns the pid of the process holding the client end of a
@@ -196,19 +209,12 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 	if p.Status != pipeline.StatusSucceeded {
 		t.Fatalf("relayed canary: %s", clienttest.Dump(p))
 	}
-	calls := in.log()
-	agentPID := s.agent.Cmd.Process.Pid
-	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
-		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
-	}
-	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
-		t.Errorf("the webhook step does not carry the callback's message: %s", msg)
-	}
+	in.wantRelayedOnce(s, p)
 	s.wantPods("after the relayed canary", 0, 4)
 
 	// The same call made directly by the server does not get in.
 	p = s.waitPipeline(start("direct", "web:v3"), "the direct canary ends", ended)
-	calls = in.log()
+	calls := in.log()
 	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.Cmd.Process.Pid || calls[1].relayedBy != "" {
 		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.Cmd.Process.Pid)
 	}
@@ -259,9 +265,7 @@ func TestWebhookRelayedByAnotherReplica(t *testing.T) {
 	flags := []string{"--public-url", "http://" + front.Addr, "--log-level", "debug"}
 	a := proctest.StartServer(t, env, append(flags, "--replica-id", "A")...)
 	front.Point(a.Addr)
-	b := proctest.Start(t, "replica B", env, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--replica-id", "B"}, flags...)...)
-	t.Cleanup(func() { b.Stop(syscall.SIGKILL) })
-	bAddr := b.WaitLine(listening)[1]
+	bAddr, b := startReplica(t, "replica B", env, append(flags, "--replica-id", "B")...)
 	st, err := postgres.Open(context.Background(), db, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -269,14 +273,8 @@ func TestWebhookRelayedByAnotherReplica(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	g := &group{t: t, st: st}
 
-	s := &sortie{t: t, url: "http://" + a.Addr, ns: kubetest.Namespace(t), server: a.Proc, data: a.Data, addr: a.Addr, hc: http.DefaultClient}
-	s.token = s.tokenFor(a.Admin.ClientID, a.Admin.ClientSecret)
-	var nc api.NewCredential
-	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
-	s.agentID, s.agentKey = nc.ClientID, nc.ClientSecret
-	s.url = "http://" + bAddr // the agent's --server
-	s.startAgent()
-	s.url = "http://" + a.Addr
+	s := adminOf(t, a)
+	s.startAgentOn("http://" + bAddr)
 	pgtest.UntilNotified(t, db, postgres.ChannelStreams, "B records the agent's stream", func() bool {
 		return slices.Equal(g.streamHolders("prod"), []string{"B"})
 	})
@@ -304,14 +302,7 @@ func TestWebhookRelayedByAnotherReplica(t *testing.T) {
 	if o, _ := g.owner(id); o != "A" && o != "" {
 		t.Errorf("the canary ended leased by %q, want A's throughout", o)
 	}
-	calls := in.log()
-	agentPID := s.agent.Cmd.Process.Pid
-	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
-		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
-	}
-	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
-		t.Errorf("the webhook step does not carry the callback's message: %s", msg)
-	}
+	in.wantRelayedOnce(s, p)
 	if !regexp.MustCompile(`msg="relaying a call for another server".* agent=prod .*owner=A`).MatchString(b.Output()) {
 		t.Errorf("B did not log relaying A's call")
 	}
