@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sortie-cd/sortie/agent"
@@ -75,7 +76,8 @@ func (n *Node) route(ctx context.Context, tenant, agentID string, call *agent.Re
 	if err != nil {
 		return agent.FailedRelay(fmt.Sprintf("find the server holding the agent's stream: %v", err))
 	}
-	if len(streams) == 0 {
+	// A record of this replica's own is stale: the hub has no stream.
+	if !slices.ContainsFunc(streams, func(s postgres.AgentStream) bool { return s.Replica != n.id }) {
 		return agent.FailedRelay("the agent is not connected")
 	}
 	id := crand.Text()

@@ -6,7 +6,7 @@
 -- and writes the answer, sealed too; the owner reads and deletes it. A row
 -- its owner never came back for is pruned after its deadline.
 CREATE TABLE agent_relays (
-	tenant     TEXT   NOT NULL,
+	tenant     TEXT   NOT NULL REFERENCES tenants (name),
 	id         TEXT   NOT NULL,
 	agent      TEXT   NOT NULL,
 	owner      TEXT   NOT NULL,
