@@ -129,6 +129,8 @@ func (n *Node) route(ctx context.Context, tenant, agentID string, call *agent.Re
 		case <-w:
 		case <-ctx.Done():
 			return agent.FailedRelay(fmt.Sprintf("no answer through the server holding the agent's stream: %v", context.Cause(ctx)))
+		case <-n.ctx.Done():
+			return agent.FailedRelay("this server stops")
 		}
 	}
 }
