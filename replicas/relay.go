@@ -3,6 +3,7 @@ package replicas
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,6 +115,10 @@ func (n *Node) route(ctx context.Context, tenant, agentID string, call *agent.Re
 		switch {
 		case err != nil && ctx.Err() == nil:
 			n.log.Warn("read a relayed call's answer", "tenant", tenant, "agent", agentID, "relay", id, "err", err)
+		case err == nil && r.Answer == nil && r.ClaimedBy != "" && n.claimerLost(ctx, tenant, agentID, r.ClaimedBy):
+			// It was sent on a stream that is gone, by a replica that did
+			// not say so (it died): as on one server, the call fails.
+			return agent.FailedRelay("the agent disconnected before answering")
 		case err == nil && r.Answer != nil:
 			plain, err := n.sealer.Open(ctx, relayPurpose("answer", tenant, id), r.Answer)
 			if err != nil {
@@ -133,6 +138,39 @@ func (n *Node) route(ctx context.Context, tenant, agentID string, call *agent.Re
 			return agent.FailedRelay("this server stops")
 		}
 	}
+}
+
+// claimerLost reports whether the stream replica claimer sent a call on
+// is gone: it no longer records the agent's stream, or the agent connected
+// to another replica since (a replica that died keeps its record until it
+// goes stale).
+func (n *Node) claimerLost(ctx context.Context, tenant, agentID, claimer string) bool {
+	streams, err := n.st.AgentStreams(ctx, tenant, agentID, MissedRecords*n.every)
+	if err != nil {
+		return false
+	}
+	var held time.Time
+	found := false
+	for _, s := range streams {
+		if s.Replica == claimer {
+			held, found = connectedAt(s), true
+		}
+	}
+	if !found {
+		return true
+	}
+	for _, s := range streams {
+		if s.Replica != claimer && connectedAt(s).After(held) {
+			return true
+		}
+	}
+	return false
+}
+
+func connectedAt(s postgres.AgentStream) time.Time {
+	var info agent.Info
+	_ = json.Unmarshal(s.Info, &info)
+	return info.ConnectedAt
 }
 
 // relayHere sends a call another server (or this one) wrote, for an agent

@@ -274,3 +274,61 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestRelayWhoseReplicaDies: the replica holding the agent's stream dies
+// (writing nothing more) while the agent makes a call it relays for A;
+// the agent reconnects to C, and A's call fails then, as a relayed call
+// whose agent disconnects fails on one server, long before its deadline.
+// The next call from A reaches the agent through C.
+func TestRelayWhoseReplicaDies(t *testing.T) {
+	g := newGroup(t)
+	a, b, c := g.replica("a"), g.replica("b"), g.replica("c")
+	g.agentWith(b, "east", newExec(), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	g.waitFor("A knows the agent", func() bool { return a.node.HasAccount(store.DefaultTenant, "east") })
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		mu.Unlock()
+		if first {
+			arrived <- struct{}{}
+			select { // its answer would go to the dead replica
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		io.WriteString(w, "through C")
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	east, err := a.node.Relay(store.DefaultTenant, "east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+		resp, err := east.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	receive(t, arrived, "the call to reach the service")
+	g.lb.Point(c.addr)
+	b.crash()
+	waitConnected(t, c, "east")
+	if err := receive(t, errc, "A's call to fail"); err == nil || !strings.Contains(err.Error(), "the agent disconnected before answering") {
+		t.Errorf("the call whose replica died: %v", err)
+	}
+	_, body, err := relayed(t, east, srv.URL, "")
+	if err != nil || body != "through C" {
+		t.Errorf("the next call from A: %q %v", body, err)
+	}
+}

@@ -109,7 +109,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n.log = n.log.With("replica", n.id)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	channels := []string{postgres.ChannelEvents, postgres.ChannelCommands, postgres.ChannelResults, postgres.ChannelRevocations,
-		postgres.ChannelRelays, postgres.ChannelRelayAnswers}
+		postgres.ChannelRelays, postgres.ChannelRelayAnswers, postgres.ChannelStreams}
 	if err := n.st.Listen(n.ctx, channels, n.notified, n.lost); err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("replicas: %w", err)
@@ -172,6 +172,13 @@ func (n *Node) notified(m postgres.Notification) {
 		}
 	case m.Channel == postgres.ChannelRelays && len(f) == 3:
 		n.relayNoted(f[0], f[1], f[2])
+	case m.Channel == postgres.ChannelStreams:
+		// A routed call waiting checks that its stream is still there.
+		n.mu.Lock()
+		for _, w := range n.relayWaiters {
+			wake(w)
+		}
+		n.mu.Unlock()
 	case m.Channel == postgres.ChannelRelayAnswers && len(f) == 3:
 		if f[0] == n.id {
 			n.mu.Lock()

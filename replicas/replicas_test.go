@@ -122,6 +122,19 @@ func (r *replica) stop() {
 	})
 }
 
+// crash ends the replica as SIGKILL would for the others: its database
+// connections close first, so it writes nothing more (no answer, and its
+// record of the streams it held stays until it goes stale), then every
+// connection drops.
+func (r *replica) crash() {
+	r.once.Do(func() {
+		r.st.Close()
+		r.server.Close()
+		r.hub.Close()
+		r.node.Close()
+	})
+}
+
 // exec is the agents' executor: each command reports once, then blocks
 // until the test releases it (or answers at once when instant).
 type exec struct {
