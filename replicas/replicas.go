@@ -485,6 +485,13 @@ func (n *Node) deliver(c postgres.AgentCommand) {
 			n.mu.Unlock()
 		}()
 		log := n.log.With("agent", c.Agent, "tenant", c.Tenant, "command", c.ID, "owner", c.Owner)
+		// c may have been read before a delivery here that ended just now
+		// wrote the result: read it again now that this one holds the
+		// slot, so that an answered command is not sent to the agent again.
+		cur, err := n.st.GetAgentCommand(ctx, c.Tenant, c.ID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.Result != nil || cur.Cancelled)) {
+			return
+		}
 		log.Debug("delivering a command to its agent")
 		res, ok := n.hub.Forward(ctx, job)
 		if !ok {

@@ -31,7 +31,7 @@ var (
 	sentCommand = regexp.MustCompile(`msg="sending a command to its agent".* pipeline=(\S+).* command=(\S+)`)
 	// deliveredAgain is the agent's line when a command id it knows comes
 	// again (attached to the running execution, or its kept result sent).
-	deliveredAgain = regexp.MustCompile(`msg="command delivered again" command=(\S+)`)
+	deliveredAgain = regexp.MustCompile(`msg="command delivered again".* command=(\S+)`)
 )
 
 // member is one `sortie server` replica of a test's group.
@@ -302,10 +302,17 @@ func TestReplicasSurviveTheOwnersDeath(t *testing.T) {
 		}
 	}
 	// The agent was given a command again only when its stream moved (C
-	// died) while it was unanswered.
+	// died) while it was unanswered, and then it was (D delivered it).
+	again := map[string]bool{}
 	for _, m := range deliveredAgain.FindAllStringSubmatch(s.agent.Output(), -1) {
+		again[m[1]] = true
 		if !slices.Contains(resend[2], m[1]) {
 			t.Errorf("the agent was given command %s again, not one unanswered when its stream's replica died (%v)", m[1], resend[2])
+		}
+	}
+	for _, c := range resend[2] {
+		if !again[c] {
+			t.Errorf("command %s, unanswered when C died, was not given to the agent again", c)
 		}
 	}
 	t.Logf("commands: %d, sent again after a takeover: %v, %v, %v", len(sends), resend[0], resend[1], resend[2])
