@@ -72,6 +72,21 @@ func (in *inside) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "pong: "+string(b))
 }
 
+// noRelaysLeft checks that agent_relays is empty: each call's owner
+// deleted its row before its Do returned.
+func noRelaysLeft(t *testing.T, url, when string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var left int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM agent_relays`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("agent_relays %s: %d rows (%v), want none", when, left, err)
+	}
+}
+
 func relayed(t *testing.T, d interface {
 	Do(*http.Request) (*http.Response, error)
 }, url, body string) (*http.Response, string, error) {
@@ -138,15 +153,7 @@ func TestRelayThroughAgentOnAnotherReplica(t *testing.T) {
 		}
 	}
 	in.mu.Unlock()
-	conn, err := pgx.Connect(t.Context(), g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	var left int
-	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM agent_relays`).Scan(&left); err != nil || left != 0 {
-		t.Errorf("agent_relays after the answer: %d rows (%v), want none", left, err)
-	}
+	noRelaysLeft(t, g.url, "after the answer")
 
 	// The agent's egress refusal comes back as one, through B.
 	west, err := a.node.Relay(store.DefaultTenant, "west")
@@ -233,15 +240,7 @@ func TestRelayOwnerGivesUp(t *testing.T) {
 		t.Errorf("Do after its context ended: %v", err)
 	}
 	receive(t, ended, "the agent to stop the call")
-	conn, err := pgx.Connect(t.Context(), g.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	var left int
-	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM agent_relays`).Scan(&left); err != nil || left != 0 {
-		t.Errorf("agent_relays after the owner gave up: %d rows (%v), want none", left, err)
-	}
+	noRelaysLeft(t, g.url, "after the owner gave up")
 }
 
 // BenchmarkRelayRoundTrip: one relayed GET to a loopback service and its
