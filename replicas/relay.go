@@ -245,24 +245,20 @@ func (n *Node) open(ctx context.Context, purpose string, b []byte) ([]byte, erro
 	return n.sealer.Open(ctx, purpose, b)
 }
 
-// relayNoted handles a note on ChannelRelays: a call for an agent whose
-// stream is here is sent, and one sent from here that its owner deleted
-// is stopped.
-func (n *Node) relayNoted(tenant, agentID, id string) {
-	k := cmdKey{tenant, id}
-	n.mu.Lock()
-	stop := n.relaying[k]
-	n.mu.Unlock()
-	switch {
-	case stop != nil:
-		n.spawn(func() {
-			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-			defer cancel()
-			if _, err := n.st.GetAgentRelay(ctx, tenant, id); errors.Is(err, store.ErrNotFound) {
-				stop()
-			}
-		})
-	case n.hub.HasAccount(tenant, agentID):
+// relayNoted handles a note on ChannelRelays: a new call for an agent
+// whose stream is here is sent, and one sent from here that its owner
+// deleted (gone) is stopped.
+func (n *Node) relayNoted(tenant, agentID, id string, gone bool) {
+	if gone {
+		n.mu.Lock()
+		stop := n.relaying[cmdKey{tenant, id}]
+		n.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		return
+	}
+	if n.hub.HasAccount(tenant, agentID) {
 		n.spawn(func() { n.relayHere(tenant, id) })
 	}
 }

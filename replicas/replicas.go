@@ -170,8 +170,8 @@ func (n *Node) notified(m postgres.Notification) {
 		if n.hub.HasAccount(tenant, agentID) || n.delivering(tenant, id) {
 			n.spawn(func() { n.consider(tenant, id) })
 		}
-	case m.Channel == postgres.ChannelRelays && len(f) == 3:
-		n.relayNoted(f[0], f[1], f[2])
+	case m.Channel == postgres.ChannelRelays && (len(f) == 3 || len(f) == 4 && f[3] == "gone"):
+		n.relayNoted(f[0], f[1], f[2], len(f) == 4)
 	case m.Channel == postgres.ChannelStreams:
 		// A routed call waiting checks that its stream is still there.
 		n.mu.Lock()

@@ -123,7 +123,7 @@ func (s *Store) GetAgentRelay(ctx context.Context, tenant, id string) (*AgentRel
 // given up) and tells the servers, so that the one sending it stops.
 func (s *Store) DeleteAgentRelay(ctx context.Context, tenant, id string) error {
 	_, err := s.db.ExecContext(ctx, `WITH r AS (DELETE FROM agent_relays WHERE tenant = $1 AND id = $2 RETURNING agent)
-SELECT pg_notify($3, $1 || ' ' || r.agent || ' ' || $2) FROM r`, tenant, id, ChannelRelays)
+SELECT pg_notify($3, $1 || ' ' || r.agent || ' ' || $2 || ' gone') FROM r`, tenant, id, ChannelRelays)
 	if err != nil {
 		return fmt.Errorf("postgres: delete agent relay: %w", err)
 	}
