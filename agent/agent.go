@@ -456,11 +456,14 @@ func (a *Agent) command(cmd *agentpb.Command) {
 	if ex, ok := a.execs[id]; ok && !ex.cancelled {
 		finished, result := !ex.finished.IsZero(), ex.result
 		a.mu.Unlock()
+		state := "running"
 		if finished {
-			a.m.repeats.WithLabelValues("finished").Inc()
+			state = "finished"
+		}
+		a.m.repeats.WithLabelValues(state).Inc()
+		a.log.Info("command delivered again", "command", id, "state", state)
+		if finished {
 			a.deliver(id, result)
-		} else {
-			a.m.repeats.WithLabelValues("running").Inc()
 		}
 		return
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sortie-cd/sortie/agent/agentpb"
 	"github.com/sortie-cd/sortie/egress"
 )
@@ -72,23 +74,47 @@ func (h *Hub) Relay(tenant, agentID string) (*RelayClient, error) {
 // read in full (at most MaxRelayResponseBody). The call ends with req's
 // context, and at the latest after MaxRelayTimeout.
 func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
+	call, err := NewRelayCall(req, c.agent)
+	if err != nil {
+		return nil, err
+	}
+	return call.Response(req, c.hub.Send(req.Context(), c.tenant, c.agent, call))
+}
+
+// RelayCall is one HTTP call to relay through an agent, as the agent
+// receives it: checked (an absolute http(s) URL the caller's egress scope
+// allows, a body within MaxRelayRequestBody) and bounded (its timeout, from
+// the request's deadline). Between servers it travels as Marshal's bytes,
+// which hold the request's headers and body, secrets included: they are
+// sealed before they are stored, and never logged.
+type RelayCall struct {
+	msg   *agentpb.RelayRequest
+	agent string
+}
+
+// RelayAnswer is an agent's answer to a RelayCall, or why there is none.
+type RelayAnswer struct{ msg *agentpb.RelayResponse }
+
+// NewRelayCall checks and reads req (its body is consumed) for agentID.
+func NewRelayCall(req *http.Request, agentID string) (*RelayCall, error) {
 	if req.URL == nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
-		return nil, fmt.Errorf("relay through agent %s: %q is not an absolute http(s) URL", c.agent, req.URL)
+		return nil, fmt.Errorf("relay through agent %s: %q is not an absolute http(s) URL", agentID, req.URL)
 	}
 	// The agent checks each hop again (redirects); the first is refused
 	// here, before the request leaves the server.
-	if err := egress.ScopeOf(req.Context()).Check(req.URL); err != nil {
-		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, err)
+	scope := egress.ScopeOf(req.Context())
+	if err := scope.Check(req.URL); err != nil {
+		return nil, fmt.Errorf("relay through agent %s: %w", agentID, err)
 	}
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(req.Body, MaxRelayRequestBody+1))
 		req.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("relay through agent %s: read request body: %w", c.agent, err)
+			return nil, fmt.Errorf("relay through agent %s: read request body: %w", agentID, err)
 		}
 		if len(b) > MaxRelayRequestBody {
-			return nil, fmt.Errorf("relay through agent %s: the request body is over the %d MiB limit", c.agent, MaxRelayRequestBody>>20)
+			return nil, fmt.Errorf("relay through agent %s: the request body is over the %d MiB limit", agentID, MaxRelayRequestBody>>20)
 		}
 		body = b
 	}
@@ -98,30 +124,9 @@ func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
 	}
 	timeout = min(timeout, MaxRelayTimeout)
 	if timeout <= 0 {
-		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, context.DeadlineExceeded)
+		return nil, fmt.Errorf("relay through agent %s: %w", agentID, context.DeadlineExceeded)
 	}
-	ctx, cancel := context.WithTimeout(req.Context(), timeout+relayGrace)
-	defer cancel()
-
-	h := c.hub
-	id := crand.Text()
-	w := relayWait{resp: make(chan *agentpb.RelayResponse, 1)}
-	h.mu.Lock()
-	w.conn = h.conns[connKey{c.tenant, c.agent}]
-	if w.conn != nil {
-		h.relays[id] = w
-	}
-	h.mu.Unlock()
-	if w.conn == nil {
-		return nil, fmt.Errorf("relay through agent %s: the agent is not connected", c.agent)
-	}
-	defer func() {
-		h.mu.Lock()
-		delete(h.relays, id)
-		h.mu.Unlock()
-	}()
-	scope := egress.ScopeOf(req.Context())
-	msg := &agentpb.RelayRequest{Id: id, Method: req.Method, Url: req.URL.String(), Body: body, TimeoutMs: max(timeout.Milliseconds(), 1),
+	msg := &agentpb.RelayRequest{Method: req.Method, Url: req.URL.String(), Body: body, TimeoutMs: max(timeout.Milliseconds(), 1),
 		CarriesSecret: scope.Secret}
 	for _, r := range scope.Restricted {
 		msg.Restrictions = append(msg.Restrictions, &agentpb.HostRestriction{Secret: r.Secret, Hosts: r.Hosts})
@@ -132,36 +137,117 @@ func (c *RelayClient) Do(req *http.Request) (*http.Response, error) {
 	for k, vs := range req.Header {
 		msg.Headers = append(msg.Headers, &agentpb.Header{Key: k, Values: vs})
 	}
+	return &RelayCall{msg: msg, agent: agentID}, nil
+}
+
+// Timeout is how long the agent gives the call; whoever waits for the
+// answer waits WaitFor.
+func (c *RelayCall) Timeout() time.Duration {
+	return time.Duration(c.msg.GetTimeoutMs()) * time.Millisecond
+}
+
+// WaitFor is how long a hub waits for the agent's answer: a little more
+// than the agent's timeout, so that the agent's precise error (connect
+// refused, timed out) arrives first.
+func (c *RelayCall) WaitFor() time.Duration { return c.Timeout() + relayGrace }
+
+// Marshal encodes the call (headers and body included: seal it).
+func (c *RelayCall) Marshal() ([]byte, error) { return proto.Marshal(c.msg) }
+
+// UnmarshalRelayCall decodes Marshal's bytes, for agent agentID, and
+// checks the limits again.
+func UnmarshalRelayCall(b []byte, agentID string) (*RelayCall, error) {
+	msg := &agentpb.RelayRequest{}
+	if err := proto.Unmarshal(b, msg); err != nil {
+		return nil, fmt.Errorf("relay through agent %s: the call does not decode: %w", agentID, err)
+	}
+	if len(msg.GetBody()) > MaxRelayRequestBody {
+		return nil, fmt.Errorf("relay through agent %s: the request body is over the %d MiB limit", agentID, MaxRelayRequestBody>>20)
+	}
+	msg.TimeoutMs = min(max(msg.GetTimeoutMs(), 1), MaxRelayTimeout.Milliseconds())
+	return &RelayCall{msg: msg, agent: agentID}, nil
+}
+
+// Marshal encodes the answer (the response's body included: seal it).
+func (a *RelayAnswer) Marshal() ([]byte, error) { return proto.Marshal(a.msg) }
+
+// UnmarshalRelayAnswer decodes RelayAnswer.Marshal's bytes.
+func UnmarshalRelayAnswer(b []byte) (*RelayAnswer, error) {
+	msg := &agentpb.RelayResponse{}
+	if err := proto.Unmarshal(b, msg); err != nil {
+		return nil, fmt.Errorf("the relayed answer does not decode: %w", err)
+	}
+	return &RelayAnswer{msg: msg}, nil
+}
+
+// FailedRelay is an answer that says why no agent answered.
+func FailedRelay(why string) *RelayAnswer {
+	return &RelayAnswer{msg: &agentpb.RelayResponse{Error: why}}
+}
+
+// Send relays call through the agent of tenant connected here and waits
+// for its answer, at most call.WaitFor(): an answer that fails says why
+// when the agent is not connected here, disconnects, or does not answer
+// in time. When ctx ends first the agent is told to stop.
+func (h *Hub) Send(ctx context.Context, tenant, agentID string, call *RelayCall) *RelayAnswer {
+	ctx, cancel := context.WithTimeout(ctx, call.WaitFor())
+	defer cancel()
+	id := crand.Text()
+	w := relayWait{resp: make(chan *agentpb.RelayResponse, 1)}
+	h.mu.Lock()
+	w.conn = h.conns[connKey{tenant, agentID}]
+	if w.conn != nil {
+		h.relays[id] = w
+	}
+	h.mu.Unlock()
+	if w.conn == nil {
+		return FailedRelay("the agent is not connected")
+	}
+	defer func() {
+		h.mu.Lock()
+		delete(h.relays, id)
+		h.mu.Unlock()
+	}()
+	msg := proto.CloneOf(call.msg)
+	msg.Id = id
 	if err := w.conn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_RelayRequest{RelayRequest: msg}}); err != nil {
-		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, err)
+		return FailedRelay(err.Error())
 	}
 	select {
 	case r := <-w.resp:
-		if f := r.GetRefused(); f != nil {
-			return nil, fmt.Errorf("relay through agent %s: %w", c.agent, &egress.DeniedError{Host: f.GetHost(), Reason: f.GetReason(), Hint: f.GetHint()})
-		}
-		if r.GetError() != "" {
-			return nil, fmt.Errorf("relay through agent %s: %s", c.agent, r.GetError())
-		}
-		resp := &http.Response{
-			Status:     fmt.Sprintf("%d %s", r.GetStatus(), http.StatusText(int(r.GetStatus()))),
-			StatusCode: int(r.GetStatus()),
-			Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header:        http.Header{},
-			Body:          io.NopCloser(bytes.NewReader(r.GetBody())),
-			ContentLength: int64(len(r.GetBody())),
-			Request:       req,
-		}
-		for _, hd := range r.GetHeaders() {
-			resp.Header[hd.GetKey()] = hd.GetValues()
-		}
-		return resp, nil
+		return &RelayAnswer{msg: r}
 	case <-w.conn.done:
-		return nil, fmt.Errorf("relay through agent %s: the agent disconnected before answering", c.agent)
+		return FailedRelay("the agent disconnected before answering")
 	case <-ctx.Done():
 		go w.conn.send(&agentpb.ServerMessage{Msg: &agentpb.ServerMessage_RelayCancel{RelayCancel: &agentpb.RelayCancel{Id: id}}})
-		return nil, fmt.Errorf("relay through agent %s: no answer: %w", c.agent, context.Cause(ctx))
+		return FailedRelay(fmt.Sprintf("no answer: %v", context.Cause(ctx)))
 	}
+}
+
+// Response is the answer as req's response, body read in full, or the
+// error that says why the call failed (an egress refusal as
+// *egress.DeniedError).
+func (c *RelayCall) Response(req *http.Request, a *RelayAnswer) (*http.Response, error) {
+	r := a.msg
+	if f := r.GetRefused(); f != nil {
+		return nil, fmt.Errorf("relay through agent %s: %w", c.agent, &egress.DeniedError{Host: f.GetHost(), Reason: f.GetReason(), Hint: f.GetHint()})
+	}
+	if r.GetError() != "" {
+		return nil, fmt.Errorf("relay through agent %s: %s", c.agent, r.GetError())
+	}
+	resp := &http.Response{
+		Status:     fmt.Sprintf("%d %s", r.GetStatus(), http.StatusText(int(r.GetStatus()))),
+		StatusCode: int(r.GetStatus()),
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{},
+		Body:          io.NopCloser(bytes.NewReader(r.GetBody())),
+		ContentLength: int64(len(r.GetBody())),
+		Request:       req,
+	}
+	for _, hd := range r.GetHeaders() {
+		resp.Header[hd.GetKey()] = hd.GetValues()
+	}
+	return resp, nil
 }
 
 // relayed hands a RelayResponse to the call waiting for it, if it came on

@@ -15,6 +15,11 @@
 // delivered again by the replica the agent reconnects to). The agent runs a
 // command id once, so a repeat attaches to the running execution or gets
 // the kept result: a command runs once however many replicas deliver it.
+// Relay is the HTTP relay through an agent (webhooks, metric providers,
+// previews) wherever its stream is: through this server's hub when the
+// stream is here, else sealed (Options.Sealer) into agent_relays for the
+// replica holding it, which claims the call (it is sent once), relays it
+// and writes back the sealed answer.
 // Feed gives the runner a note for every batch of events any replica saved
 // (a trigger on events notifies sortie_events); the runner reads the
 // events past what it published itself.
@@ -24,6 +29,7 @@
 // It decides nothing of a pipeline (the runner and the engine do), holds no
 // pipeline's lease (the runner's ownership does), never polls for what a
 // notification tells, keeps nothing in memory that the database does not
-// hold too (a replica that dies loses no command), and never logs a job's
-// contents: they carry the target's manifests.
+// hold too (a replica that dies loses no command), never logs a job's
+// contents (they carry the target's manifests) nor a relayed call's (its
+// headers and body may carry secrets, and are stored only sealed).
 package replicas

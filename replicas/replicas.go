@@ -44,6 +44,10 @@ type Options struct {
 	// Auth, when not nil, applies the revocations other servers send
 	// (see Peers).
 	Auth Auth
+	// Sealer seals the HTTP calls relayed through an agent whose stream
+	// another server holds, and their answers (see Relay); nil: such calls
+	// fail.
+	Sealer Sealer
 	// Log: nil discards.
 	Log *slog.Logger
 }
@@ -54,12 +58,13 @@ type Options struct {
 // back here), delivers the commands of other servers to the agents
 // connected here, and feeds the runner the events other servers saved.
 type Node struct {
-	st    *postgres.Store
-	hub   *agent.Hub
-	auth  Auth
-	id    string
-	every time.Duration
-	log   *slog.Logger
+	st     *postgres.Store
+	hub    *agent.Hub
+	auth   Auth
+	sealer Sealer
+	id     string
+	every  time.Duration
+	log    *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,6 +75,9 @@ type Node struct {
 	waiters    map[cmdKey]chan struct{}   // this server's Execute calls, by command
 	deliveries map[cmdKey]*delivery       // other servers' commands delivered here
 	held       map[cmdKey]agent.Connected // agents connected here, by tenant and agent id (cmdKey.id)
+
+	relayWaiters map[cmdKey]chan struct{}      // this server's routed relay calls
+	relaying     map[cmdKey]context.CancelFunc // other servers' calls sent from here
 
 	feed *feed
 }
@@ -86,8 +94,9 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if o.Store == nil || o.Hub == nil {
 		return nil, errors.New("replicas: Options need Store and Hub")
 	}
-	n := &Node{st: o.Store, hub: o.Hub, auth: o.Auth, id: o.Replica, every: o.RecordEvery, log: o.Log,
-		waiters: map[cmdKey]chan struct{}{}, deliveries: map[cmdKey]*delivery{}, held: map[cmdKey]agent.Connected{}, feed: newFeed()}
+	n := &Node{st: o.Store, hub: o.Hub, auth: o.Auth, sealer: o.Sealer, id: o.Replica, every: o.RecordEvery, log: o.Log,
+		waiters: map[cmdKey]chan struct{}{}, deliveries: map[cmdKey]*delivery{}, held: map[cmdKey]agent.Connected{}, feed: newFeed(),
+		relayWaiters: map[cmdKey]chan struct{}{}, relaying: map[cmdKey]context.CancelFunc{}}
 	if n.id == "" {
 		n.id = NewReplicaID()
 	}
@@ -99,7 +108,8 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	}
 	n.log = n.log.With("replica", n.id)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	channels := []string{postgres.ChannelEvents, postgres.ChannelCommands, postgres.ChannelResults, postgres.ChannelRevocations}
+	channels := []string{postgres.ChannelEvents, postgres.ChannelCommands, postgres.ChannelResults, postgres.ChannelRevocations,
+		postgres.ChannelRelays, postgres.ChannelRelayAnswers, postgres.ChannelStreams}
 	if err := n.st.Listen(n.ctx, channels, n.notified, n.lost); err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("replicas: %w", err)
@@ -160,6 +170,23 @@ func (n *Node) notified(m postgres.Notification) {
 		if n.hub.HasAccount(tenant, agentID) || n.delivering(tenant, id) {
 			n.spawn(func() { n.consider(tenant, id) })
 		}
+	case m.Channel == postgres.ChannelRelays && (len(f) == 3 || len(f) == 4 && f[3] == "gone"):
+		n.relayNoted(f[0], f[1], f[2], len(f) == 4)
+	case m.Channel == postgres.ChannelStreams:
+		// A routed call waiting checks that its stream is still there.
+		n.mu.Lock()
+		for _, w := range n.relayWaiters {
+			wake(w)
+		}
+		n.mu.Unlock()
+	case m.Channel == postgres.ChannelRelayAnswers && len(f) == 3:
+		if f[0] == n.id {
+			n.mu.Lock()
+			if w := n.relayWaiters[cmdKey{f[1], f[2]}]; w != nil {
+				wake(w)
+			}
+			n.mu.Unlock()
+		}
 	case m.Channel == postgres.ChannelResults && len(f) == 3:
 		owner, tenant, id := f[0], f[1], f[2]
 		k := cmdKey{tenant, id}
@@ -185,6 +212,9 @@ func (n *Node) lost() {
 	n.feed.push(runner.Saved{Lost: true})
 	n.mu.Lock()
 	for _, w := range n.waiters {
+		wake(w)
+	}
+	for _, w := range n.relayWaiters {
 		wake(w)
 	}
 	var agents []agent.Connected
@@ -295,6 +325,7 @@ func (n *Node) Execute(ctx context.Context, job runner.Job) pipeline.CommandResu
 		return res
 	}
 	deadline, _ := ctx.Deadline()
+	log.Debug("sending a command to its agent")
 	for {
 		_, err := n.st.PutAgentCommand(ctx, postgres.AgentCommand{Tenant: job.Tenant, ID: c.ID, Agent: c.Account, Owner: n.id, Job: payload, Deadline: deadline})
 		if err == nil {
@@ -405,6 +436,7 @@ func (n *Node) deliverPending(tenant, agentID string) {
 	for _, c := range cs {
 		n.handle(ctx, c)
 	}
+	n.relayPending(ctx, tenant, agentID)
 }
 
 func (n *Node) stopDelivery(tenant, id string) {
@@ -453,6 +485,13 @@ func (n *Node) deliver(c postgres.AgentCommand) {
 			n.mu.Unlock()
 		}()
 		log := n.log.With("agent", c.Agent, "tenant", c.Tenant, "command", c.ID, "owner", c.Owner)
+		// c may have been read before a delivery here that ended just now
+		// wrote the result: read it again now that this one holds the
+		// slot, so that an answered command is not sent to the agent again.
+		cur, err := n.st.GetAgentCommand(ctx, c.Tenant, c.ID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (cur.Result != nil || cur.Cancelled)) {
+			return
+		}
 		log.Debug("delivering a command to its agent")
 		res, ok := n.hub.Forward(ctx, job)
 		if !ok {

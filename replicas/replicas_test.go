@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/sortie-cd/sortie/plan"
 	"github.com/sortie-cd/sortie/replicas"
 	"github.com/sortie-cd/sortie/runner"
+	"github.com/sortie-cd/sortie/secrets"
 	"github.com/sortie-cd/sortie/store"
 	"github.com/sortie-cd/sortie/store/postgres"
 	"github.com/sortie-cd/sortie/store/postgres/pgtest"
@@ -41,6 +43,9 @@ type group struct {
 	url  string
 	keys string // one signing-key folder: a token of one replica is good on all
 	lb   *proctest.Balancer
+	// master is the master key every replica's secrets.Service has (the
+	// sealer of relayed calls).
+	master []byte
 }
 
 type replica struct {
@@ -55,7 +60,11 @@ type replica struct {
 }
 
 func newGroup(t testing.TB) *group {
-	g := &group{t: t, url: pgtest.Database(t), keys: filepath.Join(t.TempDir(), "keys")}
+	master, err := secrets.ParseKey(secrets.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &group{t: t, url: pgtest.Database(t), keys: filepath.Join(t.TempDir(), "keys"), master: master}
 	g.lb = proctest.NewBalancer(t)
 	return g
 }
@@ -82,7 +91,11 @@ func (g *group) replica(name string) *replica {
 	if r.hub, err = agent.NewHub(agent.HubOptions{Auth: r.auth, HeartbeatInterval: heartbeat, Bindings: st}); err != nil {
 		t.Fatal(err)
 	}
-	if r.node, err = replicas.Start(t.Context(), replicas.Options{Store: st, Hub: r.hub, Replica: name, RecordEvery: heartbeat}); err != nil {
+	sec, err := secrets.New(t.Context(), secrets.Options{Store: st, MasterKey: g.master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.node, err = replicas.Start(t.Context(), replicas.Options{Store: st, Hub: r.hub, Replica: name, RecordEvery: heartbeat, Sealer: sec}); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
@@ -106,6 +119,19 @@ func (r *replica) stop() {
 		r.hub.Close()
 		r.node.Close()
 		r.st.Close()
+	})
+}
+
+// crash ends the replica as SIGKILL would for the others: its database
+// connections close first, so it writes nothing more (no answer, and its
+// record of the streams it held stays until it goes stale), then every
+// connection drops.
+func (r *replica) crash() {
+	r.once.Do(func() {
+		r.st.Close()
+		r.server.Close()
+		r.hub.Close()
+		r.node.Close()
 	})
 }
 
@@ -158,7 +184,11 @@ func (x *exec) count(id string) int {
 }
 
 // agentOn starts an agent through the balancer (pointed at r now).
-func (g *group) agentOn(r *replica, id string, x runner.Executor) {
+func (g *group) agentOn(r *replica, id string, x runner.Executor) { g.agentWith(r, id, x, nil) }
+
+// agentWith is agentOn with the agent's relayed calls allowed to reach
+// relayAllow.
+func (g *group) agentWith(r *replica, id string, x runner.Executor, relayAllow []netip.Prefix) {
 	t := g.t
 	t.Helper()
 	g.lb.Point(r.addr)
@@ -167,7 +197,8 @@ func (g *group) agentOn(r *replica, id string, x runner.Executor) {
 		t.Fatal(err)
 	}
 	a, err := agent.New(agent.Options{ServerURL: "http://" + g.lb.Addr, AgentID: id, ClientID: c.ClientID, ClientSecret: secret,
-		Executor: func(string) runner.Executor { return x }, Version: "v-test", MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+		Executor: func(string) runner.Executor { return x }, Version: "v-test", MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		RelayAllow: relayAllow})
 	if err != nil {
 		t.Fatal(err)
 	}

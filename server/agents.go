@@ -40,17 +40,29 @@ func (c clusters) Execute(ctx context.Context, job runner.Job) pipeline.CommandR
 	return c.hub.Execute(ctx, job)
 }
 
-// agentRelay is the hub as the gates' relay: a webhook with networkMode
+// relayer makes the client that relays through an agent: the hub's (one
+// server), or replicas.Node's, which reaches the agent's stream through
+// the database when another replica holds it.
+type relayer func(tenant, agentID string) (webhook.Doer, error)
+
+// hubRelay is the relayer of one server: its hub holds every stream.
+func hubRelay(hub *agent.Hub) relayer {
+	return func(tenant, agentID string) (webhook.Doer, error) {
+		c, err := hub.Relay(tenant, agentID)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// agentRelay is the gates' relay: a webhook with networkMode
 // remoteNetworkAgent, or a Prometheus provider naming an agent, is sent by
 // that agent from inside its cluster.
-type agentRelay struct{ hub *agent.Hub }
+type agentRelay struct{ relay relayer }
 
 func (r agentRelay) Doer(tenant, agentID string) (webhook.Doer, error) {
-	c, err := r.hub.Relay(tenant, agentID)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return r.relay(tenant, agentID)
 }
 
 // agentList adapts the hub to what the API asks.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/atomicfile"
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/preview"
@@ -54,7 +53,7 @@ func previewKey(dataDir string, sec *secrets.Service, shared bool) ([]byte, erro
 // for every other.
 type previewDoers struct {
 	local map[string]*kube.Executor
-	hub   *agent.Hub
+	relay relayer
 }
 
 func (d previewDoers) Doer(tenant, account string) (preview.Doer, error) {
@@ -65,7 +64,7 @@ func (d previewDoers) Doer(tenant, account string) (preview.Doer, error) {
 		}
 		return &http.Client{Transport: rt, Timeout: preview.Timeout}, nil
 	}
-	return d.hub.Relay(tenant, account)
+	return d.relay(tenant, account)
 }
 
 // serviceURL is the URL a Doer takes to reach a Service's path.

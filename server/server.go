@@ -263,13 +263,22 @@ func Run(ctx context.Context, cfg Config) error {
 	var agents runner.Executor = hub
 	var lister agentLister = hub
 	var feed runner.Feed
+	relay := hubRelay(hub)
 	if pg, ok := st.(*postgres.Store); ok {
-		node, err := replica.Start(ctx, replica.Options{Store: pg, Hub: hub, Replica: replicaName, Auth: authSvc, Log: log})
+		node, err := replica.Start(ctx, replica.Options{Store: pg, Hub: hub, Replica: replicaName, Auth: authSvc, Sealer: sec, Log: log})
 		if err != nil {
 			return err
 		}
 		defer node.Close()
 		agents, lister, feed = node, node, node.Feed()
+		// Relayed calls reach the replica holding the agent's stream.
+		relay = func(tenant, agentID string) (webhook.Doer, error) {
+			r, err := node.Relay(tenant, agentID)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		}
 	}
 
 	accounts := map[string]*kube.Executor{}
@@ -311,7 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Replica:      replicaName,
 		LeaseTTL:     cfg.LeaseTTL,
 		Store:        st,
-		Executor:     gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), agents}, public, previews, st, sec, agentRelay{hub}, pol, log),
+		Executor:     gateRouter(clusters{kubeexec.New(store.DefaultTenant, accounts, log), agents}, public, previews, st, sec, agentRelay{relay}, pol, log),
 		Log:          log,
 		Metrics:      runner.NewMetrics(reg),
 		Feed:         feed,
@@ -353,7 +362,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	handler = console.Mount(handler, web)
 	handler = withPreviews(handler, &preview.Handler{
-		Links: previews, Pipeline: r.Get, Doer: previewDoers{accounts, hub}.Doer, ServiceURL: serviceURL, Log: log,
+		Links: previews, Pipeline: r.Get, Doer: previewDoers{accounts, relay}.Doer, ServiceURL: serviceURL, Log: log,
 	})
 	if secure {
 		handler = withHSTS(handler)

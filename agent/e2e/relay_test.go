@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +21,11 @@ import (
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client/clienttest"
+	"github.com/sortie-cd/sortie/internal/proctest"
 	"github.com/sortie-cd/sortie/pipeline"
+	"github.com/sortie-cd/sortie/secrets"
+	"github.com/sortie-cd/sortie/store/postgres"
+	"github.com/sortie-cd/sortie/store/postgres/pgtest"
 )
 
 // insideNetwork is an HTTP service that only the cluster's side reaches.
@@ -94,6 +101,21 @@ func (in *insideNetwork) log() []insideCall {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return append([]insideCall(nil), in.calls...)
+}
+
+// wantRelayedOnce checks that the service had one call, from the agent's
+// process, relayed by agent prod, and that its callback's verdict is in
+// pipeline p's webhook step.
+func (in *insideNetwork) wantRelayedOnce(s *sortie, p *api.PipelineView) {
+	in.t.Helper()
+	calls := in.log()
+	agentPID := s.agent.Cmd.Process.Pid
+	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
+		in.t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
+	}
+	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
+		in.t.Errorf("the webhook step does not carry the callback's message: %s", msg)
+	}
 }
 
 // socketOwner returns the pid of the process holding the client end of a
@@ -187,19 +209,12 @@ func TestWebhookRelayedThroughTheAgent(t *testing.T) {
 	if p.Status != pipeline.StatusSucceeded {
 		t.Fatalf("relayed canary: %s", clienttest.Dump(p))
 	}
-	calls := in.log()
-	agentPID := s.agent.Cmd.Process.Pid
-	if len(calls) != 1 || !calls[0].admitted || calls[0].pid != agentPID || calls[0].relayedBy != "prod" {
-		t.Fatalf("calls to the inside service: %+v, want one from the agent (pid %d) relayed by prod", calls, agentPID)
-	}
-	if msg := clienttest.Dump(p); !strings.Contains(msg, fmt.Sprintf("checked from pid %d", agentPID)) {
-		t.Errorf("the webhook step does not carry the callback's message: %s", msg)
-	}
+	in.wantRelayedOnce(s, p)
 	s.wantPods("after the relayed canary", 0, 4)
 
 	// The same call made directly by the server does not get in.
 	p = s.waitPipeline(start("direct", "web:v3"), "the direct canary ends", ended)
-	calls = in.log()
+	calls := in.log()
 	if len(calls) != 2 || calls[1].admitted || calls[1].pid != s.server.Cmd.Process.Pid || calls[1].relayedBy != "" {
 		t.Errorf("calls to the inside service: %+v, want the second from the server (pid %d), refused", calls, s.server.Cmd.Process.Pid)
 	}
@@ -234,4 +249,62 @@ func TestRelayToLoopbackRefusedWithoutRelayAllow(t *testing.T) {
 	if calls := in.log(); len(calls) != 0 {
 		t.Errorf("the inside service was called: %+v", calls)
 	}
+}
+
+// TestWebhookRelayedByAnotherReplica: two `sortie server` replicas share
+// one PostgreSQL database; the agent's stream is on B, the canary is
+// started on (and leased by) A. Its webhook with networkMode
+// remoteNetworkAgent goes from A through the database to B, which relays
+// it through the agent: the service only the agent's process may call
+// gets it, and its callback decides the step. The canary ends SUCCEEDED.
+func TestWebhookRelayedByAnotherReplica(t *testing.T) {
+	db := pgtest.Server(t)
+	env := []string{"SORTIE_MASTER_KEY=" + secrets.NewKey(), "SORTIE_DATABASE_URL=" + db}
+	// The callbacks come to the public URL, a balancer in front of A.
+	front := proctest.NewBalancer(t)
+	flags := []string{"--public-url", "http://" + front.Addr, "--log-level", "debug"}
+	a := proctest.StartServer(t, env, append(flags, "--replica-id", "A")...)
+	front.Point(a.Addr)
+	bAddr, b := startReplica(t, "replica B", env, append(flags, "--replica-id", "B")...)
+	st, err := postgres.Open(context.Background(), db, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	g := &group{t: t, st: st}
+
+	s := adminOf(t, a)
+	s.startAgentOn("http://" + bAddr)
+	pgtest.UntilNotified(t, db, postgres.ChannelStreams, "B records the agent's stream", func() bool {
+		return slices.Equal(g.streamHolders("prod"), []string{"B"})
+	})
+	in := newInsideNetwork(t, s)
+	steps := `    canary:
+      steps:
+        - setWeight: 50
+        - pause: {untilApproved: true}
+        - runWebhook: {name: inside}
+`
+	file := func(image string) api.StartRequest {
+		return deployFile(s.ns, image, steps, fmt.Sprintf(relayedWebhook, in.srv.URL, "remoteNetworkAgent"), "")
+	}
+	s.succeed(file("web:v1"), "the first deployment")
+	id := s.start(file("web:v2"))
+	s.waitPipeline(id, "the pause at 50%", awaiting(50))
+	if o, _ := g.owner(id); o != "A" {
+		t.Fatalf("the canary started on A is leased by %q", o)
+	}
+	s.call("POST", "/api/v1/pipelines/"+id+"/approve", nil, http.StatusOK, nil)
+	p := s.waitPipeline(id, "the relayed canary ends", ended)
+	if p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("relayed canary: %s", clienttest.Dump(p))
+	}
+	if o, _ := g.owner(id); o != "A" && o != "" {
+		t.Errorf("the canary ended leased by %q, want A's throughout", o)
+	}
+	in.wantRelayedOnce(s, p)
+	if !regexp.MustCompile(`msg="relaying a call for another server".* agent=prod .*owner=A`).MatchString(b.Output()) {
+		t.Errorf("B did not log relaying A's call")
+	}
+	s.wantPods("after the relayed canary", 0, 4)
 }

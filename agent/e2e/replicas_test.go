@@ -20,6 +20,38 @@ import (
 
 var runningCommand = regexp.MustCompile(`msg="running command".* command=(\S+)`)
 
+// startReplica runs another `sortie server` replica (a data directory of
+// its own, flags after) and returns its address; it is killed when the
+// test ends.
+func startReplica(t *testing.T, name string, env []string, flags ...string) (string, *proctest.Proc) {
+	t.Helper()
+	p := proctest.Start(t, name, env, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, flags...)...)
+	t.Cleanup(func() { p.Stop(syscall.SIGKILL) })
+	return p.WaitLine(listening)[1], p
+}
+
+// adminOf is the test's client of server a, as its bootstrap admin, with
+// the agent credential it made.
+func adminOf(t *testing.T, a *proctest.Server) *sortie {
+	t.Helper()
+	s := &sortie{t: t, url: "http://" + a.Addr, ns: kubetest.Namespace(t), server: a.Proc, data: a.Data, addr: a.Addr, hc: http.DefaultClient}
+	s.token = s.tokenFor(a.Admin.ClientID, a.Admin.ClientSecret)
+	var nc api.NewCredential
+	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
+	s.agentID, s.agentKey = nc.ClientID, nc.ClientSecret
+	return s
+}
+
+// startAgentOn is startAgent with the agent's --server url (a balancer, or
+// another replica); the test's calls stay on s.url.
+func (s *sortie) startAgentOn(url string) {
+	s.t.Helper()
+	own := s.url
+	s.url = url
+	defer func() { s.url = own }()
+	s.startAgent()
+}
+
 // TestReplicasSurviveTheAgentsServer: `sortie server` processes share one
 // PostgreSQL database and master key; replica A drives a canary whose
 // agent (`sortie agent`, on the local cluster) connects through a balancer
@@ -35,9 +67,7 @@ func TestReplicasSurviveTheAgentsServer(t *testing.T) {
 	a := proctest.StartServer(t, env, flags...)
 	replicas := map[string]*proctest.Proc{}
 	replica := func(name string) string {
-		p := proctest.Start(t, name, env, append([]string{"server", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, flags...)...)
-		t.Cleanup(func() { p.Stop(syscall.SIGKILL) })
-		addr := p.WaitLine(listening)[1]
+		addr, p := startReplica(t, name, env, flags...)
 		replicas[addr] = p
 		return addr
 	}
@@ -45,14 +75,8 @@ func TestReplicasSurviveTheAgentsServer(t *testing.T) {
 	lb := proctest.NewBalancer(t)
 	lb.Point(b)
 
-	s := &sortie{t: t, url: "http://" + a.Addr, ns: kubetest.Namespace(t), server: a.Proc, data: a.Data, addr: a.Addr, hc: http.DefaultClient}
-	s.token = s.tokenFor(a.Admin.ClientID, a.Admin.ClientSecret)
-	var nc api.NewCredential
-	s.call("POST", "/api/v1/credentials", api.CreateCredentialRequest{Name: "agent prod", Roles: []string{pipeline.RoleAgent}}, http.StatusCreated, &nc)
-	s.agentID, s.agentKey = nc.ClientID, nc.ClientSecret
-	s.url = "http://" + lb.Addr // the agent's --server
-	s.startAgent()
-	s.url = "http://" + a.Addr
+	s := adminOf(t, a)
+	s.startAgentOn("http://" + lb.Addr)
 	pgtest.UntilNotified(t, db, postgres.ChannelStreams, "A sees the agent", func() bool {
 		var agents api.AgentList
 		s.call("GET", "/api/v1/agents", nil, http.StatusOK, &agents)

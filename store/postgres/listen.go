@@ -26,6 +26,13 @@ const (
 	// ChannelRevocations carries the revocations and role redefinitions of
 	// package auth (JSON), which every server applies.
 	ChannelRevocations = "sortie_revocations"
+	// ChannelRelays carries "tenant agent id" when an HTTP call to relay
+	// through an agent is written, and "tenant agent id gone" when its
+	// owner deletes it (answered, or given up).
+	ChannelRelays = "sortie_relays"
+	// ChannelRelayAnswers carries "owner tenant id" when the answer of a
+	// relayed call is written.
+	ChannelRelayAnswers = "sortie_relay_answers"
 )
 
 // Notify sends payload on channel to every server listening.
