@@ -90,7 +90,8 @@ func scaleSQLite(ctx context.Context, bin, dir string, o scaleOptions) (*scaleSi
 }
 
 func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions) (*scaleSide, error) {
-	pg, err := pgserver.Start()
+	// Durable, as SQLite is (synchronous=FULL): fsync on.
+	pg, err := pgserver.Start(pgserver.Options{Durable: true})
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +139,7 @@ func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Ser
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel: every agent's Run has returned
 	defer cancel()
+	fmt.Fprintf(os.Stderr, "bench: scale: connecting %d simulated agents (the token endpoint allows one address 30 tokens, then one a second, per server: all come from 127.0.0.1)\n", o.agents)
 	ids := make([]string, o.agents)
 	for k := range ids {
 		ids[k] = fmt.Sprintf("agent-%03d", k)
@@ -385,7 +387,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 func printScale(out io.Writer, o scaleOptions, lite, pg *scaleSide) {
 	fmt.Fprintf(out, "Scale: %d pipelines, %d agents, %d in flight; one `sortie server` on SQLite beside %d replicas on one PostgreSQL\n", o.pipelines, o.agents, o.concurrency, o.replicas)
-	fmt.Fprintf(out, "(simulated agents: the real agent code over the real gRPC protocol, in the benchmark's process, answering each command at once with success: the control plane is measured, not clusters; all processes on this machine)\n")
+	fmt.Fprintf(out, "(SIMULATED agents: package agent's real code over the real gRPC protocol, in the benchmark's process, answering each command at once with success: the control plane is measured, not clusters; every process on this one machine; PostgreSQL and SQLite both sync each commit)\n")
 	fmt.Fprintf(out, "Half the pipelines wait for an approval (cause: the approve call) and half for a %v pause (cause: its deadline) before their one deploy command.\n\n", o.pause)
 	ratio := func(a, b float64) string {
 		if b == 0 {

@@ -1,7 +1,7 @@
 // Package pgserver starts a throwaway PostgreSQL server from the binaries
 // Debian's postgresql package installs (on PATH, or under
 // /usr/lib/postgresql/*/bin): initdb into a temporary directory and
-// postgres on a free loopback port, durability off. When the calling
+// postgres on a free loopback port, durability off unless asked for. When the calling
 // process is root, the server runs as the unprivileged user nobody
 // (PostgreSQL refuses to run as root), and the data directory is given to
 // that user. It is what the tests' server (store/postgres/pgtest) and the

@@ -68,9 +68,19 @@ func credential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 }
 
+// Options configure a server.
+type Options struct {
+	// Durable keeps PostgreSQL's durability settings (fsync,
+	// synchronous_commit, full_page_writes) on, as in production: for a
+	// benchmark set beside SQLite, which syncs every commit. Off (the
+	// default), the server is faster and a crash of the machine loses it,
+	// which a test's throwaway server does not mind.
+	Durable bool
+}
+
 // Start runs initdb and postgres and waits until the server accepts
 // connections.
-func Start() (*Server, error) {
+func Start(o Options) (*Server, error) {
 	initdb, err := bin("initdb")
 	if err != nil {
 		return nil, err
@@ -108,12 +118,15 @@ func Start() (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	// A throwaway server: durability settings off, for speed (the store's
-	// kill test kills the client, not the server).
-	srv.cmd = exec.Command(postgres, "-D", data, "-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=300")
+	args := []string{"-D", data, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir,
+		"-c", "max_connections=300"}
+	if !o.Durable {
+		// A throwaway server: durability settings off, for speed (the
+		// store's kill test kills the client, not the server).
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	srv.cmd = exec.Command(postgres, args...)
 	srv.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
 	srv.cmd.Dir = dir
 	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))

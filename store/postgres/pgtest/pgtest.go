@@ -36,7 +36,7 @@ func Around(run func() int) int {
 		serverURL = u
 		return run()
 	}
-	srv, err := pgserver.Start()
+	srv, err := pgserver.Start(pgserver.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		return 1
@@ -127,7 +127,7 @@ func UntilNotified(t testing.TB, url, channel, what string, cond func() bool) {
 // returns the URL of a new database on it.
 func Server(t testing.TB) string {
 	t.Helper()
-	srv, err := pgserver.Start()
+	srv, err := pgserver.Start(pgserver.Options{})
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
