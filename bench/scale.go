@@ -191,13 +191,15 @@ func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Ser
 			for i := range next {
 				kind, d, err := scalePipeline(ctx, srvs, rec, i, ids[i%len(ids)], o.pause)
 				mu.Lock()
-				if err != nil && runErr == nil {
-					runErr = err
-					cancel()
-				}
-				if kind == "approval" {
+				switch {
+				case err != nil:
+					if runErr == nil {
+						runErr = err
+						cancel()
+					}
+				case kind == "approval":
 					side.approval = append(side.approval, d)
-				} else {
+				default:
 					side.timer = append(side.timer, d)
 				}
 				mu.Unlock()
