@@ -26,7 +26,7 @@ type rig struct {
 
 // benchCluster starts the cluster, the server and an agent once, and runs
 // the cluster benchmarks that o selects on them.
-func benchCluster(ctx context.Context, out io.Writer, o options) error {
+func benchCluster(ctx context.Context, out io.Writer, bin string, o options) error {
 	fmt.Fprintln(os.Stderr, "bench: starting a local Kubernetes cluster (the first run builds it, which takes several minutes)")
 	bins, err := localkube.EnsureBinaries(ctx, localkube.BuildOptions{Log: os.Stderr})
 	if err != nil {
@@ -43,11 +43,7 @@ func benchCluster(ctx context.Context, out io.Writer, o options) error {
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Fprintln(os.Stderr, "bench: building ./cmd/sortie; starting `sortie server` and `sortie agent` as processes")
-	bin, err := buildSortie(ctx, dir)
-	if err != nil {
-		return err
-	}
+	fmt.Fprintln(os.Stderr, "bench: starting `sortie server` and `sortie agent` as processes")
 	srv, err := startServer(ctx, bin, dir)
 	if err != nil {
 		return err

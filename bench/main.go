@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,12 @@ func main() {
 	flag.IntVar(&o.workloads, "workloads", 50, "Deployments in the deployment the agent's memory is measured through")
 	flag.IntVar(&o.pipelines, "pipelines", 400, "pipelines the engine benchmark runs")
 	flag.IntVar(&o.concurrency, "concurrency", 8, "pipelines the engine benchmark runs at once")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: rollout, rollback, memory, engine")
+	flag.IntVar(&o.scale.pipelines, "scale-pipelines", envInt("SORTIE_BENCH_SCALE_PIPELINES", 1000), "pipelines each side of the scale benchmark runs (SORTIE_BENCH_SCALE_PIPELINES; the issue asks up to 10000)")
+	flag.IntVar(&o.scale.agents, "scale-agents", 100, "simulated agents of the scale benchmark, one account each")
+	flag.IntVar(&o.scale.concurrency, "scale-concurrency", 100, "pipelines the scale benchmark keeps in flight")
+	flag.IntVar(&o.scale.replicas, "scale-replicas", 3, "servers sharing the PostgreSQL database in the scale benchmark")
+	flag.DurationVar(&o.scale.pause, "scale-pause", time.Second, "the timed pause of half the scale benchmark's pipelines (whole seconds)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: rollout, rollback, memory, engine, scale")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -35,11 +41,12 @@ type options struct {
 	pipelines   int
 	concurrency int
 	only        string
+	scale       scaleOptions
 }
 
 // parts are the benchmark's parts, in the order they run; all but engine
-// share one cluster.
-var parts = []string{"rollout", "rollback", "memory", "engine"}
+// and scale share one cluster.
+var parts = []string{"rollout", "rollback", "memory", "engine", "scale"}
 
 // wants reports whether -only selects part.
 func (o options) wants(part string) bool {
@@ -57,8 +64,25 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	if o.rollouts < 1 || o.rollbacks < 1 || o.workloads < 1 {
 		return errors.New("-rollouts, -rollbacks and -workloads must be at least 1")
 	}
-	if o.wants("rollout") || o.wants("rollback") || o.wants("memory") {
-		if err := benchCluster(ctx, out, o); err != nil {
+	if o.scale.pause < time.Second || o.scale.pause%time.Second != 0 {
+		return errors.New("-scale-pause must be whole seconds, at least 1s")
+	}
+	cluster := o.wants("rollout") || o.wants("rollback") || o.wants("memory")
+	var bin string
+	if cluster || o.wants("scale") {
+		// One build of ./cmd/sortie for every part that runs it.
+		dir, err := os.MkdirTemp("", "sortie-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "bench: building ./cmd/sortie")
+		if bin, err = buildSortie(ctx, dir); err != nil {
+			return err
+		}
+	}
+	if cluster {
+		if err := benchCluster(ctx, out, bin, o); err != nil {
 			return err
 		}
 	}
@@ -67,7 +91,20 @@ func run(ctx context.Context, out io.Writer, o options) error {
 			return fmt.Errorf("engine: %w", err)
 		}
 	}
+	if o.wants("scale") {
+		if err := benchScale(ctx, out, bin, o.scale); err != nil {
+			return fmt.Errorf("scale: %w", err)
+		}
+	}
 	return nil
+}
+
+// envInt is the integer in environment variable name, or def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
 }
 
 // table prints aligned rows.

@@ -28,12 +28,18 @@ type server struct {
 	bin    string
 	proc   *proc
 	api    *client.Client
+	admin  auth.CredentialsFile
 	agents []*proc
 }
 
 func startServer(ctx context.Context, bin, dir string) (*server, error) {
-	data := filepath.Join(dir, "server")
-	p, err := startProc("sortie server", bin, nil, "server", "--addr", "127.0.0.1:0", "--data-dir", data)
+	return startServerArgs(ctx, bin, "sortie server", nil, filepath.Join(dir, "server"))
+}
+
+// startServerArgs starts `sortie server` named name with env added and its
+// data in data, and logs in as its bootstrap admin.
+func startServerArgs(ctx context.Context, bin, name string, env []string, data string) (*server, error) {
+	p, err := startProc(name, bin, env, "server", "--addr", "127.0.0.1:0", "--data-dir", data)
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +66,15 @@ func (s *server) login(ctx context.Context, data string) error {
 	if err := json.Unmarshal(b, &cf); err != nil {
 		return fmt.Errorf("%s: %w", auth.AdminCredentialsFile, err)
 	}
-	s.api, err = client.New(client.Options{Server: "http://" + m[1], ClientID: cf.ClientID, ClientSecret: cf.ClientSecret, UserAgent: "sortie-bench"})
+	s.admin = cf
+	s.api, err = s.clientOf(m[1])
 	return err
+}
+
+// clientOf is a client of the bootstrap admin to the server at addr: this
+// one, or a replica sharing its database.
+func (s *server) clientOf(addr string) (*client.Client, error) {
+	return client.New(client.Options{Server: "http://" + addr, ClientID: s.admin.ClientID, ClientSecret: s.admin.ClientSecret, UserAgent: "sortie-bench"})
 }
 
 func (s *server) close() {

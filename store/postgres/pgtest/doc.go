@@ -1,7 +1,7 @@
 // Package pgtest starts a real PostgreSQL server for tests: initdb into a
 // temporary directory and postgres on a free loopback port, from the
 // binaries Debian's postgresql package installs (on PATH, or under
-// /usr/lib/postgresql/*/bin). One server serves a whole test binary (Main,
+// /usr/lib/postgresql/*/bin), through internal/pgserver. One server serves a whole test binary (Main,
 // from TestMain); each test gets its own database (Database).
 //
 // When the tests run as root, as they do in CI containers, the server runs

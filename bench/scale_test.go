@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestScaleSmall runs the scale benchmark with a handful of pipelines and
+// agents, so that its code does not rot: real `sortie server` processes
+// (one on SQLite, three replicas on a real PostgreSQL), simulated agents
+// over the real gRPC protocol (no cluster: they answer every command at
+// once, as the benchmark's do). It checks that every pipeline succeeded
+// with its command after its cause, not how fast.
+func TestScaleSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sortie server processes and PostgreSQL")
+	}
+	o := scaleOptions{pipelines: 12, agents: 3, concurrency: 4, replicas: 3, pause: time.Second}
+	bin, err := buildSortie(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lite, err := scaleSQLite(t.Context(), bin, t.TempDir(), o)
+	if err != nil {
+		t.Fatalf("SQLite: %v", err)
+	}
+	pg, err := scalePostgres(t.Context(), bin, t.TempDir(), o)
+	if err != nil {
+		t.Fatalf("PostgreSQL: %v", err)
+	}
+	for _, side := range []*scaleSide{lite, pg} {
+		// scalePipeline refuses a pipeline that did not succeed or whose
+		// command came before its cause: what is left to check is that
+		// every one was measured.
+		if len(side.approval) != o.pipelines/2 || len(side.timer) != o.pipelines/2 {
+			t.Errorf("%s: %d approvals and %d timers measured, want %d each", side.name, len(side.approval), len(side.timer), o.pipelines/2)
+		}
+		for _, d := range append(side.approval, side.timer...) {
+			if d < 0 || d > time.Minute {
+				t.Errorf("%s: cause → command %v", side.name, d)
+			}
+		}
+		for _, s := range side.servers {
+			if s.hwm <= 0 {
+				t.Errorf("%s: %s has no peak RSS", side.name, s.name)
+			}
+		}
+	}
+	if len(lite.servers) != 1 || len(pg.servers) != o.replicas || pg.database == nil {
+		t.Errorf("measured %d SQLite and %d PostgreSQL servers (database: %v), want 1 and %d", len(lite.servers), len(pg.servers), pg.database != nil, o.replicas)
+	}
+	var out bytes.Buffer
+	printScale(&out, o, lite, pg)
+	for _, want := range []string{"approval → command, p99", "timer → command, p50", "pipelines completed per second", "SIMULATED agents", "PG / SQLite"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the printed table has no %q:\n%s", want, out.String())
+		}
+	}
+}
