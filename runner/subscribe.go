@@ -197,7 +197,11 @@ func (r *Runner) follow(f Feed) {
 		after, known := ss.seen[key(s.Tenant, s.Pipeline)]
 		wanted := len(ss.subs[s.Tenant])+len(ss.subs[allTenants]) > 0
 		ss.mu.Unlock()
-		if !wanted || (known && s.Last <= after) {
+		if known && s.Last <= after {
+			continue // this runner saved (or published) them
+		}
+		r.savedElsewhere(s.Tenant, s.Pipeline)
+		if !wanted {
 			continue
 		}
 		if !known {
@@ -214,6 +218,21 @@ func (r *Runner) follow(f Feed) {
 			events[i].Tenant = s.Tenant
 		}
 		r.publish(s.Tenant, events)
+	}
+}
+
+// savedElsewhere is told that another server saved events of a pipeline.
+// When this runner holds that pipeline in memory, another replica may have
+// taken it over (an action reached it): the copy here is checked against
+// the store at once and let go when the lease is no longer this runner's,
+// so Get answers from the store from then on, not from a copy that stops
+// moving until the next renewal would notice.
+func (r *Runner) savedElsewhere(tenant, id string) {
+	r.mu.Lock()
+	pp, ok := r.pipes[key(tenant, id)]
+	r.mu.Unlock()
+	if ok {
+		r.stale(r.ctx, pp)
 	}
 }
 
