@@ -48,9 +48,9 @@ test-short:
 # the in-process executor beside kubectl apply + rollout status; a rollback
 # until the old version is Ready beside kubectl rollout undo; the agent's
 # memory idle and with 50 workloads; engine transitions per second with
-# the SQLite store; and the scale benchmark (1,000 pipelines, 100 simulated
-# agents: one server on SQLite beside three replicas on PostgreSQL). A few
-# minutes more.
+# the SQLite store; and the scale benchmark (1,000 pipelines in flight, 100
+# simulated agents: one server on SQLite, one on PostgreSQL and three
+# replicas on PostgreSQL). A few minutes more.
 .PHONY: bench bench-scale
 bench: kube-bin
 	$(GO) run ./bench

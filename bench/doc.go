@@ -23,22 +23,30 @@
 //     engine's rate;
 //   - scale (issue 15): -scale-pipelines deployments (1,000 by default,
 //     SORTIE_BENCH_SCALE_PIPELINES=10000 for the issue's upper end), spread
-//     over the accounts of -scale-agents agents (100), -scale-concurrency
-//     (100) in flight, through one `sortie server` on SQLite, then through
-//     -scale-replicas (3) `sortie server` replicas sharing one PostgreSQL
-//     database (Debian's binaries, started by internal/pgserver; the
-//     replicas share the master key and the bootstrap admin). Each
-//     deployment is a first deployment of its own application with one
+//     over the accounts of -scale-agents agents (100), ALL IN FLIGHT AT
+//     ONCE, through one `sortie server` on SQLite, then one on PostgreSQL,
+//     then -scale-replicas (3) `sortie server` replicas sharing one
+//     PostgreSQL database (Debian's binaries, started by internal/pgserver,
+//     fsync on; the replicas share the master key and the bootstrap admin).
+//     Each deployment is a first deployment of its own application with one
 //     gate before its one command: half wait for an approval, half for a
-//     1 s timed pause. It measures cause → command, from just before the
-//     approve call (or from the pause's deadline, as the pipeline states
-//     it) to the moment the agent's executor gets the command, p50 and p99;
-//     pipelines completed per second; each server process's peak RSS
+//     timed pause long enough that every pipeline is started before the
+//     first one ends (-scale-pause; by default N/25 s, at least 5 s). Every
+//     pipeline is started and at its gate first (-scale-concurrency, 32,
+//     calls at a time); then the approvals are given while the timer half
+//     waits; then each pipeline's end is checked. It measures cause →
+//     command, from just before the approve call (or from the pause's
+//     deadline, as the pipeline states it) to the moment the agent's
+//     executor gets the command, p50 and p99; starts, approvals and
+//     completed pipelines per second; each server process's peak RSS
 //     (VmHWM) and CPU time in the timed phase (/proc/PID/stat), and on
 //     PostgreSQL the database's CPU too. Calls are spread over the replicas
 //     as a round-robin balancer would (start on one, approve on the next),
 //     and so are the agents' streams, so commands cross replicas through
-//     the database. It prints both sides and PostgreSQL / SQLite.
+//     the database. It prints the three sides, the ratios of the replicas
+//     to one PostgreSQL server and to SQLite, and the issue's goals (p99
+//     and RSS on SQLite, the replicas' approvals per second against one
+//     server's) with whether each was met.
 //
 // The scale part's agents are SIMULATED: 100 `sortie agent` processes with
 // 100 clusters do not fit on a 2-core machine, so each is package agent's
@@ -47,11 +55,11 @@
 // answers every command at once with success and touches no cluster. The
 // scale part measures the control plane, not Kubernetes. What limits its
 // figures: every process (servers, PostgreSQL, the 100 agents and the
-// benchmark's own API calls and event streams, one per pipeline in
-// flight) shares one machine, here 2 cores shared with other work, so
-// CPU contention, not the design, sets the throughput; PostgreSQL runs
-// with fsync off (a throwaway server) while SQLite syncs every commit;
-// the 1 s pause is the timer's granularity in the deployment file.
+// benchmark's own API calls and event streams, one per call in progress)
+// shares one machine, here 2 cores, so CPU contention, not the design,
+// sets the throughput, and replicas compete for the same cores instead of
+// adding any; the pause's whole seconds are the timer's granularity in the
+// deployment file.
 //
 // Run it with `make bench` or `go run ./bench` from the repository root
 // (-only picks parts; `make bench-scale` runs the scale part alone, which

@@ -23,9 +23,9 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 8, "pipelines the engine benchmark runs at once")
 	flag.IntVar(&o.scale.pipelines, "scale-pipelines", envInt("SORTIE_BENCH_SCALE_PIPELINES", 1000), "pipelines each side of the scale benchmark runs (SORTIE_BENCH_SCALE_PIPELINES; the issue asks up to 10000)")
 	flag.IntVar(&o.scale.agents, "scale-agents", 100, "simulated agents of the scale benchmark, one account each")
-	flag.IntVar(&o.scale.concurrency, "scale-concurrency", 100, "pipelines the scale benchmark keeps in flight")
+	flag.IntVar(&o.scale.concurrency, "scale-concurrency", 32, "API calls (starts, approvals) the scale benchmark makes at once; every pipeline is in flight at once")
 	flag.IntVar(&o.scale.replicas, "scale-replicas", 3, "servers sharing the PostgreSQL database in the scale benchmark")
-	flag.DurationVar(&o.scale.pause, "scale-pause", time.Second, "the timed pause of half the scale benchmark's pipelines (whole seconds)")
+	flag.DurationVar(&o.scale.pause, "scale-pause", 0, "the timed pause of half the scale benchmark's pipelines (whole seconds; 0: long enough that every pipeline is started before the first pause ends)")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: rollout, rollback, memory, engine, scale")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, o); err != nil {
@@ -64,8 +64,8 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	if o.rollouts < 1 || o.rollbacks < 1 || o.workloads < 1 {
 		return errors.New("-rollouts, -rollbacks and -workloads must be at least 1")
 	}
-	if o.scale.pause < time.Second || o.scale.pause%time.Second != 0 {
-		return errors.New("-scale-pause must be whole seconds, at least 1s")
+	if o.scale.pause < 0 || o.scale.pause%time.Second != 0 {
+		return errors.New("-scale-pause must be whole seconds (0: long enough for every start)")
 	}
 	cluster := o.wants("rollout") || o.wants("rollback") || o.wants("memory")
 	var bin string

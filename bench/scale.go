@@ -28,11 +28,22 @@ var scaleFile string
 
 // scaleOptions size the scale benchmark.
 type scaleOptions struct {
-	pipelines   int           // pipelines each side runs
+	pipelines   int           // pipelines each side runs, all in flight at once
 	agents      int           // simulated agents, one account each
-	concurrency int           // pipelines in flight at once
+	concurrency int           // API calls (starts, approvals) made at once
 	replicas    int           // servers sharing the PostgreSQL database
-	pause       time.Duration // the timed pause of the timer pipelines
+	pause       time.Duration // the timed pause of the timer pipelines; 0: long enough for every start
+}
+
+// timedPause is the pause of the timer pipelines: o.pause, or, when it is
+// zero, a whole number of seconds long enough that every pipeline is
+// started (at 25 a second, below what one server on this machine takes)
+// before the first pause ends, so they are all in flight at once.
+func (o scaleOptions) timedPause() time.Duration {
+	if o.pause > 0 {
+		return o.pause
+	}
+	return max(5, time.Duration(o.pipelines/25)) * time.Second
 }
 
 // scaleSide is what one side of the scale benchmark measured.
@@ -40,6 +51,9 @@ type scaleSide struct {
 	name              string
 	approval, timer   []time.Duration // cause → command, one per pipeline
 	took              time.Duration   // the timed phase, first start to last end
+	starting          time.Duration   // until every pipeline was at its gate
+	approving         time.Duration   // the approvals, all made while every other pipeline waits
+	early             int             // timer pipelines whose pause ended before every pipeline was started
 	servers           []serverUsage
 	database          *serverUsage // PostgreSQL's processes, CPU only
 	pipelines, agents int
@@ -54,9 +68,9 @@ type serverUsage struct {
 }
 
 // benchScale runs o.pipelines deployments, spread over o.agents simulated
-// agents' accounts, through one `sortie server` on SQLite, then through
-// o.replicas `sortie server` replicas sharing one PostgreSQL database, and
-// prints both with their ratios.
+// agents' accounts, all in flight at once, through one `sortie server` on
+// SQLite, then through one on PostgreSQL, then through o.replicas replicas
+// sharing one PostgreSQL database, and prints the three with their ratios.
 func benchScale(ctx context.Context, out io.Writer, bin string, o scaleOptions) error {
 	if o.pipelines < 2 || o.agents < 1 || o.concurrency < 1 || o.replicas < 1 {
 		return errors.New("-scale-pipelines must be at least 2, -scale-agents, -scale-concurrency and -scale-replicas at least 1")
@@ -66,17 +80,22 @@ func benchScale(ctx context.Context, out io.Writer, bin string, o scaleOptions) 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(os.Stderr, "bench: scale, %d pipelines over %d simulated agents, %d at a time: one server on SQLite\n", o.pipelines, o.agents, o.concurrency)
+	fmt.Fprintf(os.Stderr, "bench: scale, %d pipelines in flight over %d simulated agents: one server on SQLite\n", o.pipelines, o.agents)
 	lite, err := scaleSQLite(ctx, bin, filepath.Join(dir, "sqlite"), o)
 	if err != nil {
 		return fmt.Errorf("SQLite: %w", err)
 	}
+	fmt.Fprintf(os.Stderr, "bench: scale: one server on PostgreSQL\n")
+	one, err := scalePostgres(ctx, bin, filepath.Join(dir, "postgres-1"), o, 1)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL, one server: %w", err)
+	}
 	fmt.Fprintf(os.Stderr, "bench: scale: %d replicas on PostgreSQL\n", o.replicas)
-	pg, err := scalePostgres(ctx, bin, filepath.Join(dir, "postgres"), o)
+	pg, err := scalePostgres(ctx, bin, filepath.Join(dir, "postgres"), o, o.replicas)
 	if err != nil {
 		return fmt.Errorf("PostgreSQL: %w", err)
 	}
-	printScale(out, o, lite, pg)
+	printScale(out, o, lite, one, pg)
 	return nil
 }
 
@@ -89,7 +108,7 @@ func scaleSQLite(ctx context.Context, bin, dir string, o scaleOptions) (*scaleSi
 	return runScale(ctx, "SQLite, 1 server", []*server{srv}, nil, o)
 }
 
-func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions) (*scaleSide, error) {
+func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions, replicas int) (*scaleSide, error) {
 	// Durable, as SQLite is (synchronous=FULL): fsync on.
 	pg, err := pgserver.Start(pgserver.Options{Durable: true})
 	if err != nil {
@@ -108,7 +127,7 @@ func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions) (*scale
 	}
 	defer first.close()
 	srvs := []*server{first}
-	for i := 2; i <= o.replicas; i++ {
+	for i := 2; i <= replicas; i++ {
 		p, err := startProc(fmt.Sprintf("sortie server (PostgreSQL, replica %d)", i), bin, env,
 			"server", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, fmt.Sprintf("server-%d", i)))
 		if err != nil {
@@ -127,7 +146,11 @@ func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions) (*scale
 		}
 		srvs = append(srvs, s)
 	}
-	return runScale(ctx, fmt.Sprintf("PostgreSQL, %d replicas", o.replicas), srvs, pg, o)
+	name := "PostgreSQL, 1 server"
+	if replicas > 1 {
+		name = fmt.Sprintf("PostgreSQL, %d replicas", replicas)
+	}
+	return runScale(ctx, name, srvs, pg, o)
 }
 
 // runScale connects the agents, runs the pipelines through srvs and
@@ -179,47 +202,52 @@ func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Ser
 		dbBefore = treeCPU(pg.Pid())
 	}
 	side := &scaleSide{name: name, pipelines: o.pipelines, agents: o.agents}
-	var (
-		mu      sync.Mutex
-		runErr  error
-		next    = make(chan int)
-		workers sync.WaitGroup
-	)
+	var mu sync.Mutex
 	start := time.Now()
-	for range o.concurrency {
-		workers.Go(func() {
-			for i := range next {
-				kind, d, err := scalePipeline(ctx, srvs, rec, i, ids[i%len(ids)], o.pause)
-				mu.Lock()
-				switch {
-				case err != nil:
-					if runErr == nil {
-						runErr = err
-						cancel()
-					}
-				case kind == "approval":
-					side.approval = append(side.approval, d)
-				default:
-					side.timer = append(side.timer, d)
-				}
-				mu.Unlock()
-			}
-		})
+	// 1. Every pipeline is started and reaches its gate: all are in flight.
+	waiting := make([]*gated, o.pipelines)
+	err := inParallel(ctx, o.concurrency, o.pipelines, func(i int) error {
+		g, err := startGated(ctx, srvs, rec, i, ids[i%len(ids)], o.timedPause())
+		waiting[i] = g
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-feed:
-	for i := range o.pipelines {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	side.starting = time.Since(start)
+	for _, g := range waiting {
+		if g.kind == "timer" && g.cause.Before(start.Add(side.starting)) {
+			side.early++
 		}
 	}
-	close(next)
-	workers.Wait()
-	side.took = time.Since(start)
-	if runErr != nil {
-		return nil, runErr
+	// 2. The approvals, while the timer pipelines wait for their pauses.
+	approved := time.Now()
+	err = inParallel(ctx, o.concurrency, o.pipelines, func(i int) error {
+		if waiting[i].kind != "approval" {
+			return nil
+		}
+		return waiting[i].approve(ctx, srvs, rec)
+	})
+	if err != nil {
+		return nil, err
 	}
+	side.approving = time.Since(approved)
+	// 3. Each ends, with its command after its cause.
+	err = inParallel(ctx, o.concurrency, o.pipelines, func(i int) error {
+		d, err := waiting[i].end(ctx, rec)
+		mu.Lock()
+		defer mu.Unlock()
+		if waiting[i].kind == "approval" {
+			side.approval = append(side.approval, d)
+		} else {
+			side.timer = append(side.timer, d)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	side.took = time.Since(start)
 	for i, s := range srvs {
 		m, err := readMemory(s.proc.pid())
 		if err != nil {
@@ -233,75 +261,123 @@ feed:
 	return side, nil
 }
 
-// scalePipeline runs deployment i for account through srvs (the start on
-// one, the approval on the next, as a balancer spreading calls would) and
-// returns its cause → command time: from just before the approval call,
-// or from the timed pause's deadline, to the moment the agent got the
-// deployment's command.
-func scalePipeline(ctx context.Context, srvs []*server, rec *arrivals, i int, account string, pause time.Duration) (string, time.Duration, error) {
-	kind := "approval"
+// gated is a pipeline of the scale benchmark waiting at its gate.
+type gated struct {
+	id, kind string
+	i        int
+	on       *server   // the server followed
+	seq      int64     // its events seen
+	cause    time.Time // a timer's deadline, or the approve call's start
+}
+
+// startGated starts deployment i for account on one of srvs (in turn, as
+// a balancer spreading calls would) and waits until it is at its gate:
+// awaiting approval, or in its timed pause (whose deadline is the cause).
+func startGated(ctx context.Context, srvs []*server, rec *arrivals, i int, account string, pause time.Duration) (*gated, error) {
+	g := &gated{kind: "approval", i: i, on: srvs[i%len(srvs)]}
 	gate := "untilApproved: true"
 	if i%2 == 1 {
-		kind = "timer"
+		g.kind = "timer"
 		gate = fmt.Sprintf("duration: %d, unit: seconds", int(pause/time.Second))
 	}
 	file := strings.NewReplacer("APPLICATION", fmt.Sprintf("scale-%05d", i), "ACCOUNT", account, "GATE", gate).Replace(scaleFile)
-	s := srvs[i%len(srvs)]
-	id, err := s.start(ctx, api.StartRequest{FileName: "scale.yml", File: file,
+	var err error
+	g.id, err = g.on.start(ctx, api.StartRequest{FileName: "scale.yml", File: file,
 		Manifests: map[string]string{"web.yml": strings.ReplaceAll(webManifest, "IMAGE", "registry.example/web:1")}})
 	if err != nil {
-		return kind, 0, fmt.Errorf("start pipeline %d: %w", i, err)
+		return g, fmt.Errorf("start pipeline %d: %w", i, err)
 	}
-	var cause time.Time
-	var seq int64
-	if kind == "timer" {
+	at := func(p *api.PipelineView) bool { return p.Status == pipeline.StatusAwaitingApproval }
+	if g.kind == "timer" {
 		// The deadline is in the pipeline while the pause runs.
-		deadline := func(p *api.PipelineView) bool {
+		at = func(p *api.PipelineView) bool {
 			for _, st := range p.Targets[0].Steps {
 				if st.Group == pipeline.GroupBefore && st.Kind == pipeline.KindPause && !st.Deadline.IsZero() {
-					cause = st.Deadline
+					g.cause = st.Deadline
 					return true
 				}
 			}
 			return false
 		}
-		if _, seq, err = s.follow(ctx, id, 0, deadline); err != nil {
-			return kind, 0, err
-		}
-	} else {
-		if _, seq, err = s.follow(ctx, id, 0, func(p *api.PipelineView) bool { return p.Status == pipeline.StatusAwaitingApproval }); err != nil {
-			return kind, 0, err
-		}
-		if t, ok := rec.at(id); ok {
-			return kind, 0, fmt.Errorf("pipeline %s: a command reached the agent at %v, before the approval", id, t)
-		}
-		a := srvs[(i+1)%len(srvs)]
-		cause = time.Now()
-		if _, err := a.api.Act(ctx, id, client.ActionApprove, api.ActionRequest{}); err != nil {
-			return kind, 0, fmt.Errorf("approve %s: %w", id, err)
-		}
-		// The replica an action reaches takes the pipeline over: follow
-		// it there. (The replica that drove it until then answers GET
-		// with its own, stale copy until it sees its lease lost, up to
-		// a third of the lease's TTL later.)
-		s = a
 	}
-	p, _, err := s.follow(ctx, id, seq, ended)
+	if _, g.seq, err = g.on.follow(ctx, g.id, 0, at); err != nil {
+		return g, err
+	}
+	if t, ok := rec.at(g.id); ok && g.kind == "approval" {
+		return g, fmt.Errorf("pipeline %s: a command reached the agent at %v, before the approval", g.id, t)
+	}
+	return g, nil
+}
 
+// approve approves g on the next server after the one that started it.
+// The replica an action reaches takes the pipeline over; it is followed
+// there.
+func (g *gated) approve(ctx context.Context, srvs []*server, rec *arrivals) error {
+	a := srvs[(g.i+1)%len(srvs)]
+	g.cause = time.Now()
+	if _, err := a.api.Act(ctx, g.id, client.ActionApprove, api.ActionRequest{}); err != nil {
+		return fmt.Errorf("approve %s: %w", g.id, err)
+	}
+	g.on = a
+	return nil
+}
+
+// end waits for g's end and returns its cause → command time: from its
+// cause to the moment the agent got the deployment's command.
+func (g *gated) end(ctx context.Context, rec *arrivals) (time.Duration, error) {
+	p, _, err := g.on.follow(ctx, g.id, g.seq, ended)
 	if err != nil {
-		return kind, 0, err
+		return 0, err
 	}
 	if p.Status != pipeline.StatusSucceeded {
-		return kind, 0, fmt.Errorf("pipeline %s ended %s: %s", id, p.Status, describe(p))
+		return 0, fmt.Errorf("pipeline %s ended %s: %s", g.id, p.Status, describe(p))
 	}
-	got, ok := rec.at(id)
+	got, ok := rec.at(g.id)
 	if !ok {
-		return kind, 0, fmt.Errorf("pipeline %s succeeded and no command of it reached an agent", id)
+		return 0, fmt.Errorf("pipeline %s succeeded and no command of it reached an agent", g.id)
 	}
-	if got.Before(cause) {
-		return kind, 0, fmt.Errorf("pipeline %s: its command reached the agent %v before its %s", id, cause.Sub(got), kind)
+	if got.Before(g.cause) {
+		return 0, fmt.Errorf("pipeline %s: its command reached the agent %v before its %s", g.id, g.cause.Sub(got), g.kind)
 	}
-	return kind, got.Sub(cause), nil
+	return got.Sub(g.cause), nil
+}
+
+// inParallel calls f(0) … f(n-1), width at a time, and returns the first
+// error (the calls not yet made are then not made).
+func inParallel(ctx context.Context, width, n int, f func(int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range min(width, n) {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // arrivals is the simulated agents' executor: it notes when each
@@ -387,10 +463,10 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[max(0, min(k, len(s)-1))]
 }
 
-func printScale(out io.Writer, o scaleOptions, lite, pg *scaleSide) {
-	fmt.Fprintf(out, "Scale: %d pipelines, %d agents, %d in flight; one `sortie server` on SQLite beside %d replicas on one PostgreSQL\n", o.pipelines, o.agents, o.concurrency, o.replicas)
+func printScale(out io.Writer, o scaleOptions, lite, one, pg *scaleSide) {
+	fmt.Fprintf(out, "Scale: %d pipelines in flight at once, %d agents; one `sortie server` on SQLite, one on PostgreSQL, %d replicas on one PostgreSQL\n", o.pipelines, o.agents, o.replicas)
 	fmt.Fprintf(out, "(SIMULATED agents: package agent's real code over the real gRPC protocol, in the benchmark's process, answering each command at once with success: the control plane is measured, not clusters; every process on this one machine; PostgreSQL and SQLite both sync each commit)\n")
-	fmt.Fprintf(out, "Half the pipelines wait for an approval (cause: the approve call) and half for a %v pause (cause: its deadline) before their one deploy command.\n\n", o.pause)
+	fmt.Fprintf(out, "Every pipeline is started and at its gate before the first approval: half wait for an approval (cause: the approve call, %d at a time), half for a %v pause (cause: its deadline), then run their one deploy command.\n\n", o.concurrency, o.timedPause())
 	ratio := func(a, b float64) string {
 		if b == 0 {
 			return "—"
@@ -398,48 +474,87 @@ func printScale(out io.Writer, o scaleOptions, lite, pg *scaleSide) {
 		return fmt.Sprintf("%.2f", a/b)
 	}
 	dur := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	rows := [][]string{{"", lite.name, pg.name, "PG / SQLite"}}
+	sides := []*scaleSide{lite, one, pg}
+	rows := [][]string{{"", lite.name, one.name, pg.name, "PG×" + fmt.Sprint(o.replicas) + " / PG×1", "PG×" + fmt.Sprint(o.replicas) + " / SQLite"}}
+	row := func(what string, v func(*scaleSide) float64, show func(float64) string) {
+		r := []string{what}
+		for _, sd := range sides {
+			r = append(r, show(v(sd)))
+		}
+		rows = append(rows, append(r, ratio(v(pg), v(one)), ratio(v(pg), v(lite))))
+	}
+	asDur := func(x float64) string { return dur(time.Duration(x)) }
+	rate := func(x float64) string { return fmt.Sprintf("%.1f", x) }
 	for _, c := range []struct {
-		what       string
-		lite, pg   []time.Duration
-		percentile float64
+		what string
+		of   func(*scaleSide) []time.Duration
+		p    float64
 	}{
-		{"approval → command, p50", lite.approval, pg.approval, 50},
-		{"approval → command, p99", lite.approval, pg.approval, 99},
-		{"timer → command, p50", lite.timer, pg.timer, 50},
-		{"timer → command, p99", lite.timer, pg.timer, 99},
+		{"approval → command, p50", func(s *scaleSide) []time.Duration { return s.approval }, 50},
+		{"approval → command, p99", func(s *scaleSide) []time.Duration { return s.approval }, 99},
+		{"timer → command, p50", func(s *scaleSide) []time.Duration { return s.timer }, 50},
+		{"timer → command, p99", func(s *scaleSide) []time.Duration { return s.timer }, 99},
 	} {
-		a, b := percentile(c.lite, c.percentile), percentile(c.pg, c.percentile)
-		rows = append(rows, []string{c.what, dur(a), dur(b), ratio(float64(b), float64(a))})
+		row(c.what, func(s *scaleSide) float64 { return float64(percentile(c.of(s), c.p)) }, asDur)
 	}
-	rateOf := func(s *scaleSide) float64 { return float64(s.pipelines) / s.took.Seconds() }
-	rows = append(rows, []string{"pipelines completed per second", fmt.Sprintf("%.1f", rateOf(lite)), fmt.Sprintf("%.1f", rateOf(pg)), ratio(rateOf(pg), rateOf(lite))})
-	var liteCPU, pgCPU time.Duration
-	var liteHWM, pgHWM int64
-	for _, s := range lite.servers {
-		liteCPU += s.cpu
-		liteHWM += s.hwm
+	approvals := func(s *scaleSide) float64 { return float64(len(s.approval)) / s.approving.Seconds() }
+	row("starts per second (to the gate)", func(s *scaleSide) float64 { return float64(s.pipelines) / s.starting.Seconds() }, rate)
+	row("approvals per second (approved and their command sent)", approvals, rate)
+	row("pipelines completed per second", func(s *scaleSide) float64 { return float64(s.pipelines) / s.took.Seconds() }, rate)
+	hwm := func(s *scaleSide) float64 {
+		var n int64
+		for _, u := range s.servers {
+			n += u.hwm
+		}
+		return float64(n)
 	}
-	for _, s := range pg.servers {
-		pgCPU += s.cpu
-		pgHWM += s.hwm
+	cpu := func(s *scaleSide) float64 {
+		var d time.Duration
+		for _, u := range s.servers {
+			d += u.cpu
+		}
+		return float64(d)
 	}
-	rows = append(rows,
-		[]string{"peak RSS, all sortie servers", mib(liteHWM), mib(pgHWM), ratio(float64(pgHWM), float64(liteHWM))},
-		[]string{"CPU, all sortie servers", secs(liteCPU), secs(pgCPU), ratio(float64(pgCPU), float64(liteCPU))})
-	if pg.database != nil {
-		rows = append(rows, []string{"CPU, PostgreSQL (postmaster and backends)", "—", secs(pg.database.cpu), "—"})
-	}
+	row("peak RSS, all sortie servers", hwm, func(x float64) string { return mib(int64(x)) })
+	row("CPU, all sortie servers", cpu, func(x float64) string { return secs(time.Duration(x)) })
+	row("CPU, PostgreSQL (postmaster and backends)", func(s *scaleSide) float64 {
+		if s.database == nil {
+			return 0
+		}
+		return float64(s.database.cpu)
+	}, func(x float64) string {
+		if x == 0 {
+			return "—"
+		}
+		return secs(time.Duration(x))
+	})
 	table(out, rows)
 	fmt.Fprintln(out)
 	per := [][]string{{"server process", "peak RSS (VmHWM)", "CPU in the timed phase"}}
-	for _, side := range []*scaleSide{lite, pg} {
+	for _, side := range sides {
 		for _, s := range side.servers {
-			per = append(per, []string{s.name, mib(s.hwm), secs(s.cpu)})
+			per = append(per, []string{side.name + ": " + s.name, mib(s.hwm), secs(s.cpu)})
 		}
 	}
 	table(out, per)
-	fmt.Fprintf(out, "timed phase: %.1f s on SQLite, %.1f s on PostgreSQL; CPU is user + system time from /proc/PID/stat\n\n", lite.took.Seconds(), pg.took.Seconds())
+	for _, side := range sides {
+		fmt.Fprintf(out, "%s: timed phase %.1f s (starts %.1f s, approvals %.1f s)", side.name, side.took.Seconds(), side.starting.Seconds(), side.approving.Seconds())
+		if side.early > 0 {
+			fmt.Fprintf(out, "; %d timed pauses ended before every pipeline was started", side.early)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out, "CPU is user + system time from /proc/PID/stat.")
+	// The issue's goals, said against what was measured.
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	p99 := max(percentile(lite.approval, 99), percentile(lite.timer, 99))
+	fmt.Fprintf(out, "goal, %d in flight on one SQLite server, p99 < 1 s: %v, %s; RSS < 1 GiB: %s, %s\n", o.pipelines, p99.Round(time.Millisecond), verdict(p99 < time.Second), mib(int64(hwm(lite))), verdict(hwm(lite) < 1<<30))
+	fmt.Fprintf(out, "goal, %d replicas ≥ 2× the approvals per second of one server on the same database: %.2f×, %s (on this 2-core machine every replica and the database share two cores)\n\n", o.replicas, approvals(pg)/approvals(one), verdict(approvals(pg) >= 2*approvals(one)))
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }

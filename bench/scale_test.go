@@ -26,11 +26,15 @@ func TestScaleSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SQLite: %v", err)
 	}
-	pg, err := scalePostgres(t.Context(), bin, t.TempDir(), o)
+	one, err := scalePostgres(t.Context(), bin, t.TempDir(), o, 1)
+	if err != nil {
+		t.Fatalf("PostgreSQL, one server: %v", err)
+	}
+	pg, err := scalePostgres(t.Context(), bin, t.TempDir(), o, o.replicas)
 	if err != nil {
 		t.Fatalf("PostgreSQL: %v", err)
 	}
-	for _, side := range []*scaleSide{lite, pg} {
+	for _, side := range []*scaleSide{lite, one, pg} {
 		// scalePipeline refuses a pipeline that did not succeed or whose
 		// command came before its cause: what is left to check is that
 		// every one was measured.
@@ -48,12 +52,12 @@ func TestScaleSmall(t *testing.T) {
 			}
 		}
 	}
-	if len(lite.servers) != 1 || len(pg.servers) != o.replicas || pg.database == nil {
-		t.Errorf("measured %d SQLite and %d PostgreSQL servers (database: %v), want 1 and %d", len(lite.servers), len(pg.servers), pg.database != nil, o.replicas)
+	if len(lite.servers) != 1 || len(one.servers) != 1 || len(pg.servers) != o.replicas || pg.database == nil || one.database == nil {
+		t.Errorf("measured %d SQLite and %d + %d PostgreSQL servers (database: %v), want 1, 1 and %d", len(lite.servers), len(one.servers), len(pg.servers), pg.database != nil, o.replicas)
 	}
 	var out bytes.Buffer
-	printScale(&out, o, lite, pg)
-	for _, want := range []string{"approval → command, p99", "timer → command, p50", "pipelines completed per second", "SIMULATED agents", "PG / SQLite"} {
+	printScale(&out, o, lite, one, pg)
+	for _, want := range []string{"approval → command, p99", "timer → command, p50", "approvals per second", "pipelines completed per second", "SIMULATED agents", "PG×3 / PG×1", "PG×3 / SQLite", "goal, 12 in flight on one SQLite server"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the printed table has no %q:\n%s", want, out.String())
 		}
