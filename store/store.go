@@ -497,7 +497,11 @@ type OutboxMessage struct {
 	// NextAttempt is when a pending message is due.
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
 	// LastError is why the last attempt failed, secrets masked.
-	LastError string    `json:"lastError,omitempty"`
+	LastError string `json:"lastError,omitempty"`
+	// Claim is the expiry of the claim ClaimOutbox gave on the message
+	// (zero: unclaimed); RecordDelivery of a claimed message writes only
+	// while that claim still holds.
+	Claim     time.Time `json:"-"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
@@ -525,14 +529,21 @@ type Notifications interface {
 	// messages once. An empty pipeline moves no cursor. IDs are assigned;
 	// a zero CreatedAt and NextAttempt are stamped; Status becomes pending.
 	Enqueue(ctx context.Context, tenant, pipeline string, seq int64, msgs []OutboxMessage) error
-	// DueOutbox returns pending messages due at now, of every tenant,
-	// earliest first, at most limit (0: 100). NextOutboxDue is the earliest
-	// NextAttempt of any pending message (zero: none).
-	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
+	// ClaimOutbox claims pending messages due at now, of every tenant,
+	// earliest first, at most limit (0: 100), until until: each is put off
+	// to until in the same transaction, so of notifiers sharing the
+	// database (several replicas) exactly one gets a message, and a claim
+	// its notifier never recorded (the replica died) is due again at
+	// until, to be claimed by another. The messages come back with their
+	// due NextAttempt and Claim set to until. NextOutboxDue is the earliest
+	// NextAttempt of any pending message, claimed or not (zero: none).
+	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxMessage, error)
 	NextOutboxDue(ctx context.Context) (time.Time, error)
 	// RecordDelivery writes m's Status, Attempts, NextAttempt, LastError
 	// and UpdatedAt (stamped when zero); ErrNotFound for a message the
-	// tenant lacks.
+	// tenant lacks. For a claimed message (Claim set) it writes only while
+	// the claim holds (the message is pending with that claim): a claim
+	// taken over since (it expired) is ErrConflict, and nothing is written.
 	RecordDelivery(ctx context.Context, m OutboxMessage) error
 	// ListDeliveries returns tenant's messages newest first (of one
 	// subscription when it is not empty), Payload left empty, at most limit

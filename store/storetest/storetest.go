@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"Audit", testAudit},
 		{"Subscriptions", testSubscriptions},
 		{"Outbox", testOutbox},
+		{"OutboxClaims", testOutboxClaims},
 		{"ActionLinks", testActionLinks},
 		{"SigningKeys", testSigningKeys},
 		{"CreateAndGet", testCreateAndGet},
