@@ -120,6 +120,11 @@ func (r *Runner) leaseTick(ctx context.Context) error {
 		r.log.Info("claimed pipelines", "replica", r.replica, "count", len(claimed))
 		r.resume(ctx, claimed, true)
 	}
+	if err == nil {
+		// The warm versions of the pipelines this replica owns, and of
+		// finished ones whose owner is gone, are removed here.
+		err = r.resumeWarm(ctx)
+	}
 	return err
 }
 

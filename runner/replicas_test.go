@@ -128,20 +128,7 @@ func waitSignal(t *testing.T, ch <-chan time.Time, what string) time.Time {
 // timers find the lease gone (or their save fenced): A writes nothing
 // more. The cluster ends exact and no command ran twice.
 func TestPausedReplicaIsFencedAndAnotherFinishes(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	const ttl = 2 * time.Second
 	clockA := &pausable{}
 	logA, logB := newLogSignal(t), newLogSignal(t)
@@ -199,6 +186,28 @@ func TestPausedReplicaIsFencedAndAnotherFinishes(t *testing.T) {
 	storetest.NoStepTwice(t, after)
 }
 
+// sharedDatabase makes a PostgreSQL database for replicas to share:
+// open opens a store on it (as each replica does, closed at the test's
+// end), and exec is the cluster's executor.
+func sharedDatabase(t *testing.T) (open func() *postgres.Store, exec runner.Executor) {
+	t.Helper()
+	url := pgtest.Database(t)
+	open = func() *postgres.Store {
+		t.Helper()
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	kx, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return open, kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+}
+
 func allEvents(t *testing.T, st store.Store, id string) []store.Event {
 	t.Helper()
 	es, err := st.Events(context.Background(), store.DefaultTenant, id, 0)
@@ -246,20 +255,7 @@ func (h *holdNext) Execute(ctx context.Context, job runner.Job) pipeline.Command
 // and finishes. A's result, reported after the takeover, is refused by the
 // store (ErrFenced): A lets the pipeline go and nothing of it is written.
 func TestLateResultOfAFencedReplicaIsNotWritten(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	hold := &holdNext{Executor: exec, held: make(chan struct{}), release: make(chan struct{})}
 	const ttl = 2 * time.Second
 	clockA := &pausable{}
@@ -314,20 +310,7 @@ func TestLateResultOfAFencedReplicaIsNotWritten(t *testing.T) {
 // A drives starts when A's ends (A takes its lease, from B if B claimed
 // it), and an approval given on B takes it over there and finishes it.
 func TestQueueAcrossReplicas(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "a", LeaseTTL: 2 * time.Second})
 	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "b", LeaseTTL: 2 * time.Second})
 	b.ns = a.ns
@@ -362,5 +345,103 @@ func TestQueueAcrossReplicas(t *testing.T) {
 	storetest.NoStepTwice(t, allEvents(t, b.store, res.PipelineID))
 	if got := b.images(); got["web:v3"] != 4 || len(got) != 1 {
 		t.Errorf("pods after the queued canary: %v", got)
+	}
+}
+
+// dropSpy is the cluster's executor of one replica, telling which replica
+// sent each removal of a warm version.
+type dropSpy struct {
+	runner.Executor
+	name  string
+	drops chan string
+}
+
+func (d dropSpy) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
+	if job.Command.Kind == pipeline.CmdDropWarm {
+		d.drops <- d.name
+	}
+	return d.Executor.Execute(ctx, job)
+}
+
+// TestWarmRemovalFollowsTheOwner: two replicas on one PostgreSQL database,
+// each on a clock the test moves. The previous version a deployment on A
+// keeps warm is removed at its deadline by A alone, though B's clock
+// passed the deadline first; then A dies (its clock stops: no timer of it
+// fires again) with another warm version pending, and B, once A is no
+// longer live, arms its removal at the stored deadline and removes it.
+func TestWarmRemovalFollowsTheOwner(t *testing.T) {
+	open, exec := sharedDatabase(t)
+	drops := make(chan string, 10)
+	const ttl = 10 * time.Minute
+	start := time.Now()
+	clockA, clockB := &fakeClock{now: start}, &fakeClock{now: start}
+	logA, logB := newLogSignal(t), newLogSignal(t)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "a", drops}, Clock: clockA, Log: slog.New(logA).With("replica", "a"), Replica: "a", LeaseTTL: ttl})
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "b", drops}, Clock: clockB, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+	step := func(c *fakeClock, to time.Time) {
+		for c.Now().Before(to) {
+			next := c.Now().Add(3 * time.Minute)
+			if next.After(to) {
+				next = to
+			}
+			c.Advance(next)
+		}
+	}
+	warmUntil := func(id string) time.Time {
+		p, err := a.store.GetPipeline(context.Background(), store.DefaultTenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return target(p, "prod").WarmUntil
+	}
+	noDrop := func(when string) {
+		select {
+		case who := <-drops:
+			t.Errorf("%s: %s removed a warm version", when, who)
+		default:
+		}
+	}
+
+	// removed waits until replica want removed version, and checks that
+	// it alone did, and that no warm version is left.
+	removed := func(signal <-chan time.Time, want, version string) {
+		t.Helper()
+		waitSignal(t, signal, want+" removes "+version)
+		if who := <-drops; who != want {
+			t.Errorf("%s was removed by %s, want %s", version, who, want)
+		}
+		noDrop("after " + want + " removed " + version)
+		if ws, err := b.store.ListWarm(context.Background()); err != nil || len(ws) != 0 {
+			t.Errorf("warm versions after %s's removal: %+v, %v", version, ws, err)
+		}
+	}
+
+	a.deployed("web:v1", "")
+	clockA.Advance(clockA.Now().Add(time.Second))
+	until := warmUntil(a.deployed("web:v2", keepWarm))
+	// Both replicas live, B ahead of A: B's clock passes the deadline
+	// first, A's then.
+	for clockA.Now().Before(until.Add(-time.Minute)) {
+		to := clockA.Now().Add(3 * time.Minute)
+		step(clockA, to)
+		step(clockB, to)
+	}
+	removedA := logA.on("warm version removed")
+	step(clockB, until.Add(time.Minute))
+	step(clockA, until.Add(time.Minute))
+	removed(removedA, "a", "v1")
+
+	until = warmUntil(a.deployed("web:v3", keepWarm))
+	// A dies: its clock stops. B claims the removal once A is not live.
+	armedB := logB.on("warm version: removal armed here")
+	step(clockB, clockA.Now().Add(ttl+ttl/2))
+	waitSignal(t, armedB, "b arms the removal of v2")
+	noDrop("after b armed v2's removal, before its deadline")
+	removedB := logB.on("warm version removed")
+	step(clockB, until.Add(time.Minute))
+	removed(removedB, "b", "v2")
+	if got := kubetest.ReadyByImage(t, b.ns); got["web:v3"] != 4 {
+		t.Errorf("Ready pods after the removals: %v, want v3's 4", got)
 	}
 }

@@ -219,11 +219,13 @@ func (r *Runner) Resume(ctx context.Context) error {
 		}
 		r.resume(ctx, ps, true)
 	}
-	// Every replica arms the removal of the warm versions at their
-	// deadlines: the removal is idempotent (dropWarm deletes only what its
-	// pipeline made, then the row).
-	if err := r.resumeWarm(ctx); err != nil {
-		return fmt.Errorf("runner: resume warm versions: %w", err)
+	// The removals of the warm versions are armed at their deadlines: all
+	// of them on a server alone; with a Replica, the ones it owns, at
+	// each lease tick (warm.go).
+	if r.replica == "" {
+		if err := r.resumeWarm(ctx); err != nil {
+			return fmt.Errorf("runner: resume warm versions: %w", err)
+		}
 	}
 	return nil
 }

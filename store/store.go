@@ -106,6 +106,14 @@ type Leases interface {
 	// with its Source; a finished one is returned unchanged, without a
 	// lease taken; an unknown one is ErrNotFound.
 	TakeLease(ctx context.Context, replica, tenant, id string, now time.Time, ttl time.Duration) (*Pipeline, error)
+	// ClaimWarm returns the warm versions (see Warm) whose removal is
+	// replica's: those of the pipelines it owns. A finished pipeline keeps
+	// the owner that finished it (leases move only unfinished ones), so
+	// ClaimWarm first makes replica the owner of every finished pipeline
+	// with a warm version whose owner is not live at now (died, closed,
+	// released) or is nobody: of two claimers one wins. Soonest Until
+	// first.
+	ClaimWarm(ctx context.Context, replica string, now time.Time) ([]Warm, error)
 }
 
 // Source is a deployment as submitted.

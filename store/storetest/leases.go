@@ -266,3 +266,80 @@ func testLeaseFairShare(t *testing.T, open Opener) {
 		t.Errorf("b took %d, want the last 1", n)
 	}
 }
+
+// testWarmClaims: the removal of a warm version is the pipeline owner's:
+// while the replica that finished it is live, only it gets the row; once
+// it is not (its renewals stopped), one other replica takes it, however
+// many claim at once; an unfinished pipeline's rows follow its lease.
+func testWarmClaims(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	s2 := reopen(t)
+	ctx := t.Context()
+	warmClaim := func(st store.Store, replica string, now time.Time) []string {
+		t.Helper()
+		ws, err := st.ClaimWarm(ctx, replica, now)
+		if err != nil {
+			t.Fatalf("ClaimWarm %s: %v", replica, err)
+		}
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.Pipeline+"/"+w.Target)
+		}
+		return out
+	}
+	leased := func(id, owner string, st pipeline.Status) {
+		p := CanaryPipeline(store.DefaultTenant, id, "web", t0)
+		p.Lease = store.Lease{Owner: owner, Until: t0.Add(ttl)}
+		create(t, s, p, events("created")...)
+		if st != "" {
+			save(t, s, withStatus(p, st))
+		}
+		if err := s.PutWarm(ctx, store.Warm{Tenant: store.DefaultTenant, Pipeline: id, Target: "prod", Until: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a, b and c are live until t0+ttl.
+	for _, r := range []string{"a", "b", "c"} {
+		claim(t, s, r, t0)
+	}
+	leased("done", "a", pipeline.StatusSucceeded)
+	leased("going", "b", "")
+	if diff := cmp.Diff([]string{"done/prod"}, warmClaim(s, "a", t0.Add(time.Second))); diff != "" {
+		t.Errorf("a's warm versions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"going/prod"}, warmClaim(s2, "b", t0.Add(time.Second))); diff != "" {
+		t.Errorf("b's warm versions while a is live (-want +got):\n%s", diff)
+	}
+
+	// a stops renewing; b and c do, and claim at once after a's expiry.
+	now := t0.Add(ttl + time.Second)
+	renew(t, s, "b", []store.LeaseRef{{Tenant: store.DefaultTenant, ID: "going", Epoch: 1}}, now)
+	renew(t, s, "c", nil, now)
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[string][]string{}
+	)
+	for _, x := range []struct {
+		st store.Store
+		r  string
+	}{{s, "b"}, {s2, "c"}} {
+		wg.Go(func() {
+			ws := warmClaim(x.st, x.r, now)
+			mu.Lock()
+			got[x.r] = ws
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	b, c := slices.Contains(got["b"], "done/prod"), slices.Contains(got["c"], "done/prod")
+	if b == c {
+		t.Errorf("after a's expiry: b got %v, c got %v; want done/prod claimed by exactly one", got["b"], got["c"])
+	}
+	if !slices.Contains(got["b"], "going/prod") || slices.Contains(got["c"], "going/prod") {
+		t.Errorf("going/prod, of b's leased pipeline: b got %v, c got %v; want b's only", got["b"], got["c"])
+	}
+	if ws := warmClaim(s, "a", now); len(ws) != 0 {
+		t.Errorf("a, back after the takeover, got %v", ws)
+	}
+}
