@@ -124,6 +124,7 @@ type Runner struct {
 	// a renewal never misses one. Taken before r.mu and any pp.mu.
 	leases     sync.RWMutex
 	leaseUntil time.Time // of the last renewal that held, under leases
+	over       int       // lease ticks in a row that held more than the fair share, under leases
 	leaseTimer Timer     // under r.mu
 }
 

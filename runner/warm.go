@@ -115,10 +115,10 @@ func (r *Runner) resumeWarm(ctx context.Context) error {
 		if r.replica != "" && r.timers.has(warmKey(w)) {
 			continue
 		}
+		r.armWarm(w)
 		if r.replica != "" {
 			r.log.Info("warm version: removal armed here", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "replica", r.replica, "at", w.Until)
 		}
-		r.armWarm(w)
 	}
 	return nil
 }
@@ -153,12 +153,12 @@ func (r *Runner) dropWarm(ctx context.Context, w store.Warm) {
 		r.retryWarm(w)
 		return
 	}
-	r.log.Info("warm version removed", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target)
 	if err := r.store.DeleteWarm(ctx, w.Tenant, w.Pipeline, w.Target); err != nil {
-		r.log.Error("warm version: forget", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "err", err)
+		r.log.Error("warm version removed, but not forgotten", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "err", err)
 		return
 	}
 	r.timers.forget(warmKey(w))
+	r.log.Info("warm version removed", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target)
 }
 
 func (r *Runner) retryWarm(w store.Warm) {

@@ -114,6 +114,13 @@ type Leases interface {
 	// released) or is nobody: of two claimers one wins. Soonest Until
 	// first.
 	ClaimWarm(ctx context.Context, replica string, now time.Time) ([]Warm, error)
+	// FairShare is the most leases one replica claims at now:
+	// ceil(unfinished pipelines / live replicas), at least one replica.
+	FairShare(ctx context.Context, now time.Time) (int, error)
+	// HandOver gives up the leases of held that replica still holds at
+	// that epoch, as ReleaseLeases does, but replica stays live: it hands
+	// pipelines to the other replicas, to even the shares out.
+	HandOver(ctx context.Context, replica string, held []LeaseRef) error
 }
 
 // Source is a deployment as submitted.

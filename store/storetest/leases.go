@@ -343,3 +343,54 @@ func testWarmClaims(t *testing.T, open Opener) {
 		t.Errorf("a, back after the takeover, got %v", ws)
 	}
 }
+
+// testLeaseHandOver: FairShare counts the live replicas; a replica over
+// its share hands pipelines over and stays live, and another claims them
+// at once; a hand-over at an old epoch changes nothing.
+func testLeaseHandOver(t *testing.T, open Opener) {
+	s, _ := open(t)
+	ctx := t.Context()
+	for i := 1; i <= 4; i++ {
+		create(t, s, CanaryPipeline(store.DefaultTenant, fmt.Sprintf("p%d", i), "web", t0.Add(time.Duration(i)*time.Second)), events("created")...)
+	}
+	share := func(now time.Time) int {
+		t.Helper()
+		n, err := s.FairShare(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := share(t0); n != 4 {
+		t.Errorf("FairShare with no replica live = %d, want all 4", n)
+	}
+	a := claim(t, s, "a", t0)
+	if len(a) != 4 {
+		t.Fatalf("a alone claimed %v, want all 4", ids(a))
+	}
+	if b := claim(t, s, "b", t0.Add(time.Second)); len(b) != 0 {
+		t.Fatalf("b claimed %v while a held them all", ids(b))
+	}
+	if n := share(t0.Add(time.Second)); n != 2 {
+		t.Errorf("FairShare with a and b live = %d, want 2", n)
+	}
+	if err := s.HandOver(ctx, "a", refs(a[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if n := share(t0.Add(2 * time.Second)); n != 2 {
+		t.Errorf("FairShare after a handed over = %d, want 2: a is still live", n)
+	}
+	b := claim(t, s, "b", t0.Add(2*time.Second))
+	if diff := cmp.Diff([]string{"p3", "p4"}, ids(b)); diff != "" {
+		t.Errorf("b claimed after a handed over (-want +got):\n%s", diff)
+	}
+	if err := s.HandOver(ctx, "a", refs(a[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, s, store.DefaultTenant, "p3").Lease; got.Owner != "b" || got.Epoch != 2 {
+		t.Errorf("p3 after a's hand-over at its old epoch: %+v, want b's at epoch 2", got)
+	}
+	if kept := renew(t, s, "a", refs(a), t0.Add(3*time.Second)); len(kept) != 2 {
+		t.Errorf("a renewed %v, want p1 and p2", refIDs(kept))
+	}
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseFairShare", testLeaseFairShare},
+		{"LeaseHandOver", testLeaseHandOver},
 		{"WarmClaims", testWarmClaims},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
