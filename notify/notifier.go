@@ -320,8 +320,10 @@ func (n *Notifier) DeliverDue(ctx context.Context) {
 
 // giveBack makes claimed messages due again as they were.
 func (n *Notifier) giveBack(ms []store.OutboxMessage) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, m := range ms {
-		if err := n.o.Store.RecordDelivery(context.Background(), m); err != nil {
+		if err := n.o.Store.RecordDelivery(ctx, m); err != nil {
 			n.o.Log.Info("notify: give a message back", "message", m.ID, "err", err)
 		}
 	}
@@ -330,8 +332,10 @@ func (n *Notifier) giveBack(ms []store.OutboxMessage) {
 // attempt delivers m once and records how it went.
 func (n *Notifier) attempt(ctx context.Context, m store.OutboxMessage) {
 	// Not cut short by ctx: a message the sink got is recorded as sent,
-	// or another replica would send it again.
-	ctx = context.WithoutCancel(ctx)
+	// or another replica would send it again. It is bounded well within
+	// the claim, so that no other replica takes it while it is sent.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.o.Claim/2)
+	defer cancel()
 	err := n.sendStored(ctx, m)
 	m.Attempts++
 	m.UpdatedAt = n.o.Clock.Now()
