@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -148,4 +149,47 @@ func TestTwoNotifiersDeliverOnce(t *testing.T) {
 		t.Errorf("sent by A %d, by B %d: want A's 3 before it stopped and the rest by B", by["a"], by["b"])
 	}
 	t.Logf("sent by A %d, by B %d", by["a"], by["b"])
+}
+
+// TestDeadReplicasClaimsAreTakenOver: messages another replica claimed and
+// never recorded (it died while sending) are not sent while its claim
+// holds, and are sent, once, by this notifier when it expired.
+func TestDeadReplicasClaimsAreTakenOver(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	recv := newReceiver(t, nil)
+	f.subscribe(t, store.Subscription{ID: "ops", Application: "web", Events: []string{notify.EventStarted, notify.EventWaitingForApproval},
+		SinkType: notify.SinkWebhook, Sink: json.RawMessage(`{"url": "` + recv.URL + `"}`)})
+	f.waitingPipeline(t, "p1")
+	n := f.notifier(f.st)
+	n.CatchUp(ctx)
+	dead, err := f.st.ClaimOutbox(ctx, f.clock.Now(), f.clock.Now().Add(time.Minute), 0)
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("the dead replica's claim: %d messages, %v; want started and waiting", len(dead), err)
+	}
+	n.DeliverDue(ctx)
+	if got, _ := recv.requests(); len(got) != 0 {
+		t.Fatalf("sent %d messages while another replica's claim held", len(got))
+	}
+	f.clock.Advance(time.Minute)
+	n.DeliverDue(ctx)
+	got, _ := recv.requests()
+	seen := map[any]int{}
+	for _, m := range got {
+		seen[m["id"]]++
+	}
+	if len(got) != 2 || len(seen) != 2 {
+		t.Errorf("after the claim expired: %d messages sent (%v), want the 2 once each", len(got), seen)
+	}
+	for _, m := range deliveries(t, f.st) {
+		if m.Status != store.OutboxSent || m.Attempts != 1 {
+			t.Errorf("message %s: %s after %d attempts, want sent at the first", m.Key, m.Status, m.Attempts)
+		}
+	}
+	// The dead replica's late record, under its expired claim, is refused.
+	late := dead[0]
+	late.Status, late.Attempts = store.OutboxFailed, 1
+	if err := f.st.RecordDelivery(ctx, late); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("the dead replica's late record: %v, want ErrConflict", err)
+	}
 }
