@@ -6,7 +6,9 @@
 // each message into the store's outbox in the same transaction that moves
 // the cursor (so a restart loses and repeats nothing), and drains the
 // outbox with retries and backoff on an injected clock, recording every
-// attempt. Links signs approve and roll back links bound to a pipeline,
+// attempt. With several replicas on one database each message is claimed
+// by one notifier before it is sent (store ClaimOutbox), so it is sent
+// once; a stopping notifier gives back what it had not begun. Links signs approve and roll back links bound to a pipeline,
 // step and action, which expire and are used once.
 //
 // It must not import the runner, the API, the console or Kubernetes, act on

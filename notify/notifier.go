@@ -38,6 +38,12 @@ const (
 	DefaultBackoff     = 10 * time.Second
 	DefaultMaxBackoff  = 10 * time.Minute
 	DefaultMaxAttempts = 8
+	// DefaultClaim is how long a message a notifier took stays its own:
+	// longer than a send may take (the default client's timeout is 30 s),
+	// so that a message another replica's notifier is sending is not sent
+	// again, and short enough that the messages of a replica that died are
+	// sent soon by another.
+	DefaultClaim = 2 * time.Minute
 	// DefaultHorizon: events of pipelines not updated for this long are
 	// not notified (a database from before notifications, a server down
 	// for days).
@@ -65,7 +71,10 @@ type Options struct {
 	// (at most MaxBackoff); MaxAttempts is when a message is given up.
 	Backoff, MaxBackoff time.Duration
 	MaxAttempts         int
-	Horizon             time.Duration
+	// Claim is how long a message taken for delivery is this notifier's
+	// (0: DefaultClaim); see store.Notifications.ClaimOutbox.
+	Claim   time.Duration
+	Horizon time.Duration
 	// Batch is how many events CatchUp reads at a time (0: 500).
 	Batch int
 	// Recorded, when not nil, is called with each attempt once it is
@@ -98,6 +107,9 @@ func New(o Options) *Notifier {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.Claim <= 0 {
+		o.Claim = DefaultClaim
 	}
 	if o.Horizon <= 0 {
 		o.Horizon = DefaultHorizon
@@ -279,17 +291,23 @@ func (n *Notifier) deliverLoop(ctx context.Context) {
 	}
 }
 
-// DeliverDue makes one attempt at every message due now.
+// DeliverDue makes one attempt at every message due now. Messages are
+// claimed first (ClaimOutbox), so with several replicas on one database
+// each message is sent by one of them. A send begun is finished and
+// recorded even when ctx ends (within the client's timeout); the messages
+// claimed and not begun are given back, due at once for another replica.
 func (n *Notifier) DeliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
 		const limit = 100
-		due, err := n.o.Store.DueOutbox(ctx, n.o.Clock.Now(), limit)
+		now := n.o.Clock.Now()
+		due, err := n.o.Store.ClaimOutbox(ctx, now, now.Add(n.o.Claim), limit)
 		if err != nil {
 			n.o.Log.Error("notify: read the outbox", "err", err)
 			return
 		}
-		for _, m := range due {
+		for i, m := range due {
 			if ctx.Err() != nil {
+				n.giveBack(due[i:])
 				return
 			}
 			n.attempt(ctx, m)
@@ -300,12 +318,25 @@ func (n *Notifier) DeliverDue(ctx context.Context) {
 	}
 }
 
+// giveBack makes claimed messages due again as they were.
+func (n *Notifier) giveBack(ms []store.OutboxMessage) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range ms {
+		if err := n.o.Store.RecordDelivery(ctx, m); err != nil {
+			n.o.Log.Info("notify: give a message back", "message", m.ID, "err", err)
+		}
+	}
+}
+
 // attempt delivers m once and records how it went.
 func (n *Notifier) attempt(ctx context.Context, m store.OutboxMessage) {
+	// Not cut short by ctx: a message the sink got is recorded as sent,
+	// or another replica would send it again. It is bounded well within
+	// the claim, so that no other replica takes it while it is sent.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.o.Claim/2)
+	defer cancel()
 	err := n.sendStored(ctx, m)
-	if err != nil && ctx.Err() != nil {
-		return // shutting down: the message stays due, and is sent after the restart
-	}
 	m.Attempts++
 	m.UpdatedAt = n.o.Clock.Now()
 	m.LastError = ""
@@ -322,8 +353,9 @@ func (n *Notifier) attempt(ctx context.Context, m store.OutboxMessage) {
 		n.o.Log.Info("notify: delivery failed", "tenant", m.Tenant, "subscription", m.Subscription, "message", m.ID,
 			"attempt", m.Attempts, "status", m.Status, "err", m.LastError)
 	}
-	// What was sent is recorded even when the server is stopping.
-	if err := n.o.Store.RecordDelivery(context.WithoutCancel(ctx), m); err != nil {
+	if err := n.o.Store.RecordDelivery(ctx, m); err != nil {
+		// ErrConflict: the claim had expired and another replica took
+		// the message (a send longer than the claim).
 		n.o.Log.Error("notify: record delivery", "message", m.ID, "err", err)
 		return
 	}

@@ -172,8 +172,14 @@ func change(c pipeline.Change) store.Event {
 // target waits for approval at step "pause-2".
 func (f *fixture) waitingPipeline(t *testing.T, id string) {
 	t.Helper()
-	p := storetest.CanaryPipeline(store.DefaultTenant, id, "web", f.clock.Now())
-	if err := f.st.CreatePipeline(t.Context(), p, nil, []store.Event{
+	createWaiting(t, f.st, id, f.clock.Now())
+}
+
+// createWaiting stores in st the pipeline waitingPipeline describes.
+func createWaiting(t *testing.T, st store.Store, id string, at time.Time) {
+	t.Helper()
+	p := storetest.CanaryPipeline(store.DefaultTenant, id, "web", at)
+	if err := st.CreatePipeline(t.Context(), p, nil, []store.Event{
 		change(pipeline.Change{From: pipeline.StatusQueued, To: pipeline.StatusRunning}),
 		{Type: "command", Data: json.RawMessage(`{"CommandID": "c1"}`)},
 		change(pipeline.Change{Target: "staging", Step: "pause-2", From: pipeline.StatusRunning, To: pipeline.StatusAwaitingApproval, Message: "waiting for approval"}),

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/store"
 )
 
@@ -109,7 +111,12 @@ func (r *Runner) leaseTick(ctx context.Context) error {
 			r.adoptLeased(p)
 		}
 	}
+	var handed []*pipe
+	if err == nil {
+		handed = r.rebalance(ctx, now, len(kept)+len(claimed))
+	}
 	r.leases.Unlock()
+	lose = append(lose, handed...)
 	for _, pp := range lose {
 		pp.mu.Lock()
 		r.loseLocked(pp, why)
@@ -120,7 +127,96 @@ func (r *Runner) leaseTick(ctx context.Context) error {
 		r.log.Info("claimed pipelines", "replica", r.replica, "count", len(claimed))
 		r.resume(ctx, claimed, true)
 	}
+	if err == nil {
+		// The warm versions of the pipelines this replica owns, and of
+		// finished ones whose owner is gone, are removed here.
+		err = r.resumeWarm(ctx)
+	}
 	return err
+}
+
+// rebalanceAfter is how many lease ticks in a row a replica must hold more
+// than its fair share before it hands pipelines over: a replica that
+// joins, or one whose renewals failed once, does not set pipelines moving
+// at once, and two replicas never pass pipelines back and forth (a
+// replica hands over only its excess, and claims only up to its share).
+const rebalanceAfter = 2
+
+// rebalance hands over, when this replica held more than its fair share
+// (live replicas from the store) for rebalanceAfter ticks, its excess
+// pipelines that are between events: no command of theirs queued or
+// running. Each is handed over under its lock, so no event is taken
+// meanwhile, by releasing the lease without writing anything of it; the
+// replica with room claims and resumes it at its next tick, as after a
+// restart. It returns the pipelines handed over, marked lost, for the
+// caller to forget. Runs under r.leases.
+func (r *Runner) rebalance(ctx context.Context, now time.Time, mine int) []*pipe {
+	share, err := r.store.FairShare(ctx, now)
+	if err != nil {
+		r.log.Warn("lease tick: fair share", "replica", r.replica, "err", err)
+		return nil
+	}
+	if mine <= share {
+		r.over = 0
+		return nil
+	}
+	if r.over++; r.over < rebalanceAfter {
+		return nil
+	}
+	r.over = 0
+	type aged struct {
+		pp      *pipe
+		created time.Time
+	}
+	r.mu.Lock()
+	pipes := make([]aged, 0, len(r.pipes))
+	for _, pp := range r.pipes {
+		pipes = append(pipes, aged{pp: pp})
+	}
+	r.mu.Unlock()
+	for i := range pipes {
+		pipes[i].pp.mu.Lock()
+		pipes[i].created = pipes[i].pp.p.CreatedAt
+		pipes[i].pp.mu.Unlock()
+	}
+	// The newest first: the oldest, nearest their end, stay.
+	slices.SortFunc(pipes, func(a, b aged) int { return b.created.Compare(a.created) })
+	var handed []*pipe
+	for _, x := range pipes {
+		pp := x.pp
+		if len(handed) == mine-share {
+			break
+		}
+		pp.mu.Lock()
+		if pp.lost || pp.p.Status.Terminal() || pp.p.Status == pipeline.StatusQueued || !pp.idle() {
+			pp.mu.Unlock()
+			continue
+		}
+		ref := store.LeaseRef{Tenant: pp.p.Tenant, ID: pp.p.ID, Epoch: pp.p.Lease.Epoch}
+		if err := r.store.HandOver(ctx, r.replica, []store.LeaseRef{ref}); err != nil {
+			pp.mu.Unlock()
+			r.log.Warn("lease tick: hand over", "replica", r.replica, "pipeline", ref.ID, "err", err)
+			break
+		}
+		r.loseLocked(pp, "handed over: this replica held more than its fair share")
+		pp.mu.Unlock()
+		handed = append(handed, pp)
+	}
+	if len(handed) > 0 {
+		r.log.Info("handed pipelines over", "replica", r.replica, "count", len(handed), "share", share)
+	}
+	return handed
+}
+
+// idle reports whether no command of pp's is queued or running. Runs
+// under pp.mu.
+func (pp *pipe) idle() bool {
+	for _, w := range pp.workers {
+		if !w.idle() {
+			return false
+		}
+	}
+	return true
 }
 
 // adoptLeased puts a pipeline whose lease this runner just took in memory;

@@ -2,7 +2,10 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -128,20 +131,7 @@ func waitSignal(t *testing.T, ch <-chan time.Time, what string) time.Time {
 // timers find the lease gone (or their save fenced): A writes nothing
 // more. The cluster ends exact and no command ran twice.
 func TestPausedReplicaIsFencedAndAnotherFinishes(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	const ttl = 2 * time.Second
 	clockA := &pausable{}
 	logA, logB := newLogSignal(t), newLogSignal(t)
@@ -199,6 +189,28 @@ func TestPausedReplicaIsFencedAndAnotherFinishes(t *testing.T) {
 	storetest.NoStepTwice(t, after)
 }
 
+// sharedDatabase makes a PostgreSQL database for replicas to share:
+// open opens a store on it (as each replica does, closed at the test's
+// end), and exec is the cluster's executor.
+func sharedDatabase(t *testing.T) (open func() *postgres.Store, exec runner.Executor) {
+	t.Helper()
+	url := pgtest.Database(t)
+	open = func() *postgres.Store {
+		t.Helper()
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	kx, err := kube.New(kubetest.Config(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return open, kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+}
+
 func allEvents(t *testing.T, st store.Store, id string) []store.Event {
 	t.Helper()
 	es, err := st.Events(context.Background(), store.DefaultTenant, id, 0)
@@ -246,20 +258,7 @@ func (h *holdNext) Execute(ctx context.Context, job runner.Job) pipeline.Command
 // and finishes. A's result, reported after the takeover, is refused by the
 // store (ErrFenced): A lets the pipeline go and nothing of it is written.
 func TestLateResultOfAFencedReplicaIsNotWritten(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	hold := &holdNext{Executor: exec, held: make(chan struct{}), release: make(chan struct{})}
 	const ttl = 2 * time.Second
 	clockA := &pausable{}
@@ -314,20 +313,7 @@ func TestLateResultOfAFencedReplicaIsNotWritten(t *testing.T) {
 // A drives starts when A's ends (A takes its lease, from B if B claimed
 // it), and an approval given on B takes it over there and finishes it.
 func TestQueueAcrossReplicas(t *testing.T) {
-	url := pgtest.Database(t)
-	open := func() *postgres.Store {
-		st, err := postgres.Open(context.Background(), url, postgres.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}
-	kx, err := kube.New(kubetest.Config(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := kubeexec.New(store.DefaultTenant, map[string]*kube.Executor{"local": kx}, nil)
+	open, exec := sharedDatabase(t)
 	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "a", LeaseTTL: 2 * time.Second})
 	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Replica: "b", LeaseTTL: 2 * time.Second})
 	b.ns = a.ns
@@ -362,5 +348,251 @@ func TestQueueAcrossReplicas(t *testing.T) {
 	storetest.NoStepTwice(t, allEvents(t, b.store, res.PipelineID))
 	if got := b.images(); got["web:v3"] != 4 || len(got) != 1 {
 		t.Errorf("pods after the queued canary: %v", got)
+	}
+}
+
+// dropSpy is the cluster's executor of one replica, telling which replica
+// sent each removal of a warm version.
+type dropSpy struct {
+	runner.Executor
+	name  string
+	drops chan string
+}
+
+func (d dropSpy) Execute(ctx context.Context, job runner.Job) pipeline.CommandResult {
+	if job.Command.Kind == pipeline.CmdDropWarm {
+		d.drops <- d.name
+	}
+	return d.Executor.Execute(ctx, job)
+}
+
+// TestWarmRemovalFollowsTheOwner: two replicas on one PostgreSQL database,
+// each on a clock the test moves. The previous version a deployment on A
+// keeps warm is removed at its deadline by A alone, though B's clock
+// passed the deadline first; then A dies (its clock stops: no timer of it
+// fires again) with another warm version pending, and B, once A is no
+// longer live, arms its removal at the stored deadline and removes it.
+func TestWarmRemovalFollowsTheOwner(t *testing.T) {
+	open, exec := sharedDatabase(t)
+	drops := make(chan string, 10)
+	const ttl = 10 * time.Minute
+	start := time.Now()
+	clockA, clockB := newTickClock(start, ttl/3), newTickClock(start, ttl/3)
+	logA, logB := newLogSignal(t), newLogSignal(t)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "a", drops}, Clock: clockA, Log: slog.New(logA).With("replica", "a"), Replica: "a", LeaseTTL: ttl})
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "b", drops}, Clock: clockB, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+	step := func(c *tickClock, to time.Time) { c.advance(t, to) }
+	warmUntil := func(id string) time.Time {
+		p, err := a.store.GetPipeline(context.Background(), store.DefaultTenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return target(p, "prod").WarmUntil
+	}
+	noDrop := func(when string) {
+		select {
+		case who := <-drops:
+			t.Errorf("%s: %s removed a warm version", when, who)
+		default:
+		}
+	}
+
+	// removed waits until replica want removed version, and checks that
+	// it alone did, and that no warm version is left.
+	removed := func(signal <-chan time.Time, want, version string) {
+		t.Helper()
+		waitSignal(t, signal, want+" removes "+version)
+		if who := <-drops; who != want {
+			t.Errorf("%s was removed by %s, want %s", version, who, want)
+		}
+		noDrop("after " + want + " removed " + version)
+		if ws, err := b.store.ListWarm(context.Background()); err != nil || len(ws) != 0 {
+			t.Errorf("warm versions after %s's removal: %+v, %v", version, ws, err)
+		}
+	}
+
+	a.deployed("web:v1", "")
+	clockA.Advance(clockA.Now().Add(time.Second))
+	until := warmUntil(a.deployed("web:v2", keepWarm))
+	// Both replicas live, B ahead of A: B's clock passes the deadline
+	// first, A's then.
+	for clockA.Now().Before(until.Add(-time.Minute)) {
+		to := clockA.Now().Add(3 * time.Minute)
+		step(clockA, to)
+		step(clockB, to)
+	}
+	removedA := logA.on("warm version removed")
+	step(clockB, until.Add(time.Minute))
+	step(clockA, until.Add(time.Minute))
+	removed(removedA, "a", "v1")
+
+	until = warmUntil(a.deployed("web:v3", keepWarm))
+	// A dies: its clock stops. B claims the removal once A is not live.
+	armedB := logB.on("warm version: removal armed here")
+	step(clockB, clockA.Now().Add(ttl+ttl/2))
+	waitSignal(t, armedB, "b arms the removal of v2")
+	noDrop("after b armed v2's removal, before its deadline")
+	removedB := logB.on("warm version removed")
+	step(clockB, until.Add(time.Minute))
+	removed(removedB, "b", "v2")
+	if got := kubetest.ReadyByImage(t, b.ns); got["web:v3"] != 4 {
+		t.Errorf("Ready pods after the removals: %v, want v3's 4", got)
+	}
+}
+
+// tickClock is a fakeClock that knows when its runner's next lease tick
+// is due (the timer of every, TTL/3, armed at the end of each tick), so
+// that advance can wait for each tick on the way: a replica's renewals
+// then keep up with the time the test moves.
+type tickClock struct {
+	*fakeClock
+	every  time.Duration
+	mu     sync.Mutex
+	next   time.Time
+	ticked chan struct{}
+}
+
+func newTickClock(now time.Time, every time.Duration) *tickClock {
+	return &tickClock{fakeClock: &fakeClock{now: now}, every: every, ticked: make(chan struct{}, 100)}
+}
+
+func (c *tickClock) AfterFunc(d time.Duration, f func()) runner.Timer {
+	t := c.fakeClock.AfterFunc(d, f)
+	if d == c.every {
+		c.mu.Lock()
+		c.next = c.Now().Add(d)
+		c.mu.Unlock()
+		c.ticked <- struct{}{}
+	}
+	return t
+}
+
+// advance moves the clock to to, waiting for each lease tick due by then
+// to end.
+func (c *tickClock) advance(t *testing.T, to time.Time) {
+	t.Helper()
+	for {
+		c.mu.Lock()
+		next := c.next
+		c.mu.Unlock()
+		if next.IsZero() || next.After(to) {
+			break
+		}
+		for len(c.ticked) > 0 {
+			<-c.ticked
+		}
+		c.Advance(next)
+		select {
+		case <-c.ticked:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("a lease tick did not end")
+		}
+	}
+	c.Advance(to)
+}
+
+// TestReplicaThatJoinsGetsItsShare: ten pipelines wait for approval, all
+// leased by replica A; B joins. Within a few renewal periods (the clocks
+// the test moves), A hands the ones over its fair share to B at a safe
+// point (between events, writing nothing), B claims and resumes them, and
+// the split is five and five; then it stays so (no pipeline passed back
+// and forth). Each pipeline, approved on the replica that holds it, ends
+// once, no step run twice.
+func TestReplicaThatJoinsGetsItsShare(t *testing.T) {
+	open, exec := sharedDatabase(t)
+	const ttl = 30 * time.Second
+	start := time.Now()
+	clockA, clockB := newTickClock(start, ttl/3), newTickClock(start, ttl/3)
+	logB := newLogSignal(t)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockA, Replica: "a", LeaseTTL: ttl})
+	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 50\n        - pause: {untilApproved: true}"
+	const n = 10
+	start10 := func(image string) []string {
+		var ids []string
+		for i := range n {
+			name := fmt.Sprintf("app%d", i)
+			ids = append(ids, a.start(a.fileOf(name, name, 2, a.oneTarget("t", "c"), strategies, image, "")))
+		}
+		return ids
+	}
+	for _, id := range start10("web:v1") {
+		if p := a.waitEnd(id); p.Status != pipeline.StatusSucceeded {
+			t.Fatalf("first deployment ended %s\n%s", p.Status, dump(p))
+		}
+	}
+	ids := start10("web:v2")
+	for _, id := range ids {
+		a.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	}
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockB, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+
+	leases := func() (map[string]int, map[string]store.Lease) {
+		t.Helper()
+		count, by := map[string]int{}, map[string]store.Lease{}
+		for _, id := range ids {
+			p, err := a.store.GetPipeline(context.Background(), store.DefaultTenant, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			count[p.Lease.Owner]++
+			by[id] = store.Lease{Owner: p.Lease.Owner, Epoch: p.Lease.Epoch} // renewals move Until
+		}
+		return count, by
+	}
+	if count, _ := leases(); count["a"] != n {
+		t.Fatalf("leases before the renewals: %v, want all %d on a", count, n)
+	}
+	// One renewal period on both clocks.
+	renewal := func() {
+		t.Helper()
+		to := clockA.Now().Add(ttl / 3)
+		clockA.advance(t, to)
+		clockB.advance(t, to)
+	}
+	even := func(count map[string]int) bool { return count["a"]+count["b"] == n && count["a"]-count["b"] <= 1 && count["b"]-count["a"] <= 1 }
+	periods := 0
+	for count, _ := leases(); !even(count); count, _ = leases() {
+		if periods == 6 {
+			t.Fatalf("leases after %d renewal periods: %v, want %d/%d within one", periods, count, n/2, n/2)
+		}
+		renewal()
+		periods++
+	}
+	count, before := leases()
+	t.Logf("split %v after %d renewal periods (TTL/3 each)", count, periods)
+	for range 4 {
+		renewal()
+	}
+	if _, after := leases(); !reflect.DeepEqual(before, after) {
+		t.Errorf("leases moved after the split: %v, then %v", before, after)
+	}
+
+	envs := map[string]*env{"a": a, "b": b}
+	for _, id := range ids {
+		owner := before[id].Owner
+		if _, err := envs[owner].r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: deployer}); err != nil {
+			t.Fatalf("approve %s on %s: %v", id, owner, err)
+		}
+	}
+	for _, id := range ids {
+		owner := before[id].Owner
+		p := envs[owner].waitEnd(id)
+		if p.Status != pipeline.StatusSucceeded || p.Lease.Owner != owner {
+			t.Errorf("%s ended %s with lease %+v, want SUCCEEDED on %s\n%s", id, p.Status, p.Lease, owner, dump(p))
+		}
+		events := allEvents(t, a.store, id)
+		storetest.NoStepTwice(t, events)
+		ends := 0
+		for _, e := range events {
+			var c pipeline.Change
+			if e.Type == "status" && json.Unmarshal(e.Data, &c) == nil && c.Target == "" && c.Step == "" && c.To.Terminal() {
+				ends++
+			}
+		}
+		if ends != 1 {
+			t.Errorf("%s: %d ends in its events, want 1", id, ends)
+		}
 	}
 }

@@ -124,6 +124,7 @@ type Runner struct {
 	// a renewal never misses one. Taken before r.mu and any pp.mu.
 	leases     sync.RWMutex
 	leaseUntil time.Time // of the last renewal that held, under leases
+	over       int       // lease ticks in a row that held more than the fair share, under leases
 	leaseTimer Timer     // under r.mu
 }
 
@@ -219,11 +220,13 @@ func (r *Runner) Resume(ctx context.Context) error {
 		}
 		r.resume(ctx, ps, true)
 	}
-	// Every replica arms the removal of the warm versions at their
-	// deadlines: the removal is idempotent (dropWarm deletes only what its
-	// pipeline made, then the row).
-	if err := r.resumeWarm(ctx); err != nil {
-		return fmt.Errorf("runner: resume warm versions: %w", err)
+	// The removals of the warm versions are armed at their deadlines: all
+	// of them on a server alone; with a Replica, the ones it owns, at
+	// each lease tick (warm.go).
+	if r.replica == "" {
+		if err := r.resumeWarm(ctx); err != nil {
+			return fmt.Errorf("runner: resume warm versions: %w", err)
+		}
 	}
 	return nil
 }

@@ -85,6 +85,12 @@ func newEnvOpts(t *testing.T, opts runner.Options) *env {
 // app renders a deployment file: targets (YAML under "targets:"), strategies
 // and the image of the sample application, inline.
 func (e *env) file(app, targets, strategies, image string, extra string) runner.StartRequest {
+	return e.fileOf(app, "web", 4, targets, strategies, image, extra)
+}
+
+// fileOf is file with the sample application's objects named name, with
+// replicas pods.
+func (e *env) fileOf(app, name string, replicas int, targets, strategies, image string, extra string) runner.StartRequest {
 	text := fmt.Sprintf(`version: v1
 kind: kubernetes
 application: %s
@@ -94,7 +100,7 @@ strategies:
 %s
 manifests:
   - inline: |
-%s%s`, app, targets, strategies, kubetest.Inline(kubetest.SampleApp("web", 4, image), kubetest.SampleService("web", "web"), kubetest.SampleService("web-preview", "web")), extra)
+%s%s`, app, targets, strategies, kubetest.Inline(kubetest.SampleApp(name, replicas, image), kubetest.SampleService(name, name), kubetest.SampleService(name+"-preview", name)), extra)
 	return runner.StartRequest{FileName: "deploy.yml", File: text}
 }
 

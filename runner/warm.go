@@ -15,6 +15,13 @@ import (
 // is, a timer is armed at it, and Resume arms the stored ones again, so a
 // restart loses none. Removing is a CmdDropWarm sent straight to the
 // executor: the pipeline has ended, the engine takes no part.
+//
+// With a Replica (several servers on one database), only the pipeline's
+// owner arms and runs the removal: the replica that finished it, or, once
+// that one is no longer live, the one that claims the row at a lease tick
+// (store.ClaimWarm), which arms it at the stored deadline. A timer that
+// fires on a replica no longer the owner (it was paused past its TTL)
+// does nothing.
 
 // warmRetry is how long a failed removal (an agent not connected) waits
 // before it is tried again.
@@ -35,6 +42,19 @@ func (w *warmTimers) set(k string, t Timer) {
 		old.Stop()
 	}
 	w.m[k] = t
+}
+
+// has reports whether a removal is armed under k.
+func (w *warmTimers) has(k string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.m[k] != nil
+}
+
+func (w *warmTimers) forget(k string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, k)
 }
 
 func (w *warmTimers) stopAll() {
@@ -62,10 +82,12 @@ func newlyWarm(prev, next *store.Pipeline) []store.Warm {
 	return out
 }
 
+func warmKey(w store.Warm) string { return key(w.Tenant, w.Pipeline) + "/" + w.Target }
+
 // armWarm arms the removal of w's warm version at w.Until.
 func (r *Runner) armWarm(w store.Warm) {
 	d := max(w.Until.Sub(r.clock.Now()), 0)
-	r.timers.set(key(w.Tenant, w.Pipeline)+"/"+w.Target, r.clock.AfterFunc(d, func() {
+	r.timers.set(warmKey(w), r.clock.AfterFunc(d, func() {
 		if !r.running() {
 			return
 		}
@@ -74,14 +96,29 @@ func (r *Runner) armWarm(w store.Warm) {
 	}))
 }
 
-// resumeWarm arms the stored removals.
+// resumeWarm arms the stored removals: all of them on a server alone, the
+// owned ones not armed yet with a Replica (at each lease tick).
 func (r *Runner) resumeWarm(ctx context.Context) error {
-	ws, err := r.store.ListWarm(ctx)
+	var (
+		ws  []store.Warm
+		err error
+	)
+	if r.replica == "" {
+		ws, err = r.store.ListWarm(ctx)
+	} else {
+		ws, err = r.store.ClaimWarm(ctx, r.replica, r.clock.Now())
+	}
 	if err != nil {
 		return err
 	}
 	for _, w := range ws {
+		if r.replica != "" && r.timers.has(warmKey(w)) {
+			continue
+		}
 		r.armWarm(w)
+		if r.replica != "" {
+			r.log.Info("warm version: removal armed here", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "replica", r.replica, "at", w.Until)
+		}
 	}
 	return nil
 }
@@ -93,6 +130,11 @@ func (r *Runner) dropWarm(ctx context.Context, w store.Warm) {
 	if err != nil {
 		r.log.Error("warm version: read pipeline", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "err", err)
 		r.retryWarm(w)
+		return
+	}
+	if r.replica != "" && p.Lease.Owner != r.replica {
+		r.log.Info("warm version: another replica removes it", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "owner", p.Lease.Owner)
+		r.timers.forget(warmKey(w))
 		return
 	}
 	pl, err := storedPlan(p)
@@ -111,10 +153,12 @@ func (r *Runner) dropWarm(ctx context.Context, w store.Warm) {
 		r.retryWarm(w)
 		return
 	}
-	r.log.Info("warm version removed", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target)
 	if err := r.store.DeleteWarm(ctx, w.Tenant, w.Pipeline, w.Target); err != nil {
-		r.log.Error("warm version: forget", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "err", err)
+		r.log.Error("warm version removed, but not forgotten", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target, "err", err)
+		return
 	}
+	r.timers.forget(warmKey(w))
+	r.log.Info("warm version removed", "pipeline", w.Pipeline, "tenant", w.Tenant, "target", w.Target)
 }
 
 func (r *Runner) retryWarm(w store.Warm) {

@@ -107,6 +107,13 @@ func (w *worker) submit(job Job, deadline time.Time) {
 	}
 }
 
+// idle reports whether no command of w's is queued or running.
+func (w *worker) idle() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.busy && len(w.queue) == 0 && len(w.gates) == 0
+}
+
 type queued struct {
 	job      Job
 	deadline time.Time

@@ -10,7 +10,7 @@
 // store/storetest.
 //
 // Every row carries its tenant and every query is scoped to one, except the
-// few calls the server makes for itself at start-up (ResumablePipelines, NotifyBacklog, DueOutbox,
+// few calls the server makes for itself at start-up (ResumablePipelines, NotifyBacklog, ClaimOutbox,
 // ListRevocations, PruneRevocations, ListWarm).
 // Implementations must not interpret pipeline state beyond the columns
 // declared here, log row contents, or hold secrets in clear.

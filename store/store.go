@@ -106,6 +106,21 @@ type Leases interface {
 	// with its Source; a finished one is returned unchanged, without a
 	// lease taken; an unknown one is ErrNotFound.
 	TakeLease(ctx context.Context, replica, tenant, id string, now time.Time, ttl time.Duration) (*Pipeline, error)
+	// ClaimWarm returns the warm versions (see Warm) whose removal is
+	// replica's: those of the pipelines it owns. A finished pipeline keeps
+	// the owner that finished it (leases move only unfinished ones), so
+	// ClaimWarm first makes replica the owner of every finished pipeline
+	// with a warm version whose owner is not live at now (died, closed,
+	// released) or is nobody: of two claimers one wins. Soonest Until
+	// first.
+	ClaimWarm(ctx context.Context, replica string, now time.Time) ([]Warm, error)
+	// FairShare is the most leases one replica claims at now:
+	// ceil(unfinished pipelines / live replicas), at least one replica.
+	FairShare(ctx context.Context, now time.Time) (int, error)
+	// HandOver gives up the leases of held that replica still holds at
+	// that epoch, as ReleaseLeases does, but replica stays live: it hands
+	// pipelines to the other replicas, to even the shares out.
+	HandOver(ctx context.Context, replica string, held []LeaseRef) error
 }
 
 // Source is a deployment as submitted.
@@ -497,7 +512,11 @@ type OutboxMessage struct {
 	// NextAttempt is when a pending message is due.
 	NextAttempt time.Time `json:"nextAttempt,omitzero"`
 	// LastError is why the last attempt failed, secrets masked.
-	LastError string    `json:"lastError,omitempty"`
+	LastError string `json:"lastError,omitempty"`
+	// Claim is the expiry of the claim ClaimOutbox gave on the message
+	// (zero: unclaimed); RecordDelivery of a claimed message writes only
+	// while that claim still holds.
+	Claim     time.Time `json:"-"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
@@ -525,14 +544,21 @@ type Notifications interface {
 	// messages once. An empty pipeline moves no cursor. IDs are assigned;
 	// a zero CreatedAt and NextAttempt are stamped; Status becomes pending.
 	Enqueue(ctx context.Context, tenant, pipeline string, seq int64, msgs []OutboxMessage) error
-	// DueOutbox returns pending messages due at now, of every tenant,
-	// earliest first, at most limit (0: 100). NextOutboxDue is the earliest
-	// NextAttempt of any pending message (zero: none).
-	DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
+	// ClaimOutbox claims pending messages due at now, of every tenant,
+	// earliest first, at most limit (0: 100), until until: each is put off
+	// to until in the same transaction, so of notifiers sharing the
+	// database (several replicas) exactly one gets a message, and a claim
+	// its notifier never recorded (the replica died) is due again at
+	// until, to be claimed by another. The messages come back with their
+	// due NextAttempt and Claim set to until. NextOutboxDue is the earliest
+	// NextAttempt of any pending message, claimed or not (zero: none).
+	ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]OutboxMessage, error)
 	NextOutboxDue(ctx context.Context) (time.Time, error)
 	// RecordDelivery writes m's Status, Attempts, NextAttempt, LastError
 	// and UpdatedAt (stamped when zero); ErrNotFound for a message the
-	// tenant lacks.
+	// tenant lacks. For a claimed message (Claim set) it writes only while
+	// the claim holds (the message is pending with that claim): a claim
+	// taken over since (it expired) is ErrConflict, and nothing is written.
 	RecordDelivery(ctx context.Context, m OutboxMessage) error
 	// ListDeliveries returns tenant's messages newest first (of one
 	// subscription when it is not empty), Payload left empty, at most limit

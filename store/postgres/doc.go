@@ -16,7 +16,8 @@
 // the events with their seq (the row's last_seq) in the same transaction.
 // Every save also matches the lease epoch (store.ErrFenced when a takeover
 // moved it on); claims take free leases with FOR UPDATE SKIP LOCKED, so
-// replicas claiming at once each get a share rather than one all.
+// replicas claiming at once each get a share rather than one all; the
+// notifiers' claims of due outbox messages do the same.
 // CreatePipeline takes a transaction-scoped advisory lock on its tenant and
 // application before it reads the others and runs admit, so two starts
 // on any servers cannot both pass a one-in-flight rule; creations of other

@@ -266,3 +266,131 @@ func testLeaseFairShare(t *testing.T, open Opener) {
 		t.Errorf("b took %d, want the last 1", n)
 	}
 }
+
+// testWarmClaims: the removal of a warm version is the pipeline owner's:
+// while the replica that finished it is live, only it gets the row; once
+// it is not (its renewals stopped), one other replica takes it, however
+// many claim at once; an unfinished pipeline's rows follow its lease.
+func testWarmClaims(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	s2 := reopen(t)
+	ctx := t.Context()
+	warmClaim := func(st store.Store, replica string, now time.Time) []string {
+		t.Helper()
+		ws, err := st.ClaimWarm(ctx, replica, now)
+		if err != nil {
+			t.Fatalf("ClaimWarm %s: %v", replica, err)
+		}
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.Pipeline+"/"+w.Target)
+		}
+		return out
+	}
+	leased := func(id, owner string, st pipeline.Status) {
+		p := CanaryPipeline(store.DefaultTenant, id, "web", t0)
+		p.Lease = store.Lease{Owner: owner, Until: t0.Add(ttl)}
+		create(t, s, p, events("created")...)
+		if st != "" {
+			save(t, s, withStatus(p, st))
+		}
+		if err := s.PutWarm(ctx, store.Warm{Tenant: store.DefaultTenant, Pipeline: id, Target: "prod", Until: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a, b and c are live until t0+ttl.
+	for _, r := range []string{"a", "b", "c"} {
+		claim(t, s, r, t0)
+	}
+	leased("done", "a", pipeline.StatusSucceeded)
+	leased("going", "b", "")
+	if diff := cmp.Diff([]string{"done/prod"}, warmClaim(s, "a", t0.Add(time.Second))); diff != "" {
+		t.Errorf("a's warm versions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"going/prod"}, warmClaim(s2, "b", t0.Add(time.Second))); diff != "" {
+		t.Errorf("b's warm versions while a is live (-want +got):\n%s", diff)
+	}
+
+	// a stops renewing; b and c do, and claim at once after a's expiry.
+	now := t0.Add(ttl + time.Second)
+	renew(t, s, "b", []store.LeaseRef{{Tenant: store.DefaultTenant, ID: "going", Epoch: 1}}, now)
+	renew(t, s, "c", nil, now)
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		got = map[string][]string{}
+	)
+	for _, x := range []struct {
+		st store.Store
+		r  string
+	}{{s, "b"}, {s2, "c"}} {
+		wg.Go(func() {
+			ws := warmClaim(x.st, x.r, now)
+			mu.Lock()
+			got[x.r] = ws
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	b, c := slices.Contains(got["b"], "done/prod"), slices.Contains(got["c"], "done/prod")
+	if b == c {
+		t.Errorf("after a's expiry: b got %v, c got %v; want done/prod claimed by exactly one", got["b"], got["c"])
+	}
+	if !slices.Contains(got["b"], "going/prod") || slices.Contains(got["c"], "going/prod") {
+		t.Errorf("going/prod, of b's leased pipeline: b got %v, c got %v; want b's only", got["b"], got["c"])
+	}
+	if ws := warmClaim(s, "a", now); len(ws) != 0 {
+		t.Errorf("a, back after the takeover, got %v", ws)
+	}
+}
+
+// testLeaseHandOver: FairShare counts the live replicas; a replica over
+// its share hands pipelines over and stays live, and another claims them
+// at once; a hand-over at an old epoch changes nothing.
+func testLeaseHandOver(t *testing.T, open Opener) {
+	s, _ := open(t)
+	ctx := t.Context()
+	for i := 1; i <= 4; i++ {
+		create(t, s, CanaryPipeline(store.DefaultTenant, fmt.Sprintf("p%d", i), "web", t0.Add(time.Duration(i)*time.Second)), events("created")...)
+	}
+	share := func(now time.Time) int {
+		t.Helper()
+		n, err := s.FairShare(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := share(t0); n != 4 {
+		t.Errorf("FairShare with no replica live = %d, want all 4", n)
+	}
+	a := claim(t, s, "a", t0)
+	if len(a) != 4 {
+		t.Fatalf("a alone claimed %v, want all 4", ids(a))
+	}
+	if b := claim(t, s, "b", t0.Add(time.Second)); len(b) != 0 {
+		t.Fatalf("b claimed %v while a held them all", ids(b))
+	}
+	if n := share(t0.Add(time.Second)); n != 2 {
+		t.Errorf("FairShare with a and b live = %d, want 2", n)
+	}
+	if err := s.HandOver(ctx, "a", refs(a[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if n := share(t0.Add(2 * time.Second)); n != 2 {
+		t.Errorf("FairShare after a handed over = %d, want 2: a is still live", n)
+	}
+	b := claim(t, s, "b", t0.Add(2*time.Second))
+	if diff := cmp.Diff([]string{"p3", "p4"}, ids(b)); diff != "" {
+		t.Errorf("b claimed after a handed over (-want +got):\n%s", diff)
+	}
+	if err := s.HandOver(ctx, "a", refs(a[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, s, store.DefaultTenant, "p3").Lease; got.Owner != "b" || got.Epoch != 2 {
+		t.Errorf("p3 after a's hand-over at its old epoch: %+v, want b's at epoch 2", got)
+	}
+	if kept := renew(t, s, "a", refs(a), t0.Add(3*time.Second)); len(kept) != 2 {
+		t.Errorf("a renewed %v, want p1 and p2", refIDs(kept))
+	}
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -117,20 +118,21 @@ func testOutbox(t *testing.T, open Opener) {
 	if err := s.Enqueue(ctx, "acme", "", 0, []store.OutboxMessage{msg("test/1", t0.Add(time.Minute))}); err != nil {
 		t.Fatal(err)
 	}
-	due, err := s2.DueOutbox(ctx, t0, 0)
+	due, err := s2.ClaimOutbox(ctx, t0, t0.Add(30*time.Second), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(due) != 1 || due[0].Key != "ops/p1/2/started" || due[0].Status != store.OutboxPending || due[0].Attempts != 0 || !due[0].NextAttempt.Equal(t0) {
-		t.Fatalf("DueOutbox at t0 = %+v, want main's one pending message", due)
+	if len(due) != 1 || due[0].Key != "ops/p1/2/started" || due[0].Status != store.OutboxPending || due[0].Attempts != 0 ||
+		!due[0].NextAttempt.Equal(t0) || !due[0].Claim.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("ClaimOutbox at t0 = %+v, want main's one pending message, claimed until t0+30s", due)
 	}
 	first := due[0]
 	if diff := cmp.Diff(json.RawMessage(`{"text": "web started"}`), first.Payload, opts); diff != "" {
 		t.Errorf("payload (-want +got):\n%s", diff)
 	}
 	next, err := s2.NextOutboxDue(ctx)
-	if err != nil || !next.Equal(t0) {
-		t.Errorf("NextOutboxDue = %v, %v; want t0", next, err)
+	if err != nil || !next.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("NextOutboxDue of a claimed message = %v, %v; want its claim's expiry t0+30s", next, err)
 	}
 
 	first.Attempts, first.LastError, first.NextAttempt, first.UpdatedAt = 1, "POST answered 503", t0.Add(2*time.Minute), t0.Add(time.Second)
@@ -141,10 +143,11 @@ func testOutbox(t *testing.T, open Opener) {
 	if err != nil || !next.Equal(t0.Add(time.Minute)) {
 		t.Errorf("NextOutboxDue after a retry was put off = %v, %v; want acme's at t0+1m", next, err)
 	}
-	due, err = s2.DueOutbox(ctx, t0.Add(2*time.Minute), 0)
+	due, err = s2.ClaimOutbox(ctx, t0.Add(2*time.Minute), t0.Add(3*time.Minute), 0)
 	if err != nil || len(due) != 2 || due[0].Tenant != "acme" || due[1].ID != first.ID {
-		t.Fatalf("DueOutbox at t0+2m = %+v, %v; want acme's then main's", due, err)
+		t.Fatalf("ClaimOutbox at t0+2m = %+v, %v; want acme's then main's", due, err)
 	}
+	first.Claim = due[1].Claim
 	first.Status, first.Attempts, first.LastError, first.UpdatedAt = store.OutboxSent, 2, "", t0.Add(3*time.Minute)
 	if err := s2.RecordDelivery(ctx, first); err != nil {
 		t.Fatal(err)
@@ -167,6 +170,133 @@ func testOutbox(t *testing.T, open Opener) {
 	}
 	if list, err := s.ListDeliveries(ctx, "acme", "ops", 0); err != nil || len(list) != 1 || list[0].Key != "test/1" {
 		t.Errorf("ListDeliveries of acme = %+v, %v; want its test message", list, err)
+	}
+}
+
+// testOutboxClaims: of notifiers claiming the outbox at once (replicas
+// on one database), each message goes to exactly one; a claim lasts until
+// its expiry, then the message is due for another, and the first
+// claimer's late record is refused; a message given back is due at once;
+// the same event enqueued by two notifiers at once is one message.
+func testOutboxClaims(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	s2 := reopen(t)
+	ctx := t.Context()
+	create(t, s, CanaryPipeline(store.DefaultTenant, "p1", "web", t0), events("created", "started")...)
+
+	var keys []string
+	for i := range 12 {
+		keys = append(keys, fmt.Sprintf("ops/p1/%d/started", i))
+	}
+	// The same messages enqueued by two notifiers at once.
+	var wg sync.WaitGroup
+	for _, st := range []store.Store{s, s2, s, s2} {
+		wg.Go(func() {
+			var msgs []store.OutboxMessage
+			for _, k := range keys {
+				msgs = append(msgs, store.OutboxMessage{Key: k, Subscription: "ops", Pipeline: "p1", Kind: "started", CreatedAt: t0, NextAttempt: t0})
+			}
+			if err := st.Enqueue(ctx, store.DefaultTenant, "p1", 2, msgs); err != nil {
+				t.Errorf("enqueue: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if list, err := s.ListDeliveries(ctx, store.DefaultTenant, "", 0); err != nil || len(list) != len(keys) {
+		t.Fatalf("after 4 racing enqueues of %d messages: %d messages, %v", len(keys), len(list), err)
+	}
+
+	// Claims at once, 3 at a time, from both stores.
+	claim := func(st store.Store, now time.Time) []store.OutboxMessage {
+		t.Helper()
+		out, err := st.ClaimOutbox(ctx, now, now.Add(time.Minute), 3)
+		if err != nil {
+			t.Errorf("claim: %v", err)
+		}
+		return out
+	}
+	var (
+		mu  sync.Mutex
+		got = map[string]int{}
+		all []store.OutboxMessage
+	)
+	for _, st := range []store.Store{s, s2, s, s2, s, s2} {
+		wg.Go(func() {
+			for {
+				ms := claim(st, t0)
+				if len(ms) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, m := range ms {
+					got[m.Key]++
+					all = append(all, m)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if got[k] != 1 {
+			t.Errorf("message %s claimed %d times by racing claimers, want once", k, got[k])
+		}
+	}
+	if ms := claim(s2, t0.Add(59*time.Second)); len(ms) != 0 {
+		t.Errorf("claimed before the claims' expiry: %+v", ms)
+	}
+
+	// One is sent, one given back (recorded as it was), the rest left.
+	sent, back := all[0], all[1]
+	sent.Status, sent.Attempts, sent.UpdatedAt = store.OutboxSent, 1, t0.Add(time.Second)
+	if err := s.RecordDelivery(ctx, sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, back); err != nil {
+		t.Fatal(err)
+	}
+	if ms := claim(s2, t0.Add(2*time.Second)); len(ms) != 1 || ms[0].ID != back.ID {
+		t.Errorf("claim after one was given back = %+v, want that one", ms)
+	}
+	// The claimers died: at the expiry, the others' messages are due for
+	// another, and a late record under an expired claim is refused.
+	late := all[2]
+	var taken []store.OutboxMessage
+	for {
+		ms := claim(s, t0.Add(time.Minute))
+		if len(ms) == 0 {
+			break
+		}
+		taken = append(taken, ms...)
+	}
+	if len(taken) != len(keys)-2 {
+		t.Errorf("taken over at the claims' expiry: %d, want %d (all but the sent one and the one given back, claimed again)", len(taken), len(keys)-2)
+	}
+	late.Status, late.Attempts = store.OutboxSent, 1
+	wantErr(t, "RecordDelivery under an expired claim taken over", s2.RecordDelivery(ctx, late), store.ErrConflict)
+	for _, m := range taken {
+		if m.ID == late.ID {
+			m.Status, m.Attempts = store.OutboxSent, 1
+			if err := s.RecordDelivery(ctx, m); err != nil {
+				t.Errorf("RecordDelivery under the new claim: %v", err)
+			}
+		}
+	}
+	list, err := s.ListDeliveries(ctx, store.DefaultTenant, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sentN int
+	for _, m := range list {
+		if m.Status == store.OutboxSent {
+			sentN++
+		}
+	}
+	if sentN != 2 {
+		t.Errorf("%d messages sent, want 2", sentN)
+	}
+	if next, err := s.NextOutboxDue(ctx); err != nil || !next.Equal(t0.Add(time.Minute+2*time.Second)) {
+		t.Errorf("NextOutboxDue = %v, %v; want the given back one's new claim's expiry", next, err)
 	}
 }
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"Audit", testAudit},
 		{"Subscriptions", testSubscriptions},
 		{"Outbox", testOutbox},
+		{"OutboxClaims", testOutboxClaims},
 		{"ActionLinks", testActionLinks},
 		{"SigningKeys", testSigningKeys},
 		{"CreateAndGet", testCreateAndGet},
@@ -72,6 +73,8 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseExpiry", testLeaseExpiry},
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseFairShare", testLeaseFairShare},
+		{"LeaseHandOver", testLeaseHandOver},
+		{"WarmClaims", testWarmClaims},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

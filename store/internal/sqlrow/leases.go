@@ -56,16 +56,12 @@ func (s *Tables) claimLeases(ctx context.Context, replica string, now time.Time,
 	}
 	defer tx.Rollback()
 	var unfinished, live, mine int
-	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT
-	(SELECT count(*) FROM pipelines WHERE `+s.Unfinished+`),
-	(SELECT count(*) FROM replicas WHERE live_until > ?),
+	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT `+s.shareColumns()+`,
 	(SELECT count(*) FROM pipelines WHERE `+s.Unfinished+` AND owner = ? AND lease_until > ?)`),
 		now.UnixNano(), replica, now.UnixNano()).Scan(&unfinished, &live, &mine); err != nil {
 		return nil, err
 	}
-	live = max(live, 1) // this replica, whatever the clocks say
-	share := (unfinished + live - 1) / live
-	want := share - mine
+	want := fairShare(unfinished, live) - mine
 	if want <= 0 {
 		return nil, tx.Commit()
 	}
@@ -106,6 +102,36 @@ WHERE tenant = ? AND id = ? AND `+s.Unfinished+` AND (owner = '' OR lease_until 
 		out = append(out, p)
 	}
 	return out, tx.Commit()
+}
+
+// shareColumns are the counts of unfinished pipelines and of replicas
+// live at a time (its one placeholder).
+func (s *Tables) shareColumns() string {
+	return `(SELECT count(*) FROM pipelines WHERE ` + s.Unfinished + `),
+	(SELECT count(*) FROM replicas WHERE live_until > ?)`
+}
+
+func fairShare(unfinished, live int) int {
+	live = max(live, 1) // this replica, whatever the clocks say
+	return (unfinished + live - 1) / live
+}
+
+// FairShare implements store.Leases.
+func (s *Tables) FairShare(ctx context.Context, now time.Time) (int, error) {
+	var unfinished, live int
+	if err := s.Read.QueryRowContext(ctx, s.rebind(`SELECT `+s.shareColumns()), now.UnixNano()).Scan(&unfinished, &live); err != nil {
+		return 0, fmt.Errorf("%s: fair share: %w", s.Name, err)
+	}
+	return fairShare(unfinished, live), nil
+}
+
+// HandOver implements store.Leases.
+func (s *Tables) HandOver(ctx context.Context, replica string, held []store.LeaseRef) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.release(ctx, tx, replica, held) })
+	if err != nil {
+		return fmt.Errorf("%s: hand over leases of %s: %w", s.Name, replica, err)
+	}
+	return nil
 }
 
 // RenewLeases implements store.Leases. One UPDATE extends every lease the

@@ -174,15 +174,41 @@ func scanOutbox(sc Scanner) (store.OutboxMessage, error) {
 	return m, err
 }
 
-// DueOutbox implements store.Store.
-func (s *Tables) DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxMessage, error) {
+// ClaimOutbox implements store.Store: one transaction reads the due
+// messages (on PostgreSQL FOR UPDATE SKIP LOCKED, so two notifiers take
+// different rows; SQLite has one writer) and puts each off to until, the
+// claim, with a WHERE that re-checks it is still due.
+func (s *Tables) ClaimOutbox(ctx context.Context, now, until time.Time, limit int) ([]store.OutboxMessage, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	out, err := QueryAll(ctx, s, scanOutbox, `SELECT `+outboxColumns+` FROM notification_outbox
-WHERE status = ? AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?`, store.OutboxPending, BoundNanos(now), limit)
+	if err := CheckTimes(until); err != nil {
+		return nil, fmt.Errorf("%s: claim outbox: %w", s.Name, err)
+	}
+	var out []store.OutboxMessage
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		due, err := QueryAll(ctx, tx, scanOutbox, s.rebind(`SELECT `+outboxColumns+` FROM notification_outbox
+WHERE status = ? AND next_attempt <= ? ORDER BY next_attempt, id LIMIT ?`+s.SkipLocked), store.OutboxPending, BoundNanos(now), limit)
+		if err != nil {
+			return err
+		}
+		for _, m := range due {
+			res, err := tx.ExecContext(ctx, s.rebind(`UPDATE notification_outbox SET next_attempt = ?
+WHERE tenant = ? AND id = ? AND status = ? AND next_attempt <= ?`), until.UnixNano(), m.Tenant, m.ID, store.OutboxPending, BoundNanos(now))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				continue // claimed by another meanwhile
+			}
+			m.Claim = until
+			out = append(out, m)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: due outbox: %w", s.Name, err)
+		return nil, fmt.Errorf("%s: claim outbox: %w", s.Name, err)
 	}
 	return out, nil
 }
@@ -203,9 +229,19 @@ func (s *Tables) RecordDelivery(ctx context.Context, m store.OutboxMessage) erro
 	if err := CheckTimes(m.UpdatedAt, m.NextAttempt); err != nil {
 		return fmt.Errorf("%s: record delivery %d: %w", s.Name, m.ID, err)
 	}
-	err := Affected(s.Write.ExecContext(ctx, s.rebind(`UPDATE notification_outbox
-SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated_at = ? WHERE tenant = ? AND id = ?`),
-		m.Status, m.Attempts, BoundNanos(m.NextAttempt), m.LastError, m.UpdatedAt.UnixNano(), m.Tenant, m.ID))
+	q, args := `UPDATE notification_outbox
+SET status = ?, attempts = ?, next_attempt = ?, last_error = ?, updated_at = ? WHERE tenant = ? AND id = ?`,
+		[]any{m.Status, m.Attempts, BoundNanos(m.NextAttempt), m.LastError, m.UpdatedAt.UnixNano(), m.Tenant, m.ID}
+	if !m.Claim.IsZero() {
+		q, args = q+` AND status = ? AND next_attempt = ?`, append(args, store.OutboxPending, BoundNanos(m.Claim))
+	}
+	err := Affected(s.Write.ExecContext(ctx, s.rebind(q), args...))
+	if errors.Is(err, store.ErrNotFound) && !m.Claim.IsZero() {
+		var n int
+		if s.Read.QueryRowContext(ctx, s.rebind(`SELECT count(*) FROM notification_outbox WHERE tenant = ? AND id = ?`), m.Tenant, m.ID).Scan(&n) == nil && n > 0 {
+			err = fmt.Errorf("the claim expired and was taken over: %w", store.ErrConflict)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%s: record delivery %d: %w", s.Name, m.ID, err)
 	}

@@ -840,21 +840,50 @@ ON CONFLICT (tenant, pipeline, target) DO UPDATE SET until = excluded.until`),
 	return nil
 }
 
+func scanWarm(sc Scanner) (store.Warm, error) {
+	var (
+		w     store.Warm
+		until sql.NullInt64
+	)
+	if err := sc.Scan(&w.Tenant, &w.Pipeline, &w.Target, &until); err != nil {
+		return w, err
+	}
+	w.Until = FromNanos(until)
+	return w, nil
+}
+
 // ListWarm implements store.Store.
 func (s *Tables) ListWarm(ctx context.Context) ([]store.Warm, error) {
-	out, err := QueryAll(ctx, s, func(sc Scanner) (store.Warm, error) {
-		var (
-			w     store.Warm
-			until sql.NullInt64
-		)
-		if err := sc.Scan(&w.Tenant, &w.Pipeline, &w.Target, &until); err != nil {
-			return w, err
-		}
-		w.Until = FromNanos(until)
-		return w, nil
-	}, `SELECT tenant, pipeline, target, until FROM warm_versions ORDER BY until, tenant, pipeline, target`)
+	out, err := QueryAll(ctx, s, scanWarm, `SELECT tenant, pipeline, target, until FROM warm_versions ORDER BY until, tenant, pipeline, target`)
 	if err != nil {
 		return nil, fmt.Errorf("%s: list warm versions: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// ClaimWarm implements store.Leases: one UPDATE whose WHERE re-checks the
+// owner is not live (PostgreSQL re-evaluates it on a row another claimer
+// changed first), then the rows of the pipelines replica owns.
+func (s *Tables) ClaimWarm(ctx context.Context, replica string, now time.Time) ([]store.Warm, error) {
+	if replica == "" {
+		return nil, fmt.Errorf("%s: claim warm versions: the replica id is empty", s.Name)
+	}
+	var out []store.Warm
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE pipelines SET owner = ?
+WHERE NOT (`+s.Unfinished+`) AND owner <> ?
+AND EXISTS (SELECT 1 FROM warm_versions w WHERE w.tenant = pipelines.tenant AND w.pipeline = pipelines.id)
+AND owner NOT IN (SELECT id FROM replicas WHERE live_until > ?)`), replica, replica, now.UnixNano()); err != nil {
+			return err
+		}
+		var err error
+		out, err = QueryAll(ctx, tx, scanWarm, s.rebind(`SELECT w.tenant, w.pipeline, w.target, w.until FROM warm_versions w
+JOIN pipelines p ON p.tenant = w.tenant AND p.id = w.pipeline
+WHERE p.owner = ? ORDER BY w.until, w.tenant, w.pipeline, w.target`), replica)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: claim warm versions for %s: %w", s.Name, replica, err)
 	}
 	return out, nil
 }
