@@ -46,7 +46,13 @@
 //     the database. It prints the three sides, the ratios of the replicas
 //     to one PostgreSQL server and to SQLite, and the issue's goals (p99
 //     and RSS on SQLite, the replicas' approvals per second against one
-//     server's) with whether each was met.
+//     server's, the takeover) with whether each was met. Last, on the
+//     replicas, the takeover: -scale-takeover (30) deployments waiting for
+//     an approval on the last replica, which is killed with SIGKILL; from
+//     the kill to a surviving replica's claim of each (its lease's owner in
+//     the database), against the lease TTL (-scale-lease-ttl, the server's
+//     15 s by default); each is then approved on a survivor and must end
+//     SUCCEEDED.
 //
 // The scale part's agents are SIMULATED: 100 `sortie agent` processes with
 // 100 clusters do not fit on a 2-core machine, so each is package agent's

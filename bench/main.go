@@ -26,6 +26,8 @@ func main() {
 	flag.IntVar(&o.scale.concurrency, "scale-concurrency", 32, "API calls (starts, approvals) the scale benchmark makes at once; every pipeline is in flight at once")
 	flag.IntVar(&o.scale.replicas, "scale-replicas", 3, "servers sharing the PostgreSQL database in the scale benchmark")
 	flag.DurationVar(&o.scale.pause, "scale-pause", 0, "the timed pause of half the scale benchmark's pipelines (whole seconds; 0: long enough that every pipeline is started before the first pause ends)")
+	flag.IntVar(&o.scale.takeover, "scale-takeover", 30, "pipelines the killed replica holds when the scale benchmark times the takeover (0: no kill)")
+	flag.DurationVar(&o.scale.leaseTTL, "scale-lease-ttl", 0, "the replicas' --lease-ttl in the scale benchmark (0: the server's default)")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: rollout, rollback, memory, engine, scale")
 	flag.Parse()
 	if err := run(context.Background(), os.Stdout, o); err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sortie-cd/sortie/agent"
 	"github.com/sortie-cd/sortie/api"
 	"github.com/sortie-cd/sortie/client"
@@ -21,6 +23,7 @@ import (
 	"github.com/sortie-cd/sortie/pipeline"
 	"github.com/sortie-cd/sortie/runner"
 	"github.com/sortie-cd/sortie/secrets"
+	sortieserver "github.com/sortie-cd/sortie/server"
 )
 
 //go:embed testdata/scale.yml
@@ -33,6 +36,16 @@ type scaleOptions struct {
 	concurrency int           // API calls (starts, approvals) made at once
 	replicas    int           // servers sharing the PostgreSQL database
 	pause       time.Duration // the timed pause of the timer pipelines; 0: long enough for every start
+	leaseTTL    time.Duration // the replicas' --lease-ttl; 0: the server's default
+	takeover    int           // pipelines the killed replica holds in the takeover measurement
+}
+
+// ttl is the replicas' lease TTL.
+func (o scaleOptions) ttl() time.Duration {
+	if o.leaseTTL > 0 {
+		return o.leaseTTL
+	}
+	return sortieserver.DefaultLeaseTTL
 }
 
 // timedPause is the pause of the timer pipelines: o.pause, or, when it is
@@ -57,6 +70,9 @@ type scaleSide struct {
 	servers           []serverUsage
 	database          *serverUsage // PostgreSQL's processes, CPU only
 	pipelines, agents int
+	// takeover: from the kill -9 of a replica to another's claim of each
+	// pipeline it held (PostgreSQL with replicas only).
+	takeover []time.Duration
 }
 
 // serverUsage is one process's peak memory and the CPU it used in the
@@ -105,7 +121,7 @@ func scaleSQLite(ctx context.Context, bin, dir string, o scaleOptions) (*scaleSi
 		return nil, err
 	}
 	defer srv.close()
-	return runScale(ctx, "SQLite, 1 server", []*server{srv}, nil, o)
+	return runScale(ctx, "SQLite, 1 server", []*server{srv}, nil, "", o)
 }
 
 func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions, replicas int) (*scaleSide, error) {
@@ -120,15 +136,15 @@ func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions, replica
 		return nil, err
 	}
 	// Replicas share the database and the master key, as in production.
-	env := []string{"SORTIE_DATABASE_URL=" + url, "SORTIE_MASTER_KEY=" + secrets.NewKey()}
-	first, err := startServerArgs(ctx, bin, "sortie server (PostgreSQL, replica 1)", env, filepath.Join(dir, "server-1"))
+	env := []string{"SORTIE_DATABASE_URL=" + url, "SORTIE_MASTER_KEY=" + secrets.NewKey(), "SORTIE_LEASE_TTL=" + o.ttl().String()}
+	first, err := startServerArgs(ctx, bin, "sortie server (PostgreSQL, replica 1)", append(env, "SORTIE_REPLICA_ID="+replicaName(1)), filepath.Join(dir, "server-1"))
 	if err != nil {
 		return nil, err
 	}
 	defer first.close()
 	srvs := []*server{first}
 	for i := 2; i <= replicas; i++ {
-		p, err := startProc(fmt.Sprintf("sortie server (PostgreSQL, replica %d)", i), bin, env,
+		p, err := startProc(fmt.Sprintf("sortie server (PostgreSQL, replica %d)", i), bin, append(env, "SORTIE_REPLICA_ID="+replicaName(i)),
 			"server", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, fmt.Sprintf("server-%d", i)))
 		if err != nil {
 			return nil, err
@@ -150,12 +166,12 @@ func scalePostgres(ctx context.Context, bin, dir string, o scaleOptions, replica
 	if replicas > 1 {
 		name = fmt.Sprintf("PostgreSQL, %d replicas", replicas)
 	}
-	return runScale(ctx, name, srvs, pg, o)
+	return runScale(ctx, name, srvs, pg, url, o)
 }
 
 // runScale connects the agents, runs the pipelines through srvs and
 // measures them.
-func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Server, o scaleOptions) (*scaleSide, error) {
+func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Server, url string, o scaleOptions) (*scaleSide, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rec := &arrivals{first: map[string]time.Time{}}
@@ -258,7 +274,115 @@ func runScale(ctx context.Context, name string, srvs []*server, pg *pgserver.Ser
 	if pg != nil {
 		side.database = &serverUsage{name: "postgres (all its processes)", cpu: treeCPU(pg.Pid()) - dbBefore}
 	}
+	if len(srvs) > 1 && o.takeover > 0 {
+		if side.takeover, err = measureTakeover(ctx, srvs, rec, ids, url, o); err != nil {
+			return nil, fmt.Errorf("takeover: %w", err)
+		}
+	}
 	return side, nil
+}
+
+// replicaName is the --replica-id of the i-th replica (from 1).
+func replicaName(i int) string { return fmt.Sprintf("replica-%d", i) }
+
+// measureTakeover starts o.takeover deployments on the last replica of
+// srvs, each waiting for an approval (so that replica holds their leases),
+// kills it with SIGKILL, and times, from the kill, each pipeline's claim
+// by a surviving replica (its lease's owner in the database, read every
+// 20 ms). Then it approves each on a survivor and checks that it ends
+// SUCCEEDED, its command sent once more after its cause.
+func measureTakeover(ctx context.Context, srvs []*server, rec *arrivals, ids []string, url string, o scaleOptions) ([]time.Duration, error) {
+	victim, survivors := srvs[len(srvs)-1], srvs[:len(srvs)-1]
+	victimID := replicaName(len(srvs))
+	// Accounts of agents connected to the survivors: the benchmark's agents
+	// dial one server each, not a balancer, so the victim's agents stay
+	// away with it.
+	var accounts []string
+	for k, id := range ids {
+		if k%len(srvs) != len(srvs)-1 {
+			accounts = append(accounts, id)
+		}
+	}
+	if len(accounts) == 0 {
+		return nil, errors.New("every agent is connected to the replica to kill: give more agents")
+	}
+	held := make([]*gated, o.takeover)
+	for j := range held {
+		i := 2 * (o.pipelines + j) // even: an approval gate; beyond the pipelines run: a new application
+		g, err := startGated(ctx, []*server{victim}, rec, i, accounts[j%len(accounts)], o.timedPause())
+		if err != nil {
+			return nil, err
+		}
+		held[j] = g
+	}
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close(context.Background())
+	owners := func() (map[string]string, error) {
+		list := make([]string, len(held))
+		for j, g := range held {
+			list[j] = g.id
+		}
+		rows, err := db.Query(ctx, "SELECT id, owner FROM pipelines WHERE id = ANY($1)", list)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{}
+		var id, owner string
+		_, err = pgx.ForEachRow(rows, []any{&id, &owner}, func() error { out[id] = owner; return nil })
+		return out, err
+	}
+	before, err := owners()
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range held {
+		if before[g.id] != victimID {
+			return nil, fmt.Errorf("pipeline %s started on %s is held by %q", g.id, victimID, before[g.id])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: scale: kill -9 %s, holding %d pipelines (lease TTL %v)\n", victimID, len(held), o.ttl())
+	killed := time.Now()
+	if err := victim.proc.cmd.Process.Kill(); err != nil {
+		return nil, err
+	}
+	claimed := map[string]time.Duration{}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.After(2*o.ttl() + 30*time.Second)
+	for len(claimed) < len(held) {
+		select {
+		case <-tick.C:
+		case <-limit:
+			return nil, fmt.Errorf("%d of the %d pipelines of the killed replica were claimed within 2 TTL + 30 s", len(claimed), len(held))
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		now, err := owners()
+		if err != nil {
+			return nil, err
+		}
+		at := time.Since(killed)
+		for id, owner := range now {
+			if _, ok := claimed[id]; !ok && owner != "" && owner != victimID {
+				claimed[id] = at
+			}
+		}
+	}
+	var out []time.Duration
+	for _, g := range held {
+		out = append(out, claimed[g.id])
+		g.on = survivors[0]
+		if err := g.approve(ctx, survivors, rec); err != nil {
+			return nil, err
+		}
+		if _, err := g.end(ctx, rec); err != nil {
+			return nil, fmt.Errorf("after the takeover: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // gated is a pipeline of the scale benchmark waiting at its gate.
@@ -554,6 +678,12 @@ func printScale(out io.Writer, o scaleOptions, lite, one, pg *scaleSide) {
 	}
 	p99 := max(percentile(lite.approval, 99), percentile(lite.timer, 99))
 	fmt.Fprintf(out, "goal, %d in flight on one SQLite server, p99 < 1 s: %v, %s; RSS < 1 GiB: %s, %s\n", o.pipelines, p99.Round(time.Millisecond), verdict(p99 < time.Second), mib(int64(hwm(lite))), verdict(hwm(lite) < 1<<30))
+	if len(pg.takeover) > 0 {
+		worst := slices.Max(pg.takeover)
+		fmt.Fprintf(out, "takeover after kill -9 of a replica holding %d pipelines: p50 %v, max %v from the kill to another replica's claim (lease TTL %v)\n",
+			len(pg.takeover), percentile(pg.takeover, 50).Round(time.Millisecond), worst.Round(time.Millisecond), o.ttl())
+		fmt.Fprintf(out, "goal, takeover within lease TTL + 1 s: %s\n", verdict(worst <= o.ttl()+time.Second))
+	}
 	fmt.Fprintf(out, "goal, %d replicas ≥ 2× the approvals per second of one server on the same database: %.2f×, %s (on this 2-core machine every replica and the database share two cores)\n\n", o.replicas, approvals(pg)/approvals(one), verdict(approvals(pg) >= 2*approvals(one)))
 }
 
