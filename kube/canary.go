@@ -107,28 +107,7 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 	if hpa != nil {
 		return e.setWeightBeside(ctx, w, live, n, hpa, weight)
 	}
-	c := CanaryPods(n, weight)
-	if _, ok := live.Annotations[AnnotationOriginalReplicas]; !ok {
-		orig := int32(1)
-		if live.Spec.Replicas != nil {
-			orig = *live.Spec.Replicas
-		}
-		if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), map[string]*string{AnnotationOriginalReplicas: ptrTo(itoa(orig))}); err != nil {
-			return Progress{}, err
-		}
-	}
-	// Grow the new version before shrinking the old one, so capacity never dips.
-	applied, err := e.runCanary(ctx, w, c)
-	if err != nil {
-		return Progress{}, err
-	}
-	if err := e.scale(ctx, ns, w.name(), n-c); err != nil {
-		return Progress{}, err
-	}
-	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
-		return Progress{}, err
-	}
-	return e.progress(ctx, w, applied)
+	return e.setWeightInPlace(ctx, w, live, n, weight)
 }
 
 // runCanary applies the canary Deployment of w at size pods and waits
@@ -241,6 +220,19 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 			return Progress{}, err
 		}
 	}
+	var held *corev1.ConfigMap
+	if live != nil && live.Annotations[AnnotationOriginalReplicas] != "" {
+		var err error
+		if held, err = e.hold(ctx, w); err != nil {
+			return Progress{}, err
+		}
+		if held != nil {
+			// A canary ran inside the Deployment, paused a moment at its start.
+			if err := unstructured.SetNestedField(desired.Object, false, "spec", "paused"); err != nil {
+				return Progress{}, err
+			}
+		}
+	}
 	if live != nil {
 		if _, hpa, err := e.autoscaled(ctx, w, live); err != nil {
 			return Progress{}, err
@@ -260,6 +252,11 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 	}
 	if !final {
 		return Progress{AchievedWeight: 100, Applied: applied}, nil
+	}
+	if held != nil {
+		if err := e.finishHold(ctx, w, held); err != nil {
+			return Progress{}, err
+		}
 	}
 	clear := map[string]*string{AnnotationPreviousTemplate: nil, AnnotationOriginalReplicas: nil}
 	if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), clear); err != nil {
