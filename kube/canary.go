@@ -247,16 +247,23 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 	if err != nil {
 		return Progress{}, err
 	}
-	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
+	if held != nil && final {
+		// The new pods are the Deployment's own already: once all run, the
+		// hold ends while the Deployment's status catches up.
+		if err := e.waitNewPods(ctx, w, w.replicas()); err != nil {
+			return Progress{}, err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return e.finishHold(gctx, w, held) })
+		g.Go(func() error { _, err := e.waitRolledOut(gctx, ns, w.name()); return err })
+		if err := g.Wait(); err != nil {
+			return Progress{}, err
+		}
+	} else if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
 		return Progress{}, err
 	}
 	if !final {
 		return Progress{AchievedWeight: 100, Applied: applied}, nil
-	}
-	if held != nil {
-		if err := e.finishHold(ctx, w, held); err != nil {
-			return Progress{}, err
-		}
 	}
 	clear := map[string]*string{AnnotationPreviousTemplate: nil, AnnotationOriginalReplicas: nil}
 	if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), clear); err != nil {

@@ -221,7 +221,6 @@ func equalIgnoreHash(a, b *corev1.PodTemplateSpec) bool {
 // setWeightInPlace is the canary step inside the user's Deployment: c of
 // its n pods new, then the old version's ReplicaSet at n−c.
 func (e *Executor) setWeightInPlace(ctx context.Context, w *workload, live *appsv1.Deployment, n int32, weight int) (Progress, error) {
-	ns := w.t.Namespace
 	cm, err := e.hold(ctx, w)
 	if err != nil {
 		return Progress{}, err
@@ -238,7 +237,7 @@ func (e *Executor) setWeightInPlace(ctx context.Context, w *workload, live *apps
 	if err != nil {
 		return Progress{}, err
 	}
-	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
+	if err := e.waitNewPods(ctx, w, c); err != nil {
 		return Progress{}, err
 	}
 	if err := e.scaleStable(ctx, cm, n-c); err != nil {
@@ -282,7 +281,23 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 	} else if replicaSetScaled(rs) {
 		return nil
 	}
-	return e.waitReplicaSetScaled(ctx, cm.Namespace, name)
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil {
+		return err
+	}
+	return e.waitPods(ctx, cm.Namespace, name, sel, n, func(*corev1.Pod) bool { return true })
+}
+
+// waitNewPods waits until w's user Deployment runs exactly n Ready pods of
+// the new version.
+func (e *Executor) waitNewPods(ctx context.Context, w *workload, n int32) error {
+	sel, err := metav1.LabelSelectorAsSelector(w.manifest.Spec.Selector)
+	if err != nil {
+		return err
+	}
+	return e.waitPods(ctx, w.t.Namespace, w.name(), sel, n, func(p *corev1.Pod) bool {
+		return p.Labels[LabelVersion] == w.version && p.Labels[LabelRole] == ""
+	})
 }
 
 func replicaSetScaled(rs *appsv1.ReplicaSet) bool {
@@ -292,38 +307,6 @@ func replicaSetScaled(rs *appsv1.ReplicaSet) bool {
 	}
 	s := rs.Status
 	return s.ObservedGeneration >= rs.Generation && s.Replicas == want && s.ReadyReplicas == want && s.AvailableReplicas == want
-}
-
-// waitReplicaSetScaled watches the ReplicaSet until it runs as many Ready
-// pods as it wants, and no more.
-func (e *Executor) waitReplicaSetScaled(ctx context.Context, ns, name string) error {
-	lw := cache.NewListWatchFromClient(e.client.AppsV1().RESTClient(), "replicasets", ns, fields.OneTermEqualSelector("metadata.name", name))
-	var last *appsv1.ReplicaSet
-	_, err := watchtools.UntilWithSync(ctx, lw, &appsv1.ReplicaSet{}, nil, func(ev watch.Event) (bool, error) {
-		rs, ok := ev.Object.(*appsv1.ReplicaSet)
-		if !ok {
-			return false, nil
-		}
-		if ev.Type == watch.Deleted {
-			return false, fmt.Errorf("replica set %s/%s was deleted", ns, name)
-		}
-		last = rs
-		return replicaSetScaled(rs), nil
-	})
-	if err == nil {
-		return nil
-	}
-	nre := &NotReadyError{Namespace: ns, Name: name, Err: err}
-	if last != nil {
-		nre.Ready, nre.Want = last.Status.ReadyReplicas, 1
-		if last.Spec.Replicas != nil {
-			nre.Want = *last.Spec.Replicas
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reasonTimeout)
-		nre.Reasons = e.notReadyReasons(rctx, &appsv1.Deployment{ObjectMeta: last.ObjectMeta, Spec: appsv1.DeploymentSpec{Selector: last.Spec.Selector}})
-		cancel()
-	}
-	return nre
 }
 
 // finishHold, once the user's Deployment runs the new version at full
