@@ -64,9 +64,10 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 	return total, err
 }
 
-// SetWeight runs the new version beside the old one so that ceil(N·w/100)
-// of the N replicas the manifest asks for are new (the user's Deployment is
-// scaled down by as many), and returns once all of them are Ready. Where the
+// SetWeight runs the new version so that ceil(N·w/100) of the N replicas
+// the manifest asks for are new, and returns once all of them are Ready
+// and the old version runs the rest. Without traffic management or an HPA
+// the new pods run in the user's Deployment itself (handover.go). Where the
 // user's Deployment does not exist yet there is nothing to share traffic
 // with: it is created at full size. Where it already runs this version,
 // nothing changes.

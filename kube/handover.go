@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -148,32 +149,39 @@ func (e *Executor) createHold(ctx context.Context, w *workload, live *appsv1.Dep
 	return cm, nil
 }
 
-// moveReplicaSets makes ref the controller of rss, the inactive ones
-// first; first, when not empty, names one to move before all others.
+// moveReplicaSets makes ref the controller of rss: first (when not
+// empty) alone, then the inactive ones together, then the active ones.
 func (e *Executor) moveReplicaSets(ctx context.Context, rss []appsv1.ReplicaSet, ref metav1.OwnerReference, first string) error {
-	var order []*appsv1.ReplicaSet
+	rounds := make([][]*appsv1.ReplicaSet, 3)
 	for i := range rss {
-		if rss[i].Name == first {
-			order = append(order, &rss[i])
-		}
-	}
-	for _, active := range []bool{false, true} {
-		for i := range rss {
-			rs := &rss[i]
-			if rs.Name != first && (rs.Spec.Replicas != nil && *rs.Spec.Replicas > 0) == active {
-				order = append(order, rs)
-			}
-		}
-	}
-	for _, rs := range order {
+		rs := &rss[i]
 		if c := metav1.GetControllerOf(rs); c != nil && c.UID == ref.UID {
 			continue
 		}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
-			"ownerReferences": []metav1.OwnerReference{ref}, "uid": rs.UID}})
-		_, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("kube: hand replica set %s/%s to %s %s: %w", rs.Namespace, rs.Name, ref.Kind, ref.Name, explain(err))
+		switch {
+		case rs.Name == first:
+			rounds[0] = append(rounds[0], rs)
+		case rs.Spec.Replicas == nil || *rs.Spec.Replicas > 0:
+			rounds[2] = append(rounds[2], rs)
+		default:
+			rounds[1] = append(rounds[1], rs)
+		}
+	}
+	for _, round := range rounds {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, rs := range round {
+			g.Go(func() error {
+				patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+					"ownerReferences": []metav1.OwnerReference{ref}, "uid": rs.UID}})
+				_, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(gctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+				if err != nil && !apierrors.IsNotFound(err) {
+					return fmt.Errorf("kube: hand replica set %s/%s to %s %s: %w", rs.Namespace, rs.Name, ref.Kind, ref.Name, explain(err))
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -309,6 +317,26 @@ func replicaSetScaled(rs *appsv1.ReplicaSet) bool {
 	return s.ObservedGeneration >= rs.Generation && s.Replicas == want && s.ReadyReplicas == want && s.AvailableReplicas == want
 }
 
+// waitReplicaSetStatus waits until the ReplicaSet's status reports what
+// its spec asks for.
+func (e *Executor) waitReplicaSetStatus(ctx context.Context, rs *appsv1.ReplicaSet) error {
+	if replicaSetScaled(rs) {
+		return nil
+	}
+	byName := fields.OneTermEqualSelector("metadata.name", rs.Name).String()
+	err := watchFrom(ctx, rs.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = byName
+		return e.client.AppsV1().ReplicaSets(rs.Namespace).Watch(ctx, o)
+	}, func(ev watch.Event) (bool, error) {
+		r, ok := ev.Object.(*appsv1.ReplicaSet)
+		return ok && (ev.Type == watch.Deleted || replicaSetScaled(r)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("kube: replica set %s/%s: %w", rs.Namespace, rs.Name, err)
+	}
+	return nil
+}
+
 // finishHold, once the user's Deployment runs the new version at full
 // size, scales the old version to zero, gives the held ReplicaSets back to
 // the Deployment as its history (one with the Deployment's own template is
@@ -329,11 +357,18 @@ func (e *Executor) finishHold(ctx context.Context, w *workload, cm *corev1.Confi
 	}
 	var back []appsv1.ReplicaSet
 	for _, rs := range held {
-		if !equalIgnoreHash(&rs.Spec.Template, &live.Spec.Template) {
-			back = append(back, rs)
-		} else if err := e.deleteReplicaSet(ctx, &rs); err != nil {
+		if equalIgnoreHash(&rs.Spec.Template, &live.Spec.Template) {
+			if err := e.deleteReplicaSet(ctx, &rs); err != nil {
+				return err
+			}
+			continue
+		}
+		// Its status must say 0 first: the Deployment's status, which
+		// sums its ReplicaSets', would count the pods just gone.
+		if err := e.waitReplicaSetStatus(ctx, &rs); err != nil {
 			return err
 		}
+		back = append(back, rs)
 	}
 	if err := e.moveReplicaSets(ctx, back, controllerRef(live, true), ""); err != nil {
 		return err

@@ -285,5 +285,3 @@ func podsOf(t *testing.T, ns, image string) []string {
 	}
 	return out
 }
-
-
