@@ -79,6 +79,11 @@ func (e *Executor) hold(ctx context.Context, w *workload) (*corev1.ConfigMap, er
 // none). Run again after a crash, it goes on where it stopped.
 func (e *Executor) takeOver(ctx context.Context, w *workload, live *appsv1.Deployment, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 	ns := w.t.Namespace
+	if cm != nil && !live.Spec.Paused && live.Spec.Template.Labels[LabelVersion] == w.version {
+		// Taken over at an earlier step: the new template was applied,
+		// which comes after the last ReplicaSet moved.
+		return cm, nil
+	}
 	rss, err := e.replicaSetsOf(ctx, live, live.UID)
 	if err != nil {
 		return nil, err
