@@ -12,10 +12,7 @@ package kube
 //     controller owner of the Deployment's earlier ReplicaSets, and names
 //     the one that ran the old version (stable);
 //   - Sortie scales the stable ReplicaSet itself to the old version's
-//     share: at once as far as the Deployment's own maxUnavailable allows
-//     beside the new pods Ready then (as its own rollout would), the rest
-//     once the new pods are Ready, so capacity never dips below what the
-//     Deployment's strategy accepts (with maxUnavailable 0, not at all);
+//     share, after the new pods are Ready, so capacity never dips;
 //   - finalize, the new pods being those of the Deployment already, costs
 //     the release of the held ReplicaSets back to the Deployment (its
 //     revision history, so `kubectl rollout undo` still works) and the
@@ -46,7 +43,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -250,74 +246,17 @@ func (e *Executor) setWeightInPlace(ctx context.Context, w *workload, live *apps
 	if live.Spec.Template.Labels[LabelVersion] == w.version && live.Spec.Template.Labels[LabelPipeline] != "" {
 		pipelineLabel = live.Spec.Template.Labels[LabelPipeline]
 	}
-	// The old version shrinks at once as far as the Deployment's own
-	// maxUnavailable allows beside the new pods Ready now, and the rest of
-	// the way once the new ones are Ready: the scale-up and the first
-	// scale-down go in one round.
-	early := n - c
-	if u := maxUnavailable(live, n); u > 0 {
-		ready, err := e.readyNewPods(ctx, w, live)
-		if err != nil {
-			return Progress{}, err
-		}
-		early = max(n-c, n-u-ready)
-	}
-	var applied []Applied
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
-		if applied, err = e.applyUserDeployment(gctx, w, live, pipelineLabel, c); err != nil {
-			return err
-		}
-		return e.waitNewPods(gctx, w, c)
-	})
-	g.Go(func() error { return e.scaleStable(gctx, cm, early, true) })
-	if err := g.Wait(); err != nil {
+	applied, err := e.applyUserDeployment(ctx, w, live, pipelineLabel, c)
+	if err != nil {
 		return Progress{}, err
 	}
-	if err := e.scaleStable(ctx, cm, n-c, false); err != nil {
+	if err := e.waitNewPods(ctx, w, c); err != nil {
+		return Progress{}, err
+	}
+	if err := e.scaleStable(ctx, cm, n-c); err != nil {
 		return Progress{}, err
 	}
 	return e.progress(ctx, w, applied)
-}
-
-// maxUnavailable is how many of its n pods the Deployment's own strategy
-// lets be unavailable during a rollout (none for Recreate).
-func maxUnavailable(d *appsv1.Deployment, n int32) int32 {
-	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
-		return 0
-	}
-	mu := intstr.FromString("25%")
-	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-		mu = *ru.MaxUnavailable
-	}
-	u, err := intstr.GetScaledValueFromIntOrPercent(&mu, int(n), false)
-	if err != nil || u < 0 {
-		return 0
-	}
-	return int32(u)
-}
-
-// readyNewPods counts the Ready pods of w's version its user Deployment
-// runs now (none before the canary's first step).
-func (e *Executor) readyNewPods(ctx context.Context, w *workload, live *appsv1.Deployment) (int32, error) {
-	if live.Spec.Template.Labels[LabelVersion] != w.version {
-		return 0, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(w.manifest.Spec.Selector)
-	if err != nil {
-		return 0, err
-	}
-	pods, err := e.client.CoreV1().Pods(w.t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: "0"})
-	if err != nil {
-		return 0, explain(err)
-	}
-	var ready int32
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil && p.Labels[LabelVersion] == w.version && p.Labels[LabelRole] == "" && podReady(p.Status.Conditions) {
-			ready++
-		}
-	}
-	return ready, nil
 }
 
 // applyUserDeployment applies w into the user's Deployment at replicas,
@@ -334,8 +273,8 @@ func (e *Executor) applyUserDeployment(ctx context.Context, w *workload, live *a
 }
 
 // scaleStable scales the hold's stable ReplicaSet to n and waits until it
-// runs n Ready pods; with downOnly, one at n or fewer already stays.
-func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int32, downOnly bool) error {
+// runs n Ready pods.
+func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int32) error {
 	name := cm.Data[holdStable]
 	if name == "" {
 		return nil
@@ -346,9 +285,6 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 	}
 	if err != nil {
 		return fmt.Errorf("kube: get replica set %s/%s: %w", cm.Namespace, name, explain(err))
-	}
-	if downOnly && rs.Spec.Replicas != nil && *rs.Spec.Replicas <= n {
-		return nil
 	}
 	if rs.Spec.Replicas == nil || *rs.Spec.Replicas != n {
 		patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
@@ -413,7 +349,7 @@ func (e *Executor) waitReplicaSetStatus(ctx context.Context, rs *appsv1.ReplicaS
 // deletes the hold.
 func (e *Executor) finishHold(ctx context.Context, w *workload, cm *corev1.ConfigMap) error {
 	ns := w.t.Namespace
-	if err := e.scaleStable(ctx, cm, 0, false); err != nil {
+	if err := e.scaleStable(ctx, cm, 0); err != nil {
 		return err
 	}
 	live, err := e.live(ctx, ns, w.name())
@@ -462,7 +398,7 @@ func (e *Executor) rollbackHold(ctx context.Context, w *workload, cm *corev1.Con
 		orig = n
 	}
 	// The old version back at full size before the new one goes.
-	if err := e.scaleStable(ctx, cm, orig, false); err != nil {
+	if err := e.scaleStable(ctx, cm, orig); err != nil {
 		return err
 	}
 	if !live.Spec.Paused {

@@ -177,10 +177,9 @@ func TestKillWhilePodsRoll(t *testing.T) {
 	c := newCase(t, `        - setWeight: 25
         - setWeight: 50`)
 	c.firstDeployment("web:v1")
-	// 4 pods run; the old version goes to 3 at once (the Deployment's
-	// maxUnavailable), and the canary's first new pod, in the user's
-	// Deployment, does not fit beside them.
-	c.setPodQuota(3)
+	// 4 pods run: the canary's first new one, in the user's Deployment,
+	// does not fit.
+	c.setPodQuota(4)
 
 	id := c.srv.start(c.request("web:v2", ""))
 	ev := c.follow(id)
@@ -190,7 +189,7 @@ func TestKillWhilePodsRoll(t *testing.T) {
 	})
 	c.srv.kill()
 	c.checkOutstanding(id, "canary/0")
-	// The canary steps need 1+3, then 2+2 pods: within 5. The promotion
+	// The canary steps need 1+4, then 2+3 pods: within 5. The promotion
 	// (4 new beside the old 2) stalls at 3 of 4.
 	c.setPodQuota(5)
 	c.srv.restart()

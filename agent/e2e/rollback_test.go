@@ -237,16 +237,15 @@ func canaryAt(s *sortie, n int32) {
 }
 
 var heldPoints = []held{
-	// 4 pods run; the old version goes to 3 at once (the Deployment's
-	// maxUnavailable), and the canary's first pod does not fit beside them.
-	{"setWeight 25 running", 3, stepSet25, "", func(s *sortie, ev *events, id string) {
+	// 4 pods run already: the canary's first one does not fit.
+	{"setWeight 25 running", 4, stepSet25, "", func(s *sortie, ev *events, id string) {
 		ev.waitStep(stepSet25, pipeline.StatusRunning)
 		canaryAt(s, 1)
 	}},
 	{"pause at 25", 0, "", "", atPause25},
 	{"setWeight 50 running", 0, stepSet50, "", func(s *sortie, ev *events, id string) {
 		atPause25(s, ev, id)
-		s.setPodQuota(3) // 1 new and 3 old run, then 2 old: the second new pod does not fit
+		s.setPodQuota(4) // 1 new and 3 old run: the second new pod does not fit
 		s.act(id, "approve")
 		ev.waitStep(stepSet50, pipeline.StatusRunning)
 		canaryAt(s, 2)
@@ -254,7 +253,7 @@ var heldPoints = []held{
 	{"pause at 50", 0, "", "", atPause50},
 	{"setWeight 100 running", 0, stepSet100, "", func(s *sortie, ev *events, id string) {
 		atPause50(s, ev, id)
-		s.setPodQuota(3) // 2 new and 2 old run, then 1 old: the third new pod does not fit
+		s.setPodQuota(4) // 2 new and 2 old run: the third new pod does not fit
 		s.act(id, "approve")
 		ev.waitStep(stepSet100, pipeline.StatusRunning)
 		canaryAt(s, 4)
