@@ -3,8 +3,10 @@ package kube_test
 import (
 	"context"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -284,4 +286,68 @@ func podsOf(t *testing.T, ns, image string) []string {
 		}
 	}
 	return out
+}
+
+// A canary step that stops at any write of the takeover (the agent killed,
+// the connection lost) and is run again goes on where it stopped: the new
+// pods are still created once, no old one is replaced, and finalize leaves
+// the old ReplicaSet as the Deployment's history.
+func TestInterruptedTakeOverResumes(t *testing.T) {
+	writes := map[string]func(r *http.Request, ns string) bool{
+		"the hold's creation": func(r *http.Request, ns string) bool {
+			return r.Method == http.MethodPost && r.URL.Path == "/api/v1/namespaces/"+ns+"/configmaps"
+		},
+		"the pause": func(r *http.Request, ns string) bool {
+			return r.Method == http.MethodPatch && r.URL.Path == "/apis/apps/v1/namespaces/"+ns+"/deployments/web" && strings.Contains(r.Header.Get("Content-Type"), "merge-patch")
+		},
+		"a ReplicaSet's move": func(r *http.Request, ns string) bool {
+			return r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/apis/apps/v1/namespaces/"+ns+"/replicasets/")
+		},
+		"the new template's apply": func(r *http.Request, ns string) bool {
+			return r.Method == http.MethodPatch && r.URL.Path == "/apis/apps/v1/namespaces/"+ns+"/deployments/web" && strings.Contains(r.Header.Get("Content-Type"), "apply-patch")
+		},
+	}
+	for name, write := range writes {
+		t.Run(name, func(t *testing.T) {
+			ns := kubetest.Namespace(t)
+			deployV1(t, newExecutor(t), ns)
+			old := activeReplicaSetOf(t, ns, deployments(t, ns)["web"])
+			proxy := kubetest.NewFaultProxy(t)
+			e, err := kube.New(proxy.Config(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := watchPods(t, ns)
+			proxy.Inject(func(r *http.Request) bool { return write(r, ns) }, kubetest.Reset)
+			v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+			if _, err := e.SetWeight(ctxFor(t), v2, 25); err == nil {
+				t.Fatal("the interrupted step succeeded")
+			}
+			if proxy.Pending() != 0 {
+				t.Fatal("the step never made the write")
+			}
+			for _, w := range []int{25, 50, 100} {
+				if _, err := e.SetWeight(ctxFor(t), v2, w); err != nil {
+					t.Fatalf("weight %d: %v", w, err)
+				}
+				c := int(kube.CanaryPods(4, w))
+				if got := readyByImage(t, ns); got["web:v2"] != c || got["web:v1"] != 4-c {
+					t.Errorf("weight %d: ready pods by image %v", w, got)
+				}
+			}
+			if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+				t.Fatal(err)
+			}
+			log.settle(t, ns)
+			added, deleted, _ := log.byImage()
+			if added["web:v2"] != 4 || deleted["web:v2"] != 0 || added["web:v1"] != 0 {
+				t.Errorf("pods created %v and deleted %v, want 4 new ones created and none deleted", added, deleted)
+			}
+			web := deployments(t, ns)["web"]
+			if back := replicaSets(t, ns)[old.Name]; back == nil || back.UID != old.UID || metav1.GetControllerOf(back).UID != web.UID {
+				t.Errorf("old replica set after the canary: %+v", back)
+			}
+			noHold(t, ns)
+		})
+	}
 }
