@@ -351,3 +351,91 @@ func TestInterruptedTakeOverResumes(t *testing.T) {
 		})
 	}
 }
+
+// nth accepts the n-th request (from 1) that m accepts.
+func nth(n int, m func(*http.Request) bool) func(*http.Request) bool {
+	var mu sync.Mutex
+	seen := 0
+	return func(r *http.Request) bool {
+		if !m(r) {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		seen++
+		return seen == n
+	}
+}
+
+// A rollback of a canary inside the user's Deployment that stops at any of
+// its writes and is run again still brings back the ReplicaSet that ran
+// before, with the old pods that still ran, and leaves nothing of the new
+// version.
+func TestInterruptedRollbackResumes(t *testing.T) {
+	patch := func(ns, path, contentType string) func(*http.Request) bool {
+		return func(r *http.Request) bool {
+			return r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/apis/apps/v1/namespaces/"+ns+"/"+path) && strings.Contains(r.Header.Get("Content-Type"), contentType)
+		}
+	}
+	writes := map[string]func(ns string) func(*http.Request) bool{
+		"the old version's scale-up": func(ns string) func(*http.Request) bool { return nth(1, patch(ns, "replicasets/", "merge-patch")) },
+		"the pause":                  func(ns string) func(*http.Request) bool { return nth(1, patch(ns, "deployments/web", "merge-patch")) },
+		"the new ReplicaSet's hold":  func(ns string) func(*http.Request) bool { return nth(2, patch(ns, "replicasets/", "merge-patch")) },
+		"the template's restore":     func(ns string) func(*http.Request) bool { return nth(1, patch(ns, "deployments/web", "json-patch")) },
+		"the old ReplicaSet's return": func(ns string) func(*http.Request) bool {
+			return nth(3, patch(ns, "replicasets/", "merge-patch"))
+		},
+		"the unpause": func(ns string) func(*http.Request) bool { return nth(2, patch(ns, "deployments/web", "merge-patch")) },
+	}
+	for name, write := range writes {
+		t.Run(name, func(t *testing.T) {
+			ns := kubetest.Namespace(t)
+			direct := newExecutor(t)
+			deployV1(t, direct, ns)
+			old := activeReplicaSetOf(t, ns, deployments(t, ns)["web"])
+			v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+			if _, err := direct.SetWeight(ctxFor(t), v2, 50); err != nil {
+				t.Fatal(err)
+			}
+			survivors := podsOf(t, ns, "web:v1")
+			proxy := kubetest.NewFaultProxy(t)
+			e, err := kube.New(proxy.Config(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy.Inject(write(ns), kubetest.Reset)
+			if _, err := e.Rollback(ctxFor(t), v2); err == nil {
+				t.Fatal("the interrupted rollback succeeded")
+			}
+			if proxy.Pending() != 0 {
+				t.Fatal("the rollback never made the write")
+			}
+			if _, err := e.Rollback(ctxFor(t), v2); err != nil {
+				t.Fatal(err)
+			}
+			web := deployments(t, ns)["web"]
+			if web.Spec.Paused || *web.Spec.Replicas != 4 || web.Spec.Template.Spec.Containers[0].Image != "web:v1" {
+				t.Errorf("user's deployment: paused %v, %d × %s", web.Spec.Paused, *web.Spec.Replicas, web.Spec.Template.Spec.Containers[0].Image)
+			}
+			if rs := activeReplicaSetOf(t, ns, web); rs.UID != old.UID {
+				t.Errorf("active replica set %s, want the one before the canary, %s", rs.Name, old.Name)
+			}
+			kubetest.Until(t, ns, "4 old pods Ready and no new one", time.Minute, func() bool {
+				got := readyByImage(t, ns)
+				return got["web:v1"] == 4 && len(got) == 1
+			})
+			now := podsOf(t, ns, "web:v1")
+			for _, p := range survivors {
+				if !slices.Contains(now, p) {
+					t.Errorf("old pod %s was replaced by the rollback", p)
+				}
+			}
+			for name, rs := range replicaSets(t, ns) {
+				if rs.Spec.Template.Spec.Containers[0].Image == "web:v2" {
+					t.Errorf("replica set %s of the new version left", name)
+				}
+			}
+			noHold(t, ns)
+		})
+	}
+}
