@@ -65,8 +65,11 @@
         var kept = null;
         var caret = focused && typeof focused.selectionStart === "number" ? [focused.selectionStart, focused.selectionEnd] : null;
         live.querySelectorAll("details.ask[open]").forEach(function (d) {
+          // The reason field's id names the action, target and step.
+          var r = d.querySelector("input[name=reason][id]");
           var f = d.querySelector("form");
-          var fresh = f && next.querySelector('details.ask form[action="' + CSS.escape(f.getAttribute("action")) + '"]');
+          var fresh = r ? next.querySelector("details.ask #" + CSS.escape(r.id)) :
+            f && next.querySelector('details.ask form[action="' + CSS.escape(f.getAttribute("action")) + '"]');
           if (!fresh) return;
           if (d.contains(focused)) kept = focused;
           fresh.closest("details").replaceWith(d);
