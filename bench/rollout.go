@@ -86,8 +86,8 @@ func benchRollout(ctx context.Context, out io.Writer, r *rig, n int) error {
 	}
 	table(out, rows)
 	fmt.Fprintf(out, "\nserver + agent / in-process (medians): %.2f×\n", float64(median(took[0]))/float64(median(took[1])))
-	fmt.Fprintf(out, "steps, mean, server + agent: %s\n", remote.steps.String())
-	fmt.Fprintf(out, "steps, mean, in-process:     %s\n\n", local.steps.String())
+	fmt.Fprintf(out, "steps, median, server + agent: %s\n", remote.steps.String())
+	fmt.Fprintf(out, "steps, median, in-process:     %s\n\n", local.steps.String())
 	return nil
 }
 
@@ -224,34 +224,33 @@ func (s *sortieSide) rollout(ctx context.Context, image string) (time.Duration, 
 	}
 }
 
-// stepTimes sums the time spent in each step of the canaries; the
+// stepTimes records the time spent in each step of the canaries; the
 // warm-up (a first deployment, with finalize only) is left out.
 type stepTimes struct {
-	sums  map[string]time.Duration
+	took  map[string][]time.Duration
 	order []string
-	runs  int
 }
 
 func (s *stepTimes) add(steps []pipeline.StepState) {
 	if len(steps) == 1 {
 		return
 	}
-	if s.sums == nil {
-		s.sums = map[string]time.Duration{}
+	if s.took == nil {
+		s.took = map[string][]time.Duration{}
 	}
-	s.runs++
 	for _, st := range steps {
-		if _, ok := s.sums[st.ID]; !ok {
+		if _, ok := s.took[st.ID]; !ok {
 			s.order = append(s.order, st.ID)
 		}
-		s.sums[st.ID] += st.EndedAt.Sub(st.StartedAt)
+		s.took[st.ID] = append(s.took[st.ID], st.EndedAt.Sub(st.StartedAt))
 	}
 }
 
+// String gives each step's median.
 func (s *stepTimes) String() string {
 	var parts []string
 	for _, id := range s.order {
-		parts = append(parts, fmt.Sprintf("%s %s", id, ms(s.sums[id]/time.Duration(s.runs))))
+		parts = append(parts, fmt.Sprintf("%s %s", id, ms(median(s.took[id]))))
 	}
 	return strings.Join(parts, ", ")
 }

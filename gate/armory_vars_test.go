@@ -20,6 +20,16 @@ import (
 func TestWebhookSeesTheNewPodsReplicaSetName(t *testing.T) {
 	e := newEnv(t)
 	x := newExternal(t)
+	// The pipeline goes on once the call is answered (the callback is
+	// disabled): the answer waits until the pods are counted.
+	x.answer = make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-x.answer:
+		default:
+			close(x.answer)
+		}
+	})
 	e.deployV1()
 	hook := fmt.Sprintf(`webhooks:
   - name: checks
@@ -72,6 +82,7 @@ func TestWebhookSeesTheNewPodsReplicaSetName(t *testing.T) {
 	if byName[body["rs"]] != 2 || len(byName) != 2 {
 		t.Errorf("pods by replica-set-name %v, want 2 named %s and the old ones under another name", byName, body["rs"])
 	}
+	close(x.answer)
 	if p := e.waitEnd(id); p.Status != pipeline.StatusSucceeded {
 		t.Fatalf("%s\n%s", p.Status, clienttest.Dump(p))
 	}

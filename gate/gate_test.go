@@ -396,6 +396,10 @@ type external struct {
 	mu    sync.Mutex
 	calls []map[string]string
 	got   chan map[string]string
+	// answer, when set, holds each answer until it is closed: the
+	// pipeline waits on the call meanwhile, so a test sees the cluster as
+	// it was when the call was made.
+	answer chan struct{}
 }
 
 func newExternal(t testing.TB) *external {
@@ -406,7 +410,17 @@ func newExternal(t testing.TB) *external {
 		body["authorization"] = r.Header.Get("Authorization")
 		x.mu.Lock()
 		x.calls = append(x.calls, body)
+		answer := x.answer
 		x.mu.Unlock()
+		if answer != nil {
+			x.got <- body
+			select {
+			case <-answer:
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 		x.got <- body
 	}))

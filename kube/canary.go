@@ -64,9 +64,10 @@ func (e *Executor) forEach(ctx context.Context, t *Target, applyRest bool, fn fu
 	return total, err
 }
 
-// SetWeight runs the new version beside the old one so that ceil(N·w/100)
-// of the N replicas the manifest asks for are new (the user's Deployment is
-// scaled down by as many), and returns once all of them are Ready. Where the
+// SetWeight runs the new version so that ceil(N·w/100) of the N replicas
+// the manifest asks for are new, and returns once all of them are Ready
+// and the old version runs the rest. Without traffic management or an HPA
+// the new pods run in the user's Deployment itself (handover.go). Where the
 // user's Deployment does not exist yet there is nothing to share traffic
 // with: it is created at full size. Where it already runs this version,
 // nothing changes.
@@ -107,28 +108,7 @@ func (e *Executor) setWeight(ctx context.Context, w *workload, weight int) (Prog
 	if hpa != nil {
 		return e.setWeightBeside(ctx, w, live, n, hpa, weight)
 	}
-	c := CanaryPods(n, weight)
-	if _, ok := live.Annotations[AnnotationOriginalReplicas]; !ok {
-		orig := int32(1)
-		if live.Spec.Replicas != nil {
-			orig = *live.Spec.Replicas
-		}
-		if err := e.patchDeploymentAnnotations(ctx, ns, w.name(), map[string]*string{AnnotationOriginalReplicas: ptrTo(itoa(orig))}); err != nil {
-			return Progress{}, err
-		}
-	}
-	// Grow the new version before shrinking the old one, so capacity never dips.
-	applied, err := e.runCanary(ctx, w, c)
-	if err != nil {
-		return Progress{}, err
-	}
-	if err := e.scale(ctx, ns, w.name(), n-c); err != nil {
-		return Progress{}, err
-	}
-	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
-		return Progress{}, err
-	}
-	return e.progress(ctx, w, applied)
+	return e.setWeightInPlace(ctx, w, live, n, weight)
 }
 
 // runCanary applies the canary Deployment of w at size pods and waits
@@ -241,6 +221,19 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 			return Progress{}, err
 		}
 	}
+	var held *corev1.ConfigMap
+	if live != nil && live.Annotations[AnnotationOriginalReplicas] != "" {
+		var err error
+		if held, err = e.hold(ctx, w); err != nil {
+			return Progress{}, err
+		}
+		if held != nil {
+			// A canary ran inside the Deployment, paused a moment at its start.
+			if err := unstructured.SetNestedField(desired.Object, false, "spec", "paused"); err != nil {
+				return Progress{}, err
+			}
+		}
+	}
 	if live != nil {
 		if _, hpa, err := e.autoscaled(ctx, w, live); err != nil {
 			return Progress{}, err
@@ -255,7 +248,19 @@ func (e *Executor) promote(ctx context.Context, w *workload, live *appsv1.Deploy
 	if err != nil {
 		return Progress{}, err
 	}
-	if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
+	if held != nil && final {
+		// The new pods are the Deployment's own already: once all run, the
+		// hold ends while the Deployment's status catches up.
+		if err := e.waitNewPods(ctx, w, w.replicas()); err != nil {
+			return Progress{}, err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return e.finishHold(gctx, w, held) })
+		g.Go(func() error { _, err := e.waitRolledOut(gctx, ns, w.name()); return err })
+		if err := g.Wait(); err != nil {
+			return Progress{}, err
+		}
+	} else if _, err := e.waitRolledOut(ctx, ns, w.name()); err != nil {
 		return Progress{}, err
 	}
 	if !final {

@@ -2,7 +2,9 @@
 // client-go: server-side apply of a target's manifests (field manager
 // "sortie", namespace forced to the target's, or each object's own for a
 // target that names none; CRDs and Namespaces first),
-// canary by pod ratio, blue/green by Service selectors, promotion of the new
+// canary by pod ratio inside the user's Deployment (its earlier
+// ReplicaSets held meanwhile, see handover.go), blue/green by Service
+// selectors, promotion of the new
 // version into the user's own Deployment object (leaving its replica count
 // to a HorizontalPodAutoscaler that scales it, see autoscale.go), rollback,
 // a previous version kept warm out of traffic for a rollback after success

@@ -41,7 +41,16 @@ func (e *Executor) Rollback(ctx context.Context, t *Target) (Progress, error) {
 		created := live != nil && live.Annotations[AnnotationCreatedBy] == t.Pipeline
 		if live != nil && !created {
 			// The old version back to full size before the new one goes.
-			if err := e.restore(ctx, live); err != nil {
+			held, err := e.hold(ctx, w)
+			if err != nil {
+				return Progress{}, err
+			}
+			if held != nil {
+				err = e.rollbackHold(ctx, w, held)
+			} else {
+				err = e.restore(ctx, live)
+			}
+			if err != nil {
 				return Progress{}, err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -55,19 +56,31 @@ func rolledOut(d *appsv1.Deployment) bool {
 // waitRolledOut watches the Deployment until it has rolled out. When ctx
 // ends first, the error is a *NotReadyError with the pods' reasons.
 func (e *Executor) waitRolledOut(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
-	lw := cache.NewListWatchFromClient(e.client.AppsV1().RESTClient(), "deployments", ns, fields.OneTermEqualSelector("metadata.name", name))
 	var last *appsv1.Deployment
-	_, err := watchtools.UntilWithSync(ctx, lw, &appsv1.Deployment{}, nil, func(ev watch.Event) (bool, error) {
-		d, ok := ev.Object.(*appsv1.Deployment)
-		if !ok {
-			return false, nil
+	err := func() error {
+		d, err := e.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
 		}
-		if ev.Type == watch.Deleted {
-			return false, fmt.Errorf("deployment %s/%s was deleted", ns, name)
+		if last = d; rolledOut(d) {
+			return nil
 		}
-		last = d
-		return rolledOut(d), nil
-	})
+		byName := fields.OneTermEqualSelector("metadata.name", name).String()
+		return watchFrom(ctx, d.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return e.client.AppsV1().Deployments(ns).Watch(ctx, o)
+		}, func(ev watch.Event) (bool, error) {
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok {
+				return false, nil
+			}
+			if ev.Type == watch.Deleted {
+				return false, fmt.Errorf("deployment %s/%s was deleted", ns, name)
+			}
+			last = d
+			return rolledOut(d), nil
+		})
+	}()
 	if err == nil {
 		return last, nil
 	}
@@ -107,6 +120,11 @@ func (e *Executor) notReadyReasons(ctx context.Context, d *appsv1.Deployment) []
 			}
 		}
 	}
+	return summarise(counts)
+}
+
+// summarise turns counts of reasons into sentences, sorted.
+func summarise(counts map[string]int) []string {
 	reasons := make([]string, 0, len(counts))
 	for r, n := range counts {
 		if n > 1 {
@@ -157,4 +175,71 @@ func (e *Executor) waitDeploymentGone(ctx context.Context, ns, name string) erro
 		return fmt.Errorf("kube: deployment %s/%s not deleted: %w", ns, name, err)
 	}
 	return nil
+}
+
+// waitPods watches the pods of ns that sel selects until exactly want of
+// those that match are running (not being deleted), all of them Ready: the
+// state a scaling of name (a Deployment or ReplicaSet) is for, seen on the
+// pods themselves as soon as it holds, rather than when the controllers'
+// status catches up. When ctx ends first, the error is a *NotReadyError
+// with the pods' reasons.
+func (e *Executor) waitPods(ctx context.Context, ns, name string, sel labels.Selector, want int32, match func(*corev1.Pod) bool) error {
+	pods := map[string]*corev1.Pod{}
+	var running, ready int32
+	holds := func() bool {
+		running, ready = 0, 0
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil || !match(p) {
+				continue
+			}
+			running++
+			if podReady(p.Status.Conditions) {
+				ready++
+			}
+		}
+		return running == want && ready == want
+	}
+	err := func() error {
+		// From the API server's cache: the counts it waits for differ from
+		// those before the caller's write, so an older view cannot pass.
+		list, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: "0"})
+		if err != nil {
+			return err
+		}
+		for i := range list.Items {
+			pods[list.Items[i].Name] = &list.Items[i]
+		}
+		if holds() {
+			return nil
+		}
+		return watchFrom(ctx, list.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel.String()
+			return e.client.CoreV1().Pods(ns).Watch(ctx, o)
+		}, func(ev watch.Event) (bool, error) {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				return false, nil
+			}
+			if ev.Type == watch.Deleted {
+				delete(pods, p.Name)
+			} else {
+				pods[p.Name] = p
+			}
+			return holds(), nil
+		})
+	}()
+	if err == nil {
+		return nil
+	}
+	nre := &NotReadyError{Namespace: ns, Name: name, Ready: ready, Want: want, Err: err}
+	counts := map[string]int{}
+	for _, p := range pods {
+		if match(p) {
+			if r := podReason(p); r != "" {
+				counts[r]++
+			}
+		}
+	}
+	nre.Reasons = summarise(counts)
+	return nre
 }

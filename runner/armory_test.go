@@ -105,10 +105,21 @@ func TestConfigMapOnlyChangeRunsTheCanary(t *testing.T) {
 	// Only the ConfigMap changes: the canary runs and waits at its pause.
 	id := e.start(configFile(e.ns, "", "green"))
 	e.waitFor(id, "the canary pauses", awaitingApproval)
-	canary := e.deployment("web-sortie-canary")
+	// The canary runs in the user's Deployment: 1 of its 4 pods new.
+	canary := e.deployment("web")
 	greenRS := canary.Spec.Template.Annotations[kube.AnnotationArmoryReplicaSetName]
-	if greenRS == "" || greenRS == blueRS || canary.Status.ReadyReplicas != 1 {
-		t.Fatalf("canary: %d ready, replica set %q (old %q)", canary.Status.ReadyReplicas, greenRS, blueRS)
+	pods, err := kubetest.Client(t).CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]int{}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			byName[p.Annotations[kube.AnnotationArmoryReplicaSetName]]++
+		}
+	}
+	if greenRS == "" || greenRS == blueRS || byName[greenRS] != 1 || byName[blueRS] != 3 {
+		t.Fatalf("canary: pods by replica set %v, replica set %q (old %q)", byName, greenRS, blueRS)
 	}
 	if _, err := e.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: deployer}); err != nil {
 		t.Fatal(err)

@@ -166,39 +166,38 @@ func TestKillDuringApproval(t *testing.T) {
 }
 
 // TestKillWhilePodsRoll kills the server twice while a command is waiting
-// for pods: during setWeight 100, with the canary at 3 of 4 pods, and
-// during the promotion of the user's Deployment, with 2 of its 4 new pods
-// up. A ResourceQuota on pods holds each rollout part-way, so the kills land
+// for pods: during setWeight 25, with the canary (in the user's
+// Deployment) at 0 of its 1 pod, and during the promotion, with 3 of its 4
+// new pods up. A ResourceQuota on pods holds each rollout part-way, so the kills land
 // mid-command whatever the cluster's speed; the quota is raised (then
 // removed) while the server is down. Each time the restarted server issues
 // the unanswered command again and the pipeline ends as if nothing happened.
 func TestKillWhilePodsRoll(t *testing.T) {
 	t.Parallel()
 	c := newCase(t, `        - setWeight: 25
-        - setWeight: 50
-        - setWeight: 100`)
+        - setWeight: 50`)
 	c.firstDeployment("web:v1")
-	// 4 pods run. The canary steps need 1+3, then 2+2 pods: within 5. At
-	// setWeight 100 the canary's 4 pods beside the old 2 do not fit.
-	c.setPodQuota(5)
+	// 4 pods run: the canary's first new one, in the user's Deployment,
+	// does not fit.
+	c.setPodQuota(4)
 
 	id := c.srv.start(c.request("web:v2", ""))
 	ev := c.follow(id)
-	ev.waitStep("prod", "canary/2", pipeline.StatusRunning)
-	c.waitDeployment("web-sortie-canary", "the canary at 3 of 4 pods", func(d *appsv1.Deployment) bool {
-		return replicas(d) == 4 && d.Status.ReadyReplicas == 3
+	ev.waitStep("prod", "canary/0", pipeline.StatusRunning)
+	c.waitDeployment("web", "the canary asking for its first pod", func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Spec.Containers[0].Image == "web:v2" && replicas(d) == 1 && d.Status.ReadyReplicas == 0
 	})
 	c.srv.kill()
-	c.checkOutstanding(id, "canary/2")
-	// Room for the canary's 4 pods beside the old 2; then the promotion of
-	// the user's Deployment (4 new pods beside the canary's 4) stalls at 2.
-	c.setPodQuota(6)
+	c.checkOutstanding(id, "canary/0")
+	// The canary steps need 1+4, then 2+3 pods: within 5. The promotion
+	// (4 new beside the old 2) stalls at 3 of 4.
+	c.setPodQuota(5)
 	c.srv.restart()
 	ev.reconnect()
 
 	ev.waitStep("prod", "finalize", pipeline.StatusRunning)
-	c.waitDeployment("web", "the new version at 2 of 4 pods", func(d *appsv1.Deployment) bool {
-		return d.Spec.Template.Spec.Containers[0].Image == "web:v2" && replicas(d) == 4 && d.Status.UpdatedReplicas == 2 && d.Status.ReadyReplicas == 2
+	c.waitDeployment("web", "the new version at 3 of 4 pods", func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Spec.Containers[0].Image == "web:v2" && replicas(d) == 4 && d.Status.ReadyReplicas == 3
 	})
 	c.srv.kill()
 	c.checkOutstanding(id, "finalize")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -210,7 +211,9 @@ type held struct {
 	quota int64
 	// running is the step running at the point, "" at a pause.
 	running string
-	reach   func(s *sortie, ev *events, id string)
+	// steps are the canary's steps; "" is toTheEnd.
+	steps string
+	reach func(s *sortie, ev *events, id string)
 }
 
 func atPause25(s *sortie, ev *events, id string) {
@@ -225,42 +228,42 @@ func atPause50(s *sortie, ev *events, id string) {
 	s.wantPods("at 50%", 2, 2)
 }
 
-// canaryAt waits until the canary Deployment asks for n pods with fewer
-// Ready: its step is waiting for them.
+// canaryAt waits until the user's Deployment, running the canary, asks
+// for n new pods with fewer Ready: its step is waiting for them.
 func canaryAt(s *sortie, n int32) {
-	s.waitDeployment("web-sortie-canary", fmt.Sprintf("the canary asks for %d pods", n), func(d *appsv1.Deployment) bool {
-		return replicas(d) == n && d.Status.ReadyReplicas < n
+	s.waitDeployment("web", fmt.Sprintf("the canary asks for %d pods", n), func(d *appsv1.Deployment) bool {
+		return d.Spec.Template.Spec.Containers[0].Image == "web:v2" && replicas(d) == n && d.Status.ReadyReplicas < n
 	})
 }
 
 var heldPoints = []held{
 	// 4 pods run already: the canary's first one does not fit.
-	{"setWeight 25 running", 4, stepSet25, func(s *sortie, ev *events, id string) {
+	{"setWeight 25 running", 4, stepSet25, "", func(s *sortie, ev *events, id string) {
 		ev.waitStep(stepSet25, pipeline.StatusRunning)
 		canaryAt(s, 1)
 	}},
-	{"pause at 25", 0, "", atPause25},
-	{"setWeight 50 running", 0, stepSet50, func(s *sortie, ev *events, id string) {
+	{"pause at 25", 0, "", "", atPause25},
+	{"setWeight 50 running", 0, stepSet50, "", func(s *sortie, ev *events, id string) {
 		atPause25(s, ev, id)
 		s.setPodQuota(4) // 1 new and 3 old run: the second new pod does not fit
 		s.act(id, "approve")
 		ev.waitStep(stepSet50, pipeline.StatusRunning)
 		canaryAt(s, 2)
 	}},
-	{"pause at 50", 0, "", atPause50},
-	{"setWeight 100 running", 0, stepSet100, func(s *sortie, ev *events, id string) {
+	{"pause at 50", 0, "", "", atPause50},
+	{"setWeight 100 running", 0, stepSet100, "", func(s *sortie, ev *events, id string) {
 		atPause50(s, ev, id)
 		s.setPodQuota(4) // 2 new and 2 old run: the third new pod does not fit
 		s.act(id, "approve")
 		ev.waitStep(stepSet100, pipeline.StatusRunning)
 		canaryAt(s, 4)
 	}},
-	{"finalize running", 0, stepFinalize, func(s *sortie, ev *events, id string) {
+	// Without a setWeight 100, the finalize has pods to start: the user's
+	// Deployment, which runs the canary's 2, grows to 4 beside the old 2
+	// and stalls at 2 of its 4.
+	{"finalize running", 0, stepFinalize, twoPauses, func(s *sortie, ev *events, id string) {
 		atPause50(s, ev, id)
-		// Room for the canary's 4 pods beside the old 2 (setWeight 100
-		// ends); the user's Deployment, promoted to the new version beside
-		// the canary's 4, stalls at 2 of its 4 pods.
-		s.setPodQuota(6)
+		s.setPodQuota(4)
 		s.act(id, "approve")
 		ev.waitStep(stepFinalize, pipeline.StatusRunning)
 		s.waitDeployment("web", "the user's Deployment is being promoted", func(d *appsv1.Deployment) bool {
@@ -291,7 +294,7 @@ func TestRollbackAndCancelAtEveryStep(t *testing.T) {
 					s.setPodQuota(h.quota)
 				}
 
-				id := s.start(deployFile(s.ns, "web:v2", toTheEnd, "", ""))
+				id := s.start(deployFile(s.ns, "web:v2", cmp.Or(h.steps, toTheEnd), "", ""))
 				ev := s.follow(id)
 				h.reach(s, ev, id)
 				s.act(id, action)

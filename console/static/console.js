@@ -56,21 +56,29 @@
         if (html == null) return;
         var focused = document.activeElement;
         var key = focused && live.contains(focused) ? focusKey(focused) : null;
-        // A form that asks for a reason stays open, with what was typed.
-        var asks = {};
-        live.querySelectorAll("details.ask[open] form").forEach(function (f) {
-          var r = f.querySelector("input[name=reason]");
-          asks[f.getAttribute("action")] = r ? r.value : "";
+        var next = document.createElement("div");
+        next.innerHTML = html;
+        // A form that asks for a reason is not swapped away while open: the
+        // same element, with what is being typed, takes the place of its
+        // fresh copy (which the fragment still has while the question is
+        // open to answer).
+        var kept = null;
+        var caret = focused && typeof focused.selectionStart === "number" ? [focused.selectionStart, focused.selectionEnd] : null;
+        live.querySelectorAll("details.ask[open]").forEach(function (d) {
+          // The reason field's id names the action, target and step.
+          var r = d.querySelector("input[name=reason][id]");
+          var f = d.querySelector("form");
+          var fresh = r ? next.querySelector("details.ask #" + CSS.escape(r.id)) :
+            f && next.querySelector('details.ask form[action="' + CSS.escape(f.getAttribute("action")) + '"]');
+          if (!fresh) return;
+          if (d.contains(focused)) kept = focused;
+          fresh.closest("details").replaceWith(d);
         });
-        live.innerHTML = html;
-        Object.keys(asks).forEach(function (action) {
-          var f = live.querySelector('details.ask form[action="' + CSS.escape(action) + '"]');
-          if (!f) return;
-          f.parentElement.open = true;
-          var r = f.querySelector("input[name=reason]");
-          if (r) r.value = asks[action];
-        });
-        if (key) {
+        live.replaceChildren.apply(live, Array.prototype.slice.call(next.childNodes));
+        if (kept) {
+          kept.focus();
+          if (caret) { try { kept.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
+        } else if (key) {
           var el = live.querySelector(key);
           if (el) el.focus();
         }
