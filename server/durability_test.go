@@ -229,8 +229,10 @@ func TestKillDuringRollback(t *testing.T) {
 	c.setPodQuota(4) // the 3 old pods and the canary's one: no room for more
 	c.srv.call("POST", api.Prefix+"/pipelines/"+id+"/rollback", api.ActionRequest{Target: "prod", Reason: "durability test"}, nil, http.StatusOK)
 	ev.waitStep("prod", "rollback", pipeline.StatusRunning)
-	c.waitDeployment("web", "the old version back at 4 replicas, 3 Ready", func(d *appsv1.Deployment) bool {
-		return replicas(d) == 4 && d.Status.ReadyReplicas == 3
+	// The canary runs inside the user's Deployment, the old version's
+	// ReplicaSet held aside: the rollback scales that ReplicaSet back first.
+	c.waitReplicaSet("the old version's ReplicaSet back at 4 replicas, 3 Ready", func(rs *appsv1.ReplicaSet) bool {
+		return rs.Spec.Template.Spec.Containers[0].Image == "web:v1" && rs.Spec.Replicas != nil && *rs.Spec.Replicas == 4 && rs.Status.ReadyReplicas == 3
 	})
 	c.srv.kill()
 	c.checkOutstanding(id, "rollback")
@@ -472,6 +474,27 @@ func (c *testCase) waitDeployment(name, what string, cond func(*appsv1.Deploymen
 	})
 	if err != nil {
 		c.t.Fatalf("deployment %s: waiting for %s: %v; last seen: %+v", name, what, err, lastStatus(last))
+	}
+}
+
+// waitReplicaSet waits until a ReplicaSet of the case's namespace holds cond.
+func (c *testCase) waitReplicaSet(what string, cond func(*appsv1.ReplicaSet) bool) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	client := kubetest.Client(c.t)
+	lw := cache.NewListWatchFromClient(client.AppsV1().RESTClient(), "replicasets", c.ns, fields.Everything())
+	seen := map[string]string{}
+	_, err := watchtools.UntilWithSync(ctx, lw, &appsv1.ReplicaSet{}, nil, func(ev watch.Event) (bool, error) {
+		rs, ok := ev.Object.(*appsv1.ReplicaSet)
+		if !ok || ev.Type == watch.Deleted {
+			return false, nil
+		}
+		seen[rs.Name] = fmt.Sprintf("%s: %d wanted, status %+v", rs.Spec.Template.Spec.Containers[0].Image, *rs.Spec.Replicas, rs.Status)
+		return cond(rs), nil
+	})
+	if err != nil {
+		c.t.Fatalf("waiting for %s: %v; last seen: %v", what, err, seen)
 	}
 }
 
