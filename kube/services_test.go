@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,12 +69,24 @@ func TestServiceProxyNamedPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Transport: rt}).Get("http://app." + ns + ".svc/facts")
-	if err != nil {
-		t.Fatal(err)
+	// The service proxy reads the Endpoints from the API server's own
+	// cache, which may not hold the ones just written: until it does, it
+	// answers 503 "no endpoints available". Nothing tells when it does, so
+	// the request is made again on that answer alone, for a while.
+	var resp *http.Response
+	var body []byte
+	again := time.NewTicker(50 * time.Millisecond)
+	defer again.Stop()
+	for deadline := time.Now().Add(30 * time.Second); ; <-again.C {
+		if resp, err = (&http.Client{Transport: rt}).Get("http://app." + ns + ".svc/facts"); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no endpoints available") || time.Now().After(deadline) {
+			break
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "app at /facts" {
 		t.Errorf("through the service proxy: %s %s", resp.Status, body)
 	}
