@@ -551,7 +551,9 @@ func TestReplicaThatJoinsGetsItsShare(t *testing.T) {
 		clockA.advance(t, to)
 		clockB.advance(t, to)
 	}
-	even := func(count map[string]int) bool { return count["a"]+count["b"] == n && count["a"]-count["b"] <= 1 && count["b"]-count["a"] <= 1 }
+	even := func(count map[string]int) bool {
+		return count["a"]+count["b"] == n && count["a"]-count["b"] <= 1 && count["b"]-count["a"] <= 1
+	}
 	periods := 0
 	for count, _ := leases(); !even(count); count, _ = leases() {
 		if periods == 6 {
