@@ -42,6 +42,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -286,19 +287,122 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 	if err != nil {
 		return fmt.Errorf("kube: get replica set %s/%s: %w", cm.Namespace, name, explain(err))
 	}
-	if rs.Spec.Replicas == nil || *rs.Spec.Replicas != n {
-		patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
-		if _, err := e.client.AppsV1().ReplicaSets(cm.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			return fmt.Errorf("kube: scale replica set %s/%s to %d: %w", cm.Namespace, name, n, explain(err))
-		}
-	} else if replicaSetScaled(rs) {
-		return nil
-	}
 	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
 	if err != nil {
 		return err
 	}
+	if rs.Spec.Replicas == nil || *rs.Spec.Replicas != n {
+		if err := e.scaleReplicaSet(ctx, rs, sel, n); err != nil {
+			return err
+		}
+	} else if replicaSetScaled(rs) {
+		return nil
+	}
 	return e.waitPods(ctx, cm.Namespace, name, sel, n, func(*corev1.Pod) bool { return true })
+}
+
+// scaleReplicaSet scales rs to n. Scaling down, it retires the surplus
+// pods itself rather than wait for the ReplicaSet controller to: that
+// controller's requests, under the client-side limit of the controller
+// manager (20 a second by default), wait their turn behind its status
+// updates, which cost a canary step more than anything else. It picks the
+// pods the controller would pick first (unscheduled, then pending, then
+// not Ready ones), marks them with the lowest pod-deletion-cost so that
+// the controller, seeing the new count before the deletions, picks the
+// same ones, scales, and deletes them. Without the rights to patch or
+// delete pods, the controller alone does it.
+func (e *Executor) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, sel labels.Selector, n int32) error {
+	var retire []corev1.Pod
+	if rs.Spec.Replicas == nil || *rs.Spec.Replicas > n {
+		var err error
+		if retire, err = e.surplusPods(ctx, rs, sel, n); err != nil {
+			return err
+		}
+	}
+	pods := e.client.CoreV1().Pods(rs.Namespace)
+	marked, err := forEachPod(ctx, retire, func(ctx context.Context, p *corev1.Pod) error {
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q},"uid":%q}}`, AnnotationPodDeletionCost, lowestDeletionCost, p.UID)
+		_, err := pods.Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
+	if _, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("kube: scale replica set %s/%s to %d: %w", rs.Namespace, rs.Name, n, explain(err))
+	}
+	_, err = forEachPod(ctx, marked, func(ctx context.Context, p *corev1.Pod) error {
+		return pods.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+	})
+	return err
+}
+
+// AnnotationPodDeletionCost ranks the pods of a ReplicaSet for deletion
+// when it scales down: lower first (Kubernetes' own annotation).
+const AnnotationPodDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+
+const lowestDeletionCost = "-2147483648"
+
+// surplusPods are the pods of rs beyond n that its controller would delete
+// first.
+func (e *Executor) surplusPods(ctx context.Context, rs *appsv1.ReplicaSet, sel labels.Selector, n int32) ([]corev1.Pod, error) {
+	list, err := e.client.CoreV1().Pods(rs.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String(), ResourceVersion: "0"})
+	if err != nil {
+		return nil, fmt.Errorf("kube: list pods in %s: %w", rs.Namespace, explain(err))
+	}
+	active := slices.DeleteFunc(list.Items, func(p corev1.Pod) bool {
+		c := metav1.GetControllerOf(&p)
+		return p.DeletionTimestamp != nil || c == nil || c.UID != rs.UID
+	})
+	if int32(len(active)) <= n {
+		return nil, nil
+	}
+	// The controller's first three criteria (ActivePodsWithRanks).
+	rank := func(p *corev1.Pod) int {
+		switch {
+		case p.Spec.NodeName == "":
+			return 0
+		case p.Status.Phase == corev1.PodPending:
+			return 1
+		case p.Status.Phase != corev1.PodRunning:
+			return 2
+		case !podReady(p.Status.Conditions):
+			return 3
+		}
+		return 4
+	}
+	slices.SortStableFunc(active, func(a, b corev1.Pod) int { return rank(&a) - rank(&b) })
+	return active[:int32(len(active))-n], nil
+}
+
+// forEachPod runs fn on each pod at once and returns those it succeeded
+// on. A pod already gone is left out; a refusal for want of rights ends
+// it, leaving the rest to the pods' controller.
+func forEachPod(ctx context.Context, pods []corev1.Pod, fn func(context.Context, *corev1.Pod) error) ([]corev1.Pod, error) {
+	done := make([]bool, len(pods))
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range pods {
+		g.Go(func() error {
+			err := fn(gctx, &pods[i])
+			switch {
+			case err == nil:
+				done[i] = true
+			case apierrors.IsNotFound(err), apierrors.IsConflict(err), apierrors.IsForbidden(err):
+			default:
+				return fmt.Errorf("kube: pod %s/%s: %w", pods[i].Namespace, pods[i].Name, explain(err))
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	var out []corev1.Pod
+	for i, p := range pods {
+		if done[i] {
+			out = append(out, p)
+		}
+	}
+	return out, err
 }
 
 // waitNewPods waits until w's user Deployment runs exactly n Ready pods of

@@ -187,6 +187,7 @@ func TestCanaryCreatesTheNewPodsOnce(t *testing.T) {
 		t.Errorf("new pods: %d created, %d deleted, by %d replica sets; want 4, 0 and 1", added["web:v2"], deleted["web:v2"], len(owners["web:v2"]))
 	}
 	if added["web:v1"] != 0 {
+		// Sortie and the ReplicaSet controller picked different old pods.
 		t.Errorf("%d old-version pods created during the canary", added["web:v1"])
 	}
 	web := deployments(t, ns)["web"]
@@ -438,4 +439,48 @@ func TestInterruptedRollbackResumes(t *testing.T) {
 			noHold(t, ns)
 		})
 	}
+}
+
+// Where the agent may not patch or delete pods (an install whose role
+// predates it), the old version's pods are retired by the ReplicaSet
+// controller as before: the canary still ends with the new pods created
+// once and no old one created.
+func TestCanaryWithoutRightsOnPods(t *testing.T) {
+	ns := kubetest.Namespace(t)
+	deployV1(t, newExecutor(t), ns)
+	proxy := kubetest.NewFaultProxy(t)
+	e, err := kube.New(proxy.Config(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podWrite := func(r *http.Request) bool {
+		return (r.Method == http.MethodPatch || r.Method == http.MethodDelete) && strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/"+ns+"/pods/")
+	}
+	// One refusal per old pod the canary retires.
+	for range 4 {
+		proxy.Inject(podWrite, kubetest.Forbidden)
+	}
+	log := watchPods(t, ns)
+	v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+	for _, w := range []int{25, 50, 100} {
+		if _, err := e.SetWeight(ctxFor(t), v2, w); err != nil {
+			t.Fatalf("weight %d: %v", w, err)
+		}
+		c := int(kube.CanaryPods(4, w))
+		if got := readyByImage(t, ns); got["web:v2"] != c || got["web:v1"] != 4-c {
+			t.Errorf("weight %d: ready pods by image %v", w, got)
+		}
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := proxy.Injected()["403"]; got != 4 || proxy.Pending() != 0 {
+		t.Errorf("%d pod writes refused, want 4: the steps did not try to retire the old pods themselves", got)
+	}
+	log.settle(t, ns)
+	added, deleted, _ := log.byImage()
+	if added["web:v2"] != 4 || deleted["web:v2"] != 0 || added["web:v1"] != 0 {
+		t.Errorf("pods created %v and deleted %v, want 4 new ones created and none deleted", added, deleted)
+	}
+	noHold(t, ns)
 }
