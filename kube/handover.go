@@ -29,10 +29,13 @@ package kube
 // each ReplicaSet), so a step repeated after a crash resumes.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -247,17 +250,56 @@ func (e *Executor) setWeightInPlace(ctx context.Context, w *workload, live *apps
 	if live.Spec.Template.Labels[LabelVersion] == w.version && live.Spec.Template.Labels[LabelPipeline] != "" {
 		pipelineLabel = live.Spec.Template.Labels[LabelPipeline]
 	}
+	// The old pods this step retires are marked while the new ones start,
+	// long before the old ReplicaSet's count changes (see scaleReplicaSet).
+	marked := make(chan error, 1)
+	go func() { marked <- e.markStable(ctx, cm, n-c) }()
 	applied, err := e.applyUserDeployment(ctx, w, live, pipelineLabel, c)
-	if err != nil {
-		return Progress{}, err
+	if err == nil {
+		err = e.waitNewPods(ctx, w, c)
 	}
-	if err := e.waitNewPods(ctx, w, c); err != nil {
+	if err := errors.Join(err, <-marked); err != nil {
 		return Progress{}, err
 	}
 	if err := e.scaleStable(ctx, cm, n-c); err != nil {
 		return Progress{}, err
 	}
 	return e.progress(ctx, w, applied)
+}
+
+// markStable marks the pods of the hold's stable ReplicaSet beyond n as
+// the next to go.
+func (e *Executor) markStable(ctx context.Context, cm *corev1.ConfigMap, n int32) error {
+	rs, sel, err := e.stable(ctx, cm)
+	if err != nil || rs == nil || rs.Spec.Replicas == nil || *rs.Spec.Replicas <= n {
+		return err
+	}
+	surplus, err := e.surplusPods(ctx, rs, sel, n)
+	if err != nil {
+		return err
+	}
+	_, err = e.markPods(ctx, surplus)
+	return err
+}
+
+// stable returns the hold's stable ReplicaSet and its selector, or nil.
+func (e *Executor) stable(ctx context.Context, cm *corev1.ConfigMap) (*appsv1.ReplicaSet, labels.Selector, error) {
+	name := cm.Data[holdStable]
+	if name == "" {
+		return nil, nil, nil
+	}
+	rs, err := e.client.AppsV1().ReplicaSets(cm.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube: get replica set %s/%s: %w", cm.Namespace, name, explain(err))
+	}
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rs, sel, nil
 }
 
 // applyUserDeployment applies w into the user's Deployment at replicas,
@@ -276,19 +318,8 @@ func (e *Executor) applyUserDeployment(ctx context.Context, w *workload, live *a
 // scaleStable scales the hold's stable ReplicaSet to n and waits until it
 // runs n Ready pods.
 func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int32) error {
-	name := cm.Data[holdStable]
-	if name == "" {
-		return nil
-	}
-	rs, err := e.client.AppsV1().ReplicaSets(cm.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("kube: get replica set %s/%s: %w", cm.Namespace, name, explain(err))
-	}
-	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
-	if err != nil {
+	rs, sel, err := e.stable(ctx, cm)
+	if err != nil || rs == nil {
 		return err
 	}
 	if rs.Spec.Replicas == nil || *rs.Spec.Replicas != n {
@@ -298,7 +329,7 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 	} else if replicaSetScaled(rs) {
 		return nil
 	}
-	return e.waitPods(ctx, cm.Namespace, name, sel, n, func(*corev1.Pod) bool { return true })
+	return e.waitPods(ctx, cm.Namespace, rs.Name, sel, n, func(*corev1.Pod) bool { return true })
 }
 
 // scaleReplicaSet scales rs to n. Scaling down, it retires the surplus
@@ -307,10 +338,15 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 // manager (20 a second by default), wait their turn behind its status
 // updates, which cost a canary step more than anything else. It picks the
 // pods the controller would pick first (unscheduled, then pending, then
-// not Ready ones), marks them with the lowest pod-deletion-cost so that
-// the controller, seeing the new count before the deletions, picks the
-// same ones, scales, and deletes them. Without the rights to patch or
-// delete pods, the controller alone does it.
+// not Ready ones, then the lowest pod-deletion-cost), marks them with the
+// lowest cost so that the controller, seeing the new count before the
+// deletions, picks the same ones, scales, and deletes them. A canary step
+// marks them earlier, while the new pods start (markStable): the
+// controller reads pods and ReplicaSets from two watches, and a mark made
+// just before the new count may reach it after. Should it still pick
+// another pod, one old pod too many goes and the controller starts one
+// again. Without the rights to patch or delete pods, the controller alone
+// does it.
 func (e *Executor) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, sel labels.Selector, n int32) error {
 	var retire []corev1.Pod
 	if rs.Spec.Replicas == nil || *rs.Spec.Replicas > n {
@@ -319,12 +355,7 @@ func (e *Executor) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, s
 			return err
 		}
 	}
-	pods := e.client.CoreV1().Pods(rs.Namespace)
-	marked, err := forEachPod(ctx, retire, func(ctx context.Context, p *corev1.Pod) error {
-		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q},"uid":%q}}`, AnnotationPodDeletionCost, lowestDeletionCost, p.UID)
-		_, err := pods.Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
-		return err
-	})
+	marked, err := e.markPods(ctx, retire)
 	if err != nil {
 		return err
 	}
@@ -332,10 +363,25 @@ func (e *Executor) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, s
 	if _, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		return fmt.Errorf("kube: scale replica set %s/%s to %d: %w", rs.Namespace, rs.Name, n, explain(err))
 	}
+	pods := e.client.CoreV1().Pods(rs.Namespace)
 	_, err = forEachPod(ctx, marked, func(ctx context.Context, p *corev1.Pod) error {
 		return pods.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 	})
 	return err
+}
+
+// markPods gives pods the lowest pod-deletion-cost and returns those that
+// carry it.
+func (e *Executor) markPods(ctx context.Context, pods []corev1.Pod) ([]corev1.Pod, error) {
+	client := e.client.CoreV1().Pods
+	return forEachPod(ctx, pods, func(ctx context.Context, p *corev1.Pod) error {
+		if p.Annotations[AnnotationPodDeletionCost] == lowestDeletionCost {
+			return nil
+		}
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q},"uid":%q}}`, AnnotationPodDeletionCost, lowestDeletionCost, p.UID)
+		_, err := client(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		return err
+	})
 }
 
 // AnnotationPodDeletionCost ranks the pods of a ReplicaSet for deletion
@@ -372,7 +418,16 @@ func (e *Executor) surplusPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 		}
 		return 4
 	}
-	slices.SortStableFunc(active, func(a, b corev1.Pod) int { return rank(&a) - rank(&b) })
+	cost := func(p *corev1.Pod) int64 {
+		c, _ := strconv.ParseInt(p.Annotations[AnnotationPodDeletionCost], 10, 32)
+		return c
+	}
+	slices.SortStableFunc(active, func(a, b corev1.Pod) int {
+		if d := rank(&a) - rank(&b); d != 0 {
+			return d
+		}
+		return cmp.Compare(cost(&a), cost(&b))
+	})
 	return active[:int32(len(active))-n], nil
 }
 
