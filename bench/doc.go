@@ -7,7 +7,14 @@
 //     HTTP, followed on the event stream), and through the runner, the
 //     SQLite store and the in-process executor, beside `kubectl apply -f` +
 //     `kubectl rollout status` of the same image change on the same local
-//     Kubernetes cluster; every run is checked in the cluster;
+//     Kubernetes cluster; every run is checked in the cluster. With
+//     SORTIE_BENCH_TIMELINE=1 it also prints, for each server + agent run,
+//     every change of a pod, ReplicaSet or Deployment the cluster showed,
+//     with the steps' starts and ends, in milliseconds from the start. What
+//     limits both sides is the controller manager's client-side limit (20
+//     requests a second per controller by default): the ReplicaSet
+//     controller's pod creations wait their turn behind its status updates
+//     and events;
 //   - rollback: time from the rollback request (POST
 //     /api/v1/pipelines/{id}/rollback, the canary waiting for an approval at
 //     50 %) until a pod watch sees the old version fully Ready again and no

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sortie-cd/sortie/kube"
 	"github.com/sortie-cd/sortie/kubeexec"
@@ -123,6 +124,8 @@ type agentSide struct {
 	ns    string
 	srv   *server
 	steps stepTimes
+	// timeline, when set, prints what the cluster showed of each rollout.
+	timeline kubernetes.Interface
 }
 
 func newAgentSide(ctx context.Context, r *rig) (*agentSide, error) {
@@ -130,13 +133,24 @@ func newAgentSide(ctx context.Context, r *rig) (*agentSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &agentSide{ns: ns, srv: r.srv}, nil
+	s := &agentSide{ns: ns, srv: r.srv}
+	if os.Getenv("SORTIE_BENCH_TIMELINE") != "" {
+		s.timeline = r.cluster.Client
+	}
+	return s, nil
 }
 
 func (s *agentSide) name() string      { return "sortie server + agent (processes, HTTP)" }
 func (s *agentSide) namespace() string { return s.ns }
 
 func (s *agentSide) rollout(ctx context.Context, image string) (time.Duration, error) {
+	var tl *timeline
+	if s.timeline != nil {
+		var err error
+		if tl, err = startTimeline(ctx, s.timeline, s.ns); err != nil {
+			return 0, err
+		}
+	}
 	start := time.Now()
 	id, err := s.srv.start(ctx, webRequest("canary.yml", canaryFile, s.ns, image))
 	if err != nil {
@@ -151,6 +165,17 @@ func (s *agentSide) rollout(ctx context.Context, image string) (time.Duration, e
 		return 0, fmt.Errorf("pipeline %s ended %s: %s", id, p.Status, describe(p))
 	}
 	s.steps.add(p.Targets[0].Steps)
+	if tl != nil {
+		marks := map[time.Duration]string{took: "pipeline ended"}
+		if tl.start.Before(start) {
+			for _, st := range p.Targets[0].Steps {
+				marks[st.StartedAt.Sub(tl.start)] = "step " + st.ID + " started"
+				marks[st.EndedAt.Sub(tl.start)] = "step " + st.ID + " ended"
+			}
+		}
+		fmt.Fprintf(os.Stderr, "\ntimeline of %s:\n", image)
+		tl.print(os.Stderr, marks)
+	}
 	return took, nil
 }
 
