@@ -226,9 +226,9 @@ func watchPods(ctx context.Context, c kubernetes.Interface, ns string) (*podWatc
 	return w, nil
 }
 
-// count is how many pods of an image exist, and how many of those are
-// Ready and not being deleted.
-type count struct{ all, ready int }
+// count is the pods of one image: all of them, the Ready ones not being
+// deleted, and the ones being deleted.
+type count struct{ all, ready, terminating int }
 
 func (w *podWatch) counts() map[string]count {
 	out := map[string]count{}
@@ -236,7 +236,10 @@ func (w *podWatch) counts() map[string]count {
 		p := o.(*corev1.Pod)
 		c := out[p.Spec.Containers[0].Image]
 		c.all++
-		if p.DeletionTimestamp == nil && podReady(p) {
+		switch {
+		case p.DeletionTimestamp != nil:
+			c.terminating++
+		case podReady(p):
 			c.ready++
 		}
 		out[p.Spec.Containers[0].Image] = c
@@ -244,14 +247,19 @@ func (w *podWatch) counts() map[string]count {
 	return out
 }
 
-// census describes the pods: "image: N ready; …", with the ones not
-// ready counted apart.
+// census describes the pods that serve or may: "image: N ready; …", with
+// the ones not ready counted apart. Pods being deleted are left out: they
+// are out of every Service already, and a scaled-down ReplicaSet's pods
+// stay so for their grace period.
 func (w *podWatch) census() string {
 	var parts []string
 	for image, c := range w.counts() {
+		if c.all == c.terminating {
+			continue
+		}
 		s := fmt.Sprintf("%s: %d ready", image, c.ready)
-		if c.all > c.ready {
-			s += fmt.Sprintf(", %d not", c.all-c.ready)
+		if n := c.all - c.terminating - c.ready; n > 0 {
+			s += fmt.Sprintf(", %d not", n)
 		}
 		parts = append(parts, s)
 	}

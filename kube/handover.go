@@ -29,13 +29,11 @@ package kube
 // each ReplicaSet), so a step repeated after a crash resumes.
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"strconv"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
@@ -250,15 +248,16 @@ func (e *Executor) setWeightInPlace(ctx context.Context, w *workload, live *apps
 	if live.Spec.Template.Labels[LabelVersion] == w.version && live.Spec.Template.Labels[LabelPipeline] != "" {
 		pipelineLabel = live.Spec.Template.Labels[LabelPipeline]
 	}
-	// The old pods this step retires are marked while the new ones start,
+	// The old pods this step retires are marked before the new ones start,
 	// long before the old ReplicaSet's count changes (see scaleReplicaSet).
-	marked := make(chan error, 1)
-	go func() { marked <- e.markStable(ctx, cm, n-c) }()
-	applied, err := e.applyUserDeployment(ctx, w, live, pipelineLabel, c)
-	if err == nil {
-		err = e.waitNewPods(ctx, w, c)
+	if err := e.markStable(ctx, cm, n-c); err != nil {
+		return Progress{}, err
 	}
-	if err := errors.Join(err, <-marked); err != nil {
+	applied, err := e.applyUserDeployment(ctx, w, live, pipelineLabel, c)
+	if err != nil {
+		return Progress{}, err
+	}
+	if err := e.waitNewPods(ctx, w, c); err != nil {
 		return Progress{}, err
 	}
 	if err := e.scaleStable(ctx, cm, n-c); err != nil {
@@ -337,11 +336,10 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 // controller's requests, under the client-side limit of the controller
 // manager (20 a second by default), wait their turn behind its status
 // updates, which cost a canary step more than anything else. It picks the
-// pods the controller would pick first (unscheduled, then pending, then
-// not Ready ones, then the lowest pod-deletion-cost), marks them with the
+// pods the controller would pick first (deletionOrder), marks them with the
 // lowest cost so that the controller, seeing the new count before the
 // deletions, picks the same ones, scales, and deletes them. A canary step
-// marks them earlier, while the new pods start (markStable): the
+// marks them earlier, before the new pods start (markStable): the
 // controller reads pods and ReplicaSets from two watches, and a mark made
 // just before the new count may reach it after. Should it still pick
 // another pod, one old pod too many goes and the controller starts one
@@ -404,30 +402,7 @@ func (e *Executor) surplusPods(ctx context.Context, rs *appsv1.ReplicaSet, sel l
 	if int32(len(active)) <= n {
 		return nil, nil
 	}
-	// The controller's first three criteria (ActivePodsWithRanks).
-	rank := func(p *corev1.Pod) int {
-		switch {
-		case p.Spec.NodeName == "":
-			return 0
-		case p.Status.Phase == corev1.PodPending:
-			return 1
-		case p.Status.Phase != corev1.PodRunning:
-			return 2
-		case !podReady(p.Status.Conditions):
-			return 3
-		}
-		return 4
-	}
-	cost := func(p *corev1.Pod) int64 {
-		c, _ := strconv.ParseInt(p.Annotations[AnnotationPodDeletionCost], 10, 32)
-		return c
-	}
-	slices.SortStableFunc(active, func(a, b corev1.Pod) int {
-		if d := rank(&a) - rank(&b); d != 0 {
-			return d
-		}
-		return cmp.Compare(cost(&a), cost(&b))
-	})
+	slices.SortStableFunc(active, deletionOrder(active, time.Now()))
 	return active[:int32(len(active))-n], nil
 }
 
