@@ -56,7 +56,7 @@ func benchCluster(ctx context.Context, out io.Writer, bin string, o options) err
 	r := &rig{cluster: cluster, bins: bins, dir: dir, srv: srv, agent: agent}
 
 	if o.wants("rollout") {
-		if err := benchRollout(ctx, out, r, o.rollouts); err != nil {
+		if err := benchRollout(ctx, out, r, o.rollouts, o.idle); err != nil {
 			return fmt.Errorf("rollout: %w", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 func main() {
 	var o options
 	flag.IntVar(&o.rollouts, "rollouts", 7, "canary rollouts to time each way (server + agent, in-process, kubectl), after one untimed warm-up each")
+	flag.DurationVar(&o.idle, "rollout-idle", 2*time.Second, "how long the cluster is left idle, once its controllers are done with the last rollout, before each rollout of the quiet-cluster half (the controller manager's client-side limit, 20 requests a second and 30 at once per controller, is whole again after 1.5 s)")
 	flag.IntVar(&o.rollbacks, "rollbacks", 5, "rollbacks to time (and as many kubectl rollout undo)")
 	flag.IntVar(&o.workloads, "workloads", 50, "Deployments in the deployment the agent's memory is measured through")
 	flag.IntVar(&o.pipelines, "pipelines", 400, "pipelines the engine benchmark runs")
@@ -38,6 +39,7 @@ func main() {
 
 type options struct {
 	rollouts    int
+	idle        time.Duration
 	rollbacks   int
 	workloads   int
 	pipelines   int
@@ -65,6 +67,9 @@ func run(ctx context.Context, out io.Writer, o options) error {
 	}
 	if o.rollouts < 1 || o.rollbacks < 1 || o.workloads < 1 {
 		return errors.New("-rollouts, -rollbacks and -workloads must be at least 1")
+	}
+	if o.idle < 0 {
+		return errors.New("-rollout-idle must not be negative")
 	}
 	if o.scale.pause < 0 || o.scale.pause%time.Second != 0 {
 		return errors.New("-scale-pause must be whole seconds (0: long enough for every start)")
