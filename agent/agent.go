@@ -511,12 +511,14 @@ func (a *Agent) command(cmd *agentpb.Command) {
 		}
 		log.Info("running command")
 		res := executor.Execute(ctx, job)
-		close(ex.done)
 		res.CommandID = id
 		endSpan(span, res)
 		a.m.running.Dec()
 		a.m.commands.WithLabelValues(string(job.Command.Kind), fmt.Sprint(res.Success)).Inc()
 		log.Info("command done", "success", res.Success, "message", res.Message, "duration", time.Since(start).Round(time.Millisecond))
+		// After the log line, so that the log shows a superseded command
+		// done before the rollback that waited for it runs.
+		close(ex.done)
 		a.finish(id, ex, res)
 	})
 }
