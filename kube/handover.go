@@ -338,7 +338,8 @@ func (e *Executor) scaleStable(ctx context.Context, cm *corev1.ConfigMap, n int3
 // updates, which cost a canary step more than anything else. It picks the
 // pods the controller would pick first (deletionOrder), marks them with the
 // lowest cost so that the controller, seeing the new count before the
-// deletions, picks the same ones, scales, and deletes them. A canary step
+// deletions, picks the same ones, scales, and deletes them once its own
+// watch of ReplicaSets shows the new count (sawGeneration). A canary step
 // marks them earlier, before the new pods start (markStable): the
 // controller reads pods and ReplicaSets from two watches, and a mark made
 // just before the new count may reach it after. Should it still pick
@@ -358,14 +359,48 @@ func (e *Executor) scaleReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, s
 		return err
 	}
 	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)
-	if _, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+	scaled, err := e.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
 		return fmt.Errorf("kube: scale replica set %s/%s to %d: %w", rs.Namespace, rs.Name, n, explain(err))
+	}
+	if len(marked) == 0 {
+		return nil
+	}
+	// A pod deleted before the controller has read the new count is, to
+	// it, one missing: it would start another. The count is sent to every
+	// watcher of ReplicaSets at once; once this one has it, the deletions
+	// reach the controller after (a write, then the pods' own watch).
+	if err := e.sawGeneration(ctx, rs, scaled.Generation); err != nil {
+		return err
 	}
 	pods := e.client.CoreV1().Pods(rs.Namespace)
 	_, err = forEachPod(ctx, marked, func(ctx context.Context, p *corev1.Pod) error {
 		return pods.Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 	})
 	return err
+}
+
+// sawGeneration waits until a watch of rs from its resource version shows
+// generation gen.
+func (e *Executor) sawGeneration(ctx context.Context, rs *appsv1.ReplicaSet, gen int64) error {
+	return e.watchReplicaSet(ctx, rs, func(r *appsv1.ReplicaSet) bool { return r.Generation >= gen })
+}
+
+// watchReplicaSet watches rs from its resource version until it is
+// deleted or done holds of it.
+func (e *Executor) watchReplicaSet(ctx context.Context, rs *appsv1.ReplicaSet, done func(*appsv1.ReplicaSet) bool) error {
+	byName := fields.OneTermEqualSelector("metadata.name", rs.Name).String()
+	err := watchFrom(ctx, rs.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = byName
+		return e.client.AppsV1().ReplicaSets(rs.Namespace).Watch(ctx, o)
+	}, func(ev watch.Event) (bool, error) {
+		r, ok := ev.Object.(*appsv1.ReplicaSet)
+		return ok && (ev.Type == watch.Deleted || done(r)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("kube: replica set %s/%s: %w", rs.Namespace, rs.Name, err)
+	}
+	return nil
 }
 
 // markPods gives pods the lowest pod-deletion-cost and returns those that
@@ -462,18 +497,7 @@ func (e *Executor) waitReplicaSetStatus(ctx context.Context, rs *appsv1.ReplicaS
 	if replicaSetScaled(rs) {
 		return nil
 	}
-	byName := fields.OneTermEqualSelector("metadata.name", rs.Name).String()
-	err := watchFrom(ctx, rs.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		o.FieldSelector = byName
-		return e.client.AppsV1().ReplicaSets(rs.Namespace).Watch(ctx, o)
-	}, func(ev watch.Event) (bool, error) {
-		r, ok := ev.Object.(*appsv1.ReplicaSet)
-		return ok && (ev.Type == watch.Deleted || replicaSetScaled(r)), nil
-	})
-	if err != nil {
-		return fmt.Errorf("kube: replica set %s/%s: %w", rs.Namespace, rs.Name, err)
-	}
-	return nil
+	return e.watchReplicaSet(ctx, rs, replicaSetScaled)
 }
 
 // finishHold, once the user's Deployment runs the new version at full
