@@ -40,14 +40,27 @@ func (r *Runner) startLeasing(ctx context.Context) error {
 }
 
 // armLeases sets the next lease tick, TTL/3 from now on the runner's clock,
-// so that two renewals may fail before a lease expires.
+// so that two renewals may fail before a lease expires, or sooner, when
+// another replica's lease runs out first: a replica that died leaves its
+// pipelines to be claimed the moment its leases expire, not up to TTL/3
+// later. (A live replica renews every TTL/3, so its leases run out at
+// least 2·TTL/3 ahead and set no earlier tick.)
 func (r *Runner) armLeases() {
+	wait := r.ttl / 3
+	now := r.clock.Now()
+	if next, err := r.store.NextExpiry(r.ctx, r.replica, now); err != nil {
+		if r.ctx.Err() == nil {
+			r.log.Warn("lease tick: next expiry", "replica", r.replica, "err", err)
+		}
+	} else if !next.IsZero() && next.Sub(now) < wait {
+		wait = max(next.Sub(now), 0)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return
 	}
-	r.leaseTimer = r.clock.AfterFunc(r.ttl/3, func() {
+	r.leaseTimer = r.clock.AfterFunc(wait, func() {
 		if !r.running() {
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -377,7 +378,7 @@ func TestWarmRemovalFollowsTheOwner(t *testing.T) {
 	drops := make(chan string, 10)
 	const ttl = 10 * time.Minute
 	start := time.Now()
-	clockA, clockB := newTickClock(start, ttl/3), newTickClock(start, ttl/3)
+	clockA, clockB := newTickClock(start), newTickClock(start)
 	logA, logB := newLogSignal(t), newLogSignal(t)
 	a := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "a", drops}, Clock: clockA, Log: slog.New(logA).With("replica", "a"), Replica: "a", LeaseTTL: ttl})
 	b := newEnvOpts(t, runner.Options{Store: open(), Executor: dropSpy{exec, "b", drops}, Clock: clockB, Log: slog.New(logB).With("replica", "b"), Replica: "b", LeaseTTL: ttl})
@@ -442,30 +443,45 @@ func TestWarmRemovalFollowsTheOwner(t *testing.T) {
 }
 
 // tickClock is a fakeClock that knows when its runner's next lease tick
-// is due (the timer of every, TTL/3, armed at the end of each tick), so
-// that advance can wait for each tick on the way: a replica's renewals
-// then keep up with the time the test moves.
+// is due (the timer armLeases sets at the end of each tick), so that
+// advance can wait for each tick on the way: a replica's renewals then
+// keep up with the time the test moves.
 type tickClock struct {
 	*fakeClock
-	every  time.Duration
 	mu     sync.Mutex
 	next   time.Time
 	ticked chan struct{}
 }
 
-func newTickClock(now time.Time, every time.Duration) *tickClock {
-	return &tickClock{fakeClock: &fakeClock{now: now}, every: every, ticked: make(chan struct{}, 100)}
+func newTickClock(now time.Time) *tickClock {
+	return &tickClock{fakeClock: &fakeClock{now: now}, ticked: make(chan struct{}, 100)}
 }
 
 func (c *tickClock) AfterFunc(d time.Duration, f func()) runner.Timer {
 	t := c.fakeClock.AfterFunc(d, f)
-	if d == c.every {
+	if calledFrom("(*Runner).armLeases") {
 		c.mu.Lock()
 		c.next = c.Now().Add(d)
 		c.mu.Unlock()
 		c.ticked <- struct{}{}
 	}
 	return t
+}
+
+// calledFrom reports whether a function whose name ends in fn is on the
+// caller's stack.
+func calledFrom(fn string) bool {
+	pcs := make([]uintptr, 16)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, fn) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // advance moves the clock to to, waiting for each lease tick due by then
@@ -503,7 +519,7 @@ func TestReplicaThatJoinsGetsItsShare(t *testing.T) {
 	open, exec := sharedDatabase(t)
 	const ttl = 30 * time.Second
 	start := time.Now()
-	clockA, clockB := newTickClock(start, ttl/3), newTickClock(start, ttl/3)
+	clockA, clockB := newTickClock(start), newTickClock(start)
 	logB := newLogSignal(t)
 	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockA, Replica: "a", LeaseTTL: ttl})
 	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 50\n        - pause: {untilApproved: true}"
@@ -597,4 +613,56 @@ func TestReplicaThatJoinsGetsItsShare(t *testing.T) {
 			t.Errorf("%s: %d ends in its events, want 1", id, ends)
 		}
 	}
+}
+
+// TestDeadReplicasPipelineIsClaimedWhenItsLeaseExpires: A starts a
+// pipeline between two of B's lease ticks and dies (its clock stops: it
+// never renews). B claims the pipeline the moment A's lease runs out, not
+// at its next regular tick up to TTL/3 later, and finishes it once.
+func TestDeadReplicasPipelineIsClaimedWhenItsLeaseExpires(t *testing.T) {
+	open, exec := sharedDatabase(t)
+	const ttl = 30 * time.Second
+	start := time.Now()
+	clockA, clockB := newTickClock(start), newTickClock(start)
+	a := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockA, Replica: "a", LeaseTTL: ttl})
+	strategies := "  c:\n    canary:\n      steps:\n        - setWeight: 50\n        - pause: {untilApproved: true}"
+	first := a.start(a.fileOf("web", "web", 2, a.oneTarget("t", "c"), strategies, "web:v1", ""))
+	if p := a.waitEnd(first); p.Status != pipeline.StatusSucceeded {
+		t.Fatalf("first deployment ended %s\n%s", p.Status, dump(p))
+	}
+	clockA.Advance(start.Add(ttl / 6))
+	id := a.start(a.fileOf("web", "web", 2, a.oneTarget("t", "c"), strategies, "web:v2", ""))
+	p := a.waitFor(id, "awaiting approval", func(p *store.Pipeline) bool { return p.Status == pipeline.StatusAwaitingApproval })
+	expiry := p.Lease.Until
+	if p.Lease.Owner != "a" || !expiry.Equal(start.Add(ttl/6+ttl)) {
+		t.Fatalf("lease after the start on a: %+v, want a's until %v", p.Lease, start.Add(ttl/6+ttl))
+	}
+	b := newEnvOpts(t, runner.Options{Store: open(), Executor: exec, Clock: clockB, Replica: "b", LeaseTTL: ttl})
+	b.ns = a.ns
+	owner := func() string {
+		t.Helper()
+		p, err := b.store.GetPipeline(context.Background(), store.DefaultTenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Lease.Owner
+	}
+	// B's regular ticks fall at start + k·TTL/3; the expiry falls between
+	// two of them.
+	clockB.advance(t, expiry.Add(-time.Millisecond))
+	if o := owner(); o != "a" {
+		t.Fatalf("owner just before a's lease expires: %q, want a", o)
+	}
+	clockB.advance(t, expiry)
+	if o := owner(); o != "b" {
+		t.Fatalf("owner once a's lease expired: %q, want b (claimed at the expiry, not at b's next tick at %v)",
+			o, start.Add(4*ttl/3).Sub(start))
+	}
+	if _, err := b.r.Act(context.Background(), store.DefaultTenant, id, pipeline.Approve{By: deployer}); err != nil {
+		t.Fatalf("approve on b: %v", err)
+	}
+	if p := b.waitEnd(id); p.Status != pipeline.StatusSucceeded || p.Lease.Owner != "b" {
+		t.Errorf("ended %s with lease %+v, want SUCCEEDED on b\n%s", p.Status, p.Lease, dump(p))
+	}
+	storetest.NoStepTwice(t, allEvents(t, a.store, id))
 }

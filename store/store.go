@@ -117,6 +117,11 @@ type Leases interface {
 	// FairShare is the most leases one replica claims at now:
 	// ceil(unfinished pipelines / live replicas), at least one replica.
 	FairShare(ctx context.Context, now time.Time) (int, error)
+	// NextExpiry is the earliest time after now at which a lease another
+	// replica than replica holds on an unfinished pipeline runs out, if not
+	// renewed; the zero time when there is none. A replica that wakes then
+	// claims what a dead one held as soon as it may.
+	NextExpiry(ctx context.Context, replica string, now time.Time) (time.Time, error)
 	// HandOver gives up the leases of held that replica still holds at
 	// that epoch, as ReleaseLeases does, but replica stays live: it hands
 	// pipelines to the other replicas, to even the shares out.

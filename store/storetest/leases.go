@@ -394,3 +394,46 @@ func testLeaseHandOver(t *testing.T, open Opener) {
 		t.Errorf("a renewed %v, want p1 and p2", refIDs(kept))
 	}
 }
+
+// testLeaseNextExpiry: NextExpiry is the earliest expiry after now of the
+// leases the other replicas hold on unfinished pipelines; a renewal moves
+// it, and a replica's own leases and expired ones count for nothing.
+func testLeaseNextExpiry(t *testing.T, open Opener) {
+	s, _ := open(t)
+	ctx := t.Context()
+	next := func(replica string, now time.Time) time.Time {
+		t.Helper()
+		at, err := s.NextExpiry(ctx, replica, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if at := next("a", t0); !at.IsZero() {
+		t.Errorf("NextExpiry with no pipeline = %v, want none", at)
+	}
+	for i := 1; i <= 3; i++ {
+		create(t, s, CanaryPipeline(store.DefaultTenant, fmt.Sprintf("p%d", i), "web", t0.Add(time.Duration(i)*time.Second)), events("created")...)
+	}
+	if at := next("a", t0); !at.IsZero() {
+		t.Errorf("NextExpiry with no lease held = %v, want none", at)
+	}
+	b := claim(t, s, "b", t0)
+	if len(b) != 3 {
+		t.Fatalf("b claimed %v, want all 3", ids(b))
+	}
+	if at := next("a", t0); !at.Equal(t0.Add(ttl)) {
+		t.Errorf("NextExpiry for a = %v, want b's leases' %v", at, t0.Add(ttl))
+	}
+	if at := next("b", t0); !at.IsZero() {
+		t.Errorf("NextExpiry for b, which holds them all = %v, want none", at)
+	}
+	// Renewed without the third, b lets go of it: the two renewed run out later.
+	renew(t, s, "b", refs(b[:2]), t0.Add(3*time.Second))
+	if at := next("a", t0.Add(3*time.Second)); !at.Equal(t0.Add(3*time.Second + ttl)) {
+		t.Errorf("NextExpiry after b renewed two = %v, want %v", at, t0.Add(3*time.Second+ttl))
+	}
+	if at := next("a", t0.Add(3*time.Second+ttl)); !at.IsZero() {
+		t.Errorf("NextExpiry once every lease ran out = %v, want none", at)
+	}
+}

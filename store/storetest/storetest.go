@@ -74,6 +74,7 @@ func Run(t *testing.T, open Opener) {
 		{"LeaseRelease", testLeaseRelease},
 		{"LeaseFairShare", testLeaseFairShare},
 		{"LeaseHandOver", testLeaseHandOver},
+		{"LeaseNextExpiry", testLeaseNextExpiry},
 		{"WarmClaims", testWarmClaims},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

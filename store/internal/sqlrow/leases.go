@@ -125,6 +125,20 @@ func (s *Tables) FairShare(ctx context.Context, now time.Time) (int, error) {
 	return fairShare(unfinished, live), nil
 }
 
+// NextExpiry implements store.Leases.
+func (s *Tables) NextExpiry(ctx context.Context, replica string, now time.Time) (time.Time, error) {
+	var next sql.NullInt64
+	err := s.Read.QueryRowContext(ctx, s.rebind(`SELECT min(lease_until) FROM pipelines
+WHERE `+s.Unfinished+` AND owner <> '' AND owner <> ? AND lease_until > ?`), replica, now.UnixNano()).Scan(&next)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: next lease expiry: %w", s.Name, err)
+	}
+	if !next.Valid {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, next.Int64).UTC(), nil
+}
+
 // HandOver implements store.Leases.
 func (s *Tables) HandOver(ctx context.Context, replica string, held []store.LeaseRef) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.release(ctx, tx, replica, held) })
