@@ -356,9 +356,12 @@ func (k *kubectlSide) run(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// checkRolledOut makes sure a timed rollout really happened: the
-// Deployment web runs image on all 4 replicas, and no other Deployment is
-// left beside it.
+// checkRolledOut makes sure a timed rollout really happened, at the
+// moment the tool said it was done: the Deployment web carries image, no
+// other Deployment is left beside it, and its pods are 4 Ready ones of
+// image and none else but those being deleted. The pods, not the
+// Deployment's status: that status is the controllers' account of them,
+// which may trail them (the waits between rollouts let it catch up).
 func checkRolledOut(ctx context.Context, c *localkube.Cluster, ns, image string) error {
 	ds, err := c.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -368,8 +371,25 @@ func checkRolledOut(ctx context.Context, c *localkube.Cluster, ns, image string)
 		return fmt.Errorf("%d deployments in %s after the rollout, want 1", len(ds.Items), ns)
 	}
 	d := ds.Items[0]
-	if got := d.Spec.Template.Spec.Containers[0].Image; got != image || d.Status.ReadyReplicas != 4 || d.Status.UpdatedReplicas != 4 {
-		return fmt.Errorf("deployment %s after the rollout: image %s, %d updated and %d ready replicas; want %s, 4 and 4", d.Name, got, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, image)
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != image {
+		return fmt.Errorf("deployment %s after the rollout: image %s, want %s", d.Name, got, image)
+	}
+	pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	ready, other := 0, map[string]int{}
+	for _, p := range pods.Items {
+		switch {
+		case p.DeletionTimestamp != nil:
+		case p.Spec.Containers[0].Image == image && podReady(&p):
+			ready++
+		default:
+			other[p.Spec.Containers[0].Image+" "+string(p.Status.Phase)]++
+		}
+	}
+	if ready != 4 || len(other) > 0 {
+		return fmt.Errorf("pods after the rollout: %d Ready of %s and %v beside them; want 4 and none", ready, image, other)
 	}
 	return nil
 }

@@ -16,7 +16,10 @@ package kube
 //   - finalize, the new pods being those of the Deployment already, costs
 //     the release of the held ReplicaSets back to the Deployment (its
 //     revision history, so `kubectl rollout undo` still works) and the
-//     deletion of the hold: no pod is created or deleted;
+//     deletion of the hold: no pod is created or deleted, and it ends
+//     as soon as the pods show the new version whole and the old gone,
+//     not when the controllers' statuses, written under the controller
+//     manager's request limit, say so (unless minReadySeconds is set);
 //   - a rollback scales the stable ReplicaSet back to full size, then, the
 //     Deployment paused so that its controller creates and scales nothing
 //     meanwhile, holds the new ReplicaSet, restores the old template and
@@ -491,13 +494,13 @@ func replicaSetScaled(rs *appsv1.ReplicaSet) bool {
 	return s.ObservedGeneration >= rs.Generation && s.Replicas == want && s.ReadyReplicas == want && s.AvailableReplicas == want
 }
 
-// waitReplicaSetStatus waits until the ReplicaSet's status reports what
-// its spec asks for.
-func (e *Executor) waitReplicaSetStatus(ctx context.Context, rs *appsv1.ReplicaSet) error {
-	if replicaSetScaled(rs) {
-		return nil
+// waitNoPods waits until rs has no pod but those being deleted.
+func (e *Executor) waitNoPods(ctx context.Context, rs *appsv1.ReplicaSet) error {
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil {
+		return err
 	}
-	return e.watchReplicaSet(ctx, rs, replicaSetScaled)
+	return e.waitPods(ctx, rs.Namespace, rs.Name, sel, 0, func(*corev1.Pod) bool { return true })
 }
 
 // finishHold, once the user's Deployment runs the new version at full
@@ -526,10 +529,14 @@ func (e *Executor) finishHold(ctx context.Context, w *workload, cm *corev1.Confi
 			}
 			continue
 		}
-		// Its status must say 0 first: the Deployment's status, which
-		// sums its ReplicaSets', would count the pods just gone.
-		if err := e.waitReplicaSetStatus(ctx, &rs); err != nil {
-			return err
+		// Back to the Deployment once it runs no pod: the stable one's are
+		// gone (scaleStable); another's status may not say so yet. The
+		// Deployment's status, the sum of its ReplicaSets', counts the
+		// pods just gone until their controller writes the new count.
+		if rs.Name != cm.Data[holdStable] && rs.Status.Replicas > 0 {
+			if err := e.waitNoPods(ctx, &rs); err != nil {
+				return err
+			}
 		}
 		back = append(back, rs)
 	}

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -208,6 +209,48 @@ func TestCanaryCreatesTheNewPodsOnce(t *testing.T) {
 		if _, ok := web.Annotations[a]; ok {
 			t.Errorf("annotation %s left on the deployment", a)
 		}
+	}
+	noHold(t, ns)
+	// Finalize ended on the pods; the controllers' statuses catch up.
+	kubetest.Until(t, ns, "the deployment's status says rolled out", time.Minute, func() bool {
+		return rolledOut(deployments(t, ns)["web"], 4)
+	})
+}
+
+// rolledOut reports whether d's status says it runs n pods of its
+// current template, all available.
+func rolledOut(d *appsv1.Deployment, n int32) bool {
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation && s.Replicas == n && s.UpdatedReplicas == n && s.ReadyReplicas == n && s.AvailableReplicas == n
+}
+
+// With minReadySeconds, a pod counts once Ready that long, which only
+// the Deployment's status says: finalize of a canary inside the
+// Deployment waits for it, where it would otherwise end on the pods.
+func TestFinalizeWaitsForMinReadySeconds(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	slow := func(image string) []*unstructured.Unstructured {
+		objs := manifests(t, image, 4, "")
+		if err := unstructured.SetNestedField(objs[0].Object, int64(1), "spec", "minReadySeconds"); err != nil {
+			t.Fatal(err)
+		}
+		return objs
+	}
+	if _, err := e.Finalize(ctxFor(t), target(ns, "p1", slow("web:v1"))); err != nil {
+		t.Fatal(err)
+	}
+	v2 := target(ns, "p2", slow("web:v2"))
+	for _, w := range []int{50, 100} {
+		if _, err := e.SetWeight(ctxFor(t), v2, w); err != nil {
+			t.Fatalf("weight %d: %v", w, err)
+		}
+	}
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	if d := deployments(t, ns)["web"]; !rolledOut(d, 4) {
+		t.Errorf("deployment status after finalize: %+v, want 4 available of the new template", d.Status)
 	}
 	noHold(t, ns)
 }
