@@ -81,7 +81,11 @@ func (e *Executor) hold(ctx context.Context, w *workload) (*corev1.ConfigMap, er
 // Deployment (so that, left without ReplicaSets, it creates none) and makes
 // the hold the controller of every such ReplicaSet, the active ones last
 // (while one runs the Deployment's count, the paused controller scales
-// none). Run again after a crash, it goes on where it stopped.
+// none). The revision history at 0 too: a Deployment whose controller
+// finds none of its ReplicaSets active scales the newest one up, and with
+// the stable one held that would be the history's newest
+// (TestRevisionHistoryComesBack). Run again after a crash, it goes on
+// where it stopped.
 func (e *Executor) takeOver(ctx context.Context, w *workload, live *appsv1.Deployment, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 	ns := w.t.Namespace
 	if cm != nil && !live.Spec.Paused && live.Spec.Template.Labels[LabelVersion] == w.version {

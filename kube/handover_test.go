@@ -527,3 +527,95 @@ func TestCanaryWithoutRightsOnPods(t *testing.T) {
 	}
 	noHold(t, ns)
 }
+
+// The Deployment's revision history (ReplicaSets of other versions at 0)
+// is its own again after a canary's rollback and after a promotion, and no
+// pod of it starts meanwhile. It is held with the stable ReplicaSet: a
+// Deployment whose controller finds no active ReplicaSet of its own scales
+// the newest one up, and while it is paused that is the history's newest.
+func TestRevisionHistoryComesBack(t *testing.T) {
+	e := newExecutor(t)
+	ns := kubetest.Namespace(t)
+	canary := func(v *kube.Target, weights ...int) {
+		t.Helper()
+		for _, w := range weights {
+			if _, err := e.SetWeight(ctxFor(t), v, w); err != nil {
+				t.Fatalf("weight %d: %v", w, err)
+			}
+		}
+	}
+	deployV1(t, e, ns)
+	v2 := target(ns, "p2", manifests(t, "web:v2", 4, ""))
+	canary(v2, 50, 100)
+	if _, err := e.Finalize(ctxFor(t), v2); err != nil {
+		t.Fatal(err)
+	}
+	kubetest.Until(t, ns, "the statuses catch up with v2's promotion", time.Minute, func() bool {
+		for _, rs := range replicaSets(t, ns) {
+			if *rs.Spec.Replicas == 0 && rs.Status.Replicas != 0 {
+				return false
+			}
+		}
+		return rolledOut(deployments(t, ns)["web"], 4)
+	})
+	web := deployments(t, ns)["web"]
+	history := activeReplicaSetOf(t, ns, web) // v2's
+	var v1 *appsv1.ReplicaSet
+	for _, rs := range replicaSets(t, ns) {
+		if rs.Spec.Template.Spec.Containers[0].Image == "web:v1" {
+			v1 = rs
+		}
+	}
+	if v1 == nil {
+		t.Fatal("no replica set of web:v1 in the history")
+	}
+	ownedByWeb := func(when string, names ...string) {
+		t.Helper()
+		rss := replicaSets(t, ns)
+		for _, name := range names {
+			rs := rss[name]
+			if rs == nil {
+				t.Errorf("%s: replica set %s is gone", when, name)
+			} else if c := metav1.GetControllerOf(rs); c == nil || c.UID != web.UID {
+				t.Errorf("%s: replica set %s controlled by %+v, want the user's deployment", when, name, c)
+			}
+		}
+	}
+
+	log := watchPods(t, ns)
+	v3 := target(ns, "p3", manifests(t, "web:v3", 4, ""))
+	canary(v3, 50)
+	if _, err := e.Rollback(ctxFor(t), v3); err != nil {
+		t.Fatal(err)
+	}
+	ownedByWeb("after the rollback", v1.Name, history.Name)
+	if got := readyByImage(t, ns); got["web:v2"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods after the rollback: %v, want v2's 4", got)
+	}
+
+	v3 = target(ns, "p4", manifests(t, "web:v3", 4, ""))
+	canary(v3, 50, 100)
+	if _, err := e.Finalize(ctxFor(t), v3); err != nil {
+		t.Fatal(err)
+	}
+	ownedByWeb("after the promotion", v1.Name, history.Name)
+	images := map[string]bool{}
+	for name, rs := range replicaSets(t, ns) {
+		images[rs.Spec.Template.Spec.Containers[0].Image] = true
+		if img := rs.Spec.Template.Spec.Containers[0].Image; img != "web:v3" && *rs.Spec.Replicas != 0 {
+			t.Errorf("replica set %s of %s wants %d pods, want 0", name, img, *rs.Spec.Replicas)
+		}
+	}
+	if !images["web:v1"] || !images["web:v2"] || !images["web:v3"] {
+		t.Errorf("replica sets by image %v, want v1, v2 and v3", images)
+	}
+	if got := readyByImage(t, ns); got["web:v3"] != 4 || len(got) != 1 {
+		t.Errorf("ready pods after the promotion: %v, want v3's 4", got)
+	}
+	log.settle(t, ns)
+	// v2's 2 are those the rollback brought back of the 2 retired at 50 %.
+	if added, _, _ := log.byImage(); added["web:v1"] != 0 || added["web:v2"] != 2 {
+		t.Errorf("pods created by image: %v, want no v1 and 2 of v2", added)
+	}
+	noHold(t, ns)
+}
